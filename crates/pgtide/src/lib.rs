@@ -1,1 +1,17 @@
-//! placeholder
+//! pgtide: a PostgreSQL wire-protocol proxy. The library runs the whole server in-process
+//! (used by `main.rs`, the end-to-end tests and the benches).
+
+pub mod auth_verify;
+pub mod backend;
+pub mod cancel;
+pub mod client_startup;
+pub mod error;
+pub mod metrics_names;
+pub mod pool;
+pub mod relay;
+pub mod server;
+pub mod session;
+pub mod shared;
+pub mod statements;
+
+pub use server::{start, ServerHandle, Shutdown};

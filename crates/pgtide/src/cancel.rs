@@ -1,0 +1,93 @@
+//! Cancel requests. Each client gets a (process id, secret key) of pgtide's own; while it runs a
+//! query the session records which backend serves it, so a CancelRequest reaches that backend and
+//! nothing else. The per-session slot is an async mutex: releasing a backend waits for a cancel
+//! in flight, so a late cancel can never hit the next client of that backend.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rand::Rng;
+
+use crate::backend::CancelTarget;
+use crate::pool::lock;
+
+pub type CancelSlot = Arc<tokio::sync::Mutex<Option<CancelTarget>>>;
+
+struct Entry {
+    secret_key: i32,
+    slot: CancelSlot,
+}
+
+#[derive(Default)]
+pub struct CancelRegistry {
+    entries: Mutex<HashMap<i32, Entry>>,
+}
+
+/// Removes the client's entry when its session ends.
+pub struct Registration {
+    registry: Arc<CancelRegistry>,
+    pub process_id: i32,
+    pub secret_key: i32,
+    pub slot: CancelSlot,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        lock(&self.registry.entries).remove(&self.process_id);
+    }
+}
+
+impl CancelRegistry {
+    pub fn register(self: &Arc<Self>) -> Registration {
+        let mut rng = rand::rng();
+        let slot: CancelSlot = Arc::default();
+        let mut entries = lock(&self.entries);
+        loop {
+            // Positive ids look like PostgreSQL pids to clients that print them.
+            let process_id = rng.random_range(1..i32::MAX);
+            if entries.contains_key(&process_id) {
+                continue;
+            }
+            let secret_key = rng.random::<i32>();
+            entries.insert(
+                process_id,
+                Entry {
+                    secret_key,
+                    slot: slot.clone(),
+                },
+            );
+            return Registration {
+                registry: self.clone(),
+                process_id,
+                secret_key,
+                slot,
+            };
+        }
+    }
+
+    /// Forwards a client's CancelRequest; a wrong key or an idle client is silently ignored,
+    /// exactly as PostgreSQL does.
+    pub async fn cancel(&self, process_id: i32, secret_key: i32) {
+        let slot = match lock(&self.entries).get(&process_id) {
+            Some(e) if e.secret_key == secret_key => e.slot.clone(),
+            _ => {
+                tracing::debug!(process_id, "cancel request for an unknown key ignored");
+                return;
+            }
+        };
+        let guard = slot.lock().await;
+        if let Some(target) = guard.as_ref() {
+            if let Err(e) = target.send().await {
+                tracing::warn!(backend = %target.target.label(), error = %e, "forwarding cancel failed");
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        lock(&self.entries).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

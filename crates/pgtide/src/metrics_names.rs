@@ -1,0 +1,9 @@
+//! Every metric name pgtide exports, in one place (PRODUCT.md §5). Labels come from small fixed
+//! sets (database, backend label, route, state), never SQL text.
+
+pub const CLIENT_CONNECTIONS: &str = "pgtide_client_connections";
+pub const BACKEND_CONNECTIONS: &str = "pgtide_backend_connections";
+pub const QUERIES_TOTAL: &str = "pgtide_queries_total";
+pub const QUERY_DURATION_SECONDS: &str = "pgtide_query_duration_seconds";
+pub const POOL_WAIT_SECONDS: &str = "pgtide_pool_wait_seconds";
+pub const CLIENT_ERRORS_TOTAL: &str = "pgtide_client_errors_total";

@@ -1,0 +1,318 @@
+//! Backend connection pools, one per (database, user). A semaphore bounds the connections in use
+//! (pool.size); idle connections wait in a queue; a background task closes stale ones and keeps
+//! min_idle warm. Resizing on reload adds or retires permits without touching connections in use.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::backend::{BackendConn, BackendTarget};
+use crate::error::{ProxyError, Result};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PoolSettings {
+    pub size: usize,
+    pub min_idle: usize,
+    pub checkout_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_lifetime: Duration,
+    pub max_prepared_statements: usize,
+    pub connect_timeout: Duration,
+}
+
+/// A backend connection lent to one client, with the permit that counts it against pool.size.
+pub struct Lease {
+    pub conn: BackendConn,
+    permit: OwnedSemaphorePermit,
+    pub pool: Arc<Pool>,
+}
+
+pub struct Pool {
+    pub database: String,
+    pub user: String,
+    pub target: Arc<BackendTarget>,
+    settings: Mutex<PoolSettings>,
+    permits: Arc<Semaphore>,
+    /// Permits still to retire after a shrink: taken from releases until paid.
+    shrink_debt: Mutex<usize>,
+    idle: Mutex<VecDeque<BackendConn>>,
+    open: AtomicUsize,
+    in_use: AtomicUsize,
+    waiting: AtomicUsize,
+    server_params: Mutex<Option<Vec<(String, String)>>>,
+}
+
+impl Pool {
+    pub fn new(
+        database: String,
+        user: String,
+        target: BackendTarget,
+        settings: PoolSettings,
+    ) -> Arc<Pool> {
+        Arc::new(Pool {
+            database,
+            user,
+            target: Arc::new(target),
+            permits: Arc::new(Semaphore::new(settings.size)),
+            settings: Mutex::new(settings),
+            shrink_debt: Mutex::new(0),
+            idle: Mutex::new(VecDeque::new()),
+            open: AtomicUsize::new(0),
+            in_use: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            server_params: Mutex::new(None),
+        })
+    }
+
+    pub fn settings(&self) -> PoolSettings {
+        lock(&self.settings).clone()
+    }
+
+    /// Waits up to checkout_timeout for a permit, then hands out an idle connection or opens one.
+    pub async fn checkout(self: &Arc<Self>) -> Result<Lease> {
+        let settings = self.settings();
+        let started = Instant::now();
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let permit = tokio::time::timeout(
+            settings.checkout_timeout,
+            self.permits.clone().acquire_owned(),
+        )
+        .await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        let permit = match permit {
+            Ok(Ok(p)) => p,
+            _ => {
+                return Err(ProxyError::CheckoutTimeout {
+                    database: self.database.clone(),
+                    waited_ms: started.elapsed().as_millis(),
+                    size: settings.size,
+                })
+            }
+        };
+        metrics::histogram!(crate::metrics_names::POOL_WAIT_SECONDS)
+            .record(started.elapsed().as_secs_f64());
+        let conn = match self.take_idle(&settings) {
+            Some(conn) => conn,
+            None => self.open_conn(&settings).await?,
+        };
+        self.in_use.fetch_add(1, Ordering::Relaxed);
+        Ok(Lease {
+            conn,
+            permit,
+            pool: self.clone(),
+        })
+    }
+
+    fn take_idle(&self, settings: &PoolSettings) -> Option<BackendConn> {
+        loop {
+            let conn = lock(&self.idle).pop_back()?;
+            if conn.created.elapsed() < settings.max_lifetime {
+                return Some(conn);
+            }
+            self.retire(conn);
+        }
+    }
+
+    async fn open_conn(&self, settings: &PoolSettings) -> Result<BackendConn> {
+        self.open.fetch_add(1, Ordering::Relaxed);
+        let conn = BackendConn::connect(
+            self.target.clone(),
+            &[("client_encoding", "UTF8")],
+            settings.connect_timeout,
+            settings.max_prepared_statements,
+        )
+        .await;
+        match conn {
+            Ok(conn) => {
+                let mut params = lock(&self.server_params);
+                if params.is_none() {
+                    let mut p: Vec<_> = conn
+                        .params
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    p.sort();
+                    *params = Some(p);
+                }
+                Ok(conn)
+            }
+            Err(e) => {
+                self.open.fetch_sub(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    /// Returns a clean (ReadyForQuery 'I', nothing pending) connection to the pool.
+    pub fn release(&self, lease: Lease) {
+        let Lease {
+            mut conn, permit, ..
+        } = lease;
+        self.in_use.fetch_sub(1, Ordering::Relaxed);
+        conn.last_used = Instant::now();
+        let settings = self.settings();
+        let over_size = self.open.load(Ordering::Relaxed) > settings.size;
+        if conn.created.elapsed() >= settings.max_lifetime || over_size || !conn.rbuf.is_empty() {
+            self.retire(conn);
+        } else {
+            lock(&self.idle).push_back(conn);
+        }
+        self.return_permit(permit);
+    }
+
+    /// Gives up a lease whose connection is in an unknown state: it is closed, never reused.
+    pub fn discard(&self, lease: Lease) {
+        let Lease { conn, permit, .. } = lease;
+        self.in_use.fetch_sub(1, Ordering::Relaxed);
+        self.retire(conn);
+        self.return_permit(permit);
+    }
+
+    fn return_permit(&self, permit: OwnedSemaphorePermit) {
+        let mut debt = lock(&self.shrink_debt);
+        if *debt > 0 {
+            *debt -= 1;
+            permit.forget();
+        } else {
+            drop(permit);
+        }
+    }
+
+    fn retire(&self, conn: BackendConn) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        tokio::spawn(conn.terminate());
+    }
+
+    /// Applies new settings (on reload). Growing adds permits at once; shrinking retires free
+    /// permits now and the rest as connections come back.
+    pub fn reconfigure(&self, new: PoolSettings) {
+        let mut settings = lock(&self.settings);
+        if new.size > settings.size {
+            let mut grow = new.size - settings.size;
+            let mut debt = lock(&self.shrink_debt);
+            let paid = grow.min(*debt);
+            *debt -= paid;
+            grow -= paid;
+            self.permits.add_permits(grow);
+        } else if new.size < settings.size {
+            let shrink = settings.size - new.size;
+            let forgotten = self.permits.forget_permits(shrink);
+            *lock(&self.shrink_debt) += shrink - forgotten;
+        }
+        *settings = new;
+    }
+
+    /// The ParameterStatus set a new client is shown, from the first backend this pool opened.
+    pub async fn server_params(self: &Arc<Self>) -> Result<Vec<(String, String)>> {
+        if let Some(p) = lock(&self.server_params).clone() {
+            return Ok(p);
+        }
+        let lease = self.checkout().await?;
+        self.release(lease);
+        Ok(lock(&self.server_params).clone().unwrap_or_default())
+    }
+
+    /// Periodic upkeep: close idle connections past idle_timeout (above min_idle) or max_lifetime,
+    /// and open connections up to min_idle.
+    pub async fn maintain(self: &Arc<Self>) {
+        let settings = self.settings();
+        let mut stale = Vec::new();
+        {
+            let mut idle = lock(&self.idle);
+            let mut keep = VecDeque::with_capacity(idle.len());
+            // Newest at the back: walk from the back so the freshest min_idle survive.
+            while let Some(conn) = idle.pop_back() {
+                let too_old = conn.created.elapsed() >= settings.max_lifetime;
+                let too_idle = conn.last_used.elapsed() >= settings.idle_timeout
+                    && keep.len() >= settings.min_idle;
+                let too_many = keep.len() >= settings.size;
+                if too_old || too_idle || too_many {
+                    stale.push(conn);
+                } else {
+                    keep.push_front(conn);
+                }
+            }
+            *idle = keep;
+        }
+        for conn in stale {
+            self.retire(conn);
+        }
+        let idle_now = lock(&self.idle).len();
+        if idle_now < settings.min_idle && self.open.load(Ordering::Relaxed) < settings.size {
+            if let Ok(conn) = self.open_conn(&settings).await {
+                lock(&self.idle).push_back(conn);
+            }
+        }
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        PoolStats {
+            open: self.open.load(Ordering::Relaxed),
+            in_use: self.in_use.load(Ordering::Relaxed),
+            idle: lock(&self.idle).len(),
+            waiting: self.waiting.load(Ordering::Relaxed),
+            size: self.settings().size,
+        }
+    }
+
+    /// Closes every idle connection (shutdown, RECONNECT).
+    pub fn close_idle(&self) {
+        let drained: Vec<_> = lock(&self.idle).drain(..).collect();
+        for conn in drained {
+            self.retire(conn);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub open: usize,
+    pub in_use: usize,
+    pub idle: usize,
+    pub waiting: usize,
+    pub size: usize,
+}
+
+/// All pools, created on first use of a (database, user).
+#[derive(Default)]
+pub struct Pools {
+    map: Mutex<HashMap<(String, String), Arc<Pool>>>,
+}
+
+impl Pools {
+    pub fn get_or_create(
+        &self,
+        database: &str,
+        user: &str,
+        make: impl FnOnce() -> Arc<Pool>,
+    ) -> Arc<Pool> {
+        lock(&self.map)
+            .entry((database.to_string(), user.to_string()))
+            .or_insert_with(make)
+            .clone()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Pool>> {
+        lock(&self.map).values().cloned().collect()
+    }
+
+    /// Drops pools whose (database, user) no longer exists or whose backend changed, after reload.
+    /// Clients still holding one keep it until they disconnect.
+    pub fn retain(&self, keep: impl Fn(&Pool) -> bool) {
+        lock(&self.map).retain(|_, p| {
+            let k = keep(p);
+            if !k {
+                p.close_idle();
+            }
+            k
+        });
+    }
+}
+
+/// A poisoned mutex here only means another task panicked mid-update of plain data; keep serving.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,217 @@
+//! The order of replies a backend owes a client. Every forwarded message that gets exactly one
+//! completing reply is queued; pgtide's own replies (a ParseComplete for a statement the backend
+//! already has, a CloseComplete for a Close it kept to itself) wait in the same queue, so they
+//! reach the client in the order PostgreSQL would have sent them. Replies to messages pgtide
+//! injected (a Parse re-preparing a statement) are swallowed.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use pgtide_wire::backend as tag;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    Parse,
+    Bind,
+    Close,
+    Describe,
+    Execute,
+    /// Simple Query, Sync and FunctionCall end at ReadyForQuery.
+    Ready,
+}
+
+impl Completion {
+    fn completed_by(self, t: u8) -> bool {
+        match self {
+            Completion::Parse => t == tag::PARSE_COMPLETE,
+            Completion::Bind => t == tag::BIND_COMPLETE,
+            Completion::Close => t == tag::CLOSE_COMPLETE,
+            Completion::Describe => t == tag::ROW_DESCRIPTION || t == tag::NO_DATA,
+            Completion::Execute => {
+                t == tag::COMMAND_COMPLETE
+                    || t == tag::EMPTY_QUERY_RESPONSE
+                    || t == tag::PORTAL_SUSPENDED
+            }
+            Completion::Ready => t == tag::READY_FOR_QUERY,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Expect {
+    Backend {
+        completion: Completion,
+        /// A reply to a message pgtide injected: not for the client's eyes.
+        swallow: bool,
+        /// A Parse of this pgtide statement name: if it fails, the backend does not have it.
+        prepares: Option<String>,
+    },
+    /// A reply pgtide writes itself once everything before it has been answered.
+    Synthetic(Bytes),
+}
+
+/// What to do with one backend message.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Forward,
+    Swallow,
+}
+
+#[derive(Debug, Default)]
+pub struct ReplyQueue {
+    queue: VecDeque<Expect>,
+}
+
+impl ReplyQueue {
+    pub fn expect(&mut self, completion: Completion) {
+        self.queue.push_back(Expect::Backend {
+            completion,
+            swallow: false,
+            prepares: None,
+        });
+    }
+
+    pub fn expect_swallowed(&mut self, completion: Completion, prepares: Option<String>) {
+        self.queue.push_back(Expect::Backend {
+            completion,
+            swallow: true,
+            prepares,
+        });
+    }
+
+    pub fn expect_parse(&mut self, prepares: String) {
+        self.queue.push_back(Expect::Backend {
+            completion: Completion::Parse,
+            swallow: false,
+            prepares: Some(prepares),
+        });
+    }
+
+    pub fn synthetic(&mut self, reply: Bytes) {
+        self.queue.push_back(Expect::Synthetic(reply));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Moves pgtide's own replies that are now due into `out`.
+    pub fn take_due_synthetic(&mut self, out: &mut Vec<Bytes>) {
+        while let Some(Expect::Synthetic(_)) = self.queue.front() {
+            if let Some(Expect::Synthetic(b)) = self.queue.pop_front() {
+                out.push(b);
+            }
+        }
+    }
+
+    /// Decides the fate of one backend message. `forgotten` collects statement names the
+    /// backend turned out not to have (their Parse failed or was skipped after an error).
+    pub fn on_backend_message(&mut self, t: u8, forgotten: &mut Vec<String>) -> Verdict {
+        if t == tag::ERROR_RESPONSE {
+            // The backend skips everything up to the next Sync: drop what it will never answer.
+            while let Some(front) = self.queue.front() {
+                match front {
+                    Expect::Backend {
+                        completion: Completion::Ready,
+                        ..
+                    } => break,
+                    _ => {
+                        if let Some(Expect::Backend {
+                            prepares: Some(name),
+                            ..
+                        }) = self.queue.pop_front()
+                        {
+                            forgotten.push(name);
+                        }
+                    }
+                }
+            }
+            return Verdict::Forward;
+        }
+        match self.queue.front() {
+            Some(Expect::Backend {
+                completion, swallow, ..
+            }) if completion.completed_by(t) => {
+                let swallow = *swallow;
+                self.queue.pop_front();
+                if swallow {
+                    Verdict::Swallow
+                } else {
+                    Verdict::Forward
+                }
+            }
+            _ => Verdict::Forward,
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.queue.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_reply_waits_for_earlier_replies() {
+        let mut q = ReplyQueue::default();
+        let mut forgotten = Vec::new();
+        q.expect(Completion::Bind);
+        q.synthetic(Bytes::from_static(b"1"));
+        q.expect(Completion::Ready);
+        let mut due = Vec::new();
+        q.take_due_synthetic(&mut due);
+        assert!(due.is_empty());
+        assert_eq!(q.on_backend_message(b'2', &mut forgotten), Verdict::Forward);
+        q.take_due_synthetic(&mut due);
+        assert_eq!(due.len(), 1);
+        assert_eq!(q.on_backend_message(b'Z', &mut forgotten), Verdict::Forward);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn injected_parse_reply_is_swallowed() {
+        let mut q = ReplyQueue::default();
+        let mut forgotten = Vec::new();
+        q.expect_swallowed(Completion::Parse, Some("s".into()));
+        q.expect(Completion::Bind);
+        assert_eq!(q.on_backend_message(b'1', &mut forgotten), Verdict::Swallow);
+        assert_eq!(q.on_backend_message(b'2', &mut forgotten), Verdict::Forward);
+    }
+
+    #[test]
+    fn error_drops_everything_up_to_sync() {
+        let mut q = ReplyQueue::default();
+        let mut forgotten = Vec::new();
+        q.expect_parse("a".into());
+        q.expect_swallowed(Completion::Parse, Some("b".into()));
+        q.synthetic(Bytes::from_static(b"x"));
+        q.expect(Completion::Execute);
+        q.expect(Completion::Ready);
+        q.expect(Completion::Bind);
+        assert_eq!(q.on_backend_message(b'E', &mut forgotten), Verdict::Forward);
+        assert_eq!(forgotten, vec!["a".to_string(), "b".to_string()]);
+        assert_eq!(q.len(), 2);
+        assert_eq!(q.on_backend_message(b'Z', &mut forgotten), Verdict::Forward);
+        assert_eq!(q.on_backend_message(b'2', &mut forgotten), Verdict::Forward);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn rows_inside_simple_query_do_not_complete_it() {
+        let mut q = ReplyQueue::default();
+        let mut forgotten = Vec::new();
+        q.expect(Completion::Ready);
+        for t in [b'T', b'D', b'C', b'I', b'n'] {
+            assert_eq!(q.on_backend_message(t, &mut forgotten), Verdict::Forward);
+            assert_eq!(q.len(), 1);
+        }
+        q.on_backend_message(b'Z', &mut forgotten);
+        assert!(q.is_empty());
+    }
+}

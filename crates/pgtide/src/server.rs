@@ -1,0 +1,304 @@
+//! The listener: accepts clients (bounded by max_client_connections), runs each one's startup
+//! under startup_timeout, hands it to a `Session`, and owns reload and shutdown.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use pgtide_config::{Config, ConfigDiff, PoolMode, ADMIN_DATABASE};
+use pgtide_wire::encode;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::client_startup::{authenticate, read_hello, write_all, Hello};
+use crate::error::{ProxyError, Result};
+use crate::metrics_names as m;
+use crate::session::{End, Session};
+use crate::shared::{Phase, Shared};
+
+/// A running pgtide, in-process. Dropping it does not stop it; call `shutdown`.
+pub struct ServerHandle {
+    pub local_addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    accept_task: JoinHandle<()>,
+}
+
+/// How to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// SIGTERM: stop accepting, let transactions finish up to shutdown_timeout, then close.
+    Drain,
+    /// SIGINT: close every client now.
+    Immediate,
+}
+
+/// Binds the listener and starts serving.
+pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
+    let listener = TcpListener::bind(&config.server.listen).await?;
+    let local_addr = listener.local_addr()?;
+    let shared = Shared::new(config);
+    tokio::spawn(maintain_pools(shared.clone()));
+    let accept_task = tokio::spawn(accept_loop(listener, shared.clone()));
+    tracing::info!(%local_addr, "pgtide listening");
+    Ok(ServerHandle {
+        local_addr,
+        shared,
+        accept_task,
+    })
+}
+
+impl ServerHandle {
+    /// Swaps in a new config; connected clients stay. Returns what changed, including keys that
+    /// only take effect after a restart.
+    pub fn reload(&self, new: Config) -> ConfigDiff {
+        let old = self.shared.config.load_full();
+        let diff = pgtide_config::diff(&old, &new);
+        for key in &diff.restart_required {
+            tracing::warn!(key, "changed in the config but needs a restart to take effect");
+        }
+        self.shared.apply_config(new);
+        tracing::info!(live = ?diff.live, "config reloaded");
+        diff
+    }
+
+    pub fn client_count(&self) -> usize {
+        self.shared.clients.load(Ordering::Relaxed)
+    }
+
+    pub async fn shutdown(self, how: Shutdown) {
+        let timeout = self.shared.config.load().server.shutdown_timeout;
+        if how == Shutdown::Drain {
+            self.shared.phase.send_replace(Phase::Draining);
+            let drained = wait_for_no_clients(&self.shared, timeout).await;
+            if !drained {
+                tracing::warn!("shutdown_timeout reached with clients still in transactions");
+            }
+        }
+        self.shared.phase.send_replace(Phase::Stopping);
+        wait_for_no_clients(&self.shared, Duration::from_secs(5)).await;
+        self.accept_task.abort();
+        for pool in self.shared.pools.all() {
+            pool.close_idle();
+        }
+        tracing::info!("pgtide stopped");
+    }
+}
+
+async fn wait_for_no_clients(shared: &Shared, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while shared.clients.load(Ordering::Relaxed) > 0 {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    true
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut phase = shared.phase.subscribe();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let shared = shared.clone();
+                    let span = tracing::info_span!("client", %peer);
+                    tokio::spawn(handle_client(stream, shared).instrument(span));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = phase.changed() => {
+                if *phase.borrow() != Phase::Running {
+                    tracing::info!("no longer accepting clients");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Upkeep of every pool once a second until the server stops.
+async fn maintain_pools(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if shared.phase() == Phase::Stopping {
+            return;
+        }
+        for pool in shared.pools.all() {
+            pool.maintain().await;
+            let stats = pool.stats();
+            let labels = [("db", pool.database.clone()), ("backend", pool.target.label())];
+            metrics::gauge!(m::BACKEND_CONNECTIONS, &[&labels[..], &[("state", "idle".to_string())]].concat())
+                .set(stats.idle as f64);
+            metrics::gauge!(m::BACKEND_CONNECTIONS, &[&labels[..], &[("state", "active".to_string())]].concat())
+                .set(stats.in_use as f64);
+        }
+    }
+}
+
+/// Counts a client for max_client_connections and the gauge, for as long as it lives.
+struct ClientSlot(Arc<Shared>);
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.0.clients.fetch_sub(1, Ordering::Relaxed);
+        metrics::gauge!(m::CLIENT_CONNECTIONS).decrement(1.0);
+    }
+}
+
+async fn handle_client(mut stream: TcpStream, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let config = shared.config.load_full();
+    let count = shared.clients.fetch_add(1, Ordering::Relaxed) + 1;
+    metrics::gauge!(m::CLIENT_CONNECTIONS).increment(1.0);
+    let _slot = ClientSlot(shared.clone());
+    let over_limit = count > config.server.max_client_connections;
+    let mut buf = BytesMut::with_capacity(1024);
+    let startup_timeout = config.server.startup_timeout;
+    let outcome = tokio::time::timeout(
+        startup_timeout,
+        startup(&mut stream, &mut buf, &shared, &config, over_limit),
+    )
+    .await
+    .unwrap_or_else(|_| Err(ProxyError::StartupTimeout(startup_timeout.as_millis())));
+    let session = match outcome {
+        Ok(Some(session)) => session,
+        Ok(None) => return,
+        Err(e) => {
+            if !matches!(e, ProxyError::ClientIo(_)) {
+                tracing::info!(error = %e, "client rejected");
+                metrics::counter!(m::CLIENT_ERRORS_TOTAL, "sqlstate" => e.sqlstate()).increment(1);
+                let mut out = BytesMut::new();
+                e.write_to(&mut out);
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&out)).await;
+                let _ = stream.shutdown().await;
+            }
+            return;
+        }
+    };
+    let (r, w) = stream.into_split();
+    let session = session.into_session(shared, r, w, buf);
+    match session.run().await {
+        End::ClientLeft => tracing::debug!("client left"),
+        End::Error(e) => tracing::info!(error = %e, "session ended"),
+    }
+}
+
+/// A client that passed startup, waiting for its socket halves.
+struct Admitted {
+    pool: Arc<crate::pool::Pool>,
+    lease: Option<crate::pool::Lease>,
+    mode: PoolMode,
+    registration: crate::cancel::Registration,
+    max_message_size: usize,
+}
+
+impl Admitted {
+    fn into_session(
+        self,
+        shared: Arc<Shared>,
+        r: tokio::net::tcp::OwnedReadHalf,
+        w: tokio::net::tcp::OwnedWriteHalf,
+        buf: BytesMut,
+    ) -> Session {
+        Session::new(
+            shared,
+            self.pool,
+            self.mode,
+            r,
+            w,
+            buf,
+            self.lease,
+            self.registration,
+            self.max_message_size,
+        )
+    }
+}
+
+async fn startup(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    shared: &Arc<Shared>,
+    config: &Config,
+    over_limit: bool,
+) -> Result<Option<Admitted>> {
+    let request = match read_hello(stream, buf, shared).await? {
+        Hello::Startup(r) => r,
+        Hello::Cancelled | Hello::Gone => return Ok(None),
+    };
+    if over_limit {
+        return Err(ProxyError::TooManyClients {
+            max: config.server.max_client_connections,
+        });
+    }
+    if shared.phase() != Phase::Running {
+        return Err(ProxyError::ShuttingDown);
+    }
+    let span = tracing::Span::current();
+    span.record("user", request.user.as_str());
+    let user = config.user(&request.user).ok_or_else(|| {
+        ProxyError::UnknownUserOrDatabase(format!("no such user \"{}\"", request.user))
+    })?;
+    let max_message_size = usize::try_from(config.server.max_message_size).unwrap_or(usize::MAX);
+    let method = config.auth_method_for(&user);
+    authenticate(stream, buf, shared, &user, method, max_message_size).await?;
+
+    if request.database == ADMIN_DATABASE {
+        return Err(ProxyError::UnknownUserOrDatabase(
+            "the admin console (database \"pgtide\") is not available in this version".into(),
+        ));
+    }
+    let db = config.database(&request.database).ok_or_else(|| {
+        ProxyError::UnknownUserOrDatabase(format!(
+            "database \"{}\" does not exist in pgtide's config",
+            request.database
+        ))
+    })?;
+    let pool = shared.primary_pool(config, db, &user);
+    let mode = config.pool.mode;
+    let (lease, params) = match mode {
+        PoolMode::Session => {
+            let lease = pool.checkout().await?;
+            let mut params: Vec<_> = lease
+                .conn
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            params.sort();
+            (Some(lease), params)
+        }
+        PoolMode::Transaction => (None, pool.server_params().await?),
+    };
+    let registration = shared.cancels.register();
+    let mut out = BytesMut::with_capacity(512);
+    encode::authentication_ok(&mut out);
+    for (k, v) in &params {
+        encode::parameter_status(&mut out, k, v);
+    }
+    encode::backend_key_data(&mut out, registration.process_id, registration.secret_key);
+    encode::ready_for_query(&mut out, b'I');
+    if let Err(e) = write_all(stream, &out).await {
+        if let Some(lease) = lease {
+            pool.release(lease);
+        }
+        return Err(e);
+    }
+    tracing::debug!(database = %db.name, user = %user.name, "client admitted");
+    Ok(Some(Admitted {
+        pool,
+        lease,
+        mode,
+        registration,
+        max_message_size,
+    }))
+}

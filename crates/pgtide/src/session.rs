@@ -1,0 +1,561 @@
+//! One client's session after startup: relays frames between the client and a leased backend,
+//! leasing on the first message of a transaction and returning the backend at ReadyForQuery 'I'
+//! in transaction mode. One event loop per session with bounded buffers both ways, so neither a
+//! slow client nor a chatty backend can stall the other direction or grow memory without bound.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use pgtide_config::PoolMode;
+use pgtide_wire::{backend as btag, encode, frontend as ftag, Frame, FrameDecoder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::watch;
+
+use crate::backend::BackendConn;
+use crate::cancel::Registration;
+use crate::error::{ProxyError, Result};
+use crate::pool::{Lease, Pool};
+use crate::relay::{Completion, ReplyQueue, Verdict};
+use crate::shared::{Phase, Shared};
+use crate::statements::{rewrite_bind, target_message, SharedStatement};
+
+/// Stop reading a side while this much is waiting to be written to the other.
+const HIGH_WATER: usize = 256 * 1024;
+const BACKEND_MAX_MESSAGE: usize = 1 << 30;
+
+pub struct Session {
+    shared: Arc<Shared>,
+    pool: Arc<Pool>,
+    mode: PoolMode,
+    client_r: OwnedReadHalf,
+    client_w: OwnedWriteHalf,
+    crbuf: BytesMut,
+    to_client: BytesMut,
+    to_backend: BytesMut,
+    decoder: FrameDecoder,
+    lease: Option<Lease>,
+    replies: ReplyQueue,
+    /// Extended-protocol messages were sent since the last Sync: the backend holds their state.
+    unsynced: bool,
+    /// Transaction status of the last ReadyForQuery.
+    status: u8,
+    /// The client's named statements (transaction mode).
+    statements: HashMap<String, Arc<SharedStatement>>,
+    /// After a failed lease, client messages up to the next Sync are answered by pgtide.
+    skip_until_sync: bool,
+    cancel: Registration,
+    phase: watch::Receiver<Phase>,
+    closing: bool,
+}
+
+enum Event {
+    ClientRead(std::io::Result<usize>),
+    ClientWrote(std::io::Result<usize>),
+    BackendRead(std::io::Result<usize>),
+    BackendWrote(std::io::Result<usize>),
+    PhaseChanged,
+}
+
+/// How the session ended, for logs.
+#[derive(Debug)]
+pub enum End {
+    ClientLeft,
+    Error(ProxyError),
+}
+
+impl Session {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        shared: Arc<Shared>,
+        pool: Arc<Pool>,
+        mode: PoolMode,
+        client_r: OwnedReadHalf,
+        client_w: OwnedWriteHalf,
+        crbuf: BytesMut,
+        lease: Option<Lease>,
+        cancel: Registration,
+        max_message_size: usize,
+    ) -> Session {
+        let phase = shared.phase.subscribe();
+        Session {
+            shared,
+            pool,
+            mode,
+            client_r,
+            client_w,
+            crbuf,
+            to_client: BytesMut::with_capacity(16 * 1024),
+            to_backend: BytesMut::with_capacity(4 * 1024),
+            decoder: FrameDecoder::new(max_message_size),
+            lease,
+            replies: ReplyQueue::default(),
+            unsynced: false,
+            status: b'I',
+            statements: HashMap::new(),
+            skip_until_sync: false,
+            cancel,
+            phase,
+            closing: false,
+        }
+    }
+
+    pub async fn run(mut self) -> End {
+        if let Some(lease) = &self.lease {
+            *self.cancel.slot.lock().await = Some(lease.conn.cancel_target());
+        }
+        // The client may have pipelined its first messages right behind the startup packet.
+        if !self.crbuf.is_empty() {
+            if let Err(e) = self.on_client_data().await {
+                return self.finish(End::Error(e)).await;
+            }
+        }
+        let end = loop {
+            if self.closing && self.to_client.is_empty() {
+                break End::ClientLeft;
+            }
+            match self.next_event().await {
+                Event::ClientRead(Ok(0)) => break End::ClientLeft,
+                Event::ClientRead(Ok(_)) => {
+                    if let Err(e) = self.on_client_data().await {
+                        break End::Error(e);
+                    }
+                }
+                Event::ClientRead(Err(e)) | Event::ClientWrote(Err(e)) => {
+                    break End::Error(ProxyError::ClientIo(e))
+                }
+                Event::ClientWrote(Ok(n)) => self.to_client.advance(n),
+                Event::BackendRead(Ok(0)) => {
+                    break End::Error(ProxyError::BackendLost("server closed the connection".into()))
+                }
+                Event::BackendRead(Ok(_)) => {
+                    if let Err(e) = self.on_backend_data().await {
+                        break End::Error(e);
+                    }
+                }
+                Event::BackendRead(Err(e)) | Event::BackendWrote(Err(e)) => {
+                    break End::Error(ProxyError::BackendLost(e.to_string()))
+                }
+                Event::BackendWrote(Ok(n)) => self.to_backend.advance(n),
+                Event::PhaseChanged => self.on_phase_change().await,
+            }
+        };
+        self.finish(end).await
+    }
+
+    async fn next_event(&mut self) -> Event {
+        let backend = self
+            .lease
+            .as_mut()
+            .map(|l| (&mut l.conn.reader, &mut l.conn.writer, &mut l.conn.rbuf));
+        let (b_reader, b_writer, b_rbuf) = match backend {
+            Some((r, w, b)) => (Some(r), Some(w), Some(b)),
+            None => (None, None, None),
+        };
+        let has_backend = b_reader.is_some();
+        let client_reads = !self.closing && self.to_backend.len() < HIGH_WATER;
+        tokio::select! {
+            biased;
+            r = self.phase.changed() => {
+                if r.is_err() {
+                    // The server is gone: nothing will change any more.
+                    std::future::pending::<()>().await;
+                }
+                Event::PhaseChanged
+            }
+            r = self.client_w.write(&self.to_client), if !self.to_client.is_empty() => Event::ClientWrote(r),
+            r = write_opt(b_writer, &self.to_backend), if has_backend && !self.to_backend.is_empty() => Event::BackendWrote(r),
+            r = read_opt(b_reader, b_rbuf), if has_backend && self.to_client.len() < HIGH_WATER => Event::BackendRead(r),
+            r = self.client_r.read_buf(&mut self.crbuf), if client_reads => Event::ClientRead(r),
+        }
+    }
+
+    /// Handles every complete frame the client sent.
+    async fn on_client_data(&mut self) -> Result<()> {
+        while !self.closing {
+            let frame = match self.decoder.decode(&mut self.crbuf)? {
+                Some(f) => f,
+                None => break,
+            };
+            if frame.tag == ftag::TERMINATE {
+                self.closing = true;
+                break;
+            }
+            if self.skip_until_sync {
+                if frame.tag == ftag::SYNC {
+                    self.skip_until_sync = false;
+                    encode::ready_for_query(&mut self.to_client, b'I');
+                }
+                continue;
+            }
+            if self.lease.is_none() && !self.lease_backend(&frame).await? {
+                continue;
+            }
+            self.forward(frame);
+        }
+        self.flush_synthetic();
+        Ok(())
+    }
+
+    /// Leases a backend for the transaction this frame starts. On failure the client gets the
+    /// error (and, for a simple query, ReadyForQuery) and the session goes on: false is returned.
+    async fn lease_backend(&mut self, frame: &Frame) -> Result<bool> {
+        if self.shared.phase() != Phase::Running {
+            return Err(ProxyError::ShuttingDown);
+        }
+        match self.pool.checkout().await {
+            Ok(lease) => {
+                *self.cancel.slot.lock().await = Some(lease.conn.cancel_target());
+                self.status = b'I';
+                self.lease = Some(lease);
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::warn!(database = %self.pool.database, error = %e, "no backend for client");
+                e.write_to(&mut self.to_client);
+                match frame.tag {
+                    ftag::QUERY | ftag::FUNCTION_CALL => {
+                        encode::ready_for_query(&mut self.to_client, b'I')
+                    }
+                    ftag::SYNC => encode::ready_for_query(&mut self.to_client, b'I'),
+                    _ => self.skip_until_sync = true,
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// Queues one client frame for the leased backend, noting the reply it is owed.
+    fn forward(&mut self, frame: Frame) {
+        let transaction_mode = self.mode == PoolMode::Transaction;
+        match frame.tag {
+            ftag::QUERY | ftag::FUNCTION_CALL => self.replies.expect(Completion::Ready),
+            ftag::SYNC => {
+                self.unsynced = false;
+                self.replies.expect(Completion::Ready);
+            }
+            ftag::FLUSH => self.unsynced = true,
+            ftag::PARSE if transaction_mode => return self.forward_parse(frame),
+            ftag::BIND if transaction_mode => return self.forward_bind(frame),
+            ftag::DESCRIBE | ftag::CLOSE if transaction_mode => {
+                return self.forward_describe_or_close(frame)
+            }
+            ftag::PARSE => self.extended(Completion::Parse),
+            ftag::BIND => self.extended(Completion::Bind),
+            ftag::DESCRIBE => self.extended(Completion::Describe),
+            ftag::CLOSE => self.extended(Completion::Close),
+            ftag::EXECUTE => self.extended(Completion::Execute),
+            // CopyData / CopyDone / CopyFail belong to a statement already owed a reply.
+            _ => {}
+        }
+        self.to_backend.extend_from_slice(&frame.raw);
+    }
+
+    fn extended(&mut self, completion: Completion) {
+        self.unsynced = true;
+        self.replies.expect(completion);
+    }
+
+    fn forward_parse(&mut self, frame: Frame) {
+        self.unsynced = true;
+        let name_len = match pgtide_wire::parse_message(frame.body()) {
+            Ok(view) if !view.statement.is_empty() => view.statement.len(),
+            // The unnamed statement lives only until the next Parse on this backend, inside the
+            // client's own batch: nothing to map. Malformed bodies go through for the backend to
+            // reject with its own error.
+            _ => {
+                self.replies.expect(Completion::Parse);
+                self.to_backend.extend_from_slice(&frame.raw);
+                return;
+            }
+        };
+        let client_name = String::from_utf8_lossy(frame.body().get(..name_len).unwrap_or_default())
+            .into_owned();
+        let stmt = Arc::new(SharedStatement::from_parse(frame.body(), name_len));
+        self.statements.insert(client_name, stmt.clone());
+        let conn = &mut self.lease_mut().conn;
+        if conn.prepared.touch(&stmt.global_name) {
+            self.replies.synthetic(parse_complete());
+        } else {
+            self.prepare_on_backend(&stmt, false);
+        }
+    }
+
+    /// Sends the statement's Parse to the leased backend, closing its least recently used
+    /// statement first when the backend is at max_prepared_statements.
+    fn prepare_on_backend(&mut self, stmt: &SharedStatement, injected: bool) {
+        let conn: &mut BackendConn = &mut self.lease_mut().conn;
+        if let Some(evicted) = conn.prepared.insert(&stmt.global_name) {
+            self.to_backend
+                .extend_from_slice(&target_message(ftag::CLOSE, b'S', &evicted));
+            self.replies.expect_swallowed(Completion::Close, None);
+        }
+        self.to_backend.extend_from_slice(&stmt.parse);
+        if injected {
+            self.replies
+                .expect_swallowed(Completion::Parse, Some(stmt.global_name.clone()));
+        } else {
+            self.replies.expect_parse(stmt.global_name.clone());
+        }
+    }
+
+    /// Makes sure the backend has a client statement, returning pgtide's name for it.
+    fn ensure_prepared(&mut self, client_name: &str) -> Option<String> {
+        let stmt = self.statements.get(client_name)?.clone();
+        if !self.lease_mut().conn.prepared.touch(&stmt.global_name) {
+            self.prepare_on_backend(&stmt, true);
+        }
+        Some(stmt.global_name.clone())
+    }
+
+    fn forward_bind(&mut self, frame: Frame) {
+        self.unsynced = true;
+        let names = pgtide_wire::bind_message(frame.body())
+            .ok()
+            .map(|v| (v.portal.len(), v.statement.to_string()));
+        if let Some((portal_len, stmt)) = names {
+            if let Some(global) = self.ensure_prepared(&stmt) {
+                self.replies.expect(Completion::Bind);
+                let msg = rewrite_bind(frame.body(), portal_len, stmt.len(), &global);
+                self.to_backend.extend_from_slice(&msg);
+                return;
+            }
+        }
+        self.replies.expect(Completion::Bind);
+        self.to_backend.extend_from_slice(&frame.raw);
+    }
+
+    fn forward_describe_or_close(&mut self, frame: Frame) {
+        self.unsynced = true;
+        let completion = if frame.tag == ftag::DESCRIBE {
+            Completion::Describe
+        } else {
+            Completion::Close
+        };
+        let target = pgtide_wire::close_or_describe(frame.body())
+            .ok()
+            .filter(|t| t.kind == b'S' && !t.name.is_empty())
+            .map(|t| t.name.to_string());
+        if let Some(name) = target {
+            if frame.tag == ftag::CLOSE {
+                // The backend keeps the statement for other clients; only this client's name goes.
+                if self.statements.remove(&name).is_some() {
+                    self.replies.synthetic(close_complete());
+                    return;
+                }
+            } else if let Some(global) = self.ensure_prepared(&name) {
+                self.replies.expect(completion);
+                self.to_backend
+                    .extend_from_slice(&target_message(ftag::DESCRIBE, b'S', &global));
+                return;
+            }
+        }
+        self.replies.expect(completion);
+        self.to_backend.extend_from_slice(&frame.raw);
+    }
+
+    fn lease_mut(&mut self) -> &mut Lease {
+        self.lease
+            .as_mut()
+            .expect("forwarding only happens with a leased backend")
+    }
+
+    /// Writes pgtide's own replies that are now due.
+    fn flush_synthetic(&mut self) {
+        let mut due = Vec::new();
+        self.replies.take_due_synthetic(&mut due);
+        for reply in due {
+            self.to_client.extend_from_slice(&reply);
+        }
+    }
+
+    /// Handles every complete frame the backend sent, then returns the backend if the
+    /// transaction is over.
+    async fn on_backend_data(&mut self) -> Result<()> {
+        let decoder = FrameDecoder::new(BACKEND_MAX_MESSAGE);
+        let mut forgotten = Vec::new();
+        loop {
+            let Some(lease) = self.lease.as_mut() else {
+                break;
+            };
+            let frame = match decoder.decode(&mut lease.conn.rbuf) {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(ProxyError::BackendLost(format!(
+                        "bad message from server: {e}"
+                    )))
+                }
+            };
+            match frame.tag {
+                btag::READY_FOR_QUERY => {
+                    self.status = pgtide_wire::ready_for_query_status(frame.body())
+                        .map_err(|e| ProxyError::BackendLost(e.to_string()))?;
+                }
+                btag::PARAMETER_STATUS => lease.conn.note_parameter(frame.body()),
+                _ => {}
+            }
+            self.flush_synthetic();
+            let verdict = self.replies.on_backend_message(frame.tag, &mut forgotten);
+            if verdict == Verdict::Forward {
+                self.to_client.extend_from_slice(&frame.raw);
+            }
+            if let Some(lease) = self.lease.as_mut() {
+                for name in forgotten.drain(..) {
+                    lease.conn.prepared.forget(&name);
+                }
+            }
+            if frame.tag == btag::READY_FOR_QUERY {
+                self.flush_synthetic();
+                if self.transaction_done() {
+                    self.release().await;
+                } else if self.mode == PoolMode::Session
+                    && self.shared.phase() != Phase::Running
+                    && self.replies.is_empty()
+                    && self.status == b'I'
+                {
+                    self.close_with(ProxyError::ShuttingDown);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Nothing is owed and the backend is idle outside a transaction.
+    fn transaction_done(&self) -> bool {
+        self.mode == PoolMode::Transaction
+            && self.replies.is_empty()
+            && !self.unsynced
+            && self.status == b'I'
+            && self.to_backend.is_empty()
+    }
+
+    async fn release(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            *self.cancel.slot.lock().await = None;
+            self.pool.release(lease);
+        }
+        if self.shared.phase() != Phase::Running {
+            self.close_with(ProxyError::ShuttingDown);
+        }
+    }
+
+    async fn on_phase_change(&mut self) {
+        let phase = *self.phase.borrow_and_update();
+        match phase {
+            Phase::Running => {}
+            // Idle clients go now; a client in a transaction goes when it ends (see release).
+            Phase::Draining if self.lease.is_none() || self.mode == PoolMode::Session => {
+                if self.replies.is_empty() && self.status == b'I' {
+                    self.close_with(ProxyError::ShuttingDown)
+                }
+            }
+            Phase::Draining => {}
+            Phase::Stopping => self.close_with(ProxyError::ShuttingDown),
+        }
+    }
+
+    fn close_with(&mut self, e: ProxyError) {
+        if !self.closing {
+            e.write_to(&mut self.to_client);
+            self.closing = true;
+        }
+    }
+
+    /// Ends the session: tells the client why (when it can still hear), then makes sure the
+    /// backend goes back clean or not at all.
+    async fn finish(mut self, end: End) -> End {
+        match &end {
+            End::ClientLeft => {}
+            End::Error(ProxyError::ClientIo(_)) => {}
+            End::Error(e) => {
+                e.write_to(&mut self.to_client);
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(1),
+                    self.client_w.write_all(&self.to_client),
+                )
+                .await;
+            }
+        }
+        if !self.to_client.is_empty() && matches!(end, End::ClientLeft) {
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(1),
+                self.client_w.write_all(&self.to_client),
+            )
+            .await;
+        }
+        let _ = self.client_w.shutdown().await;
+        if let Some(lease) = self.lease.take() {
+            *self.cancel.slot.lock().await = None;
+            let backend_broken = matches!(end, End::Error(ProxyError::BackendLost(_)));
+            let clean = self.replies.is_empty() && !self.unsynced && self.to_backend.is_empty();
+            let session_mode = self.mode == PoolMode::Session;
+            let status = self.status;
+            let pool = self.pool.clone();
+            if backend_broken {
+                pool.discard(lease);
+            } else {
+                tokio::spawn(reset_and_return(pool, lease, clean, status, session_mode));
+            }
+        }
+        end
+    }
+}
+
+/// Returns a backend its client left behind: rolled back (and reset in session mode) when it
+/// was between statements, cancelled and closed when a statement was still running.
+async fn reset_and_return(pool: Arc<Pool>, mut lease: Lease, clean: bool, status: u8, session_mode: bool) {
+    if !clean {
+        let _ = lease.conn.cancel_target().send().await;
+        pool.discard(lease);
+        return;
+    }
+    let mut statements: Vec<&str> = Vec::new();
+    if status != b'I' {
+        statements.push("ROLLBACK");
+    }
+    if session_mode {
+        statements.push("DISCARD ALL");
+    }
+    if statements.is_empty() {
+        pool.release(lease);
+        return;
+    }
+    let reset = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        lease.conn.run_simple(&statements),
+    )
+    .await;
+    match reset {
+        Ok(Ok((b'I', None))) => {
+            if session_mode {
+                lease.conn.prepared.clear();
+            }
+            pool.release(lease)
+        }
+        _ => pool.discard(lease),
+    }
+}
+
+async fn read_opt(r: Option<&mut OwnedReadHalf>, buf: Option<&mut BytesMut>) -> std::io::Result<usize> {
+    match (r, buf) {
+        (Some(r), Some(buf)) => r.read_buf(buf).await,
+        _ => std::future::pending().await,
+    }
+}
+
+async fn write_opt(w: Option<&mut OwnedWriteHalf>, data: &[u8]) -> std::io::Result<usize> {
+    match w {
+        Some(w) => w.write(data).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn parse_complete() -> Bytes {
+    Bytes::from_static(&[b'1', 0, 0, 0, 4])
+}
+
+fn close_complete() -> Bytes {
+    Bytes::from_static(&[b'3', 0, 0, 0, 4])
+}

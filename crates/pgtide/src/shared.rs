@@ -1,0 +1,147 @@
+//! The state every session shares, handed around as one `Arc<Shared>`: the live config (swapped
+//! on reload), the pools, the cancel registry and the shutdown phase. No globals.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use pgtide_config::{Config, DatabaseConfig, Secret, UserConfig};
+use tokio::sync::watch;
+
+use crate::auth_verify::ScramSecret;
+use crate::backend::BackendTarget;
+use crate::cancel::CancelRegistry;
+use crate::pool::{lock, Pool, PoolSettings, Pools};
+
+/// Where the server is in its life: SIGTERM moves it to Draining, SIGINT or the drain deadline
+/// to Stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Running,
+    Draining,
+    Stopping,
+}
+
+pub struct Shared {
+    pub config: ArcSwap<Config>,
+    pub pools: Pools,
+    pub cancels: Arc<CancelRegistry>,
+    pub phase: watch::Sender<Phase>,
+    pub clients: AtomicUsize,
+    /// Plain-text passwords turned into SCRAM secrets once (PBKDF2 is deliberately slow).
+    scram_secrets: Mutex<HashMap<String, (String, ScramSecret)>>,
+}
+
+impl Shared {
+    pub fn new(config: Config) -> Arc<Shared> {
+        let (phase, _) = watch::channel(Phase::Running);
+        Arc::new(Shared {
+            config: ArcSwap::from_pointee(config),
+            pools: Pools::default(),
+            cancels: Arc::new(CancelRegistry::default()),
+            phase,
+            clients: AtomicUsize::new(0),
+            scram_secrets: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn phase(&self) -> Phase {
+        *self.phase.borrow()
+    }
+
+    /// The SCRAM secret for a user: a stored verifier as is, a plain password derived once.
+    pub fn scram_secret(&self, user: &UserConfig) -> Option<ScramSecret> {
+        match user.secret() {
+            Secret::ScramVerifier(v) => ScramSecret::parse(&v),
+            Secret::Plain(p) => {
+                let mut cache = lock(&self.scram_secrets);
+                if let Some((known, secret)) = cache.get(&user.name) {
+                    if *known == p {
+                        return Some(secret.clone());
+                    }
+                }
+                let secret = ScramSecret::from_password(&p);
+                cache.insert(user.name.clone(), (p, secret.clone()));
+                Some(secret)
+            }
+            Secret::Md5Hash(_) | Secret::None => None,
+        }
+    }
+
+    /// The pool serving `user` on `db`'s primary, created on first use.
+    pub fn primary_pool(&self, config: &Config, db: &DatabaseConfig, user: &UserConfig) -> Arc<Pool> {
+        let target = primary_target(db, user);
+        let pool = self.pools.get_or_create(&db.name, &user.name, || {
+            Pool::new(
+                db.name.clone(),
+                user.name.clone(),
+                target.clone(),
+                pool_settings(config),
+            )
+        });
+        if *pool.target == target {
+            pool
+        } else {
+            // The backend changed under a reload that raced this lookup: build a fresh pool.
+            self.pools.retain(|p| !(p.database == db.name && p.user == user.name));
+            self.primary_pool(config, db, user)
+        }
+    }
+
+    /// Applies a new config: pools take new settings, pools whose backend or user vanished are
+    /// dropped (their clients keep their connections until they leave).
+    pub fn apply_config(&self, new: Config) {
+        let settings = pool_settings(&new);
+        self.pools.retain(|p| {
+            let db = new.database(&p.database);
+            let user = new.user(&p.user);
+            match (db, user) {
+                (Some(db), Some(user)) => primary_target(db, &user) == *p.target,
+                _ => false,
+            }
+        });
+        for pool in self.pools.all() {
+            pool.reconfigure(settings.clone());
+        }
+        lock(&self.scram_secrets).clear();
+        self.config.store(Arc::new(new));
+    }
+}
+
+/// pgtide logs in to the backend with the URL's credentials when it has them (the usual
+/// DATABASE_URL case), else as the client's user with its plain-text password.
+pub fn primary_target(db: &DatabaseConfig, user: &UserConfig) -> BackendTarget {
+    let url = &db.primary;
+    let (backend_user, password) = match &url.user {
+        Some(u) => (u.clone(), url.password.clone()),
+        None => (
+            user.name.clone(),
+            match user.secret() {
+                Secret::Plain(p) => Some(p),
+                _ => None,
+            },
+        ),
+    };
+    BackendTarget {
+        host: url.host.clone(),
+        port: url.port,
+        user: backend_user,
+        password,
+        database: url.dbname.clone().unwrap_or_else(|| db.name.clone()),
+    }
+}
+
+pub fn pool_settings(config: &Config) -> PoolSettings {
+    let p = &config.pool;
+    PoolSettings {
+        size: p.size,
+        min_idle: p.min_idle,
+        checkout_timeout: p.checkout_timeout,
+        idle_timeout: p.idle_timeout,
+        max_lifetime: p.max_lifetime,
+        max_prepared_statements: p.max_prepared_statements,
+        connect_timeout: p.checkout_timeout.clamp(Duration::from_secs(1), Duration::from_secs(10)),
+    }
+}

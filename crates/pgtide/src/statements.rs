@@ -1,0 +1,182 @@
+//! Named prepared statements in transaction mode. A client's statement names map to pgtide-wide
+//! names derived from (query text, parameter types), so any backend that already prepared the same
+//! statement for any client can serve it; each backend remembers what it has in a bounded LRU.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// A statement as the backend must see it: pgtide's name and the rewritten Parse message.
+#[derive(Debug)]
+pub struct SharedStatement {
+    pub global_name: String,
+    /// The Parse message (tag + length + body) carrying `global_name`.
+    pub parse: Bytes,
+}
+
+impl SharedStatement {
+    /// Builds the pgtide-wide statement for a client Parse body whose own name is `client_name`.
+    pub fn from_parse(body: &[u8], client_name_len: usize) -> SharedStatement {
+        // Everything after the client's name (query, parameter types) identifies the statement.
+        let rest = body.get(client_name_len + 1..).unwrap_or_default();
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        rest.hash(&mut hasher);
+        let global_name = format!("pgtide_{:016x}_{}", hasher.finish(), rest.len());
+        let mut parse = BytesMut::with_capacity(rest.len() + global_name.len() + 6);
+        parse.put_u8(b'P');
+        parse.put_i32((4 + global_name.len() + 1 + rest.len()) as i32);
+        parse.put_slice(global_name.as_bytes());
+        parse.put_u8(0);
+        parse.put_slice(rest);
+        SharedStatement {
+            global_name,
+            parse: parse.freeze(),
+        }
+    }
+}
+
+/// Replaces the statement name at the start of a Bind body's second field (after the portal).
+pub fn rewrite_bind(body: &[u8], portal_len: usize, stmt_len: usize, new_stmt: &str) -> Bytes {
+    let portal = body.get(..portal_len + 1).unwrap_or_default();
+    let rest = body.get(portal_len + 1 + stmt_len + 1..).unwrap_or_default();
+    let mut out = BytesMut::with_capacity(body.len() + new_stmt.len() + 5);
+    out.put_u8(b'B');
+    out.put_i32((4 + portal.len() + new_stmt.len() + 1 + rest.len()) as i32);
+    out.put_slice(portal);
+    out.put_slice(new_stmt.as_bytes());
+    out.put_u8(0);
+    out.put_slice(rest);
+    out.freeze()
+}
+
+/// A Describe or Close message for a statement or portal.
+pub fn target_message(tag: u8, kind: u8, name: &str) -> Bytes {
+    let mut out = BytesMut::with_capacity(name.len() + 7);
+    out.put_u8(tag);
+    out.put_i32((4 + 1 + name.len() + 1) as i32);
+    out.put_u8(kind);
+    out.put_slice(name.as_bytes());
+    out.put_u8(0);
+    out.freeze()
+}
+
+/// The statements one backend connection has prepared, least recently used evicted first.
+#[derive(Debug)]
+pub struct PreparedLru {
+    capacity: usize,
+    tick: u64,
+    used: HashMap<String, u64>,
+}
+
+impl PreparedLru {
+    pub fn new(capacity: usize) -> Self {
+        PreparedLru {
+            capacity: capacity.max(1),
+            tick: 0,
+            used: HashMap::new(),
+        }
+    }
+
+    /// Marks a statement used; true when the backend has it.
+    pub fn touch(&mut self, name: &str) -> bool {
+        self.tick += 1;
+        match self.used.get_mut(name) {
+            Some(t) => {
+                *t = self.tick;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records a statement being prepared; returns the name to Close first if the LRU is full.
+    pub fn insert(&mut self, name: &str) -> Option<String> {
+        self.tick += 1;
+        let evicted = if self.used.len() >= self.capacity && !self.used.contains_key(name) {
+            let oldest = self
+                .used
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(n, _)| n.clone());
+            if let Some(n) = &oldest {
+                self.used.remove(n);
+            }
+            oldest
+        } else {
+            None
+        };
+        self.used.insert(name.to_string(), self.tick);
+        evicted
+    }
+
+    pub fn forget(&mut self, name: &str) {
+        self.used.remove(name);
+    }
+
+    pub fn clear(&mut self) {
+        self.used.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.used.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.used.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_body(name: &str, query: &str) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(name.as_bytes());
+        b.push(0);
+        b.extend_from_slice(query.as_bytes());
+        b.push(0);
+        b.extend_from_slice(&0i16.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn same_query_same_global_name_across_clients() {
+        let a = SharedStatement::from_parse(&parse_body("s1", "SELECT 1"), 2);
+        let b = SharedStatement::from_parse(&parse_body("other", "SELECT 1"), 5);
+        let c = SharedStatement::from_parse(&parse_body("s1", "SELECT 2"), 2);
+        assert_eq!(a.global_name, b.global_name);
+        assert_ne!(a.global_name, c.global_name);
+        let view = pgtide_wire::parse_message(&a.parse[5..]).expect("valid parse");
+        assert_eq!(view.statement, a.global_name);
+        assert_eq!(view.query, "SELECT 1");
+    }
+
+    #[test]
+    fn bind_rewrite_keeps_portal_and_params() {
+        let mut body = Vec::new();
+        body.extend_from_slice(b"p\0s1\0");
+        body.extend_from_slice(&0i16.to_be_bytes());
+        body.extend_from_slice(&1i16.to_be_bytes());
+        body.extend_from_slice(&1i32.to_be_bytes());
+        body.push(b'7');
+        body.extend_from_slice(&0i16.to_be_bytes());
+        let msg = rewrite_bind(&body, 1, 2, "pgtide_x");
+        let view = pgtide_wire::bind_message(&msg[5..]).expect("valid bind");
+        assert_eq!(view.portal, "p");
+        assert_eq!(view.statement, "pgtide_x");
+        assert_eq!(view.params, vec![Some(&b"7"[..])]);
+    }
+
+    #[test]
+    fn lru_evicts_least_recent() {
+        let mut lru = PreparedLru::new(2);
+        assert_eq!(lru.insert("a"), None);
+        assert_eq!(lru.insert("b"), None);
+        assert!(lru.touch("a"));
+        assert_eq!(lru.insert("c"), Some("b".to_string()));
+        assert!(!lru.touch("b"));
+        assert_eq!(lru.len(), 2);
+    }
+}
