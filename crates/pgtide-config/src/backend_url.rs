@@ -301,7 +301,10 @@ mod tests {
         assert_eq!(u.password.as_deref(), Some("p@ss:w/d%"));
         assert_eq!(u.dbname.as_deref(), Some("my db"));
         assert!(!u.to_string().contains("p%40ss"));
-        assert_eq!(u.to_string(), "postgres://us%40er:***@localhost:5432/my%20db");
+        assert_eq!(
+            u.to_string(),
+            "postgres://us%40er:***@localhost:5432/my%20db"
+        );
     }
 
     #[test]
@@ -340,16 +343,23 @@ mod tests {
 
     #[test]
     fn bad_urls() {
-        let cases: &[(&str, fn(&UrlError) -> bool)] = &[
+        type Check = fn(&UrlError) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("not a url", |e| matches!(e, UrlError::Syntax(_))),
             ("mysql://h/db", |e| matches!(e, UrlError::Scheme(_))),
             ("postgres:///db", |e| matches!(e, UrlError::NoHost)),
             ("postgres://h1,h2/db", |e| matches!(e, UrlError::MultiHost)),
             ("postgres://h:0/db", |e| matches!(e, UrlError::PortZero)),
-            ("postgres://h:99999/db", |e| matches!(e, UrlError::Syntax(_))),
+            ("postgres://h:99999/db", |e| {
+                matches!(e, UrlError::Syntax(_))
+            }),
             ("postgres://h/a/b", |e| matches!(e, UrlError::Path(_))),
-            ("postgres://u:%ZZ@h/db", |e| matches!(e, UrlError::Encoding(_))),
-            ("postgres://h/db#weight=2", |e| matches!(e, UrlError::Fragment(_))),
+            ("postgres://u:%ZZ@h/db", |e| {
+                matches!(e, UrlError::Encoding(_))
+            }),
+            ("postgres://h/db#weight=2", |e| {
+                matches!(e, UrlError::Fragment(_))
+            }),
         ];
         for (s, ok) in cases {
             let e = BackendUrl::parse(s).expect_err(s);
@@ -363,10 +373,27 @@ mod tests {
         assert_eq!(r.weight, 3);
         assert_eq!(r.url.port, 5);
         assert_eq!(r.url.raw, "postgres://a:b@h:5/db");
-        assert_eq!(ReplicaConfig::parse_spec("postgres://h/db").expect("spec").weight, 1);
-        assert_eq!(ReplicaConfig::parse_spec("postgres://h/db#weight=0").expect("spec").weight, 0);
-        for bad in ["postgres://h/db#weight=", "postgres://h/db#w=2", "postgres://h/db#weight=-1"] {
-            assert!(matches!(ReplicaConfig::parse_spec(bad), Err(UrlError::Weight(_))), "{bad}");
+        assert_eq!(
+            ReplicaConfig::parse_spec("postgres://h/db")
+                .expect("spec")
+                .weight,
+            1
+        );
+        assert_eq!(
+            ReplicaConfig::parse_spec("postgres://h/db#weight=0")
+                .expect("spec")
+                .weight,
+            0
+        );
+        for bad in [
+            "postgres://h/db#weight=",
+            "postgres://h/db#w=2",
+            "postgres://h/db#weight=-1",
+        ] {
+            assert!(
+                matches!(ReplicaConfig::parse_spec(bad), Err(UrlError::Weight(_))),
+                "{bad}"
+            );
         }
     }
 

@@ -70,26 +70,66 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         shutdown_timeout,
         auth_method,
     ]);
-    changed_fields!(d.restart_required, "server.tls", ClientTlsConfig, &a.tls, &b.tls, [
-        mode, cert, key
-    ]);
+    changed_fields!(
+        d.restart_required,
+        "server.tls",
+        ClientTlsConfig,
+        &a.tls,
+        &b.tls,
+        [mode, cert, key]
+    );
 
-    changed_fields!(d.live, "pool", PoolConfig, &old.pool, &new.pool, [
-        mode,
-        size,
-        min_idle,
-        checkout_timeout,
-        idle_timeout,
-        max_lifetime,
-        max_prepared_statements,
-    ]);
+    changed_fields!(
+        d.live,
+        "pool",
+        PoolConfig,
+        &old.pool,
+        &new.pool,
+        [
+            mode,
+            size,
+            min_idle,
+            checkout_timeout,
+            idle_timeout,
+            max_lifetime,
+            max_prepared_statements,
+        ]
+    );
 
-    keyed(&mut d.live, "databases", &old.databases, &new.databases, |x| &x.name, |out, p, a, b| {
-        changed_fields!(out, p, DatabaseConfig, a, b, [name, primary, replicas, tls, ca_file]);
-    });
-    keyed(&mut d.live, "users", &old.users, &new.users, |x| &x.name, |out, p, a, b| {
-        changed_fields!(out, p, UserConfig, a, b, [name, password, admin, auth_method]);
-    });
+    keyed(
+        &mut d.live,
+        "databases",
+        &old.databases,
+        &new.databases,
+        |x| &x.name,
+        |out, p, a, b| {
+            changed_fields!(
+                out,
+                p,
+                DatabaseConfig,
+                a,
+                b,
+                [name, primary, replicas, tls, ca_file]
+            );
+        },
+    );
+    keyed(
+        &mut d.live,
+        "users",
+        &old.users,
+        &new.users,
+        |x| &x.name,
+        |out, p, a, b| {
+            changed_fields!(
+                out,
+                p,
+                UserConfig,
+                a,
+                b,
+                [name, password, admin, auth_method]
+            );
+        },
+    );
 
     match (&old.auth, &new.auth) {
         (Some(a), Some(b)) => {
@@ -99,30 +139,45 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         _ => {}
     }
 
-    changed_fields!(d.live, "routing", RoutingConfig, &old.routing, &new.routing, [
-        read_write_split,
-        replica_reads,
-        read_your_writes,
-        read_your_writes_window,
-        max_replica_lag,
-        health_check_interval,
-        unhealthy_after,
-        primary_reads,
-        write_functions,
-    ]);
-    changed_fields!(d.live, "cache", CacheConfig, &old.cache, &new.cache, [
-        enabled,
-        max_memory,
-        default_ttl,
-        invalidate_channel,
-        rules,
-    ]);
-    changed_fields!(d.live, "insights", InsightsConfig, &old.insights, &new.insights, [
-        slow_query_threshold,
-        max_fingerprints,
-        n_plus_one_min_repeats,
-        n_plus_one_window,
-    ]);
+    changed_fields!(
+        d.live,
+        "routing",
+        RoutingConfig,
+        &old.routing,
+        &new.routing,
+        [
+            read_write_split,
+            replica_reads,
+            read_your_writes,
+            read_your_writes_window,
+            max_replica_lag,
+            health_check_interval,
+            unhealthy_after,
+            primary_reads,
+            write_functions,
+        ]
+    );
+    changed_fields!(
+        d.live,
+        "cache",
+        CacheConfig,
+        &old.cache,
+        &new.cache,
+        [enabled, max_memory, default_ttl, invalidate_channel, rules,]
+    );
+    changed_fields!(
+        d.live,
+        "insights",
+        InsightsConfig,
+        &old.insights,
+        &new.insights,
+        [
+            slow_query_threshold,
+            max_fingerprints,
+            n_plus_one_min_repeats,
+            n_plus_one_window,
+        ]
+    );
     d
 }
 
@@ -194,12 +249,10 @@ mod tests {
 
     #[test]
     fn everything_else_is_live() {
-        let new = cfg(
-            "[pool]\nsize = 50\ncheckout_timeout = \"1s\"\n\
+        let new = cfg("[pool]\nsize = 50\ncheckout_timeout = \"1s\"\n\
              [routing]\nreplica_reads = \"off\"\n[cache]\nenabled = false\n\
              [insights]\nslow_query_threshold = \"1s\"\n\
-             [auth]\nuser = \"pgtide_auth\"",
-        );
+             [auth]\nuser = \"pgtide_auth\"");
         let d = diff(&cfg(""), &new);
         assert!(d.restart_required.is_empty());
         assert_eq!(

@@ -30,9 +30,9 @@ pub use diff::{diff, ConfigDiff};
 pub use overlay::{Overrides, COMMAND_LINE};
 pub use parse::{load_file, parse_str};
 pub use schema::{
-    AuthConfig, AuthMethod, BackendTlsMode, CacheConfig, CacheRule, ClientTlsConfig,
-    ClientTlsMode, Config, DatabaseConfig, InsightsConfig, PoolConfig, PoolMode, PrimaryReads,
-    ReadYourWrites, ReplicaReads, RoutingConfig, ServerConfig, UserConfig, DEFAULT_AUTH_QUERY,
+    AuthConfig, AuthMethod, BackendTlsMode, CacheConfig, CacheRule, ClientTlsConfig, ClientTlsMode,
+    Config, DatabaseConfig, InsightsConfig, PoolConfig, PoolMode, PrimaryReads, ReadYourWrites,
+    ReplicaReads, RoutingConfig, ServerConfig, UserConfig, DEFAULT_AUTH_QUERY,
 };
 pub use units::UnitError;
 pub use users::{is_md5_hash, is_valid_scram_verifier, Secret};
@@ -81,7 +81,11 @@ mod example_files_tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
         let mut files = Vec::new();
         toml_files(&dir, &mut files);
-        assert!(files.len() >= 3, "expected example files in {}", dir.display());
+        assert!(
+            files.len() >= 3,
+            "expected example files in {}",
+            dir.display()
+        );
         for f in &files {
             if let Err(problems) = crate::load_file(f) {
                 let all: Vec<String> = problems.iter().map(|p| p.to_string()).collect();

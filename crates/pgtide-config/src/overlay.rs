@@ -111,7 +111,10 @@ mod tests {
     fn sidecar_without_file() {
         let mut ov = o(
             Some("postgres://app:pw@127.0.0.1:5432/shop"),
-            &["postgres://app:pw@127.0.0.1:5433/shop#weight=2", "postgres://app:pw@127.0.0.1:5434/shop"],
+            &[
+                "postgres://app:pw@127.0.0.1:5433/shop#weight=2",
+                "postgres://app:pw@127.0.0.1:5434/shop",
+            ],
         );
         ov.listen = Some("127.0.0.1:7432".into());
         let c = Config::load(&ov).expect("valid");
@@ -158,13 +161,23 @@ mod tests {
         c.apply_overrides(&ov, COMMAND_LINE).expect("applies");
         assert_eq!(c.server.listen, "127.0.0.1:7000");
         assert_eq!(c.pool.size, 7, "file value kept where no flag is given");
-        assert_eq!(c.databases[0].name, "app", "the first database keeps its name");
+        assert_eq!(
+            c.databases[0].name, "app",
+            "the first database keeps its name"
+        );
         assert_eq!(c.databases[0].primary.port, 6543);
-        assert_eq!(c.databases[0].replicas.len(), 1, "no --replica keeps file replicas");
+        assert_eq!(
+            c.databases[0].replicas.len(),
+            1,
+            "no --replica keeps file replicas"
+        );
         assert_eq!(c.databases[1].primary.port, 5432);
 
-        c.apply_overrides(&o(None, &["postgres://app:pw@127.0.0.1:5441/app#weight=3"]), "x")
-            .expect("applies");
+        c.apply_overrides(
+            &o(None, &["postgres://app:pw@127.0.0.1:5441/app#weight=3"]),
+            "x",
+        )
+        .expect("applies");
         assert_eq!(c.databases[0].replicas.len(), 1);
         assert_eq!(c.databases[0].replicas[0].url.port, 5441);
         assert_eq!(c.databases[0].replicas[0].weight, 3);
@@ -176,8 +189,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("pgtide-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("tmp dir");
         let path = dir.join("f.toml");
-        std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:6001\"\n[pool]\nsize = 3\n")
-            .expect("write");
+        std::fs::write(
+            &path,
+            "[server]\nlisten = \"127.0.0.1:6001\"\n[pool]\nsize = 3\n",
+        )
+        .expect("write");
         let mut ov = o(Some("postgres://app:pw@127.0.0.1/app"), &[]);
         ov.config = Some(path.clone());
         let c = Config::load(&ov).expect("valid");
@@ -193,8 +209,11 @@ mod tests {
 
     #[test]
     fn bad_flags_are_all_reported() {
-        let err = Config::load(&o(Some("mysql://x/y"), &["postgres://h/d#weight=x", "nope"]))
-            .expect_err("bad");
+        let err = Config::load(&o(
+            Some("mysql://x/y"),
+            &["postgres://h/d#weight=x", "nope"],
+        ))
+        .expect_err("bad");
         assert_eq!(err.len(), 3, "{err:?}");
         assert!(err.iter().all(|p| p.file == COMMAND_LINE));
         assert!(err[0].key.contains("--primary"));
@@ -210,8 +229,11 @@ mod tests {
 
     #[test]
     fn weight_zero_from_flag_is_a_validation_problem() {
-        let err = Config::load(&o(Some("postgres://a:b@h/d"), &["postgres://a:b@h:5433/d#weight=0"]))
-            .expect_err("bad");
+        let err = Config::load(&o(
+            Some("postgres://a:b@h/d"),
+            &["postgres://a:b@h:5433/d#weight=0"],
+        ))
+        .expect_err("bad");
         assert_eq!(err.len(), 1);
         assert_eq!(err[0].key, "databases[0].replicas[0].weight");
     }

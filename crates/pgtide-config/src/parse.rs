@@ -19,10 +19,7 @@ pub fn parse_str(text: &str, origin: &str) -> Result<Config, Vec<Problem>> {
     let mut problems = Vec::new();
     let (_, syntax) = DeTable::parse_recoverable(text);
     for e in &syntax {
-        let (line, col) = e
-            .span()
-            .map(|s| line_col(text, s.start))
-            .unwrap_or((1, 1));
+        let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
         problems.push(Problem::new(
             origin,
             format!("line {line}, column {col}"),
@@ -44,7 +41,10 @@ pub fn parse_str(text: &str, origin: &str) -> Result<Config, Vec<Problem>> {
             Ok(_) => break,
             Err(e) => e,
         };
-        let path = err.span().and_then(|s| path_at(&current, s)).unwrap_or_default();
+        let path = err
+            .span()
+            .and_then(|s| path_at(&current, s))
+            .unwrap_or_default();
         let msg = err.message();
         if let Some(field) = backticked(msg, "missing field `") {
             let mut p = path.clone();
@@ -95,8 +95,13 @@ pub fn load_file(path: &Path) -> Result<Config, Vec<Problem>> {
 /// Reads and parses a file without validating it.
 pub(crate) fn parse_file(path: &Path) -> Result<Config, Vec<Problem>> {
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| vec![Problem::new(&origin, "", format!("cannot read the file: {e}"))])?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Problem::new(
+            &origin,
+            "",
+            format!("cannot read the file: {e}"),
+        )]
+    })?;
     parse_str(&text, &origin)
 }
 
@@ -148,7 +153,10 @@ fn offset_of(root: &Spanned<DeValue<'_>>, path: &[Seg]) -> usize {
     for seg in path {
         match (seg, cur.get_ref()) {
             (Seg::Key(k), DeValue::Table(t)) => {
-                match t.iter().find(|(key, _)| key.get_ref().as_ref() == k.as_str()) {
+                match t
+                    .iter()
+                    .find(|(key, _)| key.get_ref().as_ref() == k.as_str())
+                {
                     Some((key, v)) => {
                         at = key.span().start;
                         cur = v;

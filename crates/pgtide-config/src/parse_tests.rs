@@ -117,9 +117,15 @@ fn every_enum_value_parses() {
     assert_eq!(c.users[0].auth_method, Some(AuthMethod::Trust));
     for (text, want) in [
         ("[routing]\nreplica_reads = \"off\"", ReplicaReads::Off),
-        ("[routing]\nreplica_reads = \"all_reads\"", ReplicaReads::AllReads),
+        (
+            "[routing]\nreplica_reads = \"all_reads\"",
+            ReplicaReads::AllReads,
+        ),
     ] {
-        assert_eq!(parse_str(text, "t").expect("ok").routing.replica_reads, want);
+        assert_eq!(
+            parse_str(text, "t").expect("ok").routing.replica_reads,
+            want
+        );
     }
 }
 
@@ -146,7 +152,10 @@ fn units_in_the_file() {
     assert_eq!(c.cache.max_memory, 1 << 30);
     assert_eq!(c.cache.rules[0].ttl, Some(Duration::from_secs(600)));
     assert_eq!(c.cache.rules[1].ttl, None);
-    assert_eq!(c.cache.rules[1].ttl_or(c.cache.default_ttl), Duration::from_secs(30));
+    assert_eq!(
+        c.cache.rules[1].ttl_or(c.cache.default_ttl),
+        Duration::from_secs(30)
+    );
 }
 
 #[test]
@@ -156,7 +165,11 @@ fn unknown_top_level_key() {
     assert_eq!(p[0].file, "t.toml");
     assert_eq!(p[0].key, "colour");
     assert!(p[0].reason.starts_with("unknown key"), "{}", p[0].reason);
-    assert!(p[0].reason.contains("`server`"), "lists valid keys: {}", p[0].reason);
+    assert!(
+        p[0].reason.contains("`server`"),
+        "lists valid keys: {}",
+        p[0].reason
+    );
     assert_eq!(keys("[serverr]\nlisten = \"x\""), vec!["serverr"]);
 }
 
@@ -165,9 +178,18 @@ fn unknown_nested_keys() {
     let p = problems("[pool]\nsizee = 3");
     assert_eq!(p[0].key, "pool.sizee");
     assert!(p[0].reason.starts_with("unknown key"));
-    assert_eq!(p[0].to_string(), format!("t.toml: pool.sizee: {}", p[0].reason));
-    assert_eq!(keys("[server.tls]\nmod = \"allow\""), vec!["server.tls.mod"]);
-    assert_eq!(keys("server = { tls = { cert_file = \"x\" } }"), vec!["server.tls.cert_file"]);
+    assert_eq!(
+        p[0].to_string(),
+        format!("t.toml: pool.sizee: {}", p[0].reason)
+    );
+    assert_eq!(
+        keys("[server.tls]\nmod = \"allow\""),
+        vec!["server.tls.mod"]
+    );
+    assert_eq!(
+        keys("server = { tls = { cert_file = \"x\" } }"),
+        vec!["server.tls.cert_file"]
+    );
 }
 
 #[test]
@@ -221,7 +243,11 @@ fn many_problems_at_once() {
         ],
         "{p:#?}"
     );
-    assert!(p[2].reason.contains("invalid duration \"forever\""), "{}", p[2].reason);
+    assert!(
+        p[2].reason.contains("invalid duration \"forever\""),
+        "{}",
+        p[2].reason
+    );
     assert!(p[4].reason.contains("statement"), "{}", p[4].reason);
     assert!(p[6].reason.contains("needs a unit"), "{}", p[6].reason);
 }
@@ -277,4 +303,25 @@ fn load_file_reports_parse_and_validation_problems() {
     let p = load_file(&dir.join("missing.toml")).expect_err("missing");
     assert!(p[0].reason.contains("cannot read"), "{p:?}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn odd_shapes_are_reported_not_looped_on() {
+    let text = r#"
+        server = 3
+        databases = 5
+        [pool]
+        size = -1
+        [cache]
+        rules = "x"
+    "#;
+    assert_eq!(
+        keys(text),
+        vec!["server", "databases", "pool.size", "cache.rules"]
+    );
+    let text = format!("{DB}\nreplicas = 5\ntls = \"maybe\"");
+    assert_eq!(
+        keys(&text),
+        vec!["databases[0].replicas", "databases[0].tls"]
+    );
 }

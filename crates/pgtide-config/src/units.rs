@@ -9,9 +9,13 @@ use serde::de::{self, Deserializer, Visitor};
 /// Why a duration or size string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnitError {
-    #[error("invalid duration {input:?}: {reason} (examples: \"250ms\", \"10s\", \"10m\", \"1h\")")]
+    #[error(
+        "invalid duration {input:?}: {reason} (examples: \"250ms\", \"10s\", \"10m\", \"1h\")"
+    )]
     Duration { input: String, reason: String },
-    #[error("invalid size {input:?}: {reason} (examples: \"512KiB\", \"64MiB\", \"1GiB\", 1048576)")]
+    #[error(
+        "invalid size {input:?}: {reason} (examples: \"512KiB\", \"64MiB\", \"1GiB\", 1048576)"
+    )]
     Size { input: String, reason: String },
 }
 
@@ -92,8 +96,13 @@ pub fn parse_size(s: &str) -> Result<u64, UnitError> {
 
 /// Formats a byte count with the largest binary unit that divides it ("64MiB", "1500B").
 pub fn format_size(bytes: u64) -> String {
-    for (name, mult) in [("TiB", 1u64 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-        if bytes >= mult && bytes % mult == 0 {
+    for (name, mult) in [
+        ("TiB", 1u64 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ] {
+        if bytes >= mult && bytes.is_multiple_of(mult) {
             return format!("{}{}", bytes / mult, name);
         }
     }
@@ -222,7 +231,16 @@ mod tests {
 
     #[test]
     fn bad_sizes() {
-        for bad in ["", "MiB", "64 furlongs", "1.5", "0.3B", "-1MiB", "99999999999TiB", "6.4.1MiB"] {
+        for bad in [
+            "",
+            "MiB",
+            "64 furlongs",
+            "1.5",
+            "0.3B",
+            "-1MiB",
+            "99999999999TiB",
+            "6.4.1MiB",
+        ] {
             let e = parse_size(bad).expect_err(bad);
             assert!(e.to_string().contains("invalid size"), "{e}");
         }

@@ -49,9 +49,7 @@ impl fmt::Debug for Secret {
 
 /// "md5" followed by exactly 32 hex digits.
 pub fn is_md5_hash(p: &str) -> bool {
-    p.len() == 35
-        && p.starts_with("md5")
-        && p.as_bytes()[3..].iter().all(|b| b.is_ascii_hexdigit())
+    p.len() == 35 && p.starts_with("md5") && p.as_bytes()[3..].iter().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Checks the shape of a SCRAM verifier: "SCRAM-SHA-256$<iter>:<salt>$<stored>:<server>".
@@ -176,7 +174,10 @@ mod tests {
         assert!(!users[0].admin);
         assert_eq!(users[1].name, "reporter");
         assert_eq!(users[1].secret(), Secret::None);
-        assert_eq!(c.user("app").map(|u| u.password), Some(Some("s3cret".into())));
+        assert_eq!(
+            c.user("app").map(|u| u.password),
+            Some(Some("s3cret".into()))
+        );
         assert!(c.user("nobody").is_none());
     }
 

@@ -85,7 +85,11 @@ impl Config {
         }
         if tls.cert.is_some() != tls.key.is_some() {
             s.add(
-                if tls.cert.is_some() { "server.tls.key" } else { "server.tls.cert" },
+                if tls.cert.is_some() {
+                    "server.tls.key"
+                } else {
+                    "server.tls.cert"
+                },
                 "server.tls.cert and server.tls.key must be given together",
             );
         }
@@ -148,7 +152,11 @@ impl Config {
                 BackendTlsMode::Disable | BackendTlsMode::Prefer => {}
             }
             if let Some(ca) = &db.ca_file {
-                s.check(ca.is_file(), &at("ca_file"), &format!("file {} not found", ca.display()));
+                s.check(
+                    ca.is_file(),
+                    &at("ca_file"),
+                    &format!("file {} not found", ca.display()),
+                );
             }
         }
     }
@@ -202,7 +210,11 @@ impl Config {
             "routing.health_check_interval",
             "must be greater than 0",
         );
-        s.check(r.unhealthy_after > 0, "routing.unhealthy_after", "must be at least 1");
+        s.check(
+            r.unhealthy_after > 0,
+            "routing.unhealthy_after",
+            "must be at least 1",
+        );
         for (i, f) in r.write_functions.iter().enumerate() {
             s.check(
                 !f.trim().is_empty(),
@@ -225,9 +237,15 @@ impl Config {
                 (Some(_), Some(_)) | (None, None) => {
                     s.add(at(""), "needs exactly one of `query` or `tables`")
                 }
-                (Some(q), None) => s.check(!q.trim().is_empty(), &at(".query"), "must not be empty"),
+                (Some(q), None) => {
+                    s.check(!q.trim().is_empty(), &at(".query"), "must not be empty")
+                }
                 (None, Some(t)) => {
-                    s.check(!t.is_empty(), &at(".tables"), "must list at least one table");
+                    s.check(
+                        !t.is_empty(),
+                        &at(".tables"),
+                        "must list at least one table",
+                    );
                     s.check(
                         t.iter().all(|n| !n.trim().is_empty()),
                         &at(".tables"),

@@ -7,7 +7,9 @@ primary = "postgres://app:pw@127.0.0.1:5432/app"
 "#;
 
 fn check(text: &str) -> Vec<Problem> {
-    parse_str(text, "t.toml").expect("parses").validate("t.toml")
+    parse_str(text, "t.toml")
+        .expect("parses")
+        .validate("t.toml")
 }
 
 /// The problems of `text` (plus a valid database), as "key: reason".
@@ -79,18 +81,42 @@ fn replica_weight_zero() {
 #[test]
 fn pool_limits() {
     assert_one("[pool]\nsize = 0\nmin_idle = 0", "pool.size", "at least 1");
-    assert_one("[pool]\nsize = 2\nmin_idle = 3", "pool.min_idle", "more than pool.size");
-    assert_one("[pool]\ncheckout_timeout = \"0s\"", "pool.checkout_timeout", "greater than 0");
+    assert_one(
+        "[pool]\nsize = 2\nmin_idle = 3",
+        "pool.min_idle",
+        "more than pool.size",
+    );
+    assert_one(
+        "[pool]\ncheckout_timeout = \"0s\"",
+        "pool.checkout_timeout",
+        "greater than 0",
+    );
     assert!(found("[pool]\nsize = 2\nmin_idle = 2").is_empty());
 }
 
 #[test]
 fn server_limits() {
-    assert_one("[server]\nmax_client_connections = 0", "server.max_client_connections", "");
-    assert_one("[server]\nmax_message_size = \"1000B\"", "server.max_message_size", "1KiB");
+    assert_one(
+        "[server]\nmax_client_connections = 0",
+        "server.max_client_connections",
+        "",
+    );
+    assert_one(
+        "[server]\nmax_message_size = \"1000B\"",
+        "server.max_message_size",
+        "1KiB",
+    );
     assert!(found("[server]\nmax_message_size = \"1KiB\"").is_empty());
-    assert_one("[server]\nlisten = \"localhost:6432\"", "server.listen", "IP:port");
-    assert_one("[server]\nhttp_listen = \"9930\"", "server.http_listen", "IP:port");
+    assert_one(
+        "[server]\nlisten = \"localhost:6432\"",
+        "server.listen",
+        "IP:port",
+    );
+    assert_one(
+        "[server]\nhttp_listen = \"9930\"",
+        "server.http_listen",
+        "IP:port",
+    );
     assert!(found("[server]\nlisten = \"[::1]:6432\"").is_empty());
 }
 
@@ -98,9 +124,17 @@ fn server_limits() {
 fn client_tls() {
     let f = found("[server.tls]\nmode = \"require\"");
     assert_eq!(f.len(), 2, "{f:#?}");
-    assert!(f[0].starts_with("server.tls.mode: not supported yet"), "{f:#?}");
-    assert!(f[1].contains("needs both server.tls.cert and server.tls.key"), "{f:#?}");
-    assert_one("[server.tls]\ncert = \"/nonexistent/c.pem\"", "server.tls.key", "together");
+    assert!(
+        f[0].starts_with("server.tls.mode: not supported yet"),
+        "{f:#?}"
+    );
+    assert!(
+        f[1].contains("needs both server.tls.cert and server.tls.key"),
+        "{f:#?}"
+    );
+    let existing = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    let cert_only = format!("[server.tls]\ncert = \"{existing}\"");
+    assert_one(&cert_only, "server.tls.key", "together");
     let f = found("[server.tls]\ncert = \"/nonexistent/c.pem\"\nkey = \"/nonexistent/k.pem\"");
     assert_eq!(f.len(), 2, "{f:#?}");
     assert!(f[0].starts_with("server.tls.cert: file /nonexistent/c.pem not found"));
@@ -132,34 +166,53 @@ fn user_secrets_versus_auth_method() {
     assert!(found(&user("plain", "md5")).is_empty());
     assert!(found(&user(md5, "md5")).is_empty());
     assert!(found(&user("plain", "scram-sha-256")).is_empty());
-    assert_one(&user(verifier, "md5"), "users[0].password", "cannot serve md5");
-    assert_one(&user(md5, "scram-sha-256"), "users[0].password", "cannot serve scram");
+    assert_one(
+        &user(verifier, "md5"),
+        "users[0].password",
+        "cannot serve md5",
+    );
+    assert_one(
+        &user(md5, "scram-sha-256"),
+        "users[0].password",
+        "cannot serve scram",
+    );
     assert_one(
         &user("SCRAM-SHA-256$4096:...", "scram-sha-256"),
         "users[0].password",
         "malformed SCRAM verifier",
     );
     // server-wide method applies when the user has none
-    let text = format!("[server]\nauth_method = \"md5\"\n[[users]]\nname = \"u\"\npassword = \"{verifier}\"");
+    let text = format!(
+        "[server]\nauth_method = \"md5\"\n[[users]]\nname = \"u\"\npassword = \"{verifier}\""
+    );
     assert_one(&text, "users[0].password", "cannot serve md5");
 }
 
 #[test]
 fn user_without_password() {
-    assert_one("[[users]]\nname = \"u\"", "users[0].password", "needs a password");
+    assert_one(
+        "[[users]]\nname = \"u\"",
+        "users[0].password",
+        "needs a password",
+    );
     assert!(found("[[users]]\nname = \"u\"\nauth_method = \"trust\"").is_empty());
     assert!(found("[[users]]\nname = \"u\"\n[auth]\nuser = \"pgtide_auth\"").is_empty());
 }
 
 #[test]
 fn duplicate_users() {
-    let text = "[[users]]\nname = \"u\"\npassword = \"a\"\n[[users]]\nname = \"u\"\npassword = \"b\"";
+    let text =
+        "[[users]]\nname = \"u\"\npassword = \"a\"\n[[users]]\nname = \"u\"\npassword = \"b\"";
     assert_one(text, "users[1].name", "duplicate");
 }
 
 #[test]
 fn auth_section() {
-    assert_one("[auth]\nuser = \"a\"\nquery = \"SELECT 1\"", "auth.query", "$1");
+    assert_one(
+        "[auth]\nuser = \"a\"\nquery = \"SELECT 1\"",
+        "auth.query",
+        "$1",
+    );
     assert_one("[auth]\nuser = \"\"", "auth.user", "empty");
 }
 
@@ -167,18 +220,50 @@ fn auth_section() {
 fn cache_rules() {
     let both = "[[cache.rules]]\nquery = \"SELECT 1\"\ntables = [\"t\"]";
     assert_one(both, "cache.rules[0]", "exactly one of `query` or `tables`");
-    assert_one("[[cache.rules]]\nttl = \"1s\"", "cache.rules[0]", "exactly one");
-    assert_one("[[cache.rules]]\ntables = []", "cache.rules[0].tables", "at least one");
-    assert_one("[[cache.rules]]\nquery = \" \"", "cache.rules[0].query", "empty");
-    assert_one("[[cache.rules]]\nquery = \"SELECT 1\"\nttl = \"0s\"", "cache.rules[0].ttl", "");
+    assert_one(
+        "[[cache.rules]]\nttl = \"1s\"",
+        "cache.rules[0]",
+        "exactly one",
+    );
+    assert_one(
+        "[[cache.rules]]\ntables = []",
+        "cache.rules[0].tables",
+        "at least one",
+    );
+    assert_one(
+        "[[cache.rules]]\nquery = \" \"",
+        "cache.rules[0].query",
+        "empty",
+    );
+    assert_one(
+        "[[cache.rules]]\nquery = \"SELECT 1\"\nttl = \"0s\"",
+        "cache.rules[0].ttl",
+        "",
+    );
 }
 
 #[test]
 fn routing_and_insights_limits() {
-    assert_one("[routing]\nunhealthy_after = 0", "routing.unhealthy_after", "");
-    assert_one("[routing]\nhealth_check_interval = \"0s\"", "routing.health_check_interval", "");
-    assert_one("[insights]\nmax_fingerprints = 0", "insights.max_fingerprints", "");
-    assert_one("[insights]\nn_plus_one_min_repeats = 1", "insights.n_plus_one_min_repeats", "");
+    assert_one(
+        "[routing]\nunhealthy_after = 0",
+        "routing.unhealthy_after",
+        "",
+    );
+    assert_one(
+        "[routing]\nhealth_check_interval = \"0s\"",
+        "routing.health_check_interval",
+        "",
+    );
+    assert_one(
+        "[insights]\nmax_fingerprints = 0",
+        "insights.max_fingerprints",
+        "",
+    );
+    assert_one(
+        "[insights]\nn_plus_one_min_repeats = 1",
+        "insights.n_plus_one_min_repeats",
+        "",
+    );
 }
 
 #[test]

@@ -343,7 +343,29 @@ fn encode(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::encode;
+    use super::*;
+
+    #[test]
+    fn launch_moves_off_a_taken_port() {
+        let bin = crate::bin_dir().expect("binaries");
+        let user = OsUser::detect().expect("user");
+        let dir = tempfile::tempdir().expect("temp dir");
+        user.chown(dir.path()).expect("chown");
+        let mut node = Node::new("n", dir.path(), &bin, &user).expect("node");
+        crate::template::copy_to(&user, &node.data, dir.path()).expect("copy template");
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let taken_port = taken.local_addr().expect("addr").port();
+        node.port = taken_port;
+        node.launch().expect("starts on another port");
+        assert_ne!(node.port(), taken_port);
+        assert_eq!(node.psql("SELECT 1").expect("query"), "1");
+        assert!(std::fs::read_to_string(node.log_file()).expect("log").contains("could not bind"));
+        // start() keeps the port, so a taken port is an error there.
+        node.stop().expect("stop");
+        node.port = taken_port;
+        let err = node.start().expect_err("port is taken");
+        assert!(err.to_string().contains("Address already in use"), "{err}");
+    }
 
     #[test]
     fn percent_encoding() {
