@@ -5,7 +5,7 @@ use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::env::{bin_dir, log_tail, run, OsUser};
+use crate::env::{bin_dir, log_tail, run, scratch_dir, OsUser};
 use crate::node::Node;
 use crate::watchdog::Watchdog;
 use crate::{sys, template, Error};
@@ -45,7 +45,7 @@ impl Cluster {
         let user = OsUser::detect()?;
         let dir = tempfile::Builder::new()
             .prefix("pgtide-cluster-")
-            .tempdir()
+            .tempdir_in(scratch_dir())
             .map_err(|e| Error::io("create cluster temp dir", e))?;
         let watchdog = Watchdog::spawn(dir.path())?;
         user.chown(dir.path())?;

@@ -25,7 +25,7 @@ mod template;
 mod watchdog;
 
 pub use cluster::{Cluster, ClusterOptions};
-pub use env::{bin_dir, free_port, BINDIR_ENV};
+pub use env::{bin_dir, free_port, BINDIR_ENV, SCRATCH_ENV};
 pub use error::Error;
 pub use node::Node;
 pub use schema::sample_schema;

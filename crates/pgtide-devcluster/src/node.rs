@@ -359,7 +359,9 @@ mod tests {
         node.launch().expect("starts on another port");
         assert_ne!(node.port(), taken_port);
         assert_eq!(node.psql("SELECT 1").expect("query"), "1");
-        assert!(std::fs::read_to_string(node.log_file()).expect("log").contains("could not bind"));
+        assert!(std::fs::read_to_string(node.log_file())
+            .expect("log")
+            .contains("could not bind"));
         // start() keeps the port, so a taken port is an error there.
         node.stop().expect("stop");
         node.port = taken_port;

@@ -229,13 +229,3 @@ fn servers_do_not_outlive_a_killed_owner() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
-#[test]
-fn zz_timing_tmp() {
-    for i in 0..4 {
-        let t = std::time::Instant::now();
-        let c = Cluster::start(ClusterOptions { replicas: 1, ..Default::default() }).expect("x");
-        let s = t.elapsed();
-        drop(c);
-        eprintln!("TIMING run {i}: start {:?} total with drop {:?}", s, t.elapsed());
-    }
-}

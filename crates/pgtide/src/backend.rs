@@ -252,6 +252,16 @@ impl BackendConn {
         Ok((status, first_error))
     }
 
+    /// An idle connection must have nothing to say: EOF or unexpected bytes (such as the FATAL
+    /// a server sends when it shuts down) mean it is unusable. One non-blocking read, no wait.
+    pub fn is_quiet(&self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(
+            self.reader.try_read(&mut probe),
+            Err(ref e) if e.kind() == std::io::ErrorKind::WouldBlock
+        )
+    }
+
     pub fn note_parameter(&mut self, body: &[u8]) {
         if let Ok((k, v)) = pgtide_wire::parameter_status(body) {
             self.params.insert(k, v);

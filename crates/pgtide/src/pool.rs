@@ -109,7 +109,7 @@ impl Pool {
     fn take_idle(&self, settings: &PoolSettings) -> Option<BackendConn> {
         loop {
             let conn = lock(&self.idle).pop_back()?;
-            if conn.created.elapsed() < settings.max_lifetime {
+            if conn.created.elapsed() < settings.max_lifetime && conn.is_quiet() {
                 return Some(conn);
             }
             self.retire(conn);

@@ -375,10 +375,7 @@ impl Session {
     async fn on_backend_data(&mut self) -> Result<()> {
         let decoder = FrameDecoder::new(BACKEND_MAX_MESSAGE);
         let mut forgotten = Vec::new();
-        loop {
-            let Some(lease) = self.lease.as_mut() else {
-                break;
-            };
+        while let Some(lease) = self.lease.as_mut() {
             let frame = match decoder.decode(&mut lease.conn.rbuf) {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
