@@ -29,7 +29,6 @@ pub struct ClusterOptions {
 /// Throwaway PostgreSQL servers on loopback. Dropping it stops every node immediately and
 /// removes the directory; if the process dies instead, the watchdog does the same.
 pub struct Cluster {
-    // Field order matters only for the error path inside `start`; `Drop` is explicit.
     primary: Node,
     replicas: Vec<Node>,
     dir: Option<tempfile::TempDir>,

@@ -229,3 +229,12 @@ fn servers_do_not_outlive_a_killed_owner() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[test]
+fn handles_are_send_and_sync() {
+    // Async tests keep clusters across .await points on multi-threaded runtimes.
+    fn check<T: Send + Sync>() {}
+    check::<Cluster>();
+    check::<crate::Node>();
+    check::<crate::Error>();
+}

@@ -145,8 +145,10 @@ impl BackendConn {
                                     "server offers only SASL mechanisms {mechanisms:?}"
                                 )));
                             }
-                            let s =
-                                ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
+                            let s = ScramSha256::new(
+                                password.as_bytes(),
+                                ChannelBinding::unsupported(),
+                            );
                             encode::sasl_initial_response(&mut out, "SCRAM-SHA-256", s.message());
                             scram = Some(s);
                         }
@@ -158,7 +160,9 @@ impl BackendConn {
                             encode::sasl_response(&mut out, s.message());
                         }
                         AuthRequest::SaslFinal(data) => {
-                            let s = scram.as_mut().ok_or_else(|| lost("unexpected SASL final"))?;
+                            let s = scram
+                                .as_mut()
+                                .ok_or_else(|| lost("unexpected SASL final"))?;
                             s.finish(&data)
                                 .map_err(|e| lost(format!("SCRAM server signature: {e}")))?;
                             continue;
@@ -214,7 +218,9 @@ impl BackendConn {
                 .await
                 .map_err(|e| ProxyError::BackendLost(e.to_string()))?;
             if n == 0 {
-                return Err(ProxyError::BackendLost("server closed the connection".into()));
+                return Err(ProxyError::BackendLost(
+                    "server closed the connection".into(),
+                ));
             }
         }
     }
@@ -297,8 +303,7 @@ impl CancelTarget {
     /// Opens a new connection to the server and sends the CancelRequest; waits for the server to
     /// close it, which happens after the signal went to the backend process.
     pub async fn send(&self) -> std::io::Result<()> {
-        let mut stream =
-            TcpStream::connect((self.target.host.as_str(), self.target.port)).await?;
+        let mut stream = TcpStream::connect((self.target.host.as_str(), self.target.port)).await?;
         let mut out = BytesMut::new();
         encode::cancel_request(&mut out, self.process_id, self.secret_key);
         stream.write_all(&out).await?;

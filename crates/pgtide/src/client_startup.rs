@@ -39,7 +39,11 @@ pub enum Hello {
 
 /// Reads startup packets until a StartupMessage or CancelRequest arrives. `buf` keeps any bytes
 /// the client sent beyond the startup packet (a pipelining client's first query).
-pub async fn read_hello(stream: &mut TcpStream, buf: &mut BytesMut, shared: &Shared) -> Result<Hello> {
+pub async fn read_hello(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    shared: &Shared,
+) -> Result<Hello> {
     loop {
         match pgtide_wire::decode_startup(buf)? {
             Some(StartupPacket::SslRequest) | Some(StartupPacket::GssEncRequest) => {

@@ -44,7 +44,9 @@ pub async fn run(listen: Option<String>) -> anyhow::Result<std::process::ExitCod
     println!("        pgbench -n -S -c 8 -T 10 \"postgres://{USER}:{PASSWORD}@{addr}/{DB}\"  (after pgbench -i)");
     println!();
     println!("  Ctrl-C stops pgtide and removes the cluster.");
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
     eprintln!("pgtide demo: stopping");
     server.shutdown(pgtide::Shutdown::Immediate).await;
     tokio::task::spawn_blocking(move || drop(cluster))
@@ -58,17 +60,16 @@ fn start_cluster() -> anyhow::Result<Cluster> {
         replicas: 1,
         ..Default::default()
     })
-    .context("starting PostgreSQL (are the server binaries installed? apt-get install postgresql)")?;
+    .context(
+        "starting PostgreSQL (are the server binaries installed? apt-get install postgresql)",
+    )?;
     let primary = cluster.primary();
     primary.psql(&format!(
         "CREATE ROLE {USER} LOGIN PASSWORD '{PASSWORD}'; CREATE DATABASE {DB} OWNER {USER};"
     ))?;
     primary.psql_db(
         DB,
-        &format!(
-            "SET ROLE {USER}; {}",
-            pgtide_devcluster::sample_schema()
-        ),
+        &format!("SET ROLE {USER}; {}", pgtide_devcluster::sample_schema()),
     )?;
     cluster.wait_for_replicas()?;
     Ok(cluster)

@@ -72,12 +72,19 @@ impl ProxyError {
 
     /// Whether the client session can go on after this error (an ERROR rather than a FATAL).
     pub fn is_recoverable(&self) -> bool {
-        matches!(self, ProxyError::CheckoutTimeout { .. } | ProxyError::BackendConnect { .. })
+        matches!(
+            self,
+            ProxyError::CheckoutTimeout { .. } | ProxyError::BackendConnect { .. }
+        )
     }
 
     /// Appends the ErrorResponse the client sees.
     pub fn write_to(&self, buf: &mut BytesMut) {
-        let severity = if self.is_recoverable() { "ERROR" } else { "FATAL" };
+        let severity = if self.is_recoverable() {
+            "ERROR"
+        } else {
+            "FATAL"
+        };
         encode::error_response(buf, severity, self.sqlstate(), &self.to_string());
     }
 }

@@ -11,7 +11,11 @@ use tokio::signal::unix::{signal, SignalKind};
 mod demo;
 
 #[derive(Parser, Debug)]
-#[command(name = "pgtide", version, about = "PostgreSQL pooler with read routing, caching and query insights")]
+#[command(
+    name = "pgtide",
+    version,
+    about = "PostgreSQL pooler with read routing, caching and query insights"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -31,7 +35,12 @@ struct RunArgs {
     #[arg(long, env = "PGTIDE_PRIMARY_URL", global = true)]
     primary: Option<String>,
     /// Replica URL, optionally with #weight=N; repeat for several (env: comma-separated).
-    #[arg(long = "replica", env = "PGTIDE_REPLICA_URLS", value_delimiter = ',', global = true)]
+    #[arg(
+        long = "replica",
+        env = "PGTIDE_REPLICA_URLS",
+        value_delimiter = ',',
+        global = true
+    )]
     replicas: Vec<String>,
 }
 
@@ -114,7 +123,9 @@ async fn serve(args: RunArgs) -> anyhow::Result<std::process::ExitCode> {
             anyhow::bail!("invalid configuration ({} problem(s))", problems.len());
         }
     };
-    let server = pgtide::start(config).await.context("binding the listener")?;
+    let server = pgtide::start(config)
+        .await
+        .context("binding the listener")?;
     let how = wait_for_signals(&server, &args).await?;
     server.shutdown(how).await;
     Ok(std::process::ExitCode::SUCCESS)

@@ -134,7 +134,9 @@ impl ReplyQueue {
         }
         match self.queue.front() {
             Some(Expect::Backend {
-                completion, swallow, ..
+                completion,
+                swallow,
+                ..
             }) if completion.completed_by(t) => {
                 let swallow = *swallow;
                 self.queue.pop_front();

@@ -58,7 +58,10 @@ impl ServerHandle {
         let old = self.shared.config.load_full();
         let diff = pgtide_config::diff(&old, &new);
         for key in &diff.restart_required {
-            tracing::warn!(key, "changed in the config but needs a restart to take effect");
+            tracing::warn!(
+                key,
+                "changed in the config but needs a restart to take effect"
+            );
         }
         self.shared.apply_config(new);
         tracing::info!(live = ?diff.live, "config reloaded");
@@ -136,11 +139,20 @@ async fn maintain_pools(shared: Arc<Shared>) {
         for pool in shared.pools.all() {
             pool.maintain().await;
             let stats = pool.stats();
-            let labels = [("db", pool.database.clone()), ("backend", pool.target.label())];
-            metrics::gauge!(m::BACKEND_CONNECTIONS, &[&labels[..], &[("state", "idle".to_string())]].concat())
-                .set(stats.idle as f64);
-            metrics::gauge!(m::BACKEND_CONNECTIONS, &[&labels[..], &[("state", "active".to_string())]].concat())
-                .set(stats.in_use as f64);
+            let labels = [
+                ("db", pool.database.clone()),
+                ("backend", pool.target.label()),
+            ];
+            metrics::gauge!(
+                m::BACKEND_CONNECTIONS,
+                &[&labels[..], &[("state", "idle".to_string())]].concat()
+            )
+            .set(stats.idle as f64);
+            metrics::gauge!(
+                m::BACKEND_CONNECTIONS,
+                &[&labels[..], &[("state", "active".to_string())]].concat()
+            )
+            .set(stats.in_use as f64);
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::error::{ProxyError, Result};
 use crate::pool::{Lease, Pool};
 use crate::relay::{Completion, ReplyQueue, Verdict};
 use crate::shared::{Phase, Shared};
-use crate::statements::{rewrite_bind, target_message, SharedStatement};
+use crate::statements::{bind_names, rewrite_bind, target_message, SharedStatement};
 
 /// Stop reading a side while this much is waiting to be written to the other.
 const HIGH_WATER: usize = 256 * 1024;
@@ -127,7 +127,9 @@ impl Session {
                 }
                 Event::ClientWrote(Ok(n)) => self.to_client.advance(n),
                 Event::BackendRead(Ok(0)) => {
-                    break End::Error(ProxyError::BackendLost("server closed the connection".into()))
+                    break End::Error(ProxyError::BackendLost(
+                        "server closed the connection".into(),
+                    ))
                 }
                 Event::BackendRead(Ok(_)) => {
                     if let Err(e) = self.on_backend_data().await {
@@ -270,8 +272,8 @@ impl Session {
                 return;
             }
         };
-        let client_name = String::from_utf8_lossy(frame.body().get(..name_len).unwrap_or_default())
-            .into_owned();
+        let client_name =
+            String::from_utf8_lossy(frame.body().get(..name_len).unwrap_or_default()).into_owned();
         let stmt = Arc::new(SharedStatement::from_parse(frame.body(), name_len));
         self.statements.insert(client_name, stmt.clone());
         let conn = &mut self.lease_mut().conn;
@@ -311,10 +313,10 @@ impl Session {
 
     fn forward_bind(&mut self, frame: Frame) {
         self.unsynced = true;
-        let names = pgtide_wire::bind_message(frame.body())
-            .ok()
-            .map(|v| (v.portal.len(), v.statement.to_string()));
-        if let Some((portal_len, stmt)) = names {
+        // Only the two names at the front matter here; PostgreSQL validates the rest (and
+        // reports a malformed body itself, under the statement name it knows).
+        let names = bind_names(frame.body()).map(|(portal, stmt)| (portal.len(), stmt.to_string()));
+        if let Some((portal_len, stmt)) = names.filter(|(_, stmt)| !stmt.is_empty()) {
             if let Some(global) = self.ensure_prepared(&stmt) {
                 self.replies.expect(Completion::Bind);
                 let msg = rewrite_bind(frame.body(), portal_len, stmt.len(), &global);
@@ -502,7 +504,13 @@ impl Session {
 
 /// Returns a backend its client left behind: rolled back (and reset in session mode) when it
 /// was between statements, cancelled and closed when a statement was still running.
-async fn reset_and_return(pool: Arc<Pool>, mut lease: Lease, clean: bool, status: u8, session_mode: bool) {
+async fn reset_and_return(
+    pool: Arc<Pool>,
+    mut lease: Lease,
+    clean: bool,
+    status: u8,
+    session_mode: bool,
+) {
     if !clean {
         let _ = lease.conn.cancel_target().send().await;
         pool.discard(lease);
@@ -535,7 +543,10 @@ async fn reset_and_return(pool: Arc<Pool>, mut lease: Lease, clean: bool, status
     }
 }
 
-async fn read_opt(r: Option<&mut OwnedReadHalf>, buf: Option<&mut BytesMut>) -> std::io::Result<usize> {
+async fn read_opt(
+    r: Option<&mut OwnedReadHalf>,
+    buf: Option<&mut BytesMut>,
+) -> std::io::Result<usize> {
     match (r, buf) {
         (Some(r), Some(buf)) => r.read_buf(buf).await,
         _ => std::future::pending().await,

@@ -71,7 +71,12 @@ impl Shared {
     }
 
     /// The pool serving `user` on `db`'s primary, created on first use.
-    pub fn primary_pool(&self, config: &Config, db: &DatabaseConfig, user: &UserConfig) -> Arc<Pool> {
+    pub fn primary_pool(
+        &self,
+        config: &Config,
+        db: &DatabaseConfig,
+        user: &UserConfig,
+    ) -> Arc<Pool> {
         let target = primary_target(db, user);
         let pool = self.pools.get_or_create(&db.name, &user.name, || {
             Pool::new(
@@ -85,7 +90,8 @@ impl Shared {
             pool
         } else {
             // The backend changed under a reload that raced this lookup: build a fresh pool.
-            self.pools.retain(|p| !(p.database == db.name && p.user == user.name));
+            self.pools
+                .retain(|p| !(p.database == db.name && p.user == user.name));
             self.primary_pool(config, db, user)
         }
     }
@@ -142,6 +148,8 @@ pub fn pool_settings(config: &Config) -> PoolSettings {
         idle_timeout: p.idle_timeout,
         max_lifetime: p.max_lifetime,
         max_prepared_statements: p.max_prepared_statements,
-        connect_timeout: p.checkout_timeout.clamp(Duration::from_secs(1), Duration::from_secs(10)),
+        connect_timeout: p
+            .checkout_timeout
+            .clamp(Duration::from_secs(1), Duration::from_secs(10)),
     }
 }

@@ -36,10 +36,22 @@ impl SharedStatement {
     }
 }
 
+/// The portal and statement names at the front of a Bind body, without reading the rest.
+pub fn bind_names(body: &[u8]) -> Option<(&str, &str)> {
+    let mut fields = body.splitn(3, |b| *b == 0);
+    let portal = std::str::from_utf8(fields.next()?).ok()?;
+    let stmt = std::str::from_utf8(fields.next()?).ok()?;
+    // splitn yields the remainder only when both NULs were present.
+    fields.next()?;
+    Some((portal, stmt))
+}
+
 /// Replaces the statement name at the start of a Bind body's second field (after the portal).
 pub fn rewrite_bind(body: &[u8], portal_len: usize, stmt_len: usize, new_stmt: &str) -> Bytes {
     let portal = body.get(..portal_len + 1).unwrap_or_default();
-    let rest = body.get(portal_len + 1 + stmt_len + 1..).unwrap_or_default();
+    let rest = body
+        .get(portal_len + 1 + stmt_len + 1..)
+        .unwrap_or_default();
     let mut out = BytesMut::with_capacity(body.len() + new_stmt.len() + 5);
     out.put_u8(b'B');
     out.put_i32((4 + portal.len() + new_stmt.len() + 1 + rest.len()) as i32);
@@ -167,6 +179,14 @@ mod tests {
         assert_eq!(view.portal, "p");
         assert_eq!(view.statement, "pgtide_x");
         assert_eq!(view.params, vec![Some(&b"7"[..])]);
+    }
+
+    #[test]
+    fn bind_names_reads_only_the_front() {
+        assert_eq!(bind_names(b"p\0s1\0\x00\x05"), Some(("p", "s1")));
+        assert_eq!(bind_names(b"\0s1\0"), Some(("", "s1")));
+        assert_eq!(bind_names(b"p\0s1"), None);
+        assert_eq!(bind_names(b""), None);
     }
 
     #[test]
