@@ -138,3 +138,137 @@ pub async fn run_tool(name: &str, args: Vec<String>) -> std::process::Output {
     .await
     .expect("tool task")
 }
+
+/// Runs SQL on the cluster's primary directly (as superuser, not through pgtide), off the async
+/// runtime; returns psql's trimmed unaligned, tuples-only output.
+pub async fn primary_sql(cluster: &std::sync::Arc<Cluster>, db: &str, sql: &str) -> String {
+    let cluster = cluster.clone();
+    let (db, sql) = (db.to_string(), sql.to_string());
+    tokio::task::spawn_blocking(move || {
+        cluster
+            .primary()
+            .psql_db(&db, &sql)
+            .unwrap_or_else(|e| panic!("psql on the primary failed: {e}\nSQL: {sql}"))
+    })
+    .await
+    .expect("psql task")
+}
+
+/// Connects tokio-postgres and drives the connection in a task whose handle is returned, so a
+/// test can see how the connection ended (e.g. a FATAL 57P01 sent while idle) or abort it.
+pub async fn connect_with_handle(
+    url: &str,
+) -> Result<
+    (
+        tokio_postgres::Client,
+        tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+    ),
+    tokio_postgres::Error,
+> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    Ok((client, tokio::spawn(conn)))
+}
+
+/// The `pgtide` binary next to the test executable (target/<profile>/pgtide).
+pub fn pgtide_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current test executable");
+    // target/<profile>/deps/<test> -> target/<profile>/pgtide
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("pgtide"))
+        .expect("test executable lives in target/<profile>/deps");
+    assert!(
+        bin.is_file(),
+        "the pgtide binary is missing at {}: run `cargo build -p pgtide` first",
+        bin.display()
+    );
+    bin
+}
+
+/// What pgbench reported at the end of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgbenchSummary {
+    /// "number of transactions actually processed: N" (or "N/M" with -t).
+    pub processed: u64,
+    /// "number of failed transactions: N (x%)" (pgbench 15+); None when the line is absent.
+    pub failed: Option<u64>,
+}
+
+/// Parses pgbench's summary from its stdout; None when there is no "actually processed" line.
+pub fn pgbench_summary(stdout: &str) -> Option<PgbenchSummary> {
+    let number_after = |prefix: &str| -> Option<u64> {
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(prefix))?;
+        let rest = line.trim_start()[prefix.len()..].trim_start();
+        let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+        digits.parse().ok()
+    };
+    Some(PgbenchSummary {
+        processed: number_after("number of transactions actually processed:")?,
+        failed: number_after("number of failed transactions:"),
+    })
+}
+
+/// Runs pgbench with `args` against `url` (a libpq URI) and asserts it exited 0 and reported
+/// at least one transaction and zero failures; returns the summary.
+pub async fn pgbench_ok(url: &str, args: &[&str]) -> PgbenchSummary {
+    let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    all.push(url.to_string());
+    let started = Instant::now();
+    let out = run_tool("pgbench", all).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let summary = pgbench_summary(&stdout);
+    eprintln!(
+        "pgbench {} -> {:?}, {summary:?} in {:?}",
+        args.join(" "),
+        out.status,
+        started.elapsed()
+    );
+    let context = || {
+        format!(
+            "pgbench {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            args.join(" ")
+        )
+    };
+    assert!(
+        out.status.success(),
+        "pgbench failed ({:?}): {}",
+        out.status,
+        context()
+    );
+    let summary = summary.unwrap_or_else(|| panic!("no pgbench summary: {}", context()));
+    assert!(
+        summary.processed > 0,
+        "no transactions processed: {}",
+        context()
+    );
+    assert_eq!(
+        summary.failed,
+        Some(0),
+        "failed transactions: {}",
+        context()
+    );
+    summary
+}
+
+/// `pgbench -i -s <scale>` (initialisation runs COPY) through `url`; asserts it succeeded.
+pub async fn pgbench_init(url: &str, scale: u32) {
+    let args = vec![
+        "-i".to_string(),
+        "-s".to_string(),
+        scale.to_string(),
+        "-q".to_string(),
+        url.to_string(),
+    ];
+    let out = run_tool("pgbench", args).await;
+    assert!(
+        out.status.success(),
+        "pgbench -i failed ({:?}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

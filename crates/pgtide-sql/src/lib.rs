@@ -1,1 +1,26 @@
-//! placeholder
+//! What a SQL statement means for pgtide.
+//!
+//! This first layer is lexical and cheap (it runs on every statement): a PostgreSQL-aware
+//! tokenizer, a multi-statement splitter, and the session effects of a statement that
+//! transaction pooling must carry (SET) or pin for (LISTEN, temp tables, advisory locks, ...).
+
+pub mod lexer;
+mod quote;
+pub mod session;
+mod set;
+
+#[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
+mod lexer_tests;
+#[cfg(test)]
+mod session_tests;
+#[cfg(test)]
+mod set_tests;
+
+pub use lexer::{split_statements, tokens, Lexer, StrKind, Token, TokenKind};
+pub use session::{
+    quote_ident, quote_literal, session_effects, startup_options_to_sets, SessionEffect, TxControl,
+};
+#[cfg(test)]
+mod probe_tmp;

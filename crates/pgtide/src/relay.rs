@@ -48,6 +48,9 @@ pub enum Expect {
     },
     /// A reply pgtide writes itself once everything before it has been answered.
     Synthetic(Bytes),
+    /// Where the client ended COPY data (CopyDone/CopyFail) before the backend said it entered
+    /// copy-in mode: the Syncs queued before this point will be ignored by the backend.
+    CopyEnd,
 }
 
 /// What to do with one backend message.
@@ -60,6 +63,8 @@ pub enum Verdict {
 #[derive(Debug, Default)]
 pub struct ReplyQueue {
     queue: VecDeque<Expect>,
+    /// The backend is in extended-protocol copy-in mode, where it ignores Sync and Flush.
+    copy_in: bool,
 }
 
 impl ReplyQueue {
@@ -87,6 +92,22 @@ impl ReplyQueue {
         });
     }
 
+    /// A client Sync: owed a ReadyForQuery unless the backend is in copy-in mode.
+    pub fn sync(&mut self) {
+        if !self.copy_in {
+            self.expect(Completion::Ready);
+        }
+    }
+
+    /// A client CopyDone or CopyFail.
+    pub fn copy_end(&mut self) {
+        if self.copy_in {
+            self.copy_in = false;
+        } else {
+            self.queue.push_back(Expect::CopyEnd);
+        }
+    }
+
     pub fn synthetic(&mut self, reply: Bytes) {
         self.queue.push_back(Expect::Synthetic(reply));
     }
@@ -101,7 +122,7 @@ impl ReplyQueue {
 
     /// Moves pgtide's own replies that are now due into `out`.
     pub fn take_due_synthetic(&mut self, out: &mut Vec<Bytes>) {
-        while let Some(Expect::Synthetic(_)) = self.queue.front() {
+        while let Some(Expect::Synthetic(_) | Expect::CopyEnd) = self.queue.front() {
             if let Some(Expect::Synthetic(b)) = self.queue.pop_front() {
                 out.push(b);
             }
@@ -111,7 +132,12 @@ impl ReplyQueue {
     /// Decides the fate of one backend message. `forgotten` collects statement names the
     /// backend turned out not to have (their Parse failed or was skipped after an error).
     pub fn on_backend_message(&mut self, t: u8, forgotten: &mut Vec<String>) -> Verdict {
+        if t == tag::COPY_IN_RESPONSE {
+            self.enter_copy_in();
+            return Verdict::Forward;
+        }
         if t == tag::ERROR_RESPONSE {
+            self.copy_in = false;
             // The backend skips everything up to the next Sync: drop what it will never answer.
             while let Some(front) = self.queue.front() {
                 match front {
@@ -148,6 +174,38 @@ impl ReplyQueue {
             }
             _ => Verdict::Forward,
         }
+    }
+
+    /// An Execute started COPY FROM STDIN: the backend ignores the Syncs that reach it before
+    /// the client's CopyDone/CopyFail, so they are owed nothing.
+    fn enter_copy_in(&mut self) {
+        let extended = matches!(
+            self.queue.front(),
+            Some(Expect::Backend {
+                completion: Completion::Execute,
+                ..
+            })
+        );
+        if !extended {
+            return;
+        }
+        let mut i = 1;
+        while i < self.queue.len() {
+            match self.queue.get(i) {
+                Some(Expect::CopyEnd) => {
+                    self.queue.remove(i);
+                    return;
+                }
+                Some(Expect::Backend {
+                    completion: Completion::Ready,
+                    ..
+                }) => {
+                    self.queue.remove(i);
+                }
+                _ => i += 1,
+            }
+        }
+        self.copy_in = true;
     }
 
     pub fn clear(&mut self) {
@@ -202,6 +260,51 @@ mod tests {
         assert_eq!(q.on_backend_message(b'Z', &mut forgotten), Verdict::Forward);
         assert_eq!(q.on_backend_message(b'2', &mut forgotten), Verdict::Forward);
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn syncs_during_extended_copy_in_are_owed_nothing() {
+        let mut q = ReplyQueue::default();
+        let mut forgotten = Vec::new();
+        q.expect(Completion::Execute);
+        q.sync(); // sent right behind Execute, ignored by the backend in copy-in mode
+        assert_eq!(q.on_backend_message(b'G', &mut forgotten), Verdict::Forward);
+        q.sync(); // also ignored
+        q.copy_end();
+        q.sync(); // this one ends the batch
+        assert_eq!(q.on_backend_message(b'C', &mut forgotten), Verdict::Forward);
+        assert_eq!(q.len(), 1);
+        q.on_backend_message(b'Z', &mut forgotten);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn copy_data_pipelined_before_copy_in_response() {
+        let mut q = ReplyQueue::default();
+        let mut forgotten = Vec::new();
+        q.expect(Completion::Execute);
+        q.sync();
+        q.copy_end();
+        q.sync();
+        q.on_backend_message(b'G', &mut forgotten);
+        q.on_backend_message(b'C', &mut forgotten);
+        assert_eq!(q.len(), 1);
+        q.on_backend_message(b'Z', &mut forgotten);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn simple_query_copy_leaves_nothing_behind() {
+        let mut q = ReplyQueue::default();
+        let mut forgotten = Vec::new();
+        let mut due = Vec::new();
+        q.expect(Completion::Ready);
+        q.on_backend_message(b'G', &mut forgotten);
+        q.copy_end();
+        q.on_backend_message(b'C', &mut forgotten);
+        q.on_backend_message(b'Z', &mut forgotten);
+        q.take_due_synthetic(&mut due);
+        assert!(q.is_empty() && due.is_empty());
     }
 
     #[test]

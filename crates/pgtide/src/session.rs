@@ -235,8 +235,9 @@ impl Session {
             ftag::QUERY | ftag::FUNCTION_CALL => self.replies.expect(Completion::Ready),
             ftag::SYNC => {
                 self.unsynced = false;
-                self.replies.expect(Completion::Ready);
+                self.replies.sync();
             }
+            ftag::COPY_DONE | ftag::COPY_FAIL => self.replies.copy_end(),
             ftag::FLUSH => self.unsynced = true,
             ftag::PARSE if transaction_mode => return self.forward_parse(frame),
             ftag::BIND if transaction_mode => return self.forward_bind(frame),
