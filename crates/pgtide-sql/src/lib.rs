@@ -3,6 +3,20 @@
 //! This first layer is lexical and cheap (it runs on every statement): a PostgreSQL-aware
 //! tokenizer, a multi-statement splitter, and the session effects of a statement that
 //! transaction pooling must carry (SET) or pin for (LISTEN, temp tables, advisory locks, ...).
+//!
+//! ```
+//! use pgtide_sql::{session_effects, split_statements, SessionEffect};
+//!
+//! let sql = "SET search_path TO app, public; SELECT 'a;b'; LISTEN jobs";
+//! let effects: Vec<_> = split_statements(sql).into_iter().flat_map(session_effects).collect();
+//! assert_eq!(
+//!     effects,
+//!     vec![
+//!         SessionEffect::Set { name: "search_path".into(), value: "app, public".into() },
+//!         SessionEffect::Listen { channel: "jobs".into() },
+//!     ]
+//! );
+//! ```
 
 pub mod lexer;
 mod quote;
@@ -22,5 +36,3 @@ pub use lexer::{split_statements, tokens, Lexer, StrKind, Token, TokenKind};
 pub use session::{
     quote_ident, quote_literal, session_effects, startup_options_to_sets, SessionEffect, TxControl,
 };
-#[cfg(test)]
-mod probe_tmp;

@@ -62,6 +62,8 @@ pub struct BackendConn {
     pub last_used: Instant,
     /// Statements pgtide prepared on this connection (transaction mode).
     pub prepared: PreparedLru,
+    /// Session settings changed on this connection since login (by clients or pgtide's replay).
+    pub settings: crate::session_state::Settings,
 }
 
 impl BackendConn {
@@ -96,6 +98,7 @@ impl BackendConn {
             created: Instant::now(),
             last_used: Instant::now(),
             prepared: PreparedLru::new(max_prepared),
+            settings: Default::default(),
         };
         tokio::time::timeout(timeout, conn.login(startup_params))
             .await

@@ -11,6 +11,7 @@ pub mod pool;
 pub mod relay;
 pub mod server;
 pub mod session;
+pub mod session_state;
 pub mod shared;
 pub mod statements;
 

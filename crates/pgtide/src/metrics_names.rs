@@ -7,3 +7,4 @@ pub const QUERIES_TOTAL: &str = "pgtide_queries_total";
 pub const QUERY_DURATION_SECONDS: &str = "pgtide_query_duration_seconds";
 pub const POOL_WAIT_SECONDS: &str = "pgtide_pool_wait_seconds";
 pub const CLIENT_ERRORS_TOTAL: &str = "pgtide_client_errors_total";
+pub const PINNED_CLIENTS_TOTAL: &str = "pgtide_pinned_clients_total";

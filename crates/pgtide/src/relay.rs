@@ -108,8 +108,26 @@ impl ReplyQueue {
         }
     }
 
+    /// A simple query pgtide sent itself (replaying session settings): every reply up to its
+    /// ReadyForQuery is pgtide's.
+    pub fn expect_swallowed_query(&mut self) {
+        self.expect_swallowed(Completion::Ready, None);
+    }
+
     pub fn synthetic(&mut self, reply: Bytes) {
         self.queue.push_back(Expect::Synthetic(reply));
+    }
+
+    /// Whether the next backend message belongs to a query pgtide sent itself.
+    pub fn front_is_swallowed_query(&self) -> bool {
+        matches!(
+            self.queue.front(),
+            Some(Expect::Backend {
+                completion: Completion::Ready,
+                swallow: true,
+                ..
+            })
+        )
     }
 
     pub fn is_empty(&self) -> bool {
@@ -132,6 +150,17 @@ impl ReplyQueue {
     /// Decides the fate of one backend message. `forgotten` collects statement names the
     /// backend turned out not to have (their Parse failed or was skipped after an error).
     pub fn on_backend_message(&mut self, t: u8, forgotten: &mut Vec<String>) -> Verdict {
+        if let Some(Expect::Backend {
+            completion: Completion::Ready,
+            swallow: true,
+            ..
+        }) = self.queue.front()
+        {
+            if t == tag::READY_FOR_QUERY {
+                self.queue.pop_front();
+            }
+            return Verdict::Swallow;
+        }
         if t == tag::COPY_IN_RESPONSE {
             self.enter_copy_in();
             return Verdict::Forward;
@@ -305,6 +334,19 @@ mod tests {
         q.on_backend_message(b'Z', &mut forgotten);
         q.take_due_synthetic(&mut due);
         assert!(q.is_empty() && due.is_empty());
+    }
+
+    #[test]
+    fn pgtide_own_query_is_swallowed_whole() {
+        let mut q = ReplyQueue::default();
+        let mut forgotten = Vec::new();
+        q.expect_swallowed_query();
+        q.expect(Completion::Ready);
+        for t in [b'C', b'S', b'E', b'Z'] {
+            assert_eq!(q.on_backend_message(t, &mut forgotten), Verdict::Swallow);
+        }
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.on_backend_message(b'C', &mut forgotten), Verdict::Forward);
     }
 
     #[test]

@@ -212,6 +212,7 @@ struct Admitted {
     mode: PoolMode,
     registration: crate::cancel::Registration,
     max_message_size: usize,
+    state: crate::session_state::ClientState,
 }
 
 impl Admitted {
@@ -232,6 +233,7 @@ impl Admitted {
             self.lease,
             self.registration,
             self.max_message_size,
+            self.state,
         )
     }
 }
@@ -291,6 +293,8 @@ async fn startup(
         }
         PoolMode::Transaction => (None, pool.server_params().await?),
     };
+    let params = client_view_of_params(params, &request.params);
+    let state = crate::session_state::ClientState::from_startup(&request.params);
     let registration = shared.cancels.register();
     let mut out = BytesMut::with_capacity(512);
     encode::authentication_ok(&mut out);
@@ -312,5 +316,25 @@ async fn startup(
         mode,
         registration,
         max_message_size,
+        state,
     }))
+}
+
+/// The ParameterStatus set a client is greeted with: the server's, with the reported settings
+/// the client chose in its startup packet (pgtide applies them on every backend it uses).
+fn client_view_of_params(
+    mut server: Vec<(String, String)>,
+    client: &[(String, String)],
+) -> Vec<(String, String)> {
+    for (name, value) in &mut server {
+        if let Some((_, v)) = client.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+            *value = v.clone();
+        }
+    }
+    if let Some((_, v)) = client.iter().find(|(k, _)| k == "application_name") {
+        if !server.iter().any(|(k, _)| k == "application_name") {
+            server.push(("application_name".into(), v.clone()));
+        }
+    }
+    server
 }

@@ -18,8 +18,11 @@ use crate::cancel::Registration;
 use crate::error::{ProxyError, Result};
 use crate::pool::{Lease, Pool};
 use crate::relay::{Completion, ReplyQueue, Verdict};
+use crate::session_state::ClientState;
 use crate::shared::{Phase, Shared};
-use crate::statements::{bind_names, rewrite_bind, target_message, SharedStatement};
+use crate::statements::{
+    bind_names, has_session_effects, rewrite_bind, target_message, SharedStatement,
+};
 
 /// Stop reading a side while this much is waiting to be written to the other.
 const HIGH_WATER: usize = 256 * 1024;
@@ -45,6 +48,10 @@ pub struct Session {
     statements: HashMap<String, Arc<SharedStatement>>,
     /// After a failed lease, client messages up to the next Sync are answered by pgtide.
     skip_until_sync: bool,
+    /// Session settings to carry and reasons to stay pinned (transaction mode).
+    state: ClientState,
+    /// The session effects of the last unnamed Parse, noted when it is bound.
+    unnamed_effects_sql: Option<String>,
     cancel: Registration,
     phase: watch::Receiver<Phase>,
     closing: bool,
@@ -77,6 +84,7 @@ impl Session {
         lease: Option<Lease>,
         cancel: Registration,
         max_message_size: usize,
+        state: ClientState,
     ) -> Session {
         let phase = shared.phase.subscribe();
         Session {
@@ -95,6 +103,8 @@ impl Session {
             status: b'I',
             statements: HashMap::new(),
             skip_until_sync: false,
+            state,
+            unnamed_effects_sql: None,
             cancel,
             phase,
             closing: false,
@@ -102,8 +112,8 @@ impl Session {
     }
 
     pub async fn run(mut self) -> End {
-        if let Some(lease) = &self.lease {
-            *self.cancel.slot.lock().await = Some(lease.conn.cancel_target());
+        if let Some(lease) = self.lease.take() {
+            self.attach(lease).await;
         }
         // The client may have pipelined its first messages right behind the startup packet.
         if !self.crbuf.is_empty() {
@@ -208,9 +218,7 @@ impl Session {
         }
         match self.pool.checkout().await {
             Ok(lease) => {
-                *self.cancel.slot.lock().await = Some(lease.conn.cancel_target());
-                self.status = b'I';
-                self.lease = Some(lease);
+                self.attach(lease).await;
                 Ok(true)
             }
             Err(e) => {
@@ -228,11 +236,46 @@ impl Session {
         }
     }
 
+    /// Makes a leased backend this client's: cancel requests now reach it, and its session
+    /// settings are brought in line with the client's (one swallowed query, in the same write as
+    /// the client's first message).
+    async fn attach(&mut self, mut lease: Lease) {
+        *self.cancel.slot.lock().await = Some(lease.conn.cancel_target());
+        if let Some(sql) = self.state.sync_sql(&lease.conn.settings) {
+            encode::query(&mut self.to_backend, &sql);
+            self.replies.expect_swallowed_query();
+            lease.conn.settings = self.state.settings().clone();
+        }
+        self.status = b'I';
+        self.lease = Some(lease);
+    }
+
+    /// Notes the session effects of SQL the client is about to run.
+    fn observe(&mut self, sql: &str) {
+        let observed = self.state.observe_sql(sql);
+        if observed.drops_prepared {
+            // DISCARD ALL / DEALLOCATE ALL empty the backend's statements and the client's.
+            self.lease_mut().conn.prepared.clear();
+            self.statements.clear();
+        }
+        if let Some(reason) = observed.pinned {
+            tracing::debug!(reason, "client pinned to its backend");
+            metrics::counter!(crate::metrics_names::PINNED_CLIENTS_TOTAL, "reason" => reason)
+                .increment(1);
+        }
+    }
+
     /// Queues one client frame for the leased backend, noting the reply it is owed.
     fn forward(&mut self, frame: Frame) {
         let transaction_mode = self.mode == PoolMode::Transaction;
         match frame.tag {
-            ftag::QUERY | ftag::FUNCTION_CALL => self.replies.expect(Completion::Ready),
+            ftag::QUERY => {
+                if let Ok(sql) = pgtide_wire::query_text(frame.body()) {
+                    self.observe(sql);
+                }
+                self.replies.expect(Completion::Ready)
+            }
+            ftag::FUNCTION_CALL => self.replies.expect(Completion::Ready),
             ftag::SYNC => {
                 self.unsynced = false;
                 self.replies.sync();
@@ -267,7 +310,12 @@ impl Session {
             // The unnamed statement lives only until the next Parse on this backend, inside the
             // client's own batch: nothing to map. Malformed bodies go through for the backend to
             // reject with its own error.
-            _ => {
+            parsed => {
+                self.unnamed_effects_sql = parsed
+                    .ok()
+                    .map(|v| v.query)
+                    .filter(|q| has_session_effects(q))
+                    .map(str::to_string);
                 self.replies.expect(Completion::Parse);
                 self.to_backend.extend_from_slice(&frame.raw);
                 return;
@@ -317,6 +365,18 @@ impl Session {
         // Only the two names at the front matter here; PostgreSQL validates the rest (and
         // reports a malformed body itself, under the statement name it knows).
         let names = bind_names(frame.body()).map(|(portal, stmt)| (portal.len(), stmt.to_string()));
+        if let Some((_, stmt)) = &names {
+            let effects = if stmt.is_empty() {
+                self.unnamed_effects_sql.clone()
+            } else {
+                self.statements
+                    .get(stmt)
+                    .and_then(|s| s.effects_sql.clone())
+            };
+            if let Some(sql) = effects {
+                self.observe(&sql);
+            }
+        }
         if let Some((portal_len, stmt)) = names.filter(|(_, stmt)| !stmt.is_empty()) {
             if let Some(global) = self.ensure_prepared(&stmt) {
                 self.replies.expect(Completion::Bind);
@@ -397,6 +457,7 @@ impl Session {
                 _ => {}
             }
             self.flush_synthetic();
+            let own_query = self.replies.front_is_swallowed_query();
             let verdict = self.replies.on_backend_message(frame.tag, &mut forgotten);
             if verdict == Verdict::Forward {
                 self.to_client.extend_from_slice(&frame.raw);
@@ -404,6 +465,17 @@ impl Session {
             if let Some(lease) = self.lease.as_mut() {
                 for name in forgotten.drain(..) {
                     lease.conn.prepared.forget(&name);
+                }
+            }
+            if !own_query {
+                match frame.tag {
+                    btag::ERROR_RESPONSE => self.state.on_error(),
+                    btag::READY_FOR_QUERY => {
+                        if let Some(lease) = self.lease.as_mut() {
+                            self.state.on_ready(self.status, &mut lease.conn.settings);
+                        }
+                    }
+                    _ => {}
                 }
             }
             if frame.tag == btag::READY_FOR_QUERY {
@@ -429,6 +501,7 @@ impl Session {
             && !self.unsynced
             && self.status == b'I'
             && self.to_backend.is_empty()
+            && !self.state.is_pinned()
     }
 
     async fn release(&mut self) {
@@ -490,7 +563,8 @@ impl Session {
             *self.cancel.slot.lock().await = None;
             let backend_broken = matches!(end, End::Error(ProxyError::BackendLost(_)));
             let clean = self.replies.is_empty() && !self.unsynced && self.to_backend.is_empty();
-            let session_mode = self.mode == PoolMode::Session;
+            // A pinned backend holds state no other client may inherit: reset it like session mode.
+            let session_mode = self.mode == PoolMode::Session || self.state.is_pinned();
             let status = self.status;
             let pool = self.pool.clone();
             if backend_broken {
@@ -537,6 +611,7 @@ async fn reset_and_return(
         Ok(Ok((b'I', None))) => {
             if session_mode {
                 lease.conn.prepared.clear();
+                lease.conn.settings.clear();
             }
             pool.release(lease)
         }

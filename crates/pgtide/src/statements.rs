@@ -13,6 +13,8 @@ pub struct SharedStatement {
     pub global_name: String,
     /// The Parse message (tag + length + body) carrying `global_name`.
     pub parse: Bytes,
+    /// The query text when it has session effects (SET, LISTEN, ...), to note them at Bind.
+    pub effects_sql: Option<String>,
 }
 
 impl SharedStatement {
@@ -29,11 +31,24 @@ impl SharedStatement {
         parse.put_slice(global_name.as_bytes());
         parse.put_u8(0);
         parse.put_slice(rest);
+        let effects_sql = pgtide_wire::parse_message(body)
+            .ok()
+            .map(|v| v.query)
+            .filter(|q| has_session_effects(q))
+            .map(str::to_string);
         SharedStatement {
             global_name,
             parse: parse.freeze(),
+            effects_sql,
         }
     }
+}
+
+/// Whether a statement changes session state pgtide must carry or pin for.
+pub fn has_session_effects(sql: &str) -> bool {
+    pgtide_sql::split_statements(sql)
+        .iter()
+        .any(|s| !pgtide_sql::session_effects(s).is_empty())
 }
 
 /// The portal and statement names at the front of a Bind body, without reading the rest.
