@@ -3,7 +3,6 @@
 //! unknown users/databases, and pgtide logging in to PostgreSQL with every backend auth method.
 
 use std::future::Future;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use pgtide::auth_verify::{md5_hash, ScramSecret};
@@ -15,19 +14,12 @@ use tokio_postgres::SimpleQueryMessage;
 /// Generous bound meant only to turn a hang into a failure.
 const HANG: Duration = Duration::from_secs(10);
 
-/// One PostgreSQL for every test in this file; the devcluster watchdog stops it when the test
-/// process exits.
 async fn cluster() -> &'static Cluster {
-    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
-    tokio::task::spawn_blocking(|| CLUSTER.get_or_init(|| s::cluster(0)))
-        .await
-        .expect("cluster task")
+    s::shared_cluster().await
 }
 
 async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(HANG, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: no answer within {HANG:?}"))
+    s::within(what, HANG, fut).await
 }
 
 fn user(name: &str, password: Option<&str>, method: Option<AuthMethod>) -> UserConfig {

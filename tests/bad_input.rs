@@ -3,7 +3,6 @@
 //! connected before the bad one and a client connecting after it.
 
 use std::future::Future;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -20,19 +19,12 @@ const HANG: Duration = Duration::from_secs(10);
 /// A user the raw clients log in as without SCRAM.
 const RAW_USER: &str = "rawtrust";
 
-/// One PostgreSQL for every test in this file; the devcluster watchdog stops it when the test
-/// process exits.
 async fn cluster() -> &'static Cluster {
-    static CLUSTER: OnceLock<Cluster> = OnceLock::new();
-    tokio::task::spawn_blocking(|| CLUSTER.get_or_init(|| s::cluster(0)))
-        .await
-        .expect("cluster task")
+    s::shared_cluster().await
 }
 
 async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(HANG, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing happened within {HANG:?}"))
+    s::within(what, HANG, fut).await
 }
 
 /// The test config plus a trust user for raw clients.

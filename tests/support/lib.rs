@@ -272,3 +272,23 @@ pub async fn pgbench_init(url: &str, scale: u32) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// One PostgreSQL for every test of a test binary that shares it; the devcluster watchdog stops
+/// it when the test process exits.
+pub async fn shared_cluster() -> &'static Cluster {
+    static CLUSTER: std::sync::OnceLock<Cluster> = std::sync::OnceLock::new();
+    tokio::task::spawn_blocking(|| CLUSTER.get_or_init(|| cluster(0)))
+        .await
+        .expect("cluster task")
+}
+
+/// Awaits `fut`, turning a hang (nothing within `limit`) into a failure naming `what`.
+pub async fn within<T>(
+    what: &str,
+    limit: Duration,
+    fut: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::time::timeout(limit, fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing happened within {limit:?}"))
+}
