@@ -9,7 +9,6 @@ use pgtide::auth_verify::{md5_hash, ScramSecret};
 use pgtide_config::{AuthMethod, BackendUrl, Config, DatabaseConfig, PoolMode, UserConfig};
 use pgtide_devcluster::Cluster;
 use pgtide_suite as s;
-use tokio_postgres::SimpleQueryMessage;
 
 /// Generous bound meant only to turn a hang into a failure.
 const HANG: Duration = Duration::from_secs(10);
@@ -60,18 +59,8 @@ async fn assert_code(url: &str, code: &str) -> String {
     message
 }
 
-/// First column of the first row, through the simple protocol.
 async fn scalar(client: &tokio_postgres::Client, sql: &str) -> String {
-    let messages = within(sql, client.simple_query(sql))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-    messages
-        .iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("NULL").to_string()),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("{sql}: no row"))
+    s::scalar(client, sql).await
 }
 
 async fn base_config() -> Config {

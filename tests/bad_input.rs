@@ -12,7 +12,6 @@ use pgtide_suite as s;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio_postgres::SimpleQueryMessage;
 
 /// Generous bound meant only to turn a hang into a failure.
 const HANG: Duration = Duration::from_secs(10);
@@ -270,16 +269,7 @@ impl Raw {
 // Checks shared by the cases.
 
 async fn scalar(client: &tokio_postgres::Client, sql: &str) -> String {
-    let messages = within(sql, client.simple_query(sql))
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
-    messages
-        .iter()
-        .find_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("NULL").to_string()),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("{sql}: no row"))
+    s::scalar(client, sql).await
 }
 
 async fn app_client(server: &s::ServerHandle) -> tokio_postgres::Client {

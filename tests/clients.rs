@@ -40,6 +40,24 @@ async fn start_cluster() -> Arc<Cluster> {
     )
 }
 
+/// A cluster, pgtide in front of it (pool size 2) and one tokio-postgres client with its
+/// connection task.
+async fn one_client(
+    mode: PoolMode,
+) -> (
+    Arc<Cluster>,
+    s::ServerHandle,
+    tokio_postgres::Client,
+    tokio::task::JoinHandle<Result<(), tokio_postgres::Error>>,
+) {
+    let cluster = start_cluster().await;
+    let server = s::start(s::config(&cluster, mode, 2)).await;
+    let (client, conn) = s::connect_with_handle(&s::app_url(&server))
+        .await
+        .expect("connect");
+    (cluster, server, client, conn)
+}
+
 fn mode_name(mode: PoolMode) -> &'static str {
     match mode {
         PoolMode::Transaction => "transaction",
@@ -255,13 +273,9 @@ async fn prepared_statements_reused_across_interleaved_clients(mode: PoolMode) {
 
 both_modes!(pipelined_queries_transactions_and_errors);
 async fn pipelined_queries_transactions_and_errors(mode: PoolMode) {
-    let cluster = start_cluster().await;
+    let (_cluster, server, mut client, conn) = one_client(mode).await;
     {
         let label = mode_name(mode);
-        let server = s::start(s::config(&cluster, mode, 2)).await;
-        let (mut client, conn) = s::connect_with_handle(&s::app_url(&server))
-            .await
-            .expect("connect");
         let t = format!("tp_{label}");
         client
             .batch_execute(&format!("CREATE TABLE {t} (id int PRIMARY KEY, v text)"))
@@ -371,13 +385,9 @@ async fn pipelined_queries_transactions_and_errors(mode: PoolMode) {
 
 both_modes!(copy_in_and_copy_out);
 async fn copy_in_and_copy_out(mode: PoolMode) {
-    let cluster = start_cluster().await;
+    let (_cluster, server, client, conn) = one_client(mode).await;
     {
         let label = mode_name(mode);
-        let server = s::start(s::config(&cluster, mode, 2)).await;
-        let (client, conn) = s::connect_with_handle(&s::app_url(&server))
-            .await
-            .expect("connect");
         let t = format!("tc_{label}");
         client
             .batch_execute(&format!("CREATE TABLE {t} (id int PRIMARY KEY, v text)"))
@@ -466,13 +476,9 @@ async fn copy_in_and_copy_out(mode: PoolMode) {
 
 both_modes!(large_result_streamed);
 async fn large_result_streamed(mode: PoolMode) {
-    let cluster = start_cluster().await;
+    let (_cluster, server, client, conn) = one_client(mode).await;
     {
         let label = mode_name(mode);
-        let server = s::start(s::config(&cluster, mode, 2)).await;
-        let (client, conn) = s::connect_with_handle(&s::app_url(&server))
-            .await
-            .expect("connect");
         // ~50 MB, streamed through to the last row.
         let started = Instant::now();
         let rows = client

@@ -292,3 +292,19 @@ pub async fn within<T>(
         .await
         .unwrap_or_else(|_| panic!("{what}: nothing happened within {limit:?}"))
 }
+
+/// First column of the first row of `sql`, through the simple protocol ("NULL" for NULL).
+pub async fn scalar(client: &tokio_postgres::Client, sql: &str) -> String {
+    let messages = within(sql, Duration::from_secs(10), client.simple_query(sql))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    messages
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some(r.get(0).unwrap_or("NULL").to_string())
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{sql}: no row"))
+}
