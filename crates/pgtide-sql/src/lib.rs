@@ -36,3 +36,33 @@ pub use lexer::{split_statements, tokens, Lexer, StrKind, Token, TokenKind};
 pub use session::{
     quote_ident, quote_literal, session_effects, startup_options_to_sets, SessionEffect, TxControl,
 };
+
+/// The session effects of every statement in a (possibly multi-statement) string. The common
+/// single-statement case skips the splitter and allocates nothing when there are no effects.
+pub fn all_session_effects(sql: &str) -> Vec<SessionEffect> {
+    if !sql.contains(';') {
+        return session_effects(sql);
+    }
+    split_statements(sql)
+        .into_iter()
+        .flat_map(session_effects)
+        .collect()
+}
+
+#[cfg(test)]
+mod all_effects_tests {
+    use super::*;
+
+    #[test]
+    fn single_and_multi_statement_strings_agree() {
+        assert_eq!(all_session_effects("SELECT 1"), vec![]);
+        assert_eq!(
+            all_session_effects("LISTEN a"),
+            all_session_effects("LISTEN a;")
+        );
+        assert_eq!(
+            all_session_effects("SELECT ';'; LISTEN a; UNLISTEN *").len(),
+            2
+        );
+    }
+}

@@ -58,10 +58,7 @@ pub async fn read_hello(
                 shared.cancels.cancel(process_id, secret_key).await;
                 return Ok(Hello::Cancelled);
             }
-            Some(packet @ StartupPacket::Startup { .. }) => {
-                let StartupPacket::Startup { params, .. } = packet else {
-                    unreachable!("matched above")
-                };
+            Some(StartupPacket::Startup { params, .. }) => {
                 let user = params
                     .iter()
                     .find(|(k, _)| k == "user")

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::backend::{BackendConn, BackendTarget};
@@ -34,10 +35,13 @@ pub struct Pool {
     pub database: String,
     pub user: String,
     pub target: Arc<BackendTarget>,
-    settings: Mutex<PoolSettings>,
+    /// Read on every checkout and release: lock-free. Reloads swap it under `resize`.
+    settings: ArcSwap<PoolSettings>,
+    /// Serialises reloads' resizing of `permits` (rare; never taken on the query path).
+    resize: Mutex<()>,
     permits: Arc<Semaphore>,
     /// Permits still to retire after a shrink: taken from releases until paid.
-    shrink_debt: Mutex<usize>,
+    shrink_debt: AtomicUsize,
     idle: Mutex<VecDeque<BackendConn>>,
     open: AtomicUsize,
     in_use: AtomicUsize,
@@ -57,8 +61,9 @@ impl Pool {
             user,
             target: Arc::new(target),
             permits: Arc::new(Semaphore::new(settings.size)),
-            settings: Mutex::new(settings),
-            shrink_debt: Mutex::new(0),
+            settings: ArcSwap::from_pointee(settings),
+            resize: Mutex::new(()),
+            shrink_debt: AtomicUsize::new(0),
             idle: Mutex::new(VecDeque::new()),
             open: AtomicUsize::new(0),
             in_use: AtomicUsize::new(0),
@@ -67,8 +72,8 @@ impl Pool {
         })
     }
 
-    pub fn settings(&self) -> PoolSettings {
-        lock(&self.settings).clone()
+    pub fn settings(&self) -> Arc<PoolSettings> {
+        self.settings.load_full()
     }
 
     /// Waits up to checkout_timeout for a permit, then hands out an idle connection or opens one.
@@ -172,9 +177,11 @@ impl Pool {
     }
 
     fn return_permit(&self, permit: OwnedSemaphorePermit) {
-        let mut debt = lock(&self.shrink_debt);
-        if *debt > 0 {
-            *debt -= 1;
+        let paid = self
+            .shrink_debt
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| d.checked_sub(1))
+            .is_ok();
+        if paid {
             permit.forget();
         } else {
             drop(permit);
@@ -189,20 +196,25 @@ impl Pool {
     /// Applies new settings (on reload). Growing adds permits at once; shrinking retires free
     /// permits now and the rest as connections come back.
     pub fn reconfigure(&self, new: PoolSettings) {
-        let mut settings = lock(&self.settings);
-        if new.size > settings.size {
-            let mut grow = new.size - settings.size;
-            let mut debt = lock(&self.shrink_debt);
-            let paid = grow.min(*debt);
-            *debt -= paid;
-            grow -= paid;
-            self.permits.add_permits(grow);
-        } else if new.size < settings.size {
-            let shrink = settings.size - new.size;
+        let _resizing = lock(&self.resize);
+        let old = self.settings.load();
+        if new.size > old.size {
+            let grow = new.size - old.size;
+            // Cancel outstanding debt first; only the rest becomes new permits.
+            let debt = self
+                .shrink_debt
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| {
+                    Some(d - d.min(grow))
+                })
+                .unwrap_or(0);
+            self.permits.add_permits(grow - debt.min(grow));
+        } else if new.size < old.size {
+            let shrink = old.size - new.size;
             let forgotten = self.permits.forget_permits(shrink);
-            *lock(&self.shrink_debt) += shrink - forgotten;
+            self.shrink_debt
+                .fetch_add(shrink - forgotten, Ordering::AcqRel);
         }
-        *settings = new;
+        self.settings.store(Arc::new(new));
     }
 
     /// The ParameterStatus set a new client is shown, from the first backend this pool opened.

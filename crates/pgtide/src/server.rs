@@ -17,7 +17,7 @@ use tracing::Instrument;
 use crate::client_startup::{authenticate, read_hello, write_all, Hello};
 use crate::error::{ProxyError, Result};
 use crate::metrics_names as m;
-use crate::session::{End, Session};
+use crate::session::{End, Session, SessionStart};
 use crate::shared::{Phase, Shared};
 
 /// A running pgtide, in-process. Dropping it does not stop it; call `shutdown`.
@@ -182,8 +182,8 @@ async fn handle_client(mut stream: TcpStream, shared: Arc<Shared>) {
     )
     .await
     .unwrap_or_else(|_| Err(ProxyError::StartupTimeout(startup_timeout.as_millis())));
-    let session = match outcome {
-        Ok(Some(session)) => session,
+    let start = match outcome {
+        Ok(Some(start)) => start,
         Ok(None) => return,
         Err(e) => {
             if !matches!(e, ProxyError::ClientIo(_)) {
@@ -198,43 +198,10 @@ async fn handle_client(mut stream: TcpStream, shared: Arc<Shared>) {
         }
     };
     let (r, w) = stream.into_split();
-    let session = session.into_session(shared, r, w, buf);
+    let session = Session::new(shared, start, r, w, buf);
     match session.run().await {
         End::ClientLeft => tracing::debug!("client left"),
         End::Error(e) => tracing::info!(error = %e, "session ended"),
-    }
-}
-
-/// A client that passed startup, waiting for its socket halves.
-struct Admitted {
-    pool: Arc<crate::pool::Pool>,
-    lease: Option<crate::pool::Lease>,
-    mode: PoolMode,
-    registration: crate::cancel::Registration,
-    max_message_size: usize,
-    state: crate::session_state::ClientState,
-}
-
-impl Admitted {
-    fn into_session(
-        self,
-        shared: Arc<Shared>,
-        r: tokio::net::tcp::OwnedReadHalf,
-        w: tokio::net::tcp::OwnedWriteHalf,
-        buf: BytesMut,
-    ) -> Session {
-        Session::new(
-            shared,
-            self.pool,
-            self.mode,
-            r,
-            w,
-            buf,
-            self.lease,
-            self.registration,
-            self.max_message_size,
-            self.state,
-        )
     }
 }
 
@@ -244,7 +211,7 @@ async fn startup(
     shared: &Arc<Shared>,
     config: &Config,
     over_limit: bool,
-) -> Result<Option<Admitted>> {
+) -> Result<Option<SessionStart>> {
     let request = match read_hello(stream, buf, shared).await? {
         Hello::Startup(r) => r,
         Hello::Cancelled | Hello::Gone => return Ok(None),
@@ -310,7 +277,7 @@ async fn startup(
         return Err(e);
     }
     tracing::debug!(database = %db.name, user = %user.name, "client admitted");
-    Ok(Some(Admitted {
+    Ok(Some(SessionStart {
         pool,
         lease,
         mode,

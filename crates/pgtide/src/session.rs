@@ -72,20 +72,33 @@ pub enum End {
     Error(ProxyError),
 }
 
+/// What startup decided for a client: its pool, its backend (session mode), its cancel key,
+/// its limits and the session state its startup packet asked for.
+pub struct SessionStart {
+    pub pool: Arc<Pool>,
+    pub lease: Option<Lease>,
+    pub mode: PoolMode,
+    pub registration: Registration,
+    pub max_message_size: usize,
+    pub state: ClientState,
+}
+
 impl Session {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         shared: Arc<Shared>,
-        pool: Arc<Pool>,
-        mode: PoolMode,
+        start: SessionStart,
         client_r: OwnedReadHalf,
         client_w: OwnedWriteHalf,
         crbuf: BytesMut,
-        lease: Option<Lease>,
-        cancel: Registration,
-        max_message_size: usize,
-        state: ClientState,
     ) -> Session {
+        let SessionStart {
+            pool,
+            lease,
+            mode,
+            registration: cancel,
+            max_message_size,
+            state,
+        } = start;
         let phase = shared.phase.subscribe();
         Session {
             shared,

@@ -96,10 +96,8 @@ impl ClientState {
     /// Notes every session effect of one SQL string (possibly several statements).
     pub fn observe_sql(&mut self, sql: &str) -> Observed {
         let mut observed = Observed::default();
-        for statement in pgtide_sql::split_statements(sql) {
-            for effect in pgtide_sql::session_effects(statement) {
-                self.observe(effect, &mut observed);
-            }
+        for effect in pgtide_sql::all_session_effects(sql) {
+            self.observe(effect, &mut observed);
         }
         observed
     }

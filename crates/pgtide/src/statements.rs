@@ -46,9 +46,7 @@ impl SharedStatement {
 
 /// Whether a statement changes session state pgtide must carry or pin for.
 pub fn has_session_effects(sql: &str) -> bool {
-    pgtide_sql::split_statements(sql)
-        .iter()
-        .any(|s| !pgtide_sql::session_effects(s).is_empty())
+    !pgtide_sql::all_session_effects(sql).is_empty()
 }
 
 /// The portal and statement names at the front of a Bind body, without reading the rest.
