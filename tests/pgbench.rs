@@ -88,3 +88,45 @@ async fn hundred_clients_over_ten_backends() {
     );
     server.shutdown(s::Shutdown::Immediate).await;
 }
+
+/// Issue 3's bar: `pgbench -M prepared` with 50 clients over a pool of 5. Every client prepares
+/// its statements with the same names (P_0, P_1, ...) and they must follow it to whichever of the
+/// five backends serves its next transaction. PgBouncer 1.18 fails this outright.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_fifty_clients_over_five_backends() {
+    let cluster = start_cluster().await;
+    let server = s::start(s::config(&cluster, PoolMode::Transaction, 5)).await;
+    let url = s::app_url(&server);
+    s::pgbench_init(&url, 1).await;
+    // pgbench_ok asserts exit 0, transactions processed and zero failures.
+    s::pgbench_ok(
+        &url,
+        &["-n", "-c", "50", "-j", "2", "-T", "5", "-M", "prepared"],
+    )
+    .await;
+    // The select-only script too: every transaction is one Bind/Execute of a named statement.
+    s::pgbench_ok(
+        &url,
+        &[
+            "-n", "-S", "-c", "50", "-j", "2", "-T", "3", "-M", "prepared",
+        ],
+    )
+    .await;
+    let pool = server.shared.pools.all()[0].clone();
+    let stats = pool.stats();
+    assert!(
+        stats.open <= 5,
+        "more backends than the pool size: {stats:?}"
+    );
+    let backends: usize = cluster
+        .primary()
+        .psql("SELECT count(*) FROM pg_stat_activity WHERE datname = 'app'")
+        .expect("count backends")
+        .parse()
+        .expect("number");
+    assert!(
+        backends <= 5,
+        "{backends} backends on the primary for a pool of 5"
+    );
+    server.shutdown(s::Shutdown::Immediate).await;
+}

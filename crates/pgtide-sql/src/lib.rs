@@ -19,6 +19,7 @@
 //! ```
 
 pub mod lexer;
+pub mod prepared;
 mod quote;
 pub mod session;
 mod set;
@@ -33,6 +34,7 @@ mod session_tests;
 mod set_tests;
 
 pub use lexer::{split_statements, tokens, Lexer, StrKind, Token, TokenKind};
+pub use prepared::{statement_names, NameRef, StatementUse};
 pub use session::{
     quote_ident, quote_literal, session_effects, startup_options_to_sets, SessionEffect, TxControl,
 };

@@ -5,6 +5,7 @@ pub mod auth_verify;
 pub mod backend;
 pub mod cancel;
 pub mod client_startup;
+pub mod client_statements;
 pub mod error;
 pub mod metrics_names;
 pub mod pool;

@@ -2,7 +2,7 @@
 //! (pool.size); idle connections wait in a queue; a background task closes stale ones and keeps
 //! min_idle warm. Resizing on reload adds or retires permits without touching connections in use.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,7 +47,16 @@ pub struct Pool {
     in_use: AtomicUsize,
     waiting: AtomicUsize,
     server_params: Mutex<Option<Vec<(String, String)>>>,
+    /// pgtide statement names some backend of this pool has parsed successfully. A client that
+    /// prepares one of these outside a transaction is answered without a backend (the Parse
+    /// follows it to the backend of its next Bind): a client blocked in a synchronous prepare
+    /// must not wait for a backend another client of its own thread holds (pgbench -M prepared).
+    known_statements: Mutex<HashSet<String>>,
 }
+
+/// Bound on `known_statements`; when full it starts over (a forgotten name costs one backend
+/// round trip the next time it is prepared outside a transaction).
+const MAX_KNOWN_STATEMENTS: usize = 20_000;
 
 impl Pool {
     pub fn new(
@@ -69,7 +78,28 @@ impl Pool {
             in_use: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             server_params: Mutex::new(None),
+            known_statements: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// Whether a backend of this pool has accepted a Parse of this pgtide statement.
+    pub fn statement_known(&self, global_name: &str) -> bool {
+        lock(&self.known_statements).contains(global_name)
+    }
+
+    pub fn note_statement(&self, global_name: &str) {
+        let mut known = lock(&self.known_statements);
+        if known.len() >= MAX_KNOWN_STATEMENTS {
+            known.clear();
+        }
+        if !known.contains(global_name) {
+            known.insert(global_name.to_string());
+        }
+    }
+
+    /// A statement turned out not to parse any more (DDL): clients must hear it from a backend.
+    pub fn forget_statement(&self, global_name: &str) {
+        lock(&self.known_statements).remove(global_name);
     }
 
     pub fn settings(&self) -> Arc<PoolSettings> {

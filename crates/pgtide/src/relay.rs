@@ -43,6 +43,9 @@ pub enum Expect {
         completion: Completion,
         /// A reply to a message pgtide injected: not for the client's eyes.
         swallow: bool,
+        /// Part of an exchange pgtide runs on its own before the client's messages (ending in its
+        /// own Sync): its errors end its own implicit transaction, not the client's.
+        standalone: bool,
         /// A Parse of this pgtide statement name: if it fails, the backend does not have it.
         prepares: Option<String>,
     },
@@ -63,6 +66,8 @@ pub enum Verdict {
 #[derive(Debug, Default)]
 pub struct ReplyQueue {
     queue: VecDeque<Expect>,
+    /// pgtide statement names whose Parse the backend accepted, for the pool's record.
+    prepared: Vec<String>,
     /// The backend is in extended-protocol copy-in mode, where it ignores Sync and Flush.
     copy_in: bool,
 }
@@ -72,14 +77,27 @@ impl ReplyQueue {
         self.queue.push_back(Expect::Backend {
             completion,
             swallow: false,
+            standalone: false,
             prepares: None,
         });
     }
 
+    /// The reply to a message pgtide injected into the client's batch.
     pub fn expect_swallowed(&mut self, completion: Completion, prepares: Option<String>) {
         self.queue.push_back(Expect::Backend {
             completion,
             swallow: true,
+            standalone: false,
+            prepares,
+        });
+    }
+
+    /// The reply to a message of an exchange pgtide runs on its own, ended by its own Sync.
+    pub fn expect_standalone(&mut self, completion: Completion, prepares: Option<String>) {
+        self.queue.push_back(Expect::Backend {
+            completion,
+            swallow: true,
+            standalone: true,
             prepares,
         });
     }
@@ -88,8 +106,14 @@ impl ReplyQueue {
         self.queue.push_back(Expect::Backend {
             completion: Completion::Parse,
             swallow: false,
+            standalone: false,
             prepares: Some(prepares),
         });
+    }
+
+    /// Statement names the backend has accepted a Parse for since the last call.
+    pub fn take_prepared(&mut self) -> std::vec::Drain<'_, String> {
+        self.prepared.drain(..)
     }
 
     /// A client Sync: owed a ReadyForQuery unless the backend is in copy-in mode.
@@ -108,23 +132,23 @@ impl ReplyQueue {
         }
     }
 
-    /// A simple query pgtide sent itself (replaying session settings): every reply up to its
-    /// ReadyForQuery is pgtide's.
+    /// A simple query (or Sync) pgtide sent itself: every reply up to its ReadyForQuery is
+    /// pgtide's.
     pub fn expect_swallowed_query(&mut self) {
-        self.expect_swallowed(Completion::Ready, None);
+        self.expect_standalone(Completion::Ready, None);
     }
 
     pub fn synthetic(&mut self, reply: Bytes) {
         self.queue.push_back(Expect::Synthetic(reply));
     }
 
-    /// Whether the next backend message belongs to a query pgtide sent itself.
-    pub fn front_is_swallowed_query(&self) -> bool {
+    /// Whether the next backend message belongs to an exchange pgtide runs on its own (whose
+    /// errors and ReadyForQuery say nothing about the client's transaction).
+    pub fn front_is_standalone(&self) -> bool {
         matches!(
             self.queue.front(),
             Some(Expect::Backend {
-                completion: Completion::Ready,
-                swallow: true,
+                standalone: true,
                 ..
             })
         )
@@ -152,7 +176,7 @@ impl ReplyQueue {
     pub fn on_backend_message(&mut self, t: u8, forgotten: &mut Vec<String>) -> Verdict {
         if let Some(Expect::Backend {
             completion: Completion::Ready,
-            swallow: true,
+            standalone: true,
             ..
         }) = self.queue.front()
         {
@@ -194,7 +218,13 @@ impl ReplyQueue {
                 ..
             }) if completion.completed_by(t) => {
                 let swallow = *swallow;
-                self.queue.pop_front();
+                if let Some(Expect::Backend {
+                    prepares: Some(name),
+                    ..
+                }) = self.queue.pop_front()
+                {
+                    self.prepared.push(name);
+                }
                 if swallow {
                     Verdict::Swallow
                 } else {

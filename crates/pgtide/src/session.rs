@@ -3,26 +3,22 @@
 //! in transaction mode. One event loop per session with bounded buffers both ways, so neither a
 //! slow client nor a chatty backend can stall the other direction or grow memory without bound.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use pgtide_config::PoolMode;
 use pgtide_wire::{backend as btag, encode, frontend as ftag, Frame, FrameDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
 
-use crate::backend::BackendConn;
 use crate::cancel::Registration;
+use crate::client_statements::{Backendward, ClientStatements};
 use crate::error::{ProxyError, Result};
 use crate::pool::{Lease, Pool};
 use crate::relay::{Completion, ReplyQueue, Verdict};
 use crate::session_state::ClientState;
 use crate::shared::{Phase, Shared};
-use crate::statements::{
-    bind_names, has_session_effects, rewrite_bind, target_message, SharedStatement,
-};
 
 /// Stop reading a side while this much is waiting to be written to the other.
 const HIGH_WATER: usize = 256 * 1024;
@@ -45,13 +41,11 @@ pub struct Session {
     /// Transaction status of the last ReadyForQuery.
     status: u8,
     /// The client's named statements (transaction mode).
-    statements: HashMap<String, Arc<SharedStatement>>,
+    statements: ClientStatements,
     /// After a failed lease, client messages up to the next Sync are answered by pgtide.
     skip_until_sync: bool,
     /// Session settings to carry and reasons to stay pinned (transaction mode).
     state: ClientState,
-    /// The session effects of the last unnamed Parse, noted when it is bound.
-    unnamed_effects_sql: Option<String>,
     cancel: Registration,
     phase: watch::Receiver<Phase>,
     closing: bool,
@@ -100,6 +94,7 @@ impl Session {
             state,
         } = start;
         let phase = shared.phase.subscribe();
+        let statements = ClientStatements::new(shared.next_session_number());
         Session {
             shared,
             pool,
@@ -114,10 +109,9 @@ impl Session {
             replies: ReplyQueue::default(),
             unsynced: false,
             status: b'I',
-            statements: HashMap::new(),
+            statements,
             skip_until_sync: false,
             state,
-            unnamed_effects_sql: None,
             cancel,
             phase,
             closing: false,
@@ -214,6 +208,9 @@ impl Session {
                 }
                 continue;
             }
+            if self.lease.is_none() && self.answer_without_backend(&frame) {
+                continue;
+            }
             if self.lease.is_none() && !self.lease_backend(&frame).await? {
                 continue;
             }
@@ -221,6 +218,38 @@ impl Session {
         }
         self.flush_synthetic();
         Ok(())
+    }
+
+    /// Between transactions in transaction mode, a few messages need no backend: a Parse of a
+    /// statement the pool knows, a Close, and the Sync or Flush after only such messages.
+    /// Answering them here keeps a client that prepares synchronously from waiting for a
+    /// backend (possibly held by another client waiting on that very client's thread).
+    fn answer_without_backend(&mut self, frame: &Frame) -> bool {
+        if self.mode != PoolMode::Transaction {
+            return false;
+        }
+        match frame.tag {
+            ftag::PARSE => {
+                let search_path = self.search_path();
+                self.statements.parse_without_backend(
+                    frame,
+                    search_path.as_deref(),
+                    &self.pool,
+                    &mut self.replies,
+                )
+            }
+            ftag::CLOSE => self
+                .statements
+                .close_without_backend(frame, &mut self.replies),
+            ftag::SYNC => {
+                let mut ready = BytesMut::with_capacity(6);
+                encode::ready_for_query(&mut ready, b'I');
+                self.replies.synthetic(ready.freeze());
+                true
+            }
+            ftag::FLUSH => true,
+            _ => false,
+        }
     }
 
     /// Leases a backend for the transaction this frame starts. On failure the client gets the
@@ -263,9 +292,10 @@ impl Session {
         self.lease = Some(lease);
     }
 
-    /// Notes the session effects of SQL the client is about to run.
-    fn observe(&mut self, sql: &str) {
-        let observed = self.state.observe_sql(sql);
+    /// Notes the session effects of SQL the client is about to run. `prepare_carried`: SQL
+    /// PREPAREs in it were given pgtide names and follow the client (no pin needed).
+    fn observe(&mut self, sql: &str, prepare_carried: bool) {
+        let observed = self.state.observe_sql(sql, prepare_carried);
         if observed.drops_prepared {
             // DISCARD ALL / DEALLOCATE ALL empty the backend's statements and the client's.
             self.lease_mut().conn.prepared.clear();
@@ -282,9 +312,10 @@ impl Session {
     fn forward(&mut self, frame: Frame) {
         let transaction_mode = self.mode == PoolMode::Transaction;
         match frame.tag {
+            ftag::QUERY if transaction_mode => return self.forward_query(frame),
             ftag::QUERY => {
                 if let Ok(sql) = pgtide_wire::query_text(frame.body()) {
-                    self.observe(sql);
+                    self.observe(sql, false);
                 }
                 self.replies.expect(Completion::Ready)
             }
@@ -316,119 +347,82 @@ impl Session {
         self.replies.expect(completion);
     }
 
+    fn search_path(&self) -> Option<String> {
+        self.state.settings().get("search_path").cloned()
+    }
+
     fn forward_parse(&mut self, frame: Frame) {
         self.unsynced = true;
-        let name_len = match pgtide_wire::parse_message(frame.body()) {
-            Ok(view) if !view.statement.is_empty() => view.statement.len(),
-            // The unnamed statement lives only until the next Parse on this backend, inside the
-            // client's own batch: nothing to map. Malformed bodies go through for the backend to
-            // reject with its own error.
-            parsed => {
-                self.unnamed_effects_sql = parsed
-                    .ok()
-                    .map(|v| v.query)
-                    .filter(|q| has_session_effects(q))
-                    .map(str::to_string);
-                self.replies.expect(Completion::Parse);
-                self.to_backend.extend_from_slice(&frame.raw);
-                return;
-            }
+        let search_path = self.search_path();
+        let lease = self
+            .lease
+            .as_mut()
+            .expect("forwarding only happens with a leased backend");
+        let b = Backendward {
+            conn: &mut lease.conn,
+            out: &mut self.to_backend,
+            replies: &mut self.replies,
         };
-        let client_name =
-            String::from_utf8_lossy(frame.body().get(..name_len).unwrap_or_default()).into_owned();
-        let stmt = Arc::new(SharedStatement::from_parse(frame.body(), name_len));
-        self.statements.insert(client_name, stmt.clone());
-        let conn = &mut self.lease_mut().conn;
-        if conn.prepared.touch(&stmt.global_name) {
-            self.replies.synthetic(parse_complete());
-        } else {
-            self.prepare_on_backend(&stmt, false);
-        }
-    }
-
-    /// Sends the statement's Parse to the leased backend, closing its least recently used
-    /// statement first when the backend is at max_prepared_statements.
-    fn prepare_on_backend(&mut self, stmt: &SharedStatement, injected: bool) {
-        let conn: &mut BackendConn = &mut self.lease_mut().conn;
-        if let Some(evicted) = conn.prepared.insert(&stmt.global_name) {
-            self.to_backend
-                .extend_from_slice(&target_message(ftag::CLOSE, b'S', &evicted));
-            self.replies.expect_swallowed(Completion::Close, None);
-        }
-        self.to_backend.extend_from_slice(&stmt.parse);
-        if injected {
-            self.replies
-                .expect_swallowed(Completion::Parse, Some(stmt.global_name.clone()));
-        } else {
-            self.replies.expect_parse(stmt.global_name.clone());
-        }
-    }
-
-    /// Makes sure the backend has a client statement, returning pgtide's name for it.
-    fn ensure_prepared(&mut self, client_name: &str) -> Option<String> {
-        let stmt = self.statements.get(client_name)?.clone();
-        if !self.lease_mut().conn.prepared.touch(&stmt.global_name) {
-            self.prepare_on_backend(&stmt, true);
-        }
-        Some(stmt.global_name.clone())
+        self.statements.parse(&frame, search_path.as_deref(), b);
     }
 
     fn forward_bind(&mut self, frame: Frame) {
         self.unsynced = true;
-        // Only the two names at the front matter here; PostgreSQL validates the rest (and
-        // reports a malformed body itself, under the statement name it knows).
-        let names = bind_names(frame.body()).map(|(portal, stmt)| (portal.len(), stmt.to_string()));
-        if let Some((_, stmt)) = &names {
-            let effects = if stmt.is_empty() {
-                self.unnamed_effects_sql.clone()
-            } else {
-                self.statements
-                    .get(stmt)
-                    .and_then(|s| s.effects_sql.clone())
-            };
-            if let Some(sql) = effects {
-                self.observe(&sql);
-            }
+        let lease = self
+            .lease
+            .as_mut()
+            .expect("forwarding only happens with a leased backend");
+        let b = Backendward {
+            conn: &mut lease.conn,
+            out: &mut self.to_backend,
+            replies: &mut self.replies,
+        };
+        if let Some(sql) = self.statements.bind(&frame, b) {
+            self.observe(&sql, false);
         }
-        if let Some((portal_len, stmt)) = names.filter(|(_, stmt)| !stmt.is_empty()) {
-            if let Some(global) = self.ensure_prepared(&stmt) {
-                self.replies.expect(Completion::Bind);
-                let msg = rewrite_bind(frame.body(), portal_len, stmt.len(), &global);
-                self.to_backend.extend_from_slice(&msg);
-                return;
-            }
-        }
-        self.replies.expect(Completion::Bind);
-        self.to_backend.extend_from_slice(&frame.raw);
     }
 
     fn forward_describe_or_close(&mut self, frame: Frame) {
         self.unsynced = true;
-        let completion = if frame.tag == ftag::DESCRIBE {
-            Completion::Describe
-        } else {
-            Completion::Close
+        let lease = self
+            .lease
+            .as_mut()
+            .expect("forwarding only happens with a leased backend");
+        let b = Backendward {
+            conn: &mut lease.conn,
+            out: &mut self.to_backend,
+            replies: &mut self.replies,
         };
-        let target = pgtide_wire::close_or_describe(frame.body())
-            .ok()
-            .filter(|t| t.kind == b'S' && !t.name.is_empty())
-            .map(|t| t.name.to_string());
-        if let Some(name) = target {
-            if frame.tag == ftag::CLOSE {
-                // The backend keeps the statement for other clients; only this client's name goes.
-                if self.statements.remove(&name).is_some() {
-                    self.replies.synthetic(close_complete());
-                    return;
-                }
-            } else if let Some(global) = self.ensure_prepared(&name) {
-                self.replies.expect(completion);
-                self.to_backend
-                    .extend_from_slice(&target_message(ftag::DESCRIBE, b'S', &global));
-                return;
-            }
+        self.statements.describe_or_close(&frame, b);
+    }
+
+    /// A simple Query in transaction mode: its statement names become pgtide's.
+    fn forward_query(&mut self, frame: Frame) {
+        let Ok(sql) = pgtide_wire::query_text(frame.body()) else {
+            self.replies.expect(Completion::Ready);
+            self.to_backend.extend_from_slice(&frame.raw);
+            return;
+        };
+        let status = self.status;
+        let lease = self
+            .lease
+            .as_mut()
+            .expect("forwarding only happens with a leased backend");
+        let b = Backendward {
+            conn: &mut lease.conn,
+            out: &mut self.to_backend,
+            replies: &mut self.replies,
+        };
+        let rewritten = self.statements.rewrite_query(sql, status, b);
+        self.observe(sql, true);
+        for effects in &rewritten.effects {
+            self.observe(effects, false);
         }
-        self.replies.expect(completion);
-        self.to_backend.extend_from_slice(&frame.raw);
+        self.replies.expect(Completion::Ready);
+        match rewritten.sql {
+            Some(sql) => encode::query(&mut self.to_backend, &sql),
+            None => self.to_backend.extend_from_slice(&frame.raw),
+        }
     }
 
     fn lease_mut(&mut self) -> &mut Lease {
@@ -470,7 +464,7 @@ impl Session {
                 _ => {}
             }
             self.flush_synthetic();
-            let own_query = self.replies.front_is_swallowed_query();
+            let own_exchange = self.replies.front_is_standalone();
             let verdict = self.replies.on_backend_message(frame.tag, &mut forgotten);
             if verdict == Verdict::Forward {
                 self.to_client.extend_from_slice(&frame.raw);
@@ -479,16 +473,21 @@ impl Session {
                 for name in forgotten.drain(..) {
                     lease.conn.prepared.forget(&name);
                 }
-            }
-            if !own_query {
-                match frame.tag {
-                    btag::ERROR_RESPONSE => self.state.on_error(),
-                    btag::READY_FOR_QUERY => {
-                        if let Some(lease) = self.lease.as_mut() {
-                            self.state.on_ready(self.status, &mut lease.conn.settings);
+                for name in self.replies.take_prepared() {
+                    self.pool.note_statement(&name);
+                }
+                if !own_exchange {
+                    match frame.tag {
+                        btag::ERROR_RESPONSE => self.state.on_error(),
+                        btag::COMMAND_COMPLETE if self.statements.has_pending_sql() => {
+                            self.statements.on_command_complete(frame.body())
                         }
+                        btag::READY_FOR_QUERY => {
+                            self.state.on_ready(self.status, &mut lease.conn.settings);
+                            self.statements.on_ready(&mut lease.conn);
+                        }
+                        _ => {}
                     }
-                    _ => {}
                 }
             }
             if frame.tag == btag::READY_FOR_QUERY {
@@ -647,12 +646,4 @@ async fn write_opt(w: Option<&mut OwnedWriteHalf>, data: &[u8]) -> std::io::Resu
         Some(w) => w.write(data).await,
         None => std::future::pending().await,
     }
-}
-
-fn parse_complete() -> Bytes {
-    Bytes::from_static(&[b'1', 0, 0, 0, 4])
-}
-
-fn close_complete() -> Bytes {
-    Bytes::from_static(&[b'3', 0, 0, 0, 4])
 }

@@ -94,9 +94,13 @@ impl ClientState {
     }
 
     /// Notes every session effect of one SQL string (possibly several statements).
-    pub fn observe_sql(&mut self, sql: &str) -> Observed {
+    /// `prepare_carried`: its SQL PREPAREs follow the client to any backend, so they do not pin.
+    pub fn observe_sql(&mut self, sql: &str, prepare_carried: bool) -> Observed {
         let mut observed = Observed::default();
         for effect in pgtide_sql::all_session_effects(sql) {
+            if prepare_carried && matches!(effect, SessionEffect::Prepare { .. }) {
+                continue;
+            }
             self.observe(effect, &mut observed);
         }
         observed
@@ -249,7 +253,7 @@ mod tests {
     fn committed_set_is_carried_and_rolled_back_set_is_not() {
         let mut s = ClientState::default();
         let mut backend = Settings::new();
-        s.observe_sql("SET search_path TO a");
+        s.observe_sql("SET search_path TO a", false);
         s.on_ready(b'I', &mut backend);
         assert_eq!(
             s.settings().get("search_path").map(String::as_str),
@@ -257,17 +261,17 @@ mod tests {
         );
         assert_eq!(backend.get("search_path").map(String::as_str), Some("a"));
 
-        s.observe_sql("BEGIN");
-        s.observe_sql("SET search_path TO b");
+        s.observe_sql("BEGIN", false);
+        s.observe_sql("SET search_path TO b", false);
         s.on_ready(b'T', &mut backend);
-        s.observe_sql("ROLLBACK");
+        s.observe_sql("ROLLBACK", false);
         s.on_ready(b'I', &mut backend);
         assert_eq!(
             s.settings().get("search_path").map(String::as_str),
             Some("a")
         );
 
-        s.observe_sql("SET statement_timeout = 5; SELECT 1/0");
+        s.observe_sql("SET statement_timeout = 5; SELECT 1/0", false);
         s.on_error();
         s.on_ready(b'I', &mut backend);
         assert!(!s.settings().contains_key("statement_timeout"));
@@ -285,7 +289,7 @@ mod tests {
         assert_eq!(s.sync_sql(&backend), None);
         backend.insert("search_path".into(), "other".into());
         assert_eq!(s.sync_sql(&backend).as_deref(), Some("RESET search_path;"));
-        s.observe_sql("RESET ALL");
+        s.observe_sql("RESET ALL", false);
         let mut b2 = Settings::new();
         s.on_ready(b'I', &mut b2);
         assert_eq!(
@@ -297,18 +301,18 @@ mod tests {
     #[test]
     fn uncarriable_state_pins_until_undone() {
         let mut s = ClientState::default();
-        assert_eq!(s.observe_sql("LISTEN jobs").pinned, Some("listen"));
+        assert_eq!(s.observe_sql("LISTEN jobs", false).pinned, Some("listen"));
         assert!(s.is_pinned());
-        s.observe_sql("UNLISTEN *");
+        s.observe_sql("UNLISTEN *", false);
         assert!(!s.is_pinned());
-        s.observe_sql("SELECT pg_advisory_lock(1)");
-        s.observe_sql("CREATE TEMP TABLE t (x int)");
+        s.observe_sql("SELECT pg_advisory_lock(1)", false);
+        s.observe_sql("CREATE TEMP TABLE t (x int)", false);
         assert_eq!(s.pins().len(), 2);
-        let o = s.observe_sql("DISCARD ALL");
+        let o = s.observe_sql("DISCARD ALL", false);
         assert!(o.drops_prepared);
         assert!(!s.is_pinned());
         assert!(s
-            .observe_sql("SELECT pg_advisory_xact_lock(1)")
+            .observe_sql("SELECT pg_advisory_xact_lock(1)", false)
             .pinned
             .is_none());
     }

@@ -2,7 +2,7 @@
 //! on reload), the pools, the cancel registry and the shutdown phase. No globals.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +30,8 @@ pub struct Shared {
     pub cancels: Arc<CancelRegistry>,
     pub phase: watch::Sender<Phase>,
     pub clients: AtomicUsize,
+    /// Numbers sessions, for names that must never repeat within the process.
+    sessions_started: AtomicU64,
     /// Plain-text passwords turned into SCRAM secrets once (PBKDF2 is deliberately slow).
     scram_secrets: Mutex<HashMap<String, (String, ScramSecret)>>,
 }
@@ -43,8 +45,14 @@ impl Shared {
             cancels: Arc::new(CancelRegistry::default()),
             phase,
             clients: AtomicUsize::new(0),
+            sessions_started: AtomicU64::new(0),
             scram_secrets: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// A number no other session of this process gets.
+    pub fn next_session_number(&self) -> u64 {
+        self.sessions_started.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     pub fn phase(&self) -> Phase {

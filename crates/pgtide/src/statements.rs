@@ -7,23 +7,38 @@ use std::hash::{Hash, Hasher};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// A statement as the backend must see it: pgtide's name and the rewritten Parse message.
+/// How a backend gets a statement it lacks.
+#[derive(Debug)]
+pub enum Preparation {
+    /// A Parse message (tag + length + body) carrying the pgtide name: extended protocol.
+    Parse(Bytes),
+    /// `PREPARE <pgtide name> [(types)] AS ...`: the client used SQL, whose parameter types
+    /// are type names pgtide cannot turn into the OIDs a Parse needs.
+    Sql(String),
+}
+
+/// A statement as the backend must see it: pgtide's name and how to prepare it.
 #[derive(Debug)]
 pub struct SharedStatement {
     pub global_name: String,
-    /// The Parse message (tag + length + body) carrying `global_name`.
-    pub parse: Bytes,
+    pub prepare: Preparation,
     /// The query text when it has session effects (SET, LISTEN, ...), to note them at Bind.
     pub effects_sql: Option<String>,
 }
 
 impl SharedStatement {
     /// Builds the pgtide-wide statement for a client Parse body whose own name is `client_name`.
-    pub fn from_parse(body: &[u8], client_name_len: usize) -> SharedStatement {
+    /// The client's search_path is part of the identity: the same text can name other tables.
+    pub fn from_parse(
+        body: &[u8],
+        client_name_len: usize,
+        search_path: Option<&str>,
+    ) -> SharedStatement {
         // Everything after the client's name (query, parameter types) identifies the statement.
         let rest = body.get(client_name_len + 1..).unwrap_or_default();
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         rest.hash(&mut hasher);
+        search_path.hash(&mut hasher);
         let global_name = format!("pgtide_{:016x}_{}", hasher.finish(), rest.len());
         let mut parse = BytesMut::with_capacity(rest.len() + global_name.len() + 6);
         parse.put_u8(b'P');
@@ -38,10 +53,33 @@ impl SharedStatement {
             .map(str::to_string);
         SharedStatement {
             global_name,
-            parse: parse.freeze(),
+            prepare: Preparation::Parse(parse.freeze()),
             effects_sql,
         }
     }
+}
+
+/// An unnamed Parse, Bind and Execute of a utility statement, to run SQL in the middle of a
+/// client's extended-protocol batch (where a simple Query would end its implicit transaction).
+pub fn run_in_batch(out: &mut BytesMut, sql: &str) {
+    out.put_u8(b'P');
+    out.put_i32((4 + 1 + sql.len() + 1 + 2) as i32);
+    out.put_u8(0);
+    out.put_slice(sql.as_bytes());
+    out.put_u8(0);
+    out.put_i16(0);
+    // Bind: unnamed portal and statement, no parameter formats, no parameters, no result formats.
+    out.put_u8(b'B');
+    out.put_i32(4 + 1 + 1 + 2 + 2 + 2);
+    out.put_u8(0);
+    out.put_u8(0);
+    out.put_i16(0);
+    out.put_i16(0);
+    out.put_i16(0);
+    out.put_u8(b'E');
+    out.put_i32(4 + 1 + 4);
+    out.put_u8(0);
+    out.put_i32(0);
 }
 
 /// Whether a statement changes session state pgtide must carry or pin for.
@@ -168,14 +206,36 @@ mod tests {
 
     #[test]
     fn same_query_same_global_name_across_clients() {
-        let a = SharedStatement::from_parse(&parse_body("s1", "SELECT 1"), 2);
-        let b = SharedStatement::from_parse(&parse_body("other", "SELECT 1"), 5);
-        let c = SharedStatement::from_parse(&parse_body("s1", "SELECT 2"), 2);
+        let a = SharedStatement::from_parse(&parse_body("s1", "SELECT 1"), 2, None);
+        let b = SharedStatement::from_parse(&parse_body("other", "SELECT 1"), 5, None);
+        let c = SharedStatement::from_parse(&parse_body("s1", "SELECT 2"), 2, None);
+        let d = SharedStatement::from_parse(&parse_body("s1", "SELECT 1"), 2, Some("tenant1"));
         assert_eq!(a.global_name, b.global_name);
         assert_ne!(a.global_name, c.global_name);
-        let view = pgtide_wire::parse_message(&a.parse[5..]).expect("valid parse");
+        assert_ne!(a.global_name, d.global_name);
+        let Preparation::Parse(parse) = &a.prepare else {
+            panic!("a Parse")
+        };
+        let view = pgtide_wire::parse_message(&parse[5..]).expect("valid parse");
         assert_eq!(view.statement, a.global_name);
         assert_eq!(view.query, "SELECT 1");
+    }
+
+    #[test]
+    fn run_in_batch_frames_three_messages() {
+        let mut out = BytesMut::new();
+        run_in_batch(&mut out, "PREPARE x AS SELECT 1");
+        let decoder = pgtide_wire::FrameDecoder::new(1 << 20);
+        let mut frames = Vec::new();
+        while let Some(f) = decoder.decode(&mut out).expect("frame") {
+            frames.push(f);
+        }
+        let tags: Vec<u8> = frames.iter().map(|f| f.tag).collect();
+        assert_eq!(tags, b"PBE");
+        let parse = pgtide_wire::parse_message(frames[0].body()).expect("parse");
+        assert_eq!(parse.query, "PREPARE x AS SELECT 1");
+        let bind = pgtide_wire::bind_message(frames[1].body()).expect("bind");
+        assert_eq!((bind.portal, bind.statement), ("", ""));
     }
 
     #[test]

@@ -1,0 +1,409 @@
+//! One client's prepared statements in transaction mode. Its names — from an extended-protocol
+//! Parse or a SQL `PREPARE` — map to pgtide-wide statements; whichever backend serves the client
+//! gets a statement it lacks injected right in front of the message that needs it, in the same
+//! write, with the reply swallowed. SQL `EXECUTE` and `DEALLOCATE` are rewritten to pgtide's
+//! names, so drivers that mix both (Rails deallocates protocol statements with SQL) just work.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use pgtide_sql::{statement_names, StatementUse};
+use pgtide_wire::{encode, frontend as ftag, Frame};
+
+use crate::backend::BackendConn;
+use crate::pool::Pool;
+use crate::relay::{Completion, ReplyQueue};
+use crate::statements::{
+    bind_names, has_session_effects, rewrite_bind, run_in_batch, target_message, Preparation,
+    SharedStatement,
+};
+
+/// The leased backend as statement handling sees it: where injected and rewritten messages go,
+/// and the replies they are owed.
+pub struct Backendward<'a> {
+    pub conn: &'a mut BackendConn,
+    pub out: &'a mut BytesMut,
+    pub replies: &'a mut ReplyQueue,
+}
+
+/// Where an injected statement goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Inside the client's extended-protocol batch, before the message that needs it.
+    InBatch,
+    /// On its own, ended by its own Sync, before the client's simple Query.
+    BeforeQuery,
+}
+
+/// A simple Query's SQL once pgtide's statement names are in.
+#[derive(Debug, Default)]
+pub struct RewrittenQuery {
+    /// None when nothing in the SQL names a statement of this client.
+    pub sql: Option<String>,
+    /// The texts of EXECUTEd statements with session effects, for the caller to note.
+    pub effects: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct ClientStatements {
+    named: HashMap<String, Arc<SharedStatement>>,
+    /// The session effects of the last unnamed Parse, noted when it is bound.
+    unnamed_effects_sql: Option<String>,
+    /// SQL PREPAREs of the running query, confirmed in order by CommandComplete "PREPARE".
+    pending_sql: VecDeque<(String, Arc<SharedStatement>)>,
+    /// Makes this client's SQL-prepared statement names unique across the process.
+    session_tag: u64,
+    serial: u64,
+}
+
+impl ClientStatements {
+    pub fn new(session_tag: u64) -> Self {
+        ClientStatements {
+            session_tag,
+            ..Default::default()
+        }
+    }
+
+    /// DISCARD ALL / DEALLOCATE ALL: the client has no statements any more.
+    pub fn clear(&mut self) {
+        self.named.clear();
+        self.pending_sql.clear();
+    }
+
+    fn resolve(&self, name: &str) -> Option<Arc<SharedStatement>> {
+        self.pending_sql
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.clone())
+            .or_else(|| self.named.get(name).cloned())
+    }
+
+    fn remove(&mut self, name: &str) -> bool {
+        let pending = self.pending_sql.len();
+        self.pending_sql.retain(|(n, _)| n != name);
+        self.named.remove(name).is_some() || pending != self.pending_sql.len()
+    }
+
+    /// A named statement, built from a client Parse. None for the unnamed statement (which
+    /// lives only inside the client's own batch) and for bodies the backend should reject.
+    fn statement_of_parse(
+        frame: &Frame,
+        search_path: Option<&str>,
+    ) -> Option<(String, Arc<SharedStatement>)> {
+        let view = pgtide_wire::parse_message(frame.body()).ok()?;
+        if view.statement.is_empty() {
+            return None;
+        }
+        let name_len = view.statement.len();
+        let stmt = SharedStatement::from_parse(frame.body(), name_len, search_path);
+        Some((view.statement.to_string(), Arc::new(stmt)))
+    }
+
+    /// A Parse while no backend is leased: answered by pgtide when a backend of the pool has
+    /// already accepted the same statement. Its Parse then follows the client to the backend
+    /// of its next Bind or Describe.
+    pub fn parse_without_backend(
+        &mut self,
+        frame: &Frame,
+        search_path: Option<&str>,
+        pool: &Pool,
+        replies: &mut ReplyQueue,
+    ) -> bool {
+        match Self::statement_of_parse(frame, search_path) {
+            Some((name, stmt)) if pool.statement_known(&stmt.global_name) => {
+                self.named.insert(name, stmt);
+                replies.synthetic(parse_complete());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A Close while no backend is leased: statements are the client's names only, and portals
+    /// do not outlive the transaction that made them, so pgtide answers it.
+    pub fn close_without_backend(&mut self, frame: &Frame, replies: &mut ReplyQueue) -> bool {
+        let Ok(target) = pgtide_wire::close_or_describe(frame.body()) else {
+            return false;
+        };
+        if target.kind == b'S' && !target.name.is_empty() {
+            let name = target.name.to_string();
+            self.remove(&name);
+        }
+        replies.synthetic(close_complete());
+        true
+    }
+
+    pub fn parse(&mut self, frame: &Frame, search_path: Option<&str>, b: Backendward<'_>) {
+        let Some((name, stmt)) = Self::statement_of_parse(frame, search_path) else {
+            // Malformed bodies go through for the backend to reject with its own error.
+            self.unnamed_effects_sql = pgtide_wire::parse_message(frame.body())
+                .ok()
+                .map(|v| v.query)
+                .filter(|q| has_session_effects(q))
+                .map(str::to_string);
+            b.replies.expect(Completion::Parse);
+            b.out.extend_from_slice(&frame.raw);
+            return;
+        };
+        self.named.insert(name, stmt.clone());
+        if b.conn.prepared.touch(&stmt.global_name) {
+            b.replies.synthetic(parse_complete());
+            return;
+        }
+        let Preparation::Parse(parse) = &stmt.prepare else {
+            return;
+        };
+        close_evicted(
+            b.conn.prepared.insert(&stmt.global_name),
+            &mut *b.out,
+            b.replies,
+            Place::InBatch,
+        );
+        b.out.extend_from_slice(parse);
+        b.replies.expect_parse(stmt.global_name.clone());
+    }
+
+    /// Returns the text of the bound statement when it has session effects to note.
+    pub fn bind(&mut self, frame: &Frame, b: Backendward<'_>) -> Option<String> {
+        // Only the two names at the front matter here; PostgreSQL validates the rest (and
+        // reports a malformed body itself, under the statement name it knows).
+        let names = bind_names(frame.body()).map(|(portal, stmt)| (portal.len(), stmt.to_string()));
+        let (effects, msg) = match names {
+            Some((_, stmt)) if stmt.is_empty() => (self.unnamed_effects_sql.clone(), None),
+            Some((portal_len, client_name)) => match self.resolve(&client_name) {
+                Some(stmt) => {
+                    ensure(&stmt, &mut *b.conn, &mut *b.out, b.replies, Place::InBatch);
+                    let msg = rewrite_bind(
+                        frame.body(),
+                        portal_len,
+                        client_name.len(),
+                        &stmt.global_name,
+                    );
+                    (stmt.effects_sql.clone(), Some(msg))
+                }
+                None => (None, None),
+            },
+            None => (None, None),
+        };
+        b.replies.expect(Completion::Bind);
+        b.out
+            .extend_from_slice(msg.as_deref().unwrap_or(&frame.raw));
+        effects
+    }
+
+    pub fn describe_or_close(&mut self, frame: &Frame, b: Backendward<'_>) {
+        let close = frame.tag == ftag::CLOSE;
+        let completion = if close {
+            Completion::Close
+        } else {
+            Completion::Describe
+        };
+        let target = pgtide_wire::close_or_describe(frame.body())
+            .ok()
+            .filter(|t| t.kind == b'S' && !t.name.is_empty())
+            .map(|t| t.name.to_string());
+        if let Some(name) = target {
+            if close {
+                // The backend keeps the statement for other clients; only this client's name goes.
+                self.remove(&name);
+                b.replies.synthetic(close_complete());
+                return;
+            }
+            if let Some(stmt) = self.resolve(&name) {
+                ensure(&stmt, &mut *b.conn, &mut *b.out, b.replies, Place::InBatch);
+                b.replies.expect(completion);
+                b.out
+                    .extend_from_slice(&target_message(ftag::DESCRIBE, b'S', &stmt.global_name));
+                return;
+            }
+        }
+        b.replies.expect(completion);
+        b.out.extend_from_slice(&frame.raw);
+    }
+
+    /// Puts pgtide's statement names into a simple Query's SQL (PREPARE gets a fresh name,
+    /// EXECUTE and DEALLOCATE the name of the client's statement), injecting in front of it
+    /// whatever the backend lacks. Nothing changes in a failed transaction, where PostgreSQL
+    /// rejects every statement anyway.
+    pub fn rewrite_query(&mut self, sql: &str, status: u8, b: Backendward<'_>) -> RewrittenQuery {
+        let mut result = RewrittenQuery::default();
+        if status == b'E' {
+            return result;
+        }
+        let refs = statement_names(sql);
+        if refs.is_empty() {
+            return result;
+        }
+        let mut out = String::with_capacity(sql.len() + 32);
+        let mut copied = 0;
+        let mut new_in_query: Vec<(String, Arc<SharedStatement>)> = Vec::new();
+        for r in refs {
+            let local = new_in_query
+                .iter()
+                .rev()
+                .find(|(n, _)| *n == r.name)
+                .map(|(_, s)| s.clone());
+            let replacement = match r.kind {
+                StatementUse::Prepare => match local.or_else(|| self.resolve(&r.name)) {
+                    Some(existing) => {
+                        // PostgreSQL says 42P05 (already exists): make sure the backend does.
+                        ensure(
+                            &existing,
+                            &mut *b.conn,
+                            &mut *b.out,
+                            b.replies,
+                            Place::BeforeQuery,
+                        );
+                        existing.global_name.clone()
+                    }
+                    None => {
+                        self.serial += 1;
+                        let global = format!("pgtide_q{}_{}", self.session_tag, self.serial);
+                        let statement = &sql[r.statement.clone()];
+                        let name_at = r.span.start - r.statement.start;
+                        let prepare_sql = format!(
+                            "{}{}{}",
+                            &statement[..name_at],
+                            global,
+                            &statement[name_at + r.span.len()..]
+                        );
+                        let effects_sql = r
+                            .body
+                            .map(|body| sql[body].to_string())
+                            .filter(|body| has_session_effects(body));
+                        // The backend has it once the query runs; on_ready forgets it if not.
+                        let evicted = b.conn.prepared.insert(&global);
+                        close_evicted(evicted, &mut *b.out, b.replies, Place::BeforeQuery);
+                        let stmt = Arc::new(SharedStatement {
+                            global_name: global.clone(),
+                            prepare: Preparation::Sql(prepare_sql),
+                            effects_sql,
+                        });
+                        new_in_query.push((r.name.clone(), stmt));
+                        global
+                    }
+                },
+                StatementUse::Execute => {
+                    let stmt = match local {
+                        Some(s) => Some(s),
+                        None => self.resolve(&r.name).inspect(|s| {
+                            ensure(s, &mut *b.conn, &mut *b.out, b.replies, Place::BeforeQuery)
+                        }),
+                    };
+                    match stmt {
+                        Some(s) => {
+                            result.effects.extend(s.effects_sql.clone());
+                            s.global_name.clone()
+                        }
+                        None => continue,
+                    }
+                }
+                StatementUse::Deallocate => {
+                    let had_local = new_in_query.iter().any(|(n, _)| *n == r.name);
+                    new_in_query.retain(|(n, _)| *n != r.name);
+                    if !self.remove(&r.name) && !had_local {
+                        continue; // PostgreSQL reports the unknown name itself.
+                    }
+                    // Other clients may share the backend's statement: deallocate a stand-in
+                    // made for the purpose, so the client still sees DEALLOCATE succeed.
+                    self.serial += 1;
+                    let stand_in = format!("pgtide_d{}_{}", self.session_tag, self.serial);
+                    encode::query(b.out, &format!("PREPARE {stand_in} AS SELECT 1"));
+                    b.replies.expect_swallowed_query();
+                    stand_in
+                }
+            };
+            out.push_str(&sql[copied..r.span.start]);
+            out.push_str(&replacement);
+            copied = r.span.end;
+        }
+        out.push_str(&sql[copied..]);
+        self.pending_sql.extend(new_in_query);
+        result.sql = Some(out);
+        result
+    }
+
+    pub fn has_pending_sql(&self) -> bool {
+        !self.pending_sql.is_empty()
+    }
+
+    /// A CommandComplete of the client's query: a "PREPARE" confirms the oldest pending one.
+    pub fn on_command_complete(&mut self, body: &[u8]) {
+        if body.starts_with(b"PREPARE\0") {
+            if let Some((name, stmt)) = self.pending_sql.pop_front() {
+                self.named.insert(name, stmt);
+            }
+        }
+    }
+
+    /// The client's query ended: PREPAREs it did not confirm failed or never ran.
+    pub fn on_ready(&mut self, conn: &mut BackendConn) {
+        for (_, stmt) in self.pending_sql.drain(..) {
+            conn.prepared.forget(&stmt.global_name);
+        }
+    }
+}
+
+/// Makes sure the backend has `stmt`, injecting it at `place` when it does not.
+fn ensure(
+    stmt: &SharedStatement,
+    conn: &mut BackendConn,
+    out: &mut BytesMut,
+    replies: &mut ReplyQueue,
+    place: Place,
+) {
+    if conn.prepared.touch(&stmt.global_name) {
+        return;
+    }
+    close_evicted(conn.prepared.insert(&stmt.global_name), out, replies, place);
+    let name = Some(stmt.global_name.clone());
+    let expect = |replies: &mut ReplyQueue, completion, prepares| match place {
+        Place::InBatch => replies.expect_swallowed(completion, prepares),
+        Place::BeforeQuery => replies.expect_standalone(completion, prepares),
+    };
+    match &stmt.prepare {
+        Preparation::Parse(parse) => {
+            out.extend_from_slice(parse);
+            expect(replies, Completion::Parse, name);
+        }
+        Preparation::Sql(sql) => {
+            run_in_batch(out, sql);
+            expect(replies, Completion::Parse, None);
+            expect(replies, Completion::Bind, None);
+            expect(replies, Completion::Execute, name);
+        }
+    }
+    if place == Place::BeforeQuery {
+        encode::sync(out);
+        replies.expect_swallowed_query();
+    }
+}
+
+/// Closes the statement the backend's LRU gave up to make room, if any.
+fn close_evicted(
+    evicted: Option<String>,
+    out: &mut BytesMut,
+    replies: &mut ReplyQueue,
+    place: Place,
+) {
+    let Some(name) = evicted else { return };
+    out.extend_from_slice(&target_message(ftag::CLOSE, b'S', &name));
+    match place {
+        Place::InBatch => replies.expect_swallowed(Completion::Close, None),
+        Place::BeforeQuery => {
+            replies.expect_standalone(Completion::Close, None);
+            encode::sync(out);
+            replies.expect_swallowed_query();
+        }
+    }
+}
+
+pub fn parse_complete() -> Bytes {
+    Bytes::from_static(&[b'1', 0, 0, 0, 4])
+}
+
+pub fn close_complete() -> Bytes {
+    Bytes::from_static(&[b'3', 0, 0, 0, 4])
+}
