@@ -8,6 +8,8 @@ use pgtide_devcluster::{Cluster, ClusterOptions};
 
 pub use pgtide::{ServerHandle, Shutdown};
 
+pub mod raw;
+
 /// The backend role pgtide logs in as (SCRAM on the server).
 pub const APP_USER: &str = "app";
 pub const APP_PASSWORD: &str = "app-secret";

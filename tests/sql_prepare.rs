@@ -1,0 +1,233 @@
+//! SQL-level PREPARE / EXECUTE / DEALLOCATE in transaction mode: each client's names are its
+//! own, they follow the client to any backend without pinning it, and they mix with the
+//! extended protocol's named statements as in PostgreSQL (Rails deallocates those with SQL).
+//! Pool size 1 makes every client share one backend; another client's DISCARD ALL empties
+//! that backend, so the next use must re-prepare.
+
+use std::time::Duration;
+
+use pgtide_config::PoolMode;
+use pgtide_suite as s;
+use s::raw::{add_trust_user, bind, execute, execute_sync, first_column, parse, Raw};
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+async fn setup(size: usize) -> (pgtide_devcluster::Cluster, s::ServerHandle) {
+    let cluster = tokio::task::spawn_blocking(|| s::cluster(0))
+        .await
+        .expect("cluster task");
+    let mut config = s::config(&cluster, PoolMode::Transaction, size);
+    config.pool.checkout_timeout = Duration::from_millis(500);
+    let server = s::start(config).await;
+    (cluster, server)
+}
+
+/// The first column of every row a simple query returned.
+async fn column(client: &Client, sql: &str) -> Result<Vec<String>, tokio_postgres::Error> {
+    let messages = client.simple_query(sql).await?;
+    Ok(messages
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .collect())
+}
+
+/// A protocol-level statement's name (tokio-postgres shows it only in Debug output).
+fn statement_name(stmt: &tokio_postgres::Statement) -> String {
+    let debug = format!("{stmt:?}");
+    let start = debug.find("name: \"").expect("name in Debug output") + 7;
+    let len = debug[start..].find('"').expect("closing quote");
+    debug[start..start + len].to_string()
+}
+
+fn code(err: &tokio_postgres::Error) -> Option<&str> {
+    err.code().map(|c| c.code())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_name_in_two_clients_on_one_backend() {
+    let (_cluster, server) = setup(1).await;
+    let a = s::connect(&s::app_url(&server)).await.expect("a");
+    let b = s::connect(&s::app_url(&server)).await.expect("b");
+    a.batch_execute("PREPARE q (int) AS SELECT $1 * 2")
+        .await
+        .expect("a prepares");
+    b.batch_execute("PREPARE q (int) AS SELECT $1 * 3")
+        .await
+        .expect("b prepares the same name: not pinned, not clashing");
+    for _ in 0..3 {
+        assert_eq!(column(&a, "EXECUTE q(5)").await.expect("a"), ["10"]);
+        assert_eq!(column(&b, "EXECUTE q(5)").await.expect("b"), ["15"]);
+    }
+    // PostgreSQL's own answers for a name that exists or does not.
+    let err = a
+        .batch_execute("PREPARE q (int) AS SELECT 1")
+        .await
+        .expect_err("already exists");
+    assert_eq!(code(&err), Some("42P05"), "{err}");
+    a.batch_execute("DEALLOCATE q").await.expect("deallocate");
+    let err = column(&a, "EXECUTE q(5)").await.expect_err("gone for a");
+    assert_eq!(code(&err), Some("26000"), "{err}");
+    let message = err.as_db_error().map(|e| e.message()).unwrap_or_default();
+    assert!(
+        message.contains("\"q\""),
+        "names the client's name: {message}"
+    );
+    let err = a
+        .batch_execute("DEALLOCATE PREPARE q")
+        .await
+        .expect_err("twice");
+    assert_eq!(code(&err), Some("26000"), "{err}");
+    assert_eq!(
+        column(&b, "EXECUTE q(7)").await.expect("b keeps its own"),
+        ["21"]
+    );
+    server.shutdown(s::Shutdown::Immediate).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_follow_their_client_after_the_backend_forgot_them() {
+    let (_cluster, server) = setup(1).await;
+    let a = s::connect(&s::app_url(&server)).await.expect("a");
+    let b = s::connect(&s::app_url(&server)).await.expect("b");
+    a.batch_execute("CREATE TABLE IF NOT EXISTS sqlprep (id int PRIMARY KEY, v text)")
+        .await
+        .expect("table");
+    a.batch_execute("PREPARE ins (int, text) AS INSERT INTO sqlprep VALUES ($1, $2)")
+        .await
+        .expect("prepare insert");
+    a.batch_execute("PREPARE get (int) AS SELECT v FROM sqlprep WHERE id = $1")
+        .await
+        .expect("prepare select");
+    for i in 0..5 {
+        // Another client empties the one backend between every use.
+        b.batch_execute("DISCARD ALL").await.expect("discard");
+        a.batch_execute(&format!("EXECUTE ins({i}, 'row {i}')"))
+            .await
+            .expect("insert after DISCARD ALL elsewhere");
+        b.batch_execute("DEALLOCATE ALL")
+            .await
+            .expect("deallocate all");
+        assert_eq!(
+            column(&a, &format!("EXECUTE get({i})")).await.expect("get"),
+            [format!("row {i}")]
+        );
+    }
+    // Inside a transaction, and PREPARE survives a rollback as in PostgreSQL.
+    a.batch_execute("BEGIN; PREPARE later AS SELECT 'kept'; ROLLBACK")
+        .await
+        .expect("prepare in a rolled-back transaction");
+    b.batch_execute("DISCARD ALL").await.expect("discard");
+    assert_eq!(column(&a, "EXECUTE later").await.expect("kept"), ["kept"]);
+    // Several statements in one string, and a PREPARE that fails is not remembered.
+    assert_eq!(
+        column(&a, "PREPARE m AS SELECT 7; EXECUTE m; DEALLOCATE m")
+            .await
+            .expect("multi"),
+        ["7"]
+    );
+    let err = a
+        .batch_execute("PREPARE bad AS SELECT * FROM no_such_table")
+        .await
+        .expect_err("bad prepare");
+    assert_eq!(code(&err), Some("42P01"), "{err}");
+    let err = column(&a, "EXECUTE bad").await.expect_err("never prepared");
+    assert_eq!(code(&err), Some("26000"), "{err}");
+    a.batch_execute("DROP TABLE sqlprep").await.expect("drop");
+    server.shutdown(s::Shutdown::Immediate).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_and_protocol_statements_share_one_namespace() {
+    let (_cluster, server) = setup(1).await;
+    let a = s::connect(&s::app_url(&server)).await.expect("a");
+    let b = s::connect(&s::app_url(&server)).await.expect("b");
+    // A protocol-level statement run with SQL EXECUTE, after the backend lost it.
+    let stmt = a.prepare("SELECT $1::int + 1").await.expect("prepare");
+    b.batch_execute("DISCARD ALL").await.expect("discard");
+    assert_eq!(
+        column(&a, &format!("EXECUTE {}(41)", statement_name(&stmt)))
+            .await
+            .expect("sql execute of a protocol statement"),
+        ["42"]
+    );
+    // Rails deallocates its protocol statements with SQL.
+    a.batch_execute(&format!("DEALLOCATE {}", statement_name(&stmt)))
+        .await
+        .expect("sql deallocate of a protocol statement");
+    let err = a.query_one(&stmt, &[&1i32]).await.expect_err("deallocated");
+    assert_eq!(code(&err), Some("26000"), "{err}");
+    // B was never pinned: it ran between every step on the only backend.
+    assert_eq!(column(&b, "SELECT 'free'").await.expect("b"), ["free"]);
+    server.shutdown(s::Shutdown::Immediate).await;
+}
+
+/// A statement prepared with SQL and bound with the extended protocol, in the middle of a
+/// batch, on a backend that no longer has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_prepared_statement_bound_mid_batch() {
+    let cluster = tokio::task::spawn_blocking(|| s::cluster(0))
+        .await
+        .expect("cluster task");
+    let mut config = s::config(&cluster, PoolMode::Transaction, 1);
+    add_trust_user(&mut config);
+    let server = s::start(config).await;
+    let other = s::connect(&s::app_url(&server)).await.expect("other");
+    let mut raw = Raw::login(&server).await;
+    assert_eq!(
+        raw.simple_rows("PREPARE viasql (int) AS SELECT $1 * 10")
+            .await
+            .len(),
+        0
+    );
+    other.batch_execute("DISCARD ALL").await.expect("discard");
+    let mut batch = parse("", "SELECT 1");
+    batch.extend(bind("", &[]));
+    batch.extend(execute());
+    batch.extend(bind("viasql", &["4"]));
+    batch.extend(execute_sync());
+    raw.send(&batch).await;
+    let reply = raw.reader.until_ready().await.expect("reply");
+    let tags: Vec<u8> = reply.iter().map(|(t, _)| *t).collect();
+    assert_eq!(tags, b"12DC2DC", "{reply:?}");
+    assert_eq!(first_column(&reply), ["1", "40"]);
+    assert_eq!(raw.simple("EXECUTE viasql(5)").await, "50");
+    server.shutdown(s::Shutdown::Immediate).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_statements_over_a_small_backend_lru() {
+    let cluster = tokio::task::spawn_blocking(|| s::cluster(0))
+        .await
+        .expect("cluster task");
+    let mut config = s::config(&cluster, PoolMode::Transaction, 2);
+    config.pool.max_prepared_statements = 4;
+    let server = s::start(config).await;
+    let a = s::connect(&s::app_url(&server)).await.expect("a");
+    for i in 0..12 {
+        a.batch_execute(&format!("PREPARE p{i} AS SELECT {i}"))
+            .await
+            .expect("prepare");
+    }
+    // Every statement still answers, though each backend keeps only four.
+    for round in 0..2 {
+        for i in (0..12).rev() {
+            assert_eq!(
+                column(&a, &format!("EXECUTE p{i}")).await.expect("execute"),
+                [i.to_string()],
+                "round {round}"
+            );
+        }
+    }
+    let prepared: i64 = a
+        .query_one("SELECT count(*) FROM pg_prepared_statements", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert!(
+        prepared <= 5,
+        "{prepared} statements on a backend with room for 4 (+1 in use)"
+    );
+    server.shutdown(s::Shutdown::Immediate).await;
+}
