@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pgtide_config::PoolMode;
 use pgtide_suite as s;
-use s::raw::{add_trust_user, bind, execute, execute_sync, first_column, parse, Raw};
+use s::raw::{add_trust_user, bind, execute, execute_sync, first_column, msg, parse, Raw};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 async fn setup(size: usize) -> (pgtide_devcluster::Cluster, s::ServerHandle) {
@@ -229,5 +229,49 @@ async fn many_statements_over_a_small_backend_lru() {
         prepared <= 5,
         "{prepared} statements on a backend with room for 4 (+1 in use)"
     );
+    server.shutdown(s::Shutdown::Immediate).await;
+}
+
+/// PostgreSQL keeps the unnamed statement across transactions until the next unnamed Parse or
+/// simple query; sqlx's non-persistent queries Parse it in one transaction and Bind it in the
+/// next. On a shared backend another client's unnamed statement must never answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unnamed_statement_follows_its_client_across_transactions() {
+    let cluster = tokio::task::spawn_blocking(|| s::cluster(0))
+        .await
+        .expect("cluster task");
+    let mut config = s::config(&cluster, PoolMode::Transaction, 1);
+    add_trust_user(&mut config);
+    let server = s::start(config).await;
+    let mut a = Raw::login(&server).await;
+    let mut b = Raw::login(&server).await;
+    let prepare = |who: &str| {
+        let mut m = parse("", &format!("SELECT '{who}' || $1::text"));
+        m.extend(msg(b'S', &[]));
+        m
+    };
+    let run = || {
+        let mut m = bind("", &["1"]);
+        m.extend(execute_sync());
+        m
+    };
+    for (raw, who) in [(&mut a, "A"), (&mut b, "B")] {
+        raw.send(&prepare(who)).await;
+        raw.reader.until_ready().await.expect("parsed");
+    }
+    for _ in 0..3 {
+        a.send(&run()).await;
+        let reply = a.reader.until_ready().await.expect("a");
+        assert_eq!(first_column(&reply), ["A1"], "{reply:?}");
+        b.send(&run()).await;
+        let reply = b.reader.until_ready().await.expect("b");
+        assert_eq!(first_column(&reply), ["B1"], "{reply:?}");
+    }
+    // A simple query ends the unnamed statement, as in PostgreSQL.
+    assert_eq!(a.simple("SELECT 'plain'").await, "plain");
+    a.send(&run()).await;
+    let err = a.reader.error().await.expect("an error");
+    assert_eq!(err.code, "26000", "{err:?}");
+    a.reader.until_ready().await.expect("ready after the error");
     server.shutdown(s::Shutdown::Immediate).await;
 }

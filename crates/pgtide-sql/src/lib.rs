@@ -36,7 +36,8 @@ mod set_tests;
 pub use lexer::{split_statements, tokens, Lexer, StrKind, Token, TokenKind};
 pub use prepared::{statement_names, NameRef, StatementUse};
 pub use session::{
-    quote_ident, quote_literal, session_effects, startup_options_to_sets, SessionEffect, TxControl,
+    changes_schema, quote_ident, quote_literal, raw_value_as_set_text, session_effects,
+    startup_options_to_sets, valid_guc_name, SessionEffect, TxControl,
 };
 
 /// The session effects of every statement in a (possibly multi-statement) string. The common

@@ -73,7 +73,7 @@ pub fn quote_ident(s: &str) -> String {
 /// A GUC name safe to splice unquoted after `SET `: dotted parts of `[a-z0-9_$]`, not starting
 /// with a digit. Anything else (only reachable through quoted names or set_config) is refused,
 /// so a tracked name can never inject SQL.
-pub(crate) fn valid_guc_name(name: &str) -> bool {
+pub fn valid_guc_name(name: &str) -> bool {
     !name.is_empty()
         && name.split('.').all(|part| {
             part.bytes()
@@ -96,6 +96,16 @@ pub(crate) fn is_list_quote_guc(name: &str) -> bool {
             | "local_preload_libraries"
             | "shared_preload_libraries"
     )
+}
+
+/// A raw setting value (as in a startup packet, `options -c`, or set_config) as text to send
+/// after `SET name TO `. None for a list value pgtide cannot split.
+pub fn raw_value_as_set_text(name: &str, raw: &str) -> Option<String> {
+    if is_list_quote_guc(&name.to_ascii_lowercase()) {
+        list_value_as_set_text(raw)
+    } else {
+        Some(quote_literal(raw))
+    }
 }
 
 /// Re-expresses a list GUC's raw value (as given to set_config) as `SET` text: split like

@@ -16,9 +16,11 @@
 //! cannot be counted reliably since `pg_try_advisory_lock` may fail); a client holding session
 //! advisory locks stays pinned until `pg_advisory_unlock_all()`, DISCARD ALL or disconnect.
 
-pub use crate::quote::{quote_ident, quote_literal, startup_options_to_sets};
+pub use crate::quote::{
+    quote_ident, quote_literal, raw_value_as_set_text, startup_options_to_sets, valid_guc_name,
+};
 
-use crate::lexer::{tokens, Token, TokenKind};
+use crate::lexer::{split_statements, tokens, Token, TokenKind};
 use crate::set::{parse_reset, parse_set, set_config_call};
 
 /// One session-level consequence of a statement.
@@ -474,4 +476,18 @@ fn do_block(toks: &[Token<'_>]) -> Vec<SessionEffect> {
         }
     }
     out
+}
+
+/// Whether any statement in `sql` changes the schema (CREATE / ALTER / DROP), which can change
+/// the row shape of statements prepared before it.
+pub fn changes_schema(sql: &str) -> bool {
+    let starts_ddl = |stmt: &str| {
+        tokens(stmt)
+            .next()
+            .is_some_and(|t| t.is_kw("create") || t.is_kw("alter") || t.is_kw("drop"))
+    };
+    if !sql.contains(';') {
+        return starts_ddl(sql);
+    }
+    split_statements(sql).into_iter().any(starts_ddl)
 }

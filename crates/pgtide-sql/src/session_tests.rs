@@ -353,3 +353,13 @@ fn quoted_keyword_list_is_sorted() {
     }
     assert!(probe.iter().all(|q| q.starts_with('"')), "{probe:?}");
 }
+
+#[test]
+fn schema_changes_are_recognised() {
+    use crate::changes_schema;
+    assert!(changes_schema("ALTER TABLE t ADD COLUMN c int"));
+    assert!(changes_schema("/* migrate */ create table t (a int)"));
+    assert!(changes_schema("SELECT 1; DROP VIEW v"));
+    assert!(!changes_schema("SELECT 'drop table t'"));
+    assert!(!changes_schema("INSERT INTO t VALUES (1)"));
+}

@@ -230,7 +230,12 @@ impl BackendConn {
 
     /// Runs simple-protocol statements and drains every reply up to the last ReadyForQuery.
     /// Returns the first error the server reported, if any, and the final transaction status.
-    pub async fn run_simple(&mut self, statements: &[&str]) -> Result<(u8, Option<String>)> {
+    /// Runs simple queries; returns the final transaction status and the first error's
+    /// (SQLSTATE, message), if any.
+    pub async fn run_simple(
+        &mut self,
+        statements: &[&str],
+    ) -> Result<(u8, Option<(String, String)>)> {
         let mut out = BytesMut::new();
         for s in statements {
             encode::query(&mut out, s);
@@ -240,7 +245,10 @@ impl BackendConn {
     }
 
     /// Reads until `count` ReadyForQuery messages arrived, tracking ParameterStatus changes.
-    pub async fn drain_ready(&mut self, mut count: usize) -> Result<(u8, Option<String>)> {
+    pub async fn drain_ready(
+        &mut self,
+        mut count: usize,
+    ) -> Result<(u8, Option<(String, String)>)> {
         let mut first_error = None;
         let mut status = b'I';
         while count > 0 {
@@ -252,7 +260,7 @@ impl BackendConn {
                 }
                 tag::ERROR_RESPONSE if first_error.is_none() => {
                     let e = pgtide_wire::error_fields(frame.body()).map_err(lost)?;
-                    first_error = Some(format!("{} ({})", e.message, e.code));
+                    first_error = Some((e.code, e.message));
                 }
                 tag::PARAMETER_STATUS => self.note_parameter(frame.body()),
                 _ => {}

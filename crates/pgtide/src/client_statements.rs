@@ -16,7 +16,7 @@ use crate::pool::Pool;
 use crate::relay::{Completion, ReplyQueue};
 use crate::statements::{
     bind_names, has_session_effects, rewrite_bind, run_in_batch, target_message, Preparation,
-    SharedStatement,
+    SchemaEpochs, SharedStatement,
 };
 
 /// The leased backend as statement handling sees it: where injected and rewritten messages go,
@@ -45,9 +45,15 @@ pub struct RewrittenQuery {
     pub effects: Vec<String>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ClientStatements {
+    epochs: Arc<SchemaEpochs>,
     named: HashMap<String, Arc<SharedStatement>>,
+    /// The client's last unnamed Parse: PostgreSQL keeps the unnamed statement until the next
+    /// unnamed Parse, across transactions, so a client may Bind it in a later one (sqlx does).
+    unnamed_parse: Option<Bytes>,
+    /// The leased backend's unnamed statement is this client's.
+    unnamed_on_backend: bool,
     /// The session effects of the last unnamed Parse, noted when it is bound.
     unnamed_effects_sql: Option<String>,
     /// SQL PREPAREs of the running query, confirmed in order by CommandComplete "PREPARE".
@@ -58,11 +64,64 @@ pub struct ClientStatements {
 }
 
 impl ClientStatements {
-    pub fn new(session_tag: u64) -> Self {
+    pub fn new(session_tag: u64, epochs: Arc<SchemaEpochs>) -> Self {
         ClientStatements {
+            epochs,
+            named: HashMap::new(),
+            unnamed_parse: None,
+            unnamed_on_backend: false,
+            unnamed_effects_sql: None,
+            pending_sql: VecDeque::new(),
             session_tag,
-            ..Default::default()
+            serial: 0,
         }
+    }
+
+    /// A new backend serves the client: its unnamed statement is someone else's.
+    pub fn on_attach(&mut self) {
+        self.unnamed_on_backend = false;
+    }
+
+    /// Re-creates the client's unnamed statement on a backend that has another one.
+    fn ensure_unnamed(&mut self, b: &mut Backendward<'_>) {
+        if self.unnamed_on_backend {
+            return;
+        }
+        if let Some(parse) = &self.unnamed_parse {
+            b.out.extend_from_slice(parse);
+            b.replies.expect_swallowed(Completion::Parse, None);
+            self.unnamed_on_backend = true;
+        }
+    }
+
+    /// Makes sure the backend has `stmt` (see [`ensure`]), noting when that took the
+    /// backend's unnamed statement. False when it must not be prepared again (stale): the
+    /// caller sends the client's own name, and PostgreSQL reports it missing.
+    fn ensure(&mut self, stmt: &SharedStatement, b: &mut Backendward<'_>, place: Place) -> bool {
+        if !b.conn.prepared.touch(&stmt.global_name) && self.epochs.is_stale(&stmt.global_name) {
+            return false;
+        }
+        if ensure(stmt, &mut *b.conn, &mut *b.out, b.replies, place) {
+            self.unnamed_on_backend = false;
+        }
+        true
+    }
+
+    /// The client's statements named `global` went stale and the client is about to learn
+    /// their new row shape (its batch describes them): they become fresh statements of the
+    /// current epoch. Returns whether any did.
+    pub fn renew(&mut self, global: &str) -> bool {
+        let mut renewed = false;
+        for stmt in self.named.values_mut() {
+            if stmt.global_name != global {
+                continue;
+            }
+            if let Some(fresh) = stmt.renewed(&self.epochs) {
+                *stmt = Arc::new(fresh);
+                renewed = true;
+            }
+        }
+        renewed
     }
 
     /// DISCARD ALL / DEALLOCATE ALL: the client has no statements any more.
@@ -89,6 +148,7 @@ impl ClientStatements {
     /// A named statement, built from a client Parse. None for the unnamed statement (which
     /// lives only inside the client's own batch) and for bodies the backend should reject.
     fn statement_of_parse(
+        &self,
         frame: &Frame,
         search_path: Option<&str>,
     ) -> Option<(String, Arc<SharedStatement>)> {
@@ -97,7 +157,7 @@ impl ClientStatements {
             return None;
         }
         let name_len = view.statement.len();
-        let stmt = SharedStatement::from_parse(frame.body(), name_len, search_path);
+        let stmt = SharedStatement::from_parse(frame.body(), name_len, search_path, &self.epochs);
         Some((view.statement.to_string(), Arc::new(stmt)))
     }
 
@@ -111,7 +171,7 @@ impl ClientStatements {
         pool: &Pool,
         replies: &mut ReplyQueue,
     ) -> bool {
-        match Self::statement_of_parse(frame, search_path) {
+        match self.statement_of_parse(frame, search_path) {
             Some((name, stmt)) if pool.statement_known(&stmt.global_name) => {
                 self.named.insert(name, stmt);
                 replies.synthetic(parse_complete());
@@ -136,10 +196,14 @@ impl ClientStatements {
     }
 
     pub fn parse(&mut self, frame: &Frame, search_path: Option<&str>, b: Backendward<'_>) {
-        let Some((name, stmt)) = Self::statement_of_parse(frame, search_path) else {
-            // Malformed bodies go through for the backend to reject with its own error.
-            self.unnamed_effects_sql = pgtide_wire::parse_message(frame.body())
-                .ok()
+        let Some((name, stmt)) = self.statement_of_parse(frame, search_path) else {
+            // The unnamed statement, or a malformed body for the backend to reject itself.
+            let view = pgtide_wire::parse_message(frame.body()).ok();
+            if view.as_ref().is_some_and(|v| v.statement.is_empty()) {
+                self.unnamed_parse = Some(frame.raw.clone());
+                self.unnamed_on_backend = true;
+            }
+            self.unnamed_effects_sql = view
                 .map(|v| v.query)
                 .filter(|q| has_session_effects(q))
                 .map(str::to_string);
@@ -155,8 +219,9 @@ impl ClientStatements {
         let Preparation::Parse(parse) = &stmt.prepare else {
             return;
         };
-        close_evicted(
-            b.conn.prepared.insert(&stmt.global_name),
+        make_room(
+            &stmt.global_name,
+            &mut *b.conn,
             &mut *b.out,
             b.replies,
             Place::InBatch,
@@ -166,34 +231,40 @@ impl ClientStatements {
     }
 
     /// Returns the text of the bound statement when it has session effects to note.
-    pub fn bind(&mut self, frame: &Frame, b: Backendward<'_>) -> Option<String> {
+    pub fn bind(&mut self, frame: &Frame, mut b: Backendward<'_>) -> Option<String> {
         // Only the two names at the front matter here; PostgreSQL validates the rest (and
         // reports a malformed body itself, under the statement name it knows).
         let names = bind_names(frame.body()).map(|(portal, stmt)| (portal.len(), stmt.to_string()));
-        let (effects, msg) = match names {
-            Some((_, stmt)) if stmt.is_empty() => (self.unnamed_effects_sql.clone(), None),
+        let (effects, msg, global) = match names {
+            Some((_, stmt)) if stmt.is_empty() => {
+                self.ensure_unnamed(&mut b);
+                (self.unnamed_effects_sql.clone(), None, None)
+            }
             Some((portal_len, client_name)) => match self.resolve(&client_name) {
-                Some(stmt) => {
-                    ensure(&stmt, &mut *b.conn, &mut *b.out, b.replies, Place::InBatch);
+                Some(stmt) if self.ensure(&stmt, &mut b, Place::InBatch) => {
                     let msg = rewrite_bind(
                         frame.body(),
                         portal_len,
                         client_name.len(),
                         &stmt.global_name,
                     );
-                    (stmt.effects_sql.clone(), Some(msg))
+                    let global = Some(stmt.global_name.clone());
+                    (stmt.effects_sql.clone(), Some(msg), global)
                 }
-                None => (None, None),
+                _ => (None, None, None),
             },
-            None => (None, None),
+            None => (None, None, None),
         };
-        b.replies.expect(Completion::Bind);
+        match global {
+            Some(name) => b.replies.expect_bind(name),
+            None => b.replies.expect(Completion::Bind),
+        }
         b.out
             .extend_from_slice(msg.as_deref().unwrap_or(&frame.raw));
         effects
     }
 
-    pub fn describe_or_close(&mut self, frame: &Frame, b: Backendward<'_>) {
+    pub fn describe_or_close(&mut self, frame: &Frame, mut b: Backendward<'_>) {
         let close = frame.tag == ftag::CLOSE;
         let completion = if close {
             Completion::Close
@@ -202,17 +273,22 @@ impl ClientStatements {
         };
         let target = pgtide_wire::close_or_describe(frame.body())
             .ok()
-            .filter(|t| t.kind == b'S' && !t.name.is_empty())
+            .filter(|t| t.kind == b'S')
             .map(|t| t.name.to_string());
-        if let Some(name) = target {
+        if target.as_deref() == Some("") && !close {
+            self.ensure_unnamed(&mut b);
+        }
+        if let Some(name) = target.filter(|n| !n.is_empty()) {
             if close {
                 // The backend keeps the statement for other clients; only this client's name goes.
                 self.remove(&name);
                 b.replies.synthetic(close_complete());
                 return;
             }
-            if let Some(stmt) = self.resolve(&name) {
-                ensure(&stmt, &mut *b.conn, &mut *b.out, b.replies, Place::InBatch);
+            if let Some(stmt) = self
+                .resolve(&name)
+                .filter(|stmt| self.ensure(stmt, &mut b, Place::InBatch))
+            {
                 b.replies.expect(completion);
                 b.out
                     .extend_from_slice(&target_message(ftag::DESCRIBE, b'S', &stmt.global_name));
@@ -227,8 +303,16 @@ impl ClientStatements {
     /// EXECUTE and DEALLOCATE the name of the client's statement), injecting in front of it
     /// whatever the backend lacks. Nothing changes in a failed transaction, where PostgreSQL
     /// rejects every statement anyway.
-    pub fn rewrite_query(&mut self, sql: &str, status: u8, b: Backendward<'_>) -> RewrittenQuery {
+    pub fn rewrite_query(
+        &mut self,
+        sql: &str,
+        status: u8,
+        mut b: Backendward<'_>,
+    ) -> RewrittenQuery {
         let mut result = RewrittenQuery::default();
+        // A simple Query replaces the unnamed statement (PostgreSQL uses it internally).
+        self.unnamed_parse = None;
+        self.unnamed_on_backend = false;
         if status == b'E' {
             return result;
         }
@@ -249,13 +333,9 @@ impl ClientStatements {
                 StatementUse::Prepare => match local.or_else(|| self.resolve(&r.name)) {
                     Some(existing) => {
                         // PostgreSQL says 42P05 (already exists): make sure the backend does.
-                        ensure(
-                            &existing,
-                            &mut *b.conn,
-                            &mut *b.out,
-                            b.replies,
-                            Place::BeforeQuery,
-                        );
+                        if !self.ensure(&existing, &mut b, Place::BeforeQuery) {
+                            continue;
+                        }
                         existing.global_name.clone()
                     }
                     None => {
@@ -274,8 +354,13 @@ impl ClientStatements {
                             .map(|body| sql[body].to_string())
                             .filter(|body| has_session_effects(body));
                         // The backend has it once the query runs; on_ready forgets it if not.
-                        let evicted = b.conn.prepared.insert(&global);
-                        close_evicted(evicted, &mut *b.out, b.replies, Place::BeforeQuery);
+                        make_room(
+                            &global,
+                            &mut *b.conn,
+                            &mut *b.out,
+                            b.replies,
+                            Place::BeforeQuery,
+                        );
                         let stmt = Arc::new(SharedStatement {
                             global_name: global.clone(),
                             prepare: Preparation::Sql(prepare_sql),
@@ -288,9 +373,9 @@ impl ClientStatements {
                 StatementUse::Execute => {
                     let stmt = match local {
                         Some(s) => Some(s),
-                        None => self.resolve(&r.name).inspect(|s| {
-                            ensure(s, &mut *b.conn, &mut *b.out, b.replies, Place::BeforeQuery)
-                        }),
+                        None => self
+                            .resolve(&r.name)
+                            .filter(|s| self.ensure(s, &mut b, Place::BeforeQuery)),
                     };
                     match stmt {
                         Some(s) => {
@@ -346,49 +431,65 @@ impl ClientStatements {
     }
 }
 
-/// Makes sure the backend has `stmt`, injecting it at `place` when it does not.
+/// Makes sure the backend has `stmt`, injecting it at `place` when it does not. Returns true
+/// when the injection used (and so replaced) the backend's unnamed statement.
 fn ensure(
     stmt: &SharedStatement,
     conn: &mut BackendConn,
     out: &mut BytesMut,
     replies: &mut ReplyQueue,
     place: Place,
-) {
+) -> bool {
     if conn.prepared.touch(&stmt.global_name) {
-        return;
+        return false;
     }
-    close_evicted(conn.prepared.insert(&stmt.global_name), out, replies, place);
+    make_room(&stmt.global_name, conn, out, replies, place);
     let name = Some(stmt.global_name.clone());
     let expect = |replies: &mut ReplyQueue, completion, prepares| match place {
         Place::InBatch => replies.expect_swallowed(completion, prepares),
         Place::BeforeQuery => replies.expect_standalone(completion, prepares),
     };
-    match &stmt.prepare {
+    let used_unnamed = match &stmt.prepare {
         Preparation::Parse(parse) => {
             out.extend_from_slice(parse);
             expect(replies, Completion::Parse, name);
+            false
         }
         Preparation::Sql(sql) => {
             run_in_batch(out, sql);
             expect(replies, Completion::Parse, None);
             expect(replies, Completion::Bind, None);
             expect(replies, Completion::Execute, name);
+            true
         }
-    }
+    };
     if place == Place::BeforeQuery {
         encode::sync(out);
         replies.expect_swallowed_query();
     }
+    used_unnamed
 }
 
-/// Closes the statement the backend's LRU gave up to make room, if any.
-fn close_evicted(
-    evicted: Option<String>,
+/// Records `name` in the backend's LRU before it is prepared, closing the least recently used
+/// statement first when the LRU is full.
+fn make_room(
+    name: &str,
+    conn: &mut BackendConn,
     out: &mut BytesMut,
     replies: &mut ReplyQueue,
     place: Place,
 ) {
-    let Some(name) = evicted else { return };
+    let evicted = conn.prepared.insert(name);
+    close_statement(evicted, out, replies, place);
+}
+
+fn close_statement(
+    name: Option<String>,
+    out: &mut BytesMut,
+    replies: &mut ReplyQueue,
+    place: Place,
+) {
+    let Some(name) = name else { return };
     out.extend_from_slice(&target_message(ftag::CLOSE, b'S', &name));
     match place {
         Place::InBatch => replies.expect_swallowed(Completion::Close, None),

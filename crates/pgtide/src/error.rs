@@ -50,12 +50,17 @@ pub enum ProxyError {
     ShuttingDown,
     #[error("{0}")]
     Unsupported(String),
+    /// PostgreSQL refused a setting from the client's startup packet (as it would have at
+    /// connect): its SQLSTATE and message.
+    #[error("{message}")]
+    StartupSetting { code: String, message: String },
 }
 
 impl ProxyError {
-    pub fn sqlstate(&self) -> &'static str {
+    pub fn sqlstate(&self) -> &str {
         use sqlstate::*;
         match self {
+            ProxyError::StartupSetting { code, .. } => code,
             ProxyError::ClientProtocol(_) | ProxyError::ClientProtocolMsg(_) => PROTOCOL_VIOLATION,
             ProxyError::ClientIo(_) => PROTOCOL_VIOLATION,
             ProxyError::BadPassword { .. } => INVALID_PASSWORD,

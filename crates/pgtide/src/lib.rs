@@ -14,6 +14,8 @@ pub mod server;
 pub mod session;
 pub mod session_state;
 pub mod shared;
+pub mod stale_plan;
+pub mod startup_settings;
 pub mod statements;
 
 pub use server::{start, ServerHandle, Shutdown};

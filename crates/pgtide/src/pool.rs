@@ -52,6 +52,8 @@ pub struct Pool {
     /// follows it to the backend of its next Bind): a client blocked in a synchronous prepare
     /// must not wait for a backend another client of its own thread holds (pgbench -M prepared).
     known_statements: Mutex<HashSet<String>>,
+    /// Startup settings ("name=value" as SET text) a backend of this pool has accepted.
+    checked_settings: Mutex<HashSet<String>>,
 }
 
 /// Bound on `known_statements`; when full it starts over (a forgotten name costs one backend
@@ -79,6 +81,7 @@ impl Pool {
             waiting: AtomicUsize::new(0),
             server_params: Mutex::new(None),
             known_statements: Mutex::new(HashSet::new()),
+            checked_settings: Mutex::new(HashSet::new()),
         })
     }
 
@@ -95,6 +98,19 @@ impl Pool {
         if !known.contains(global_name) {
             known.insert(global_name.to_string());
         }
+    }
+
+    /// Whether a backend accepted `SET name TO value` for a client's startup setting.
+    pub fn setting_checked(&self, name: &str, value: &str) -> bool {
+        lock(&self.checked_settings).contains(&format!("{name}={value}"))
+    }
+
+    pub fn note_setting_checked(&self, name: &str, value: &str) {
+        let mut checked = lock(&self.checked_settings);
+        if checked.len() >= MAX_KNOWN_STATEMENTS {
+            checked.clear();
+        }
+        checked.insert(format!("{name}={value}"));
     }
 
     /// A statement turned out not to parse any more (DDL): clients must hear it from a backend.

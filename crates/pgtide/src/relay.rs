@@ -48,6 +48,8 @@ pub enum Expect {
         standalone: bool,
         /// A Parse of this pgtide statement name: if it fails, the backend does not have it.
         prepares: Option<String>,
+        /// A Bind of this pgtide statement name: its errors may be about the statement.
+        binds: Option<String>,
     },
     /// A reply pgtide writes itself once everything before it has been answered.
     Synthetic(Bytes),
@@ -68,8 +70,13 @@ pub struct ReplyQueue {
     queue: VecDeque<Expect>,
     /// pgtide statement names whose Parse the backend accepted, for the pool's record.
     prepared: Vec<String>,
+    /// The statement of the client Bind the last ErrorResponse answered.
+    failed_bind: Option<String>,
     /// The backend is in extended-protocol copy-in mode, where it ignores Sync and Flush.
     copy_in: bool,
+    /// An error ended the client's extended-protocol batch before its Sync arrived: the
+    /// backend ignores every message until that Sync.
+    discarding: bool,
 }
 
 impl ReplyQueue {
@@ -79,6 +86,18 @@ impl ReplyQueue {
             swallow: false,
             standalone: false,
             prepares: None,
+            binds: None,
+        });
+    }
+
+    /// A client Bind of a named statement (pgtide's name).
+    pub fn expect_bind(&mut self, global_name: String) {
+        self.queue.push_back(Expect::Backend {
+            completion: Completion::Bind,
+            swallow: false,
+            standalone: false,
+            prepares: None,
+            binds: Some(global_name),
         });
     }
 
@@ -89,6 +108,7 @@ impl ReplyQueue {
             swallow: true,
             standalone: false,
             prepares,
+            binds: None,
         });
     }
 
@@ -99,6 +119,7 @@ impl ReplyQueue {
             swallow: true,
             standalone: true,
             prepares,
+            binds: None,
         });
     }
 
@@ -108,7 +129,31 @@ impl ReplyQueue {
             swallow: false,
             standalone: false,
             prepares: Some(prepares),
+            binds: None,
         });
+    }
+
+    /// The pgtide statement whose Bind the last ErrorResponse answered, if it was one.
+    pub fn take_failed_bind(&mut self) -> Option<String> {
+        self.failed_bind.take()
+    }
+
+    /// Makes the next expected ReadyForQuery pgtide's own (the client's batch will be re-run
+    /// and answered then); false if none is queued next.
+    pub fn swallow_next_ready(&mut self) -> bool {
+        match self.queue.front_mut() {
+            Some(Expect::Backend {
+                completion: Completion::Ready,
+                swallow,
+                standalone,
+                ..
+            }) => {
+                *swallow = true;
+                *standalone = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Statement names the backend has accepted a Parse for since the last call.
@@ -116,8 +161,14 @@ impl ReplyQueue {
         self.prepared.drain(..)
     }
 
+    /// Whether the backend is ignoring the client's messages until its next Sync.
+    pub fn is_discarding(&self) -> bool {
+        self.discarding
+    }
+
     /// A client Sync: owed a ReadyForQuery unless the backend is in copy-in mode.
     pub fn sync(&mut self) {
+        self.discarding = false;
         if !self.copy_in {
             self.expect(Completion::Ready);
         }
@@ -158,6 +209,19 @@ impl ReplyQueue {
         self.queue.is_empty()
     }
 
+    /// Whether a ReadyForQuery is still owed (an earlier batch or query is unanswered).
+    pub fn awaits_ready(&self) -> bool {
+        self.queue.iter().any(|e| {
+            matches!(
+                e,
+                Expect::Backend {
+                    completion: Completion::Ready,
+                    ..
+                }
+            )
+        })
+    }
+
     pub fn len(&self) -> usize {
         self.queue.len()
     }
@@ -191,13 +255,26 @@ impl ReplyQueue {
         }
         if t == tag::ERROR_RESPONSE {
             self.copy_in = false;
+            self.failed_bind = match self.queue.front() {
+                Some(Expect::Backend {
+                    completion: Completion::Bind,
+                    binds: Some(name),
+                    ..
+                }) => Some(name.clone()),
+                _ => None,
+            };
             // The backend skips everything up to the next Sync: drop what it will never answer.
+            // If that Sync has not come yet, what the client sends until it is skipped too.
+            self.discarding = true;
             while let Some(front) = self.queue.front() {
                 match front {
                     Expect::Backend {
                         completion: Completion::Ready,
                         ..
-                    } => break,
+                    } => {
+                        self.discarding = false;
+                        break;
+                    }
                     _ => {
                         if let Some(Expect::Backend {
                             prepares: Some(name),
@@ -269,12 +346,33 @@ impl ReplyQueue {
 
     pub fn clear(&mut self) {
         self.queue.clear();
+        self.discarding = false;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_before_the_sync_arrived_discards_until_it() {
+        let mut q = ReplyQueue::default();
+        let mut forgotten = Vec::new();
+        q.expect(Completion::Bind);
+        assert_eq!(q.on_backend_message(b'E', &mut forgotten), Verdict::Forward);
+        assert!(
+            q.is_discarding(),
+            "the client's Execute and Sync are still to come"
+        );
+        q.sync();
+        assert!(!q.is_discarding());
+        assert_eq!(q.on_backend_message(b'Z', &mut forgotten), Verdict::Forward);
+        assert!(q.is_empty(), "nothing left owed");
+        // A simple query's error: its ReadyForQuery is already owed, nothing is discarded.
+        q.expect(Completion::Ready);
+        q.on_backend_message(b'E', &mut forgotten);
+        assert!(!q.is_discarding());
+    }
 
     #[test]
     fn synthetic_reply_waits_for_earlier_replies() {

@@ -19,6 +19,7 @@ use crate::error::{ProxyError, Result};
 use crate::metrics_names as m;
 use crate::session::{End, Session, SessionStart};
 use crate::shared::{Phase, Shared};
+use crate::startup_settings;
 
 /// A running pgtide, in-process. Dropping it does not stop it; call `shutdown`.
 pub struct ServerHandle {
@@ -188,7 +189,8 @@ async fn handle_client(mut stream: TcpStream, shared: Arc<Shared>) {
         Err(e) => {
             if !matches!(e, ProxyError::ClientIo(_)) {
                 tracing::info!(error = %e, "client rejected");
-                metrics::counter!(m::CLIENT_ERRORS_TOTAL, "sqlstate" => e.sqlstate()).increment(1);
+                metrics::counter!(m::CLIENT_ERRORS_TOTAL, "sqlstate" => e.sqlstate().to_string())
+                    .increment(1);
                 let mut out = BytesMut::new();
                 e.write_to(&mut out);
                 let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&out)).await;
@@ -261,7 +263,28 @@ async fn startup(
         PoolMode::Transaction => (None, pool.server_params().await?),
     };
     let params = client_view_of_params(params, &request.params);
-    let state = crate::session_state::ClientState::from_startup(&request.params);
+    let state = match crate::session_state::ClientState::from_startup(&request.params) {
+        Ok(state) => state,
+        Err(name) => {
+            if let Some(lease) = lease {
+                pool.release(lease);
+            }
+            return Err(ProxyError::StartupSetting {
+                code: "42704".into(),
+                message: format!("unrecognized configuration parameter \"{name}\""),
+            });
+        }
+    };
+    let mut lease = lease;
+    if let Err(e) = startup_settings::check(&pool, state.settings(), lease.as_mut()).await {
+        if let Some(lease) = lease {
+            match e {
+                ProxyError::StartupSetting { .. } => pool.release(lease),
+                _ => pool.discard(lease),
+            }
+        }
+        return Err(e);
+    }
     let registration = shared.cancels.register();
     let mut out = BytesMut::with_capacity(512);
     encode::authentication_ok(&mut out);

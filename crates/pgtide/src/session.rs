@@ -19,6 +19,7 @@ use crate::pool::{Lease, Pool};
 use crate::relay::{Completion, ReplyQueue, Verdict};
 use crate::session_state::ClientState;
 use crate::shared::{Phase, Shared};
+use crate::stale_plan::{is_stale_plan_error, RetryLog};
 
 /// Stop reading a side while this much is waiting to be written to the other.
 const HIGH_WATER: usize = 256 * 1024;
@@ -46,6 +47,15 @@ pub struct Session {
     skip_until_sync: bool,
     /// Session settings to carry and reasons to stay pinned (transaction mode).
     state: ClientState,
+    /// The current batch, from its first Bind of a named statement, while it may be re-run
+    /// after a stale cached plan (transaction mode, outside a transaction).
+    retry_log: Option<RetryLog>,
+    /// An Execute was sent since the last Sync: a re-run could repeat its effects.
+    executed_in_batch: bool,
+    /// The batch being answered is a re-run; it is not re-run again.
+    rerun: bool,
+    /// DDL was sent: statements prepared until it commits get a new epoch again after it.
+    ddl_in_flight: bool,
     cancel: Registration,
     phase: watch::Receiver<Phase>,
     closing: bool,
@@ -94,7 +104,7 @@ impl Session {
             state,
         } = start;
         let phase = shared.phase.subscribe();
-        let statements = ClientStatements::new(shared.next_session_number());
+        let statements = ClientStatements::new(shared.next_session_number(), shared.epochs.clone());
         Session {
             shared,
             pool,
@@ -110,6 +120,10 @@ impl Session {
             unsynced: false,
             status: b'I',
             statements,
+            retry_log: None,
+            executed_in_batch: false,
+            rerun: false,
+            ddl_in_flight: false,
             skip_until_sync: false,
             state,
             cancel,
@@ -211,8 +225,13 @@ impl Session {
             if self.lease.is_none() && self.answer_without_backend(&frame) {
                 continue;
             }
-            if self.lease.is_none() && !self.lease_backend(&frame).await? {
-                continue;
+            if self.lease.is_none() {
+                if !self.lease_backend(&frame).await? {
+                    continue;
+                }
+            } else if self.status == b'I' && !self.unsynced && !self.replies.awaits_ready() {
+                // A new transaction on a backend the client kept (session mode, pinned).
+                self.sync_settings();
             }
             self.forward(frame);
         }
@@ -281,15 +300,29 @@ impl Session {
     /// Makes a leased backend this client's: cancel requests now reach it, and its session
     /// settings are brought in line with the client's (one swallowed query, in the same write as
     /// the client's first message).
-    async fn attach(&mut self, mut lease: Lease) {
+    async fn attach(&mut self, lease: Lease) {
         *self.cancel.slot.lock().await = Some(lease.conn.cancel_target());
+        self.status = b'I';
+        self.statements.on_attach();
+        self.lease = Some(lease);
+        self.sync_settings();
+    }
+
+    /// Brings the leased backend's session settings in line with the client's (one swallowed
+    /// query in the same write as the client's next message). Needed at attach, and on a kept
+    /// backend after RESET (which returns the backend to its own default, not to the client's
+    /// startup value).
+    fn sync_settings(&mut self) {
+        let Some(lease) = self.lease.as_mut() else {
+            return;
+        };
         if let Some(sql) = self.state.sync_sql(&lease.conn.settings) {
             encode::query(&mut self.to_backend, &sql);
             self.replies.expect_swallowed_query();
             lease.conn.settings = self.state.settings().clone();
+            // A simple query replaces the backend's unnamed statement.
+            self.statements.on_attach();
         }
-        self.status = b'I';
-        self.lease = Some(lease);
     }
 
     /// Notes the session effects of SQL the client is about to run. `prepare_carried`: SQL
@@ -310,7 +343,15 @@ impl Session {
 
     /// Queues one client frame for the leased backend, noting the reply it is owed.
     fn forward(&mut self, frame: Frame) {
+        if self.replies.is_discarding() && frame.tag != ftag::SYNC {
+            // The backend already failed this batch and ignores everything up to the Sync:
+            // as if it never came (no statement created or closed, nothing owed).
+            return;
+        }
         let transaction_mode = self.mode == PoolMode::Transaction;
+        if transaction_mode {
+            self.log_for_retry(&frame);
+        }
         match frame.tag {
             ftag::QUERY if transaction_mode => return self.forward_query(frame),
             ftag::QUERY => {
@@ -322,10 +363,12 @@ impl Session {
             ftag::FUNCTION_CALL => self.replies.expect(Completion::Ready),
             ftag::SYNC => {
                 self.unsynced = false;
+                self.executed_in_batch = false;
                 self.replies.sync();
             }
             ftag::COPY_DONE | ftag::COPY_FAIL => self.replies.copy_end(),
-            ftag::FLUSH => self.unsynced = true,
+            // A Flush alone leaves nothing pending on the backend (messages before it do).
+            ftag::FLUSH => {}
             ftag::PARSE if transaction_mode => return self.forward_parse(frame),
             ftag::BIND if transaction_mode => return self.forward_bind(frame),
             ftag::DESCRIBE | ftag::CLOSE if transaction_mode => {
@@ -335,11 +378,64 @@ impl Session {
             ftag::BIND => self.extended(Completion::Bind),
             ftag::DESCRIBE => self.extended(Completion::Describe),
             ftag::CLOSE => self.extended(Completion::Close),
-            ftag::EXECUTE => self.extended(Completion::Execute),
+            ftag::EXECUTE => {
+                self.executed_in_batch = true;
+                self.extended(Completion::Execute)
+            }
             // CopyData / CopyDone / CopyFail belong to a statement already owed a reply.
             _ => {}
         }
         self.to_backend.extend_from_slice(&frame.raw);
+    }
+
+    /// Keeps the batch's messages from its first Bind while a re-run is still possible.
+    fn log_for_retry(&mut self, frame: &Frame) {
+        if let Some(log) = &mut self.retry_log {
+            if !log.push(frame) {
+                self.retry_log = None;
+            }
+        } else if frame.tag == ftag::BIND
+            && self.status == b'I'
+            && !self.executed_in_batch
+            && !self.rerun
+            && !self.replies.awaits_ready()
+        {
+            self.retry_log = Some(RetryLog::start(frame));
+        }
+    }
+
+    /// An ErrorResponse answered a Bind of `global`: if its cached plan went stale, it is never
+    /// prepared again under that name, and where safe the client's statement is renewed under
+    /// a fresh name and the batch re-run once. Returns true when the error is swallowed for
+    /// the re-run.
+    fn on_bind_error(&mut self, global: &str, body: &[u8]) -> bool {
+        if !is_stale_plan_error(body) {
+            return false;
+        }
+        self.shared.epochs.went_stale(global);
+        let replayable = self.retry_log.as_ref().is_some_and(RetryLog::replayable);
+        if replayable
+            && !self.rerun
+            && self.statements.renew(global)
+            && self.replies.swallow_next_ready()
+        {
+            tracing::debug!(
+                statement = global,
+                "stale cached plan: re-preparing and re-running"
+            );
+            self.rerun = true;
+            return true;
+        }
+        false
+    }
+
+    /// Sends the logged batch again, after the backend answered its first run's Sync.
+    fn rerun_batch(&mut self) {
+        if let Some(log) = self.retry_log.take() {
+            for frame in log.into_frames() {
+                self.forward(frame);
+            }
+        }
     }
 
     fn extended(&mut self, completion: Completion) {
@@ -351,8 +447,20 @@ impl Session {
         self.state.settings().get("search_path").cloned()
     }
 
+    /// DDL can change the row shape of statements prepared before it: new Parses get new names
+    /// from now on, and again once it commits.
+    fn note_schema_change(&mut self, sql: &str) {
+        if pgtide_sql::changes_schema(sql) {
+            self.shared.epochs.schema_changed();
+            self.ddl_in_flight = true;
+        }
+    }
+
     fn forward_parse(&mut self, frame: Frame) {
         self.unsynced = true;
+        if let Ok(view) = pgtide_wire::parse_message(frame.body()) {
+            self.note_schema_change(view.query);
+        }
         let search_path = self.search_path();
         let lease = self
             .lease
@@ -414,6 +522,7 @@ impl Session {
             replies: &mut self.replies,
         };
         let rewritten = self.statements.rewrite_query(sql, status, b);
+        self.note_schema_change(sql);
         self.observe(sql, true);
         for effects in &rewritten.effects {
             self.observe(effects, false);
@@ -465,7 +574,17 @@ impl Session {
             }
             self.flush_synthetic();
             let own_exchange = self.replies.front_is_standalone();
-            let verdict = self.replies.on_backend_message(frame.tag, &mut forgotten);
+            let mut verdict = self.replies.on_backend_message(frame.tag, &mut forgotten);
+            let mut rerun_now = false;
+            if frame.tag == btag::ERROR_RESPONSE {
+                if let Some(global) = self.replies.take_failed_bind() {
+                    if self.on_bind_error(&global, frame.body()) {
+                        verdict = Verdict::Swallow;
+                    }
+                }
+            } else if frame.tag == btag::READY_FOR_QUERY && own_exchange && self.rerun {
+                rerun_now = self.retry_log.is_some();
+            }
             if verdict == Verdict::Forward {
                 self.to_client.extend_from_slice(&frame.raw);
             }
@@ -476,7 +595,7 @@ impl Session {
                 for name in self.replies.take_prepared() {
                     self.pool.note_statement(&name);
                 }
-                if !own_exchange {
+                if !own_exchange && verdict == Verdict::Forward {
                     match frame.tag {
                         btag::ERROR_RESPONSE => self.state.on_error(),
                         btag::COMMAND_COMPLETE if self.statements.has_pending_sql() => {
@@ -485,10 +604,19 @@ impl Session {
                         btag::READY_FOR_QUERY => {
                             self.state.on_ready(self.status, &mut lease.conn.settings);
                             self.statements.on_ready(&mut lease.conn);
+                            self.retry_log = None;
+                            self.rerun = false;
+                            if self.ddl_in_flight && self.status == b'I' {
+                                self.ddl_in_flight = false;
+                                self.shared.epochs.schema_changed();
+                            }
                         }
                         _ => {}
                     }
                 }
+            }
+            if rerun_now {
+                self.rerun_batch();
             }
             if frame.tag == btag::READY_FOR_QUERY {
                 self.flush_synthetic();

@@ -12,22 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use pgtide_sql::{SessionEffect, TxControl};
 
-/// Startup parameters that are session settings (the rest — user, database, replication — are
-/// not). `options` is expanded separately.
-const STARTUP_SETTINGS: &[&str] = &[
-    "application_name",
-    "client_encoding",
-    "datestyle",
-    "intervalstyle",
-    "timezone",
-    "search_path",
-    "extra_float_digits",
-    "statement_timeout",
-    "lock_timeout",
-    "idle_in_transaction_session_timeout",
-    "default_transaction_isolation",
-    "default_transaction_read_only",
-];
+/// Startup parameters that are not settings: who connects where, and protocol options.
+const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options"];
 
 /// Session settings by lowercase GUC name, each value as SQL text for `SET name TO value`.
 pub type Settings = BTreeMap<String, String>;
@@ -62,23 +48,37 @@ pub struct Observed {
 }
 
 impl ClientState {
-    pub fn from_startup(params: &[(String, String)]) -> ClientState {
+    /// The session settings a startup packet asks for: every parameter that is not about
+    /// the connection itself (PostgreSQL treats the rest as settings), plus `options -c`.
+    /// Names that are not plain GUC names are returned as refused, for the caller to report
+    /// the way PostgreSQL would (pgtide splices names into SQL only after this check).
+    pub fn from_startup(params: &[(String, String)]) -> Result<ClientState, String> {
         let mut startup = Settings::new();
+        let mut add = |name: String, raw: &str| -> Result<(), String> {
+            if !pgtide_sql::valid_guc_name(&name) {
+                return Err(name);
+            }
+            // Startup values are raw (like set_config's): a list such as search_path
+            // "a, b" must not become the single name 'a, b'.
+            let text = pgtide_sql::raw_value_as_set_text(&name, raw).ok_or_else(|| name.clone())?;
+            startup.insert(name, text);
+            Ok(())
+        };
         for (k, v) in params {
             let key = k.to_ascii_lowercase();
             if key == "options" {
                 for (name, value) in pgtide_sql::startup_options_to_sets(v) {
-                    startup.insert(name.to_ascii_lowercase(), pgtide_sql::quote_literal(&value));
+                    add(name.to_ascii_lowercase(), &value)?;
                 }
-            } else if STARTUP_SETTINGS.contains(&key.as_str()) {
-                startup.insert(key, pgtide_sql::quote_literal(v));
+            } else if !NOT_SETTINGS.contains(&key.as_str()) && !key.starts_with("_pq_.") {
+                add(key, v)?;
             }
         }
-        ClientState {
+        Ok(ClientState {
             settings: startup.clone(),
             startup,
             ..Default::default()
-        }
+        })
     }
 
     pub fn settings(&self) -> &Settings {
@@ -222,7 +222,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        ClientState::from_startup(&params)
+        ClientState::from_startup(&params).expect("valid names")
     }
 
     #[test]
@@ -234,6 +234,12 @@ mod tests {
             ("TimeZone", "UTC"),
             ("options", "-c search_path=tenant1"),
         ]);
+        let list = startup(&[("search_path", "tenant, public")]);
+        assert_eq!(
+            list.settings().get("search_path").map(String::as_str),
+            Some("tenant, public"),
+            "a list, not the single name 'tenant, public'"
+        );
         assert_eq!(
             s.settings().get("application_name").map(String::as_str),
             Some("'web'")
@@ -244,9 +250,13 @@ mod tests {
         );
         assert_eq!(
             s.settings().get("search_path").map(String::as_str),
-            Some("'tenant1'")
+            Some("tenant1")
         );
         assert!(!s.settings().contains_key("user"));
+        let custom = startup(&[("jit", "off"), ("work_mem", "7MB"), ("myapp.tenant", "a")]);
+        assert_eq!(custom.settings().len(), 3, "every setting is carried");
+        let bad = [("x to 1; drop table t; set y".to_string(), "1".to_string())];
+        assert!(ClientState::from_startup(&bad).is_err(), "no SQL in names");
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct Shared {
     pub cancels: Arc<CancelRegistry>,
     pub phase: watch::Sender<Phase>,
     pub clients: AtomicUsize,
+    /// When prepared statements may have changed shape (DDL, stale plans).
+    pub epochs: Arc<crate::statements::SchemaEpochs>,
     /// Numbers sessions, for names that must never repeat within the process.
     sessions_started: AtomicU64,
     /// Plain-text passwords turned into SCRAM secrets once (PBKDF2 is deliberately slow).
@@ -45,6 +47,7 @@ impl Shared {
             cancels: Arc::new(CancelRegistry::default()),
             phase,
             clients: AtomicUsize::new(0),
+            epochs: Arc::default(),
             sessions_started: AtomicU64::new(0),
             scram_secrets: Mutex::new(HashMap::new()),
         })

@@ -2,8 +2,10 @@
 //! names derived from (query text, parameter types), so any backend that already prepared the same
 //! statement for any client can serve it; each backend remembers what it has in a bounded LRU.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -33,13 +35,18 @@ impl SharedStatement {
         body: &[u8],
         client_name_len: usize,
         search_path: Option<&str>,
+        epochs: &SchemaEpochs,
     ) -> SharedStatement {
         // Everything after the client's name (query, parameter types) identifies the statement.
         let rest = body.get(client_name_len + 1..).unwrap_or_default();
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         rest.hash(&mut hasher);
         search_path.hash(&mut hasher);
-        let global_name = format!("pgtide_{:016x}_{}", hasher.finish(), rest.len());
+        // After DDL a new name: the backends' copies may have been planned for another shape.
+        let global_name = match epochs.current() {
+            0 => format!("pgtide_{:016x}_{}", hasher.finish(), rest.len()),
+            e => format!("pgtide_{:016x}_{}_e{e}", hasher.finish(), rest.len()),
+        };
         let mut parse = BytesMut::with_capacity(rest.len() + global_name.len() + 6);
         parse.put_u8(b'P');
         parse.put_i32((4 + global_name.len() + 1 + rest.len()) as i32);
@@ -56,6 +63,51 @@ impl SharedStatement {
             prepare: Preparation::Parse(parse.freeze()),
             effects_sql,
         }
+    }
+}
+
+/// When the shape of prepared statements may have changed. DDL seen through pgtide starts a new
+/// epoch, so statements prepared afterwards get new names and never reuse a copy a backend
+/// planned before it. A statement PostgreSQL reported stale ("cached plan must not change
+/// result type") is never prepared again under its name for a client that still holds it:
+/// that client knows the old row shape, and only a fresh Parse of its own may change it.
+#[derive(Debug, Default)]
+pub struct SchemaEpochs {
+    epoch: AtomicU64,
+    any_stale: AtomicBool,
+    stale: Mutex<HashSet<String>>,
+}
+
+/// Bound on remembered stale statement names (they only matter to clients still holding them).
+const MAX_STALE: usize = 10_000;
+
+impl SchemaEpochs {
+    pub fn current(&self) -> u64 {
+        self.epoch.load(Ordering::Relaxed)
+    }
+
+    pub fn schema_changed(&self) {
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn went_stale(&self, global_name: &str) {
+        let mut stale = self.stale.lock().unwrap_or_else(|p| p.into_inner());
+        if stale.len() >= MAX_STALE {
+            stale.clear();
+        }
+        stale.insert(global_name.to_string());
+        self.any_stale.store(true, Ordering::Relaxed);
+        // Out-of-band DDL: everything prepared from now on gets a new name.
+        self.schema_changed();
+    }
+
+    pub fn is_stale(&self, global_name: &str) -> bool {
+        self.any_stale.load(Ordering::Relaxed)
+            && self
+                .stale
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(global_name)
     }
 }
 
@@ -80,6 +132,25 @@ pub fn run_in_batch(out: &mut BytesMut, sql: &str) {
     out.put_i32(4 + 1 + 4);
     out.put_u8(0);
     out.put_i32(0);
+}
+
+impl SharedStatement {
+    /// The same statement under the current epoch's name (extended-protocol statements only:
+    /// SQL-prepared names are the client's own and never shared).
+    pub fn renewed(&self, epochs: &SchemaEpochs) -> Option<SharedStatement> {
+        let Preparation::Parse(parse) = &self.prepare else {
+            return None;
+        };
+        let body = parse.get(5..)?;
+        let view = pgtide_wire::parse_message(body).ok()?;
+        let name_len = view.statement.len();
+        // The search_path is already part of the old name's hash; the new one only needs to
+        // differ from it and be the same for every client renewing this statement.
+        let mut fresh =
+            SharedStatement::from_parse(body, name_len, Some(&self.global_name), epochs);
+        fresh.effects_sql = self.effects_sql.clone();
+        Some(fresh)
+    }
 }
 
 /// Whether a statement changes session state pgtide must carry or pin for.
@@ -206,10 +277,30 @@ mod tests {
 
     #[test]
     fn same_query_same_global_name_across_clients() {
-        let a = SharedStatement::from_parse(&parse_body("s1", "SELECT 1"), 2, None);
-        let b = SharedStatement::from_parse(&parse_body("other", "SELECT 1"), 5, None);
-        let c = SharedStatement::from_parse(&parse_body("s1", "SELECT 2"), 2, None);
-        let d = SharedStatement::from_parse(&parse_body("s1", "SELECT 1"), 2, Some("tenant1"));
+        let a = SharedStatement::from_parse(
+            &parse_body("s1", "SELECT 1"),
+            2,
+            None,
+            &SchemaEpochs::default(),
+        );
+        let b = SharedStatement::from_parse(
+            &parse_body("other", "SELECT 1"),
+            5,
+            None,
+            &SchemaEpochs::default(),
+        );
+        let c = SharedStatement::from_parse(
+            &parse_body("s1", "SELECT 2"),
+            2,
+            None,
+            &SchemaEpochs::default(),
+        );
+        let d = SharedStatement::from_parse(
+            &parse_body("s1", "SELECT 1"),
+            2,
+            Some("tenant1"),
+            &SchemaEpochs::default(),
+        );
         assert_eq!(a.global_name, b.global_name);
         assert_ne!(a.global_name, c.global_name);
         assert_ne!(a.global_name, d.global_name);
@@ -271,5 +362,18 @@ mod tests {
         assert_eq!(lru.insert("c"), Some("b".to_string()));
         assert!(!lru.touch("b"));
         assert_eq!(lru.len(), 2);
+    }
+
+    #[test]
+    fn epochs_rename_new_statements_and_stale_ones_stay_out() {
+        let epochs = SchemaEpochs::default();
+        let before = SharedStatement::from_parse(&parse_body("s1", "SELECT 1"), 2, None, &epochs);
+        epochs.schema_changed();
+        let after = SharedStatement::from_parse(&parse_body("s1", "SELECT 1"), 2, None, &epochs);
+        assert_ne!(before.global_name, after.global_name, "no reuse across DDL");
+        assert!(!epochs.is_stale(&before.global_name));
+        epochs.went_stale(&before.global_name);
+        assert!(epochs.is_stale(&before.global_name));
+        assert!(!epochs.is_stale(&after.global_name));
     }
 }
