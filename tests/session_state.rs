@@ -160,3 +160,34 @@ async fn discard_all_by_one_client_does_not_break_anothers_statements() {
     assert_eq!(row.get::<_, i32>(0), 8);
     server.shutdown(s::Shutdown::Immediate).await;
 }
+
+/// Django's nested atomic blocks and psycopg's savepoints: an error inside a savepoint, rolled
+/// back to it, does not undo the transaction's earlier SET. pgtide must carry it for A and
+/// must not leave it behind for B on the same backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_survives_an_error_rolled_back_to_a_savepoint() {
+    let (_cluster, server) = setup(1).await;
+    let a = s::connect(&s::app_url(&server)).await.expect("a");
+    let b = s::connect(&s::app_url(&server)).await.expect("b");
+    let default_path = show(&b, "search_path").await;
+    a.batch_execute("BEGIN; SET search_path TO pg_catalog; SAVEPOINT sp")
+        .await
+        .expect("begin");
+    assert!(a.batch_execute("SELECT 1/0").await.is_err());
+    a.batch_execute("ROLLBACK TO SAVEPOINT sp; SET TimeZone TO 'Asia/Tokyo'; SAVEPOINT sp2")
+        .await
+        .expect("recovered");
+    a.batch_execute("SET statement_timeout TO '7s'; ROLLBACK TO sp2; COMMIT")
+        .await
+        .expect("commit");
+    assert_eq!(show(&b, "search_path").await, default_path, "no leak to B");
+    assert_eq!(show(&a, "search_path").await, "pg_catalog");
+    assert_eq!(show(&a, "TimeZone").await, "Asia/Tokyo");
+    assert_eq!(
+        show(&a, "statement_timeout").await,
+        "0",
+        "undone by ROLLBACK TO sp2"
+    );
+    assert_eq!(show(&b, "search_path").await, default_path);
+    server.shutdown(s::Shutdown::Immediate).await;
+}

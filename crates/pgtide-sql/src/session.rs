@@ -88,7 +88,7 @@ pub enum SessionEffect {
 
 /// Transaction control statements. Callers should still trust ReadyForQuery's status byte for
 /// the transaction state (e.g. `COMMIT AND CHAIN` opens a new transaction at once).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxControl {
     /// BEGIN / START TRANSACTION; `read_only` when READ ONLY is among the modes.
     Begin {
@@ -98,9 +98,12 @@ pub enum TxControl {
     Commit,
     /// ROLLBACK / ABORT.
     Rollback,
-    Savepoint,
-    Release,
-    RollbackTo,
+    /// SAVEPOINT name.
+    Savepoint(String),
+    /// RELEASE [SAVEPOINT] name.
+    Release(String),
+    /// ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name.
+    RollbackTo(String),
     PrepareTransaction,
     /// COMMIT PREPARED 'gid' (finishes a two-phase transaction; runs outside a transaction).
     CommitPrepared,
@@ -276,10 +279,23 @@ pub fn session_effects(statement: &str) -> Vec<SessionEffect> {
         "commit" if kw(&toks, 1, "prepared") => tx(TxControl::CommitPrepared),
         "commit" | "end" => tx(TxControl::Commit),
         "rollback" if kw(&toks, 1, "prepared") => tx(TxControl::RollbackPrepared),
-        "rollback" if (1..=2).any(|i| kw(&toks, i, "to")) => tx(TxControl::RollbackTo),
+        "rollback" if (1..=2).any(|i| kw(&toks, i, "to")) => {
+            // The name is the last token: ROLLBACK [WORK|TRANSACTION] TO [SAVEPOINT] name.
+            let at = toks.len().saturating_sub(1);
+            name_at(&toks, at)
+                .map(|n| tx(TxControl::RollbackTo(n)))
+                .unwrap_or_default()
+        }
         "rollback" | "abort" => tx(TxControl::Rollback),
-        "savepoint" => tx(TxControl::Savepoint),
-        "release" => tx(TxControl::Release),
+        "savepoint" => name_at(&toks, 1)
+            .map(|n| tx(TxControl::Savepoint(n)))
+            .unwrap_or_default(),
+        "release" => {
+            let at = if kw(&toks, 1, "savepoint") { 2 } else { 1 };
+            name_at(&toks, at)
+                .map(|n| tx(TxControl::Release(n)))
+                .unwrap_or_default()
+        }
         "do" => do_block(&toks),
         _ => {
             let mut out = Vec::new();

@@ -251,11 +251,17 @@ fn transaction_control() {
     assert_eq!(fx("END"), tx(T::Commit));
     assert_eq!(fx("ROLLBACK"), tx(T::Rollback));
     assert_eq!(fx("ABORT"), tx(T::Rollback));
-    assert_eq!(fx("SAVEPOINT s1"), tx(T::Savepoint));
-    assert_eq!(fx("RELEASE SAVEPOINT s1"), tx(T::Release));
-    assert_eq!(fx("RELEASE s1"), tx(T::Release));
-    assert_eq!(fx("ROLLBACK TO SAVEPOINT s1"), tx(T::RollbackTo));
-    assert_eq!(fx("rollback transaction to s1"), tx(T::RollbackTo));
+    assert_eq!(fx("SAVEPOINT s1"), tx(T::Savepoint("s1".into())));
+    assert_eq!(fx("RELEASE SAVEPOINT s1"), tx(T::Release("s1".into())));
+    assert_eq!(fx("RELEASE S1"), tx(T::Release("s1".into())));
+    assert_eq!(
+        fx("ROLLBACK TO SAVEPOINT s1"),
+        tx(T::RollbackTo("s1".into()))
+    );
+    assert_eq!(
+        fx("rollback transaction to \"S1\""),
+        tx(T::RollbackTo("S1".into()))
+    );
     assert_eq!(fx("PREPARE TRANSACTION 'gid'"), tx(T::PrepareTransaction));
     assert_eq!(fx("COMMIT PREPARED 'gid'"), tx(T::CommitPrepared));
     assert_eq!(fx("ROLLBACK PREPARED 'gid'"), tx(T::RollbackPrepared));

@@ -35,6 +35,9 @@ pub struct ClientState {
     pending: Vec<Change>,
     /// The statement or transaction being run failed or rolled back: its changes are void.
     failed: bool,
+    /// Open savepoints: name, how many pending changes came before it, and whether the
+    /// transaction had failed then (ROLLBACK TO undoes later changes and a later failure).
+    savepoints: Vec<(String, usize, bool)>,
     pins: BTreeSet<PinReason>,
 }
 
@@ -147,6 +150,24 @@ impl ClientState {
             E::LoadLibrary => self.pin("load", observed),
             E::UntrackedSet => self.pin("untracked_set", observed),
             E::TransactionControl(TxControl::Rollback) => self.failed = true,
+            E::TransactionControl(TxControl::Savepoint(name)) => {
+                self.savepoints
+                    .push((name, self.pending.len(), self.failed))
+            }
+            E::TransactionControl(TxControl::Release(name)) => {
+                if let Some(i) = self.savepoints.iter().rposition(|(n, ..)| *n == name) {
+                    self.savepoints.truncate(i);
+                }
+            }
+            E::TransactionControl(TxControl::RollbackTo(name)) => {
+                if let Some(i) = self.savepoints.iter().rposition(|(n, ..)| *n == name) {
+                    let (_, pending, failed) = self.savepoints[i];
+                    // The savepoint itself stays; what came after it is undone.
+                    self.savepoints.truncate(i + 1);
+                    self.pending.truncate(pending);
+                    self.failed = failed;
+                }
+            }
             E::TransactionControl(TxControl::PrepareTransaction) => {
                 // PREPARE TRANSACTION ends the transaction without committing it here.
                 self.failed = true
@@ -171,6 +192,7 @@ impl ClientState {
         if status != b'I' {
             return;
         }
+        self.savepoints.clear();
         let pending = std::mem::take(&mut self.pending);
         if !std::mem::take(&mut self.failed) {
             for change in pending {
@@ -285,6 +307,36 @@ mod tests {
         s.on_error();
         s.on_ready(b'I', &mut backend);
         assert!(!s.settings().contains_key("statement_timeout"));
+    }
+
+    #[test]
+    fn rollback_to_savepoint_undoes_only_what_came_after_it() {
+        let mut s = ClientState::default();
+        let mut backend = Settings::new();
+        s.observe_sql("BEGIN; SET search_path TO a; SAVEPOINT sp", false);
+        s.observe_sql("SET TimeZone TO 'UTC'", false);
+        s.on_error(); // e.g. a unique violation inside the savepoint
+        s.observe_sql("ROLLBACK TO SAVEPOINT sp", false);
+        s.observe_sql("SET statement_timeout TO 5", false);
+        s.observe_sql("RELEASE sp; COMMIT", false);
+        s.on_ready(b'I', &mut backend);
+        assert_eq!(
+            s.settings().get("search_path").map(String::as_str),
+            Some("a")
+        );
+        assert_eq!(
+            s.settings().get("statement_timeout").map(String::as_str),
+            Some("5")
+        );
+        assert!(
+            !s.settings().contains_key("timezone"),
+            "undone by ROLLBACK TO"
+        );
+        assert_eq!(
+            backend,
+            *s.settings(),
+            "the backend's record matches what it really has"
+        );
     }
 
     #[test]
