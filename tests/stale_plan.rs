@@ -126,3 +126,52 @@ async fn stale_statement_is_reprepared_where_safe_and_reported_where_not() {
     ddl.batch_execute("DROP TABLE stale_t").await.expect("drop");
     server.shutdown(s::Shutdown::Immediate).await;
 }
+
+/// DDL made outside pgtide: a client that prepares the statement afresh afterwards must see the
+/// new shape, though the backend still holds another client's stale copy of the same text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_prepare_after_out_of_band_ddl_sees_the_new_shape() {
+    let cluster = tokio::task::spawn_blocking(|| s::cluster(0))
+        .await
+        .expect("cluster task");
+    let mut config = s::config(&cluster, PoolMode::Transaction, 1);
+    add_trust_user(&mut config);
+    let server = s::start(config).await;
+    cluster
+        .primary()
+        .psql_db(
+            s::APP_DB,
+            "CREATE TABLE oob_t (a int); INSERT INTO oob_t VALUES (1); GRANT ALL ON oob_t TO app",
+        )
+        .expect("table");
+    let mut a = Raw::login(&server).await;
+    let mut prepare = parse("s1", "SELECT * FROM oob_t");
+    prepare.extend(describe(b'S', "s1"));
+    prepare.extend(sync());
+    let (tags, _) = run(&mut a, prepare).await;
+    assert_eq!(tags, "1tT");
+    let (tags, reply) = run(&mut a, run_bare("s1")).await;
+    assert_eq!(tags, "2DC", "{reply:?}");
+    cluster
+        .primary()
+        .psql_db(s::APP_DB, "ALTER TABLE oob_t ADD COLUMN b int DEFAULT 2")
+        .expect("alter");
+    let mut b = Raw::login(&server).await;
+    let mut prepare = parse("other_name", "SELECT * FROM oob_t");
+    prepare.extend(describe(b'S', "other_name"));
+    prepare.extend(sync());
+    let (tags, reply) = run(&mut b, prepare).await;
+    assert_eq!(tags, "1tT", "{reply:?}");
+    let (_, row_description) = &reply[2];
+    assert_eq!(
+        &row_description[..2],
+        &2i16.to_be_bytes(),
+        "two columns now"
+    );
+    let (tags, reply) = run(&mut b, run_described("other_name")).await;
+    assert_eq!(tags, "2TDC", "{reply:?}");
+    // The old holder still gets PostgreSQL's error, never rows of the new shape.
+    let (tags, reply) = run(&mut a, run_bare("s1")).await;
+    assert_eq!(tags, "E", "{reply:?}");
+    server.shutdown(s::Shutdown::Immediate).await;
+}

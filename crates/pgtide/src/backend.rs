@@ -244,6 +244,34 @@ impl BackendConn {
         self.drain_ready(statements.len()).await
     }
 
+    /// Runs one simple query and returns its first row as text values (None for NULL); an
+    /// error reply is returned as BackendLost with the server's message.
+    pub async fn query_row(&mut self, sql: &str) -> Result<Vec<Option<String>>> {
+        let mut out = BytesMut::new();
+        encode::query(&mut out, sql);
+        self.send(&out).await?;
+        let mut row = None;
+        let mut error = None;
+        loop {
+            let frame = self.read_frame().await?;
+            match frame.tag {
+                tag::DATA_ROW if row.is_none() => row = Some(data_row_text(frame.body())),
+                tag::ERROR_RESPONSE => {
+                    let e = pgtide_wire::error_fields(frame.body()).map_err(lost)?;
+                    error = Some(format!("{} ({})", e.message, e.code));
+                }
+                tag::PARAMETER_STATUS => self.note_parameter(frame.body()),
+                tag::READY_FOR_QUERY => break,
+                _ => {}
+            }
+        }
+        match (error, row) {
+            (Some(e), _) => Err(ProxyError::BackendLost(e)),
+            (None, Some(row)) => Ok(row),
+            (None, None) => Err(ProxyError::BackendLost(format!("no row for {sql}"))),
+        }
+    }
+
     /// Reads until `count` ReadyForQuery messages arrived, tracking ParameterStatus changes.
     pub async fn drain_ready(
         &mut self,
@@ -326,4 +354,33 @@ impl CancelTarget {
 
 fn lost(e: impl std::fmt::Display) -> ProxyError {
     ProxyError::BackendLost(e.to_string())
+}
+
+/// A DataRow's columns as text (None for NULL or a malformed field).
+pub fn data_row_text(body: &[u8]) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    let Some(count) = body.get(..2).map(|b| i16::from_be_bytes([b[0], b[1]])) else {
+        return out;
+    };
+    let mut at = 2usize;
+    for _ in 0..count.max(0) {
+        let Some(len) = body
+            .get(at..at + 4)
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        else {
+            break;
+        };
+        at += 4;
+        if len < 0 {
+            out.push(None);
+            continue;
+        }
+        let end = at + len as usize;
+        out.push(
+            body.get(at..end)
+                .map(|v| String::from_utf8_lossy(v).into_owned()),
+        );
+        at = end;
+    }
+    out
 }

@@ -256,7 +256,7 @@ impl ClientStatements {
             None => (None, None, None),
         };
         match global {
-            Some(name) => b.replies.expect_bind(name),
+            Some(name) => b.replies.expect_on_statement(Completion::Bind, name),
             None => b.replies.expect(Completion::Bind),
         }
         b.out
@@ -289,7 +289,8 @@ impl ClientStatements {
                 .resolve(&name)
                 .filter(|stmt| self.ensure(stmt, &mut b, Place::InBatch))
             {
-                b.replies.expect(completion);
+                b.replies
+                    .expect_on_statement(completion, stmt.global_name.clone());
                 b.out
                     .extend_from_slice(&target_message(ftag::DESCRIBE, b'S', &stmt.global_name));
                 return;

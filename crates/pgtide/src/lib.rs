@@ -17,5 +17,6 @@ pub mod shared;
 pub mod stale_plan;
 pub mod startup_settings;
 pub mod statements;
+pub mod topology;
 
 pub use server::{start, ServerHandle, Shutdown};

@@ -48,8 +48,9 @@ pub enum Expect {
         standalone: bool,
         /// A Parse of this pgtide statement name: if it fails, the backend does not have it.
         prepares: Option<String>,
-        /// A Bind of this pgtide statement name: its errors may be about the statement.
-        binds: Option<String>,
+        /// A Bind or Describe of this pgtide statement name: its errors may be about the
+        /// statement (a stale cached plan).
+        statement: Option<String>,
     },
     /// A reply pgtide writes itself once everything before it has been answered.
     Synthetic(Bytes),
@@ -70,8 +71,8 @@ pub struct ReplyQueue {
     queue: VecDeque<Expect>,
     /// pgtide statement names whose Parse the backend accepted, for the pool's record.
     prepared: Vec<String>,
-    /// The statement of the client Bind the last ErrorResponse answered.
-    failed_bind: Option<String>,
+    /// The statement of the client Bind or Describe the last ErrorResponse answered.
+    failed_statement: Option<(String, Completion)>,
     /// The backend is in extended-protocol copy-in mode, where it ignores Sync and Flush.
     copy_in: bool,
     /// An error ended the client's extended-protocol batch before its Sync arrived: the
@@ -86,18 +87,18 @@ impl ReplyQueue {
             swallow: false,
             standalone: false,
             prepares: None,
-            binds: None,
+            statement: None,
         });
     }
 
-    /// A client Bind of a named statement (pgtide's name).
-    pub fn expect_bind(&mut self, global_name: String) {
+    /// A client Bind or Describe of a named statement (pgtide's name).
+    pub fn expect_on_statement(&mut self, completion: Completion, global_name: String) {
         self.queue.push_back(Expect::Backend {
-            completion: Completion::Bind,
+            completion,
             swallow: false,
             standalone: false,
             prepares: None,
-            binds: Some(global_name),
+            statement: Some(global_name),
         });
     }
 
@@ -108,7 +109,7 @@ impl ReplyQueue {
             swallow: true,
             standalone: false,
             prepares,
-            binds: None,
+            statement: None,
         });
     }
 
@@ -119,7 +120,7 @@ impl ReplyQueue {
             swallow: true,
             standalone: true,
             prepares,
-            binds: None,
+            statement: None,
         });
     }
 
@@ -129,13 +130,13 @@ impl ReplyQueue {
             swallow: false,
             standalone: false,
             prepares: Some(prepares),
-            binds: None,
+            statement: None,
         });
     }
 
-    /// The pgtide statement whose Bind the last ErrorResponse answered, if it was one.
-    pub fn take_failed_bind(&mut self) -> Option<String> {
-        self.failed_bind.take()
+    /// The pgtide statement whose Bind or Describe the last ErrorResponse answered, if any.
+    pub fn take_failed_statement(&mut self) -> Option<(String, Completion)> {
+        self.failed_statement.take()
     }
 
     /// Makes the next expected ReadyForQuery pgtide's own (the client's batch will be re-run
@@ -255,12 +256,13 @@ impl ReplyQueue {
         }
         if t == tag::ERROR_RESPONSE {
             self.copy_in = false;
-            self.failed_bind = match self.queue.front() {
+            self.failed_statement = match self.queue.front() {
                 Some(Expect::Backend {
-                    completion: Completion::Bind,
-                    binds: Some(name),
+                    statement: Some(name),
+                    swallow: false,
+                    completion,
                     ..
-                }) => Some(name.clone()),
+                }) => Some((name.clone(), *completion)),
                 _ => None,
             };
             // The backend skips everything up to the next Sync: drop what it will never answer.

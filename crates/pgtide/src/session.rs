@@ -56,6 +56,8 @@ pub struct Session {
     rerun: bool,
     /// DDL was sent: statements prepared until it commits get a new epoch again after it.
     ddl_in_flight: bool,
+    /// A re-run batch's first ParameterDescription was already sent by the failed run.
+    skip_parameter_description: bool,
     cancel: Registration,
     phase: watch::Receiver<Phase>,
     closing: bool,
@@ -124,6 +126,7 @@ impl Session {
             executed_in_batch: false,
             rerun: false,
             ddl_in_flight: false,
+            skip_parameter_description: false,
             skip_until_sync: false,
             state,
             cancel,
@@ -388,13 +391,14 @@ impl Session {
         self.to_backend.extend_from_slice(&frame.raw);
     }
 
-    /// Keeps the batch's messages from its first Bind while a re-run is still possible.
+    /// Keeps the batch's messages from its first Bind or Describe while a re-run is still
+    /// possible.
     fn log_for_retry(&mut self, frame: &Frame) {
         if let Some(log) = &mut self.retry_log {
             if !log.push(frame) {
                 self.retry_log = None;
             }
-        } else if frame.tag == ftag::BIND
+        } else if (frame.tag == ftag::BIND || frame.tag == ftag::DESCRIBE)
             && self.status == b'I'
             && !self.executed_in_batch
             && !self.rerun
@@ -404,11 +408,11 @@ impl Session {
         }
     }
 
-    /// An ErrorResponse answered a Bind of `global`: if its cached plan went stale, it is never
+    /// An ErrorResponse answered a Bind or Describe of `global`: if its cached plan went stale, it is never
     /// prepared again under that name, and where safe the client's statement is renewed under
     /// a fresh name and the batch re-run once. Returns true when the error is swallowed for
     /// the re-run.
-    fn on_bind_error(&mut self, global: &str, body: &[u8]) -> bool {
+    fn on_statement_error(&mut self, global: &str, body: &[u8]) -> bool {
         if !is_stale_plan_error(body) {
             return false;
         }
@@ -577,11 +581,20 @@ impl Session {
             let mut verdict = self.replies.on_backend_message(frame.tag, &mut forgotten);
             let mut rerun_now = false;
             if frame.tag == btag::ERROR_RESPONSE {
-                if let Some(global) = self.replies.take_failed_bind() {
-                    if self.on_bind_error(&global, frame.body()) {
+                if let Some((global, completion)) = self.replies.take_failed_statement() {
+                    if self.on_statement_error(&global, frame.body()) {
                         verdict = Verdict::Swallow;
+                        // A statement Describe sent its ParameterDescription before failing:
+                        // the re-run's one would be a duplicate.
+                        self.skip_parameter_description = completion == Completion::Describe;
                     }
                 }
+            } else if frame.tag == btag::PARAMETER_DESCRIPTION
+                && self.skip_parameter_description
+                && !own_exchange
+            {
+                self.skip_parameter_description = false;
+                verdict = Verdict::Swallow;
             } else if frame.tag == btag::READY_FOR_QUERY && own_exchange && self.rerun {
                 rerun_now = self.retry_log.is_some();
             }

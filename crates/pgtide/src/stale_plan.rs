@@ -12,7 +12,7 @@ use pgtide_wire::{frontend as ftag, Frame};
 /// Beyond this many bytes of client messages a batch is not kept for a re-run.
 const MAX_LOGGED_BYTES: usize = 64 * 1024;
 
-/// The client's messages from the batch's first Bind of a named statement up to its Sync.
+/// The client's messages from the batch's first Bind or Describe up to its Sync.
 #[derive(Debug)]
 pub struct RetryLog {
     frames: Vec<Frame>,
@@ -24,11 +24,12 @@ pub struct RetryLog {
 }
 
 impl RetryLog {
-    pub fn start(bind: &Frame) -> RetryLog {
+    /// Starts at the batch's first Bind or Describe.
+    pub fn start(first: &Frame) -> RetryLog {
         RetryLog {
-            frames: vec![bind.clone()],
-            bytes: bind.raw.len(),
-            describes: false,
+            frames: vec![first.clone()],
+            bytes: first.raw.len(),
+            describes: first.tag == ftag::DESCRIBE,
             synced: false,
             trailing: false,
         }
