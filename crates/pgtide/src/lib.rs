@@ -7,6 +7,7 @@ pub mod cancel;
 pub mod client_startup;
 pub mod client_statements;
 pub mod error;
+pub mod health;
 pub mod metrics_names;
 pub mod pool;
 pub mod relay;

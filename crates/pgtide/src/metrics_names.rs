@@ -8,3 +8,9 @@ pub const QUERY_DURATION_SECONDS: &str = "pgtide_query_duration_seconds";
 pub const POOL_WAIT_SECONDS: &str = "pgtide_pool_wait_seconds";
 pub const CLIENT_ERRORS_TOTAL: &str = "pgtide_client_errors_total";
 pub const PINNED_CLIENTS_TOTAL: &str = "pgtide_pinned_clients_total";
+pub const BACKEND_HEALTHY: &str = "pgtide_backend_healthy";
+pub const REPLICA_LAG_SECONDS: &str = "pgtide_replica_lag_seconds";
+/// Reads a replica refused as writes (SQLSTATE 25006), re-run on the primary.
+pub const REPLICA_WRITE_MISSES_TOTAL: &str = "pgtide_replica_write_misses_total";
+/// Reads re-run on another backend after their replica failed before answering.
+pub const REPLICA_RETRIES_TOTAL: &str = "pgtide_replica_retries_total";

@@ -335,9 +335,52 @@ pub struct PoolStats {
 }
 
 /// All pools, created on first use of a (database, user).
+/// Returns a backend its client left behind: rolled back (and reset in session mode) when it
+/// was between statements, cancelled and closed when a statement was still running.
+pub async fn reset_and_return(
+    pool: Arc<Pool>,
+    mut lease: Lease,
+    clean: bool,
+    status: u8,
+    session_mode: bool,
+) {
+    if !clean {
+        let _ = lease.conn.cancel_target().send().await;
+        pool.discard(lease);
+        return;
+    }
+    let mut statements: Vec<&str> = Vec::new();
+    if status != b'I' {
+        statements.push("ROLLBACK");
+    }
+    if session_mode {
+        statements.push("DISCARD ALL");
+    }
+    if statements.is_empty() {
+        pool.release(lease);
+        return;
+    }
+    let reset = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        lease.conn.run_simple(&statements),
+    )
+    .await;
+    match reset {
+        Ok(Ok((b'I', None))) => {
+            if session_mode {
+                lease.conn.prepared.clear();
+                lease.conn.settings.clear();
+            }
+            pool.release(lease)
+        }
+        _ => pool.discard(lease),
+    }
+}
+
+/// Pools by (database, user, backend host:port).
 #[derive(Default)]
 pub struct Pools {
-    map: Mutex<HashMap<(String, String), Arc<Pool>>>,
+    map: Mutex<HashMap<(String, String, String), Arc<Pool>>>,
 }
 
 impl Pools {
@@ -345,12 +388,12 @@ impl Pools {
         &self,
         database: &str,
         user: &str,
+        backend: &str,
         make: impl FnOnce() -> Arc<Pool>,
     ) -> Arc<Pool> {
-        lock(&self.map)
-            .entry((database.to_string(), user.to_string()))
-            .or_insert_with(make)
-            .clone()
+        let mut map = lock(&self.map);
+        let key = (database.to_string(), user.to_string(), backend.to_string());
+        map.entry(key).or_insert_with(make).clone()
     }
 
     pub fn all(&self) -> Vec<Arc<Pool>> {

@@ -19,7 +19,7 @@ use crate::pool::{Lease, Pool};
 use crate::relay::{Completion, ReplyQueue, Verdict};
 use crate::session_state::ClientState;
 use crate::shared::{Phase, Shared};
-use crate::stale_plan::{is_stale_plan_error, RetryLog};
+use crate::stale_plan::StalePlans;
 
 /// Stop reading a side while this much is waiting to be written to the other.
 const HIGH_WATER: usize = 256 * 1024;
@@ -47,17 +47,10 @@ pub struct Session {
     skip_until_sync: bool,
     /// Session settings to carry and reasons to stay pinned (transaction mode).
     state: ClientState,
-    /// The current batch, from its first Bind of a named statement, while it may be re-run
-    /// after a stale cached plan (transaction mode, outside a transaction).
-    retry_log: Option<RetryLog>,
-    /// An Execute was sent since the last Sync: a re-run could repeat its effects.
-    executed_in_batch: bool,
-    /// The batch being answered is a re-run; it is not re-run again.
-    rerun: bool,
+    /// Recovery from stale cached plans (transaction mode).
+    stale_plans: StalePlans,
     /// DDL was sent: statements prepared until it commits get a new epoch again after it.
     ddl_in_flight: bool,
-    /// A re-run batch's first ParameterDescription was already sent by the failed run.
-    skip_parameter_description: bool,
     cancel: Registration,
     phase: watch::Receiver<Phase>,
     closing: bool,
@@ -122,11 +115,8 @@ impl Session {
             unsynced: false,
             status: b'I',
             statements,
-            retry_log: None,
-            executed_in_batch: false,
-            rerun: false,
+            stale_plans: StalePlans::default(),
             ddl_in_flight: false,
-            skip_parameter_description: false,
             skip_until_sync: false,
             state,
             cancel,
@@ -353,7 +343,8 @@ impl Session {
         }
         let transaction_mode = self.mode == PoolMode::Transaction;
         if transaction_mode {
-            self.log_for_retry(&frame);
+            let batch_start = self.status == b'I' && !self.replies.awaits_ready();
+            self.stale_plans.on_client_frame(&frame, batch_start);
         }
         match frame.tag {
             ftag::QUERY if transaction_mode => return self.forward_query(frame),
@@ -366,7 +357,6 @@ impl Session {
             ftag::FUNCTION_CALL => self.replies.expect(Completion::Ready),
             ftag::SYNC => {
                 self.unsynced = false;
-                self.executed_in_batch = false;
                 self.replies.sync();
             }
             ftag::COPY_DONE | ftag::COPY_FAIL => self.replies.copy_end(),
@@ -381,65 +371,11 @@ impl Session {
             ftag::BIND => self.extended(Completion::Bind),
             ftag::DESCRIBE => self.extended(Completion::Describe),
             ftag::CLOSE => self.extended(Completion::Close),
-            ftag::EXECUTE => {
-                self.executed_in_batch = true;
-                self.extended(Completion::Execute)
-            }
+            ftag::EXECUTE => self.extended(Completion::Execute),
             // CopyData / CopyDone / CopyFail belong to a statement already owed a reply.
             _ => {}
         }
         self.to_backend.extend_from_slice(&frame.raw);
-    }
-
-    /// Keeps the batch's messages from its first Bind or Describe while a re-run is still
-    /// possible.
-    fn log_for_retry(&mut self, frame: &Frame) {
-        if let Some(log) = &mut self.retry_log {
-            if !log.push(frame) {
-                self.retry_log = None;
-            }
-        } else if (frame.tag == ftag::BIND || frame.tag == ftag::DESCRIBE)
-            && self.status == b'I'
-            && !self.executed_in_batch
-            && !self.rerun
-            && !self.replies.awaits_ready()
-        {
-            self.retry_log = Some(RetryLog::start(frame));
-        }
-    }
-
-    /// An ErrorResponse answered a Bind or Describe of `global`: if its cached plan went stale, it is never
-    /// prepared again under that name, and where safe the client's statement is renewed under
-    /// a fresh name and the batch re-run once. Returns true when the error is swallowed for
-    /// the re-run.
-    fn on_statement_error(&mut self, global: &str, body: &[u8]) -> bool {
-        if !is_stale_plan_error(body) {
-            return false;
-        }
-        self.shared.epochs.went_stale(global);
-        let replayable = self.retry_log.as_ref().is_some_and(RetryLog::replayable);
-        if replayable
-            && !self.rerun
-            && self.statements.renew(global)
-            && self.replies.swallow_next_ready()
-        {
-            tracing::debug!(
-                statement = global,
-                "stale cached plan: re-preparing and re-running"
-            );
-            self.rerun = true;
-            return true;
-        }
-        false
-    }
-
-    /// Sends the logged batch again, after the backend answered its first run's Sync.
-    fn rerun_batch(&mut self) {
-        if let Some(log) = self.retry_log.take() {
-            for frame in log.into_frames() {
-                self.forward(frame);
-            }
-        }
     }
 
     fn extended(&mut self, completion: Completion) {
@@ -579,24 +515,27 @@ impl Session {
             self.flush_synthetic();
             let own_exchange = self.replies.front_is_standalone();
             let mut verdict = self.replies.on_backend_message(frame.tag, &mut forgotten);
-            let mut rerun_now = false;
+            let mut rerun = None;
             if frame.tag == btag::ERROR_RESPONSE {
                 if let Some((global, completion)) = self.replies.take_failed_statement() {
-                    if self.on_statement_error(&global, frame.body()) {
+                    if self.stale_plans.on_error(
+                        frame.body(),
+                        &global,
+                        completion,
+                        &self.shared.epochs,
+                        &mut self.statements,
+                        &mut self.replies,
+                    ) {
                         verdict = Verdict::Swallow;
-                        // A statement Describe sent its ParameterDescription before failing:
-                        // the re-run's one would be a duplicate.
-                        self.skip_parameter_description = completion == Completion::Describe;
                     }
                 }
             } else if frame.tag == btag::PARAMETER_DESCRIPTION
-                && self.skip_parameter_description
                 && !own_exchange
+                && self.stale_plans.drop_parameter_description()
             {
-                self.skip_parameter_description = false;
                 verdict = Verdict::Swallow;
-            } else if frame.tag == btag::READY_FOR_QUERY && own_exchange && self.rerun {
-                rerun_now = self.retry_log.is_some();
+            } else if frame.tag == btag::READY_FOR_QUERY && own_exchange {
+                rerun = self.stale_plans.take_rerun();
             }
             if verdict == Verdict::Forward {
                 self.to_client.extend_from_slice(&frame.raw);
@@ -617,8 +556,7 @@ impl Session {
                         btag::READY_FOR_QUERY => {
                             self.state.on_ready(self.status, &mut lease.conn.settings);
                             self.statements.on_ready(&mut lease.conn);
-                            self.retry_log = None;
-                            self.rerun = false;
+                            self.stale_plans.on_client_ready();
                             if self.ddl_in_flight && self.status == b'I' {
                                 self.ddl_in_flight = false;
                                 self.shared.epochs.schema_changed();
@@ -628,8 +566,8 @@ impl Session {
                     }
                 }
             }
-            if rerun_now {
-                self.rerun_batch();
+            for frame in rerun.into_iter().flatten() {
+                self.forward(frame);
             }
             if frame.tag == btag::READY_FOR_QUERY {
                 self.flush_synthetic();
@@ -723,52 +661,16 @@ impl Session {
             if backend_broken {
                 pool.discard(lease);
             } else {
-                tokio::spawn(reset_and_return(pool, lease, clean, status, session_mode));
+                tokio::spawn(crate::pool::reset_and_return(
+                    pool,
+                    lease,
+                    clean,
+                    status,
+                    session_mode,
+                ));
             }
         }
         end
-    }
-}
-
-/// Returns a backend its client left behind: rolled back (and reset in session mode) when it
-/// was between statements, cancelled and closed when a statement was still running.
-async fn reset_and_return(
-    pool: Arc<Pool>,
-    mut lease: Lease,
-    clean: bool,
-    status: u8,
-    session_mode: bool,
-) {
-    if !clean {
-        let _ = lease.conn.cancel_target().send().await;
-        pool.discard(lease);
-        return;
-    }
-    let mut statements: Vec<&str> = Vec::new();
-    if status != b'I' {
-        statements.push("ROLLBACK");
-    }
-    if session_mode {
-        statements.push("DISCARD ALL");
-    }
-    if statements.is_empty() {
-        pool.release(lease);
-        return;
-    }
-    let reset = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        lease.conn.run_simple(&statements),
-    )
-    .await;
-    match reset {
-        Ok(Ok((b'I', None))) => {
-            if session_mode {
-                lease.conn.prepared.clear();
-                lease.conn.settings.clear();
-            }
-            pool.release(lease)
-        }
-        _ => pool.discard(lease),
     }
 }
 

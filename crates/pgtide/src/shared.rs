@@ -7,13 +7,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use pgtide_config::{Config, DatabaseConfig, Secret, UserConfig};
+use pgtide_config::{BackendUrl, Config, DatabaseConfig, Secret, UserConfig};
 use tokio::sync::watch;
 
 use crate::auth_verify::ScramSecret;
 use crate::backend::BackendTarget;
 use crate::cancel::CancelRegistry;
 use crate::pool::{lock, Pool, PoolSettings, Pools};
+use crate::topology::Topology;
 
 /// Where the server is in its life: SIGTERM moves it to Draining, SIGINT or the drain deadline
 /// to Stopping.
@@ -28,6 +29,8 @@ pub struct Shared {
     pub config: ArcSwap<Config>,
     pub pools: Pools,
     pub cancels: Arc<CancelRegistry>,
+    /// The backends of each database and their health, by database name.
+    topologies: Mutex<HashMap<String, Arc<Topology>>>,
     pub phase: watch::Sender<Phase>,
     pub clients: AtomicUsize,
     /// When prepared statements may have changed shape (DDL, stale plans).
@@ -45,6 +48,7 @@ impl Shared {
             config: ArcSwap::from_pointee(config),
             pools: Pools::default(),
             cancels: Arc::new(CancelRegistry::default()),
+            topologies: Mutex::new(HashMap::new()),
             phase,
             clients: AtomicUsize::new(0),
             epochs: Arc::default(),
@@ -81,15 +85,27 @@ impl Shared {
         }
     }
 
-    /// The pool serving `user` on `db`'s primary, created on first use.
+    /// The pool serving `user` on `db`'s configured primary, created on first use.
     pub fn primary_pool(
         &self,
         config: &Config,
         db: &DatabaseConfig,
         user: &UserConfig,
     ) -> Arc<Pool> {
-        let target = primary_target(db, user);
-        let pool = self.pools.get_or_create(&db.name, &user.name, || {
+        self.backend_pool(config, db, user, &db.primary)
+    }
+
+    /// The pool serving `user` on one backend (primary or replica) of `db`.
+    pub fn backend_pool(
+        &self,
+        config: &Config,
+        db: &DatabaseConfig,
+        user: &UserConfig,
+        url: &BackendUrl,
+    ) -> Arc<Pool> {
+        let target = backend_target(db, url, user);
+        let label = target.label();
+        let pool = self.pools.get_or_create(&db.name, &user.name, &label, || {
             Pool::new(
                 db.name.clone(),
                 user.name.clone(),
@@ -101,10 +117,30 @@ impl Shared {
             pool
         } else {
             // The backend changed under a reload that raced this lookup: build a fresh pool.
-            self.pools
-                .retain(|p| !(p.database == db.name && p.user == user.name));
-            self.primary_pool(config, db, user)
+            self.pools.retain(|p| {
+                !(p.database == db.name && p.user == user.name && p.target.label() == label)
+            });
+            self.backend_pool(config, db, user, url)
         }
+    }
+
+    /// The backends of `db` with their health, created (and checked in the background) on
+    /// first use, rebuilt when a reload changed them.
+    pub fn topology(self: &Arc<Self>, db: &DatabaseConfig) -> Arc<Topology> {
+        let mut map = lock(&self.topologies);
+        if let Some(t) = map.get(&db.name).filter(|t| t.matches(db)) {
+            return t.clone();
+        }
+        let topology = Topology::new(db);
+        if topology.has_replicas() {
+            let weak = Arc::downgrade(self);
+            crate::health::spawn(&topology, move || match weak.upgrade() {
+                Some(shared) => shared.config.load_full(),
+                None => Arc::new(Config::default()),
+            });
+        }
+        map.insert(db.name.clone(), topology.clone());
+        topology
     }
 
     /// Applies a new config: pools take new settings, pools whose backend or user vanished are
@@ -115,10 +151,13 @@ impl Shared {
             let db = new.database(&p.database);
             let user = new.user(&p.user);
             match (db, user) {
-                (Some(db), Some(user)) => primary_target(db, &user) == *p.target,
+                (Some(db), Some(user)) => std::iter::once(&db.primary)
+                    .chain(db.replicas.iter().map(|r| &r.url))
+                    .any(|url| backend_target(db, url, &user) == *p.target),
                 _ => false,
             }
         });
+        lock(&self.topologies).retain(|name, t| new.database(name).is_some_and(|db| t.matches(db)));
         for pool in self.pools.all() {
             pool.reconfigure(settings.clone());
         }
@@ -130,7 +169,11 @@ impl Shared {
 /// pgtide logs in to the backend with the URL's credentials when it has them (the usual
 /// DATABASE_URL case), else as the client's user with its plain-text password.
 pub fn primary_target(db: &DatabaseConfig, user: &UserConfig) -> BackendTarget {
-    let url = &db.primary;
+    backend_target(db, &db.primary, user)
+}
+
+/// The login for one backend URL of `db` (see [`primary_target`]).
+pub fn backend_target(db: &DatabaseConfig, url: &BackendUrl, user: &UserConfig) -> BackendTarget {
     let (backend_user, password) = match &url.user {
         Some(u) => (u.clone(), url.password.clone()),
         None => (

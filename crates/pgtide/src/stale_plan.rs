@@ -9,6 +9,95 @@
 
 use pgtide_wire::{frontend as ftag, Frame};
 
+use crate::client_statements::ClientStatements;
+use crate::relay::{Completion, ReplyQueue};
+use crate::statements::SchemaEpochs;
+
+/// One session's recovery from stale plans: the batch it may re-run, and what it owes.
+#[derive(Debug, Default)]
+pub struct StalePlans {
+    log: Option<RetryLog>,
+    /// An Execute was sent since the last Sync: a re-run could repeat its effects.
+    executed_in_batch: bool,
+    /// The batch being answered is a re-run; it is not re-run again.
+    rerun: bool,
+    /// The failed run already sent a statement's ParameterDescription; the re-run's is dropped.
+    skip_parameter_description: bool,
+}
+
+impl StalePlans {
+    /// A client frame about to be forwarded (transaction mode). `batch_start`: outside a
+    /// transaction, with nothing owed from an earlier batch.
+    pub fn on_client_frame(&mut self, frame: &Frame, batch_start: bool) {
+        if let Some(log) = &mut self.log {
+            if !log.push(frame) {
+                self.log = None;
+            }
+        } else if (frame.tag == ftag::BIND || frame.tag == ftag::DESCRIBE)
+            && batch_start
+            && !self.executed_in_batch
+            && !self.rerun
+        {
+            self.log = Some(RetryLog::start(frame));
+        }
+        match frame.tag {
+            ftag::EXECUTE => self.executed_in_batch = true,
+            ftag::SYNC => self.executed_in_batch = false,
+            _ => {}
+        }
+    }
+
+    /// An ErrorResponse answered the client's Bind or Describe (`completion`) of `global`. If
+    /// its cached plan went stale, the name is never prepared again for its holders, and where
+    /// safe the client's statement is renewed under a fresh name for a re-run of the batch.
+    /// Returns true when the error is to be swallowed (the re-run answers instead).
+    pub fn on_error(
+        &mut self,
+        body: &[u8],
+        global: &str,
+        completion: Completion,
+        epochs: &SchemaEpochs,
+        statements: &mut ClientStatements,
+        replies: &mut ReplyQueue,
+    ) -> bool {
+        if !is_stale_plan_error(body) {
+            return false;
+        }
+        epochs.went_stale(global);
+        let replayable = self.log.as_ref().is_some_and(RetryLog::replayable);
+        if replayable && !self.rerun && statements.renew(global) && replies.swallow_next_ready() {
+            tracing::debug!(
+                statement = global,
+                "stale cached plan: re-preparing and re-running"
+            );
+            self.rerun = true;
+            // A statement Describe sent its ParameterDescription before failing.
+            self.skip_parameter_description = completion == Completion::Describe;
+            return true;
+        }
+        false
+    }
+
+    /// Whether a ParameterDescription of the client's must be dropped (see on_error).
+    pub fn drop_parameter_description(&mut self) -> bool {
+        std::mem::take(&mut self.skip_parameter_description)
+    }
+
+    /// pgtide's own ReadyForQuery ended the failed run: the batch to send again, if any.
+    pub fn take_rerun(&mut self) -> Option<Vec<Frame>> {
+        if !self.rerun {
+            return None;
+        }
+        self.log.take().map(RetryLog::into_frames)
+    }
+
+    /// The client's ReadyForQuery: the batch is answered.
+    pub fn on_client_ready(&mut self) {
+        self.log = None;
+        self.rerun = false;
+    }
+}
+
 /// Beyond this many bytes of client messages a batch is not kept for a re-run.
 const MAX_LOGGED_BYTES: usize = 64 * 1024;
 
