@@ -76,6 +76,29 @@ pub async fn start(config: Config) -> ServerHandle {
     pgtide::start(config).await.expect("start pgtide")
 }
 
+/// [`config`] plus the cluster's replicas with `weights` (one per replica), checked for health
+/// every 100 ms so tests need not wait.
+pub fn config_with_replicas(
+    cluster: &Cluster,
+    mode: PoolMode,
+    size: usize,
+    weights: &[u32],
+) -> Config {
+    let mut config = config(cluster, mode, size);
+    for (replica, weight) in cluster.replicas().iter().zip(weights) {
+        let url = replica.url(APP_USER, APP_PASSWORD, APP_DB);
+        config.databases[0]
+            .replicas
+            .push(pgtide_config::ReplicaConfig {
+                url: BackendUrl::parse(&url).expect("replica URL parses"),
+                weight: *weight,
+            });
+    }
+    config.routing.health_check_interval = Duration::from_millis(100);
+    config.routing.unhealthy_after = 2;
+    config
+}
+
 /// A libpq-style URL pointing at pgtide.
 pub fn url(server: &ServerHandle, user: &str, password: &str, db: &str) -> String {
     format!(

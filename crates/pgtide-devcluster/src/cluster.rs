@@ -84,6 +84,11 @@ impl Cluster {
         &self.primary
     }
 
+    /// To stop or restart the primary (failover tests).
+    pub fn primary_mut(&mut self) -> &mut Node {
+        &mut self.primary
+    }
+
     pub fn replicas(&self) -> &[Node] {
         &self.replicas
     }

@@ -1,8 +1,23 @@
 //! What a SQL statement means for pgtide.
 //!
-//! This first layer is lexical and cheap (it runs on every statement): a PostgreSQL-aware
-//! tokenizer, a multi-statement splitter, and the session effects of a statement that
-//! transaction pooling must carry (SET) or pin for (LISTEN, temp tables, advisory locks, ...).
+//! A lexical layer, cheap enough to run on every statement: a PostgreSQL-aware tokenizer, a
+//! multi-statement splitter, and the session effects of a statement that transaction pooling
+//! must carry (SET) or pin for (LISTEN, temp tables, advisory locks, ...). On top of it,
+//! [`classify`](crate::classify): read / write / transaction control / session command, the
+//! relations read and written, volatility and routing hints, with sqlparser for what the
+//! lexical fast path does not cover and a cache in [`Classifier`].
+//!
+//! ```
+//! use pgtide_sql::{Classifier, StatementKind};
+//!
+//! let classifier = Classifier::new(&["audit.log_event".to_string()]);
+//! let c = classifier.classify("SELECT o.id FROM orders o JOIN users u ON u.id = o.user_id");
+//! assert_eq!(c.kind, StatementKind::Read);
+//! assert_eq!(c.reads, ["orders", "users"]);
+//! let w = classifier.classify("SELECT * FROM accounts WHERE id = $1 FOR NO KEY UPDATE");
+//! assert_eq!(w.kind, StatementKind::Write);
+//! assert_eq!(classifier.classify("SELECT audit.log_event($1)").kind, StatementKind::Write);
+//! ```
 //!
 //! ```
 //! use pgtide_sql::{session_effects, split_statements, SessionEffect};
@@ -18,6 +33,7 @@
 //! );
 //! ```
 
+pub mod classify;
 pub mod lexer;
 pub mod prepared;
 mod quote;
@@ -33,6 +49,9 @@ mod session_tests;
 #[cfg(test)]
 mod set_tests;
 
+pub use classify::{
+    classify_uncached, Classification, Classifier, RouteHint, StatementKind, TransactionStatement,
+};
 pub use lexer::{split_statements, tokens, Lexer, StrKind, Token, TokenKind};
 pub use prepared::{statement_names, NameRef, StatementUse};
 pub use session::{

@@ -124,6 +124,22 @@ impl ClientStatements {
         renewed
     }
 
+    /// The query text of the client's statement `name` ("" for the unnamed one).
+    pub fn text_of(&self, name: &str) -> Option<String> {
+        if name.is_empty() {
+            let parse = self.unnamed_parse.as_ref()?;
+            return pgtide_wire::parse_message(parse.get(5..)?)
+                .ok()
+                .map(|v| v.query.to_string());
+        }
+        match &self.resolve(name)?.prepare {
+            Preparation::Parse(parse) => pgtide_wire::parse_message(parse.get(5..)?)
+                .ok()
+                .map(|v| v.query.to_string()),
+            Preparation::Sql(sql) => Some(sql.clone()),
+        }
+    }
+
     /// DISCARD ALL / DEALLOCATE ALL: the client has no statements any more.
     pub fn clear(&mut self) {
         self.named.clear();

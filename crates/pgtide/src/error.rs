@@ -50,6 +50,9 @@ pub enum ProxyError {
     ShuttingDown,
     #[error("{0}")]
     Unsupported(String),
+    /// A read found no replica to run on and `primary_reads = "never"`.
+    #[error("no healthy replica of database \"{0}\" can take this read (primary_reads = never)")]
+    NoReplica(String),
     /// PostgreSQL refused a setting from the client's startup packet (as it would have at
     /// connect): its SQLSTATE and message.
     #[error("{message}")]
@@ -65,9 +68,9 @@ impl ProxyError {
             ProxyError::ClientIo(_) => PROTOCOL_VIOLATION,
             ProxyError::BadPassword { .. } => INVALID_PASSWORD,
             ProxyError::UnknownUserOrDatabase(_) => INVALID_AUTHORIZATION,
-            ProxyError::TooManyClients { .. } | ProxyError::CheckoutTimeout { .. } => {
-                TOO_MANY_CONNECTIONS
-            }
+            ProxyError::TooManyClients { .. }
+            | ProxyError::CheckoutTimeout { .. }
+            | ProxyError::NoReplica(_) => TOO_MANY_CONNECTIONS,
             ProxyError::StartupTimeout(_) => PROTOCOL_VIOLATION,
             ProxyError::BackendConnect { .. } | ProxyError::BackendLost(_) => CONNECTION_FAILURE,
             ProxyError::ShuttingDown => ADMIN_SHUTDOWN,
@@ -79,7 +82,9 @@ impl ProxyError {
     pub fn is_recoverable(&self) -> bool {
         matches!(
             self,
-            ProxyError::CheckoutTimeout { .. } | ProxyError::BackendConnect { .. }
+            ProxyError::CheckoutTimeout { .. }
+                | ProxyError::BackendConnect { .. }
+                | ProxyError::NoReplica(_)
         )
     }
 

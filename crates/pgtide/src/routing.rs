@@ -31,13 +31,51 @@ pub enum SessionRoute {
 }
 
 impl SessionRoute {
-    /// From the setting's SQL text (`primary`, `'replica'`, ...); anything else is auto.
-    pub fn from_setting(value: Option<&str>) -> SessionRoute {
-        let v = value.unwrap_or("").trim().trim_matches('\'').to_ascii_lowercase();
-        match v.as_str() {
-            "primary" => SessionRoute::Primary,
-            "replica" => SessionRoute::Replica,
-            _ => SessionRoute::Auto,
+    /// `SET pgtide.route = primary | replica | auto` (or `TO`, quoted or not, `SET SESSION`)
+    /// and `RESET pgtide.route`, as a whole simple-Query string. pgtide answers these itself:
+    /// `primary` is a reserved word PostgreSQL would reject, and the setting is pgtide's.
+    pub fn from_statement(sql: &str) -> Option<SessionRoute> {
+        let toks: Vec<_> = pgtide_sql::tokens(sql)
+            .filter(|t| t.kind != pgtide_sql::TokenKind::Semicolon)
+            .collect();
+        let word = |i: usize| {
+            toks.get(i)
+                .and_then(|t| t.ident())
+                .map(|w| w.to_ascii_lowercase())
+        };
+        let name_at = |i: usize| {
+            word(i).as_deref() == Some("pgtide")
+                && toks
+                    .get(i + 1)
+                    .is_some_and(|t| t.kind == pgtide_sql::TokenKind::Dot)
+                && word(i + 2).as_deref() == Some("route")
+        };
+        match word(0).as_deref() {
+            Some("reset") if name_at(1) && toks.len() == 4 => Some(SessionRoute::Auto),
+            Some("set") => {
+                let at = if word(1).as_deref() == Some("session") {
+                    2
+                } else {
+                    1
+                };
+                let assign = toks.get(at + 3)?;
+                let assigns = assign.text == "=" || assign.is_kw("to");
+                if !name_at(at) || !assigns || toks.len() != at + 5 {
+                    return None;
+                }
+                let value = toks.get(at + 4)?;
+                let value = value
+                    .string_value()
+                    .or_else(|| value.ident())
+                    .map(|v| v.to_ascii_lowercase())?;
+                match value.as_str() {
+                    "primary" => Some(SessionRoute::Primary),
+                    "replica" => Some(SessionRoute::Replica),
+                    "auto" | "default" => Some(SessionRoute::Auto),
+                    _ => None,
+                }
+            }
+            _ => None,
         }
     }
 }
@@ -75,8 +113,7 @@ pub fn decide(
     {
         return primary;
     }
-    if config.replica_reads == ReplicaReads::ReadOnlyTransactions && !intent.read_only_transaction
-    {
+    if config.replica_reads == ReplicaReads::ReadOnlyTransactions && !intent.read_only_transaction {
         return primary;
     }
     // A hint or SET pgtide.route = replica asks for a replica even right after a write.
@@ -148,7 +185,12 @@ mod tests {
         hint: None,
     };
 
-    fn go(config: &RoutingConfig, writes: ClientWrites, session: SessionRoute, intent: Intent) -> Decision {
+    fn go(
+        config: &RoutingConfig,
+        writes: ClientWrites,
+        session: SessionRoute,
+        intent: Intent,
+    ) -> Decision {
         decide(&topology(), config, &writes, session, intent)
     }
 
@@ -177,12 +219,18 @@ mod tests {
             replica_reads: ReplicaReads::ReadOnlyTransactions,
             ..RoutingConfig::default()
         };
-        assert_eq!(go(&ro_only, w, SessionRoute::Auto, READ), Decision::Backend(0));
+        assert_eq!(
+            go(&ro_only, w, SessionRoute::Auto, READ),
+            Decision::Backend(0)
+        );
         let ro_tx = Intent {
             read_only_transaction: true,
             ..READ
         };
-        assert_eq!(go(&ro_only, w, SessionRoute::Auto, ro_tx), Decision::Backend(1));
+        assert_eq!(
+            go(&ro_only, w, SessionRoute::Auto, ro_tx),
+            Decision::Backend(1)
+        );
     }
 
     #[test]
@@ -192,36 +240,61 @@ mod tests {
             lsn: Some(200),
             at: Some(Instant::now()),
         };
-        assert_eq!(go(&c, behind, SessionRoute::Auto, READ), Decision::Backend(0));
+        assert_eq!(
+            go(&c, behind, SessionRoute::Auto, READ),
+            Decision::Backend(0)
+        );
         let replayed = ClientWrites {
             lsn: Some(100),
             ..behind
         };
-        assert_eq!(go(&c, replayed, SessionRoute::Auto, READ), Decision::Backend(1));
+        assert_eq!(
+            go(&c, replayed, SessionRoute::Auto, READ),
+            Decision::Backend(1)
+        );
         // Asking for a replica explicitly overrides it.
-        assert_eq!(go(&c, behind, SessionRoute::Replica, READ), Decision::Backend(1));
+        assert_eq!(
+            go(&c, behind, SessionRoute::Replica, READ),
+            Decision::Backend(1)
+        );
         let window = RoutingConfig {
             read_your_writes: ReadYourWrites::Window,
             ..RoutingConfig::default()
         };
-        assert_eq!(go(&window, behind, SessionRoute::Auto, READ), Decision::Backend(0));
+        assert_eq!(
+            go(&window, behind, SessionRoute::Auto, READ),
+            Decision::Backend(0)
+        );
         let never = RoutingConfig {
             primary_reads: PrimaryReads::Never,
             ..RoutingConfig::default()
         };
-        assert_eq!(go(&never, behind, SessionRoute::Auto, READ), Decision::NoReplica);
+        assert_eq!(
+            go(&never, behind, SessionRoute::Auto, READ),
+            Decision::NoReplica
+        );
         let off = RoutingConfig {
             read_your_writes: ReadYourWrites::Off,
             ..RoutingConfig::default()
         };
-        assert_eq!(go(&off, behind, SessionRoute::Auto, READ), Decision::Backend(1));
+        assert_eq!(
+            go(&off, behind, SessionRoute::Auto, READ),
+            Decision::Backend(1)
+        );
     }
 
     #[test]
-    fn session_route_setting() {
-        assert_eq!(SessionRoute::from_setting(Some("'replica'")), SessionRoute::Replica);
-        assert_eq!(SessionRoute::from_setting(Some("primary")), SessionRoute::Primary);
-        assert_eq!(SessionRoute::from_setting(Some("auto")), SessionRoute::Auto);
-        assert_eq!(SessionRoute::from_setting(None), SessionRoute::Auto);
+    fn session_route_statement() {
+        let r = SessionRoute::from_statement;
+        assert_eq!(r("SET pgtide.route = primary"), Some(SessionRoute::Primary));
+        assert_eq!(
+            r("set session PGTIDE.ROUTE to 'replica';"),
+            Some(SessionRoute::Replica)
+        );
+        assert_eq!(r("SET pgtide.route TO auto"), Some(SessionRoute::Auto));
+        assert_eq!(r("RESET pgtide.route"), Some(SessionRoute::Auto));
+        assert_eq!(r("SET pgtide.route = nowhere"), None);
+        assert_eq!(r("SET pgtide.route = primary; SELECT 1"), None);
+        assert_eq!(r("SET search_path = primary"), None);
     }
 }

@@ -307,6 +307,7 @@ async fn startup(
         registration,
         max_message_size,
         state,
+        topology: shared.topology(db),
     }))
 }
 

@@ -17,9 +17,14 @@ use crate::client_statements::{Backendward, ClientStatements};
 use crate::error::{ProxyError, Result};
 use crate::pool::{Lease, Pool};
 use crate::relay::{Completion, ReplyQueue, Verdict};
+use crate::replica_replay::{is_fatal, is_read_only_refusal, ReplicaReplay};
+use crate::route_intent;
+use crate::routing::{Intent, SessionRoute};
+use crate::session_router::SessionRouter;
 use crate::session_state::ClientState;
 use crate::shared::{Phase, Shared};
 use crate::stale_plan::StalePlans;
+use crate::topology::Topology;
 
 /// Stop reading a side while this much is waiting to be written to the other.
 const HIGH_WATER: usize = 256 * 1024;
@@ -49,6 +54,16 @@ pub struct Session {
     state: ClientState,
     /// Recovery from stale cached plans (transaction mode).
     stale_plans: StalePlans,
+    /// Which backend of the database each transaction runs on (transaction mode).
+    router: SessionRouter,
+    /// `SET pgtide.route`.
+    session_route: SessionRoute,
+    /// What was sent to a replica, to run on the primary if the replica cannot answer.
+    replica_replay: Option<ReplicaReplay>,
+    /// Replies of a re-run the client already has from the first run: dropped.
+    replay_drop: usize,
+    /// The replica refused the read as a write: re-run it once its reply has ended.
+    rerouting: bool,
     /// DDL was sent: statements prepared until it commits get a new epoch again after it.
     ddl_in_flight: bool,
     cancel: Registration,
@@ -80,6 +95,7 @@ pub struct SessionStart {
     pub registration: Registration,
     pub max_message_size: usize,
     pub state: ClientState,
+    pub topology: Arc<Topology>,
 }
 
 impl Session {
@@ -97,7 +113,9 @@ impl Session {
             registration: cancel,
             max_message_size,
             state,
+            topology,
         } = start;
+        let router = SessionRouter::new(topology, pool.database.clone(), pool.user.clone());
         let phase = shared.phase.subscribe();
         let statements = ClientStatements::new(shared.next_session_number(), shared.epochs.clone());
         Session {
@@ -116,6 +134,11 @@ impl Session {
             status: b'I',
             statements,
             stale_plans: StalePlans::default(),
+            router,
+            session_route: SessionRoute::Auto,
+            replica_replay: None,
+            replay_drop: 0,
+            rerouting: false,
             ddl_in_flight: false,
             skip_until_sync: false,
             state,
@@ -151,9 +174,11 @@ impl Session {
                 }
                 Event::ClientWrote(Ok(n)) => self.to_client.advance(n),
                 Event::BackendRead(Ok(0)) => {
-                    break End::Error(ProxyError::BackendLost(
-                        "server closed the connection".into(),
-                    ))
+                    if !self.reroute_after_loss().await {
+                        break End::Error(ProxyError::BackendLost(
+                            "server closed the connection".into(),
+                        ));
+                    }
                 }
                 Event::BackendRead(Ok(_)) => {
                     if let Err(e) = self.on_backend_data().await {
@@ -161,7 +186,9 @@ impl Session {
                     }
                 }
                 Event::BackendRead(Err(e)) | Event::BackendWrote(Err(e)) => {
-                    break End::Error(ProxyError::BackendLost(e.to_string()))
+                    if !self.reroute_after_loss().await {
+                        break End::Error(ProxyError::BackendLost(e.to_string()));
+                    }
                 }
                 Event::BackendWrote(Ok(n)) => self.to_backend.advance(n),
                 Event::PhaseChanged => self.on_phase_change().await,
@@ -200,6 +227,14 @@ impl Session {
     /// Handles every complete frame the client sent.
     async fn on_client_data(&mut self) -> Result<()> {
         while !self.closing {
+            if self.lease.is_none()
+                && self.mode == PoolMode::Transaction
+                && self.router.active()
+                && route_intent::batch_arriving(&self.crbuf)
+            {
+                // Routing needs the whole batch; the rest is on its way.
+                break;
+            }
             let frame = match self.decoder.decode(&mut self.crbuf)? {
                 Some(f) => f,
                 None => break,
@@ -213,6 +248,9 @@ impl Session {
                     self.skip_until_sync = false;
                     encode::ready_for_query(&mut self.to_client, b'I');
                 }
+                continue;
+            }
+            if self.answer_route_setting(&frame) {
                 continue;
             }
             if self.lease.is_none() && self.answer_without_backend(&frame) {
@@ -230,6 +268,25 @@ impl Session {
         }
         self.flush_synthetic();
         Ok(())
+    }
+
+    /// `SET pgtide.route = ...` is pgtide's own setting: answered here, never sent on.
+    fn answer_route_setting(&mut self, frame: &Frame) -> bool {
+        if frame.tag != ftag::QUERY || self.replies.awaits_ready() {
+            return false;
+        }
+        let Some(route) = pgtide_wire::query_text(frame.body())
+            .ok()
+            .and_then(SessionRoute::from_statement)
+        else {
+            return false;
+        };
+        self.session_route = route;
+        let mut reply = BytesMut::with_capacity(16);
+        encode::command_complete(&mut reply, "SET");
+        encode::ready_for_query(&mut reply, self.status);
+        self.replies.synthetic(reply.freeze());
+        true
     }
 
     /// Between transactions in transaction mode, a few messages need no backend: a Parse of a
@@ -270,8 +327,19 @@ impl Session {
         if self.shared.phase() != Phase::Running {
             return Err(ProxyError::ShuttingDown);
         }
-        match self.pool.checkout().await {
+        // pgtide's answers to what came before belong to no backend: out before this lease.
+        self.flush_synthetic();
+        let lease = if self.mode == PoolMode::Transaction && self.router.active() {
+            let intent = self.intent_of(frame);
+            self.router
+                .lease(&self.shared, intent, self.session_route)
+                .await
+        } else {
+            self.pool.checkout().await
+        };
+        match lease {
             Ok(lease) => {
+                self.replica_replay = self.router.on_replica().then(ReplicaReplay::default);
                 self.attach(lease).await;
                 Ok(true)
             }
@@ -287,6 +355,30 @@ impl Session {
                 }
                 Ok(false)
             }
+        }
+    }
+
+    /// What the transaction this frame opens intends (read or not, hints), from the frame and,
+    /// for the extended protocol, the rest of its batch already read.
+    fn intent_of(&self, frame: &Frame) -> Intent {
+        let classifier = self.shared.classifier.load();
+        let classify = |sql: &str| classifier.classify(sql);
+        if frame.tag == ftag::QUERY {
+            return pgtide_wire::query_text(frame.body())
+                .map(|sql| route_intent::of_classification(&classify(sql)))
+                .unwrap_or_default();
+        }
+        let known = |name: &str| self.statements.text_of(name);
+        route_intent::of_batch(frame, &self.crbuf, &classify, &known)
+    }
+
+    /// Notes a statement about to run on the primary that may write (read-your-writes).
+    fn note_if_write(&mut self, sql: &str) {
+        if self.router.active()
+            && !self.router.on_replica()
+            && route_intent::writes(&self.shared.classifier.load().classify(sql))
+        {
+            self.router.note_write();
         }
     }
 
@@ -341,6 +433,9 @@ impl Session {
             // as if it never came (no statement created or closed, nothing owed).
             return;
         }
+        if let Some(replay) = &mut self.replica_replay {
+            replay.log(&frame);
+        }
         let transaction_mode = self.mode == PoolMode::Transaction;
         if transaction_mode {
             let batch_start = self.status == b'I' && !self.replies.awaits_ready();
@@ -354,7 +449,10 @@ impl Session {
                 }
                 self.replies.expect(Completion::Ready)
             }
-            ftag::FUNCTION_CALL => self.replies.expect(Completion::Ready),
+            ftag::FUNCTION_CALL => {
+                self.router.note_write();
+                self.replies.expect(Completion::Ready)
+            }
             ftag::SYNC => {
                 self.unsynced = false;
                 self.replies.sync();
@@ -416,6 +514,13 @@ impl Session {
 
     fn forward_bind(&mut self, frame: Frame) {
         self.unsynced = true;
+        if self.router.active() && !self.router.on_replica() {
+            let text = crate::statements::bind_names(frame.body())
+                .and_then(|(_, name)| self.statements.text_of(name));
+            if let Some(sql) = text {
+                self.note_if_write(&sql);
+            }
+        }
         let lease = self
             .lease
             .as_mut()
@@ -463,6 +568,7 @@ impl Session {
         };
         let rewritten = self.statements.rewrite_query(sql, status, b);
         self.note_schema_change(sql);
+        self.note_if_write(sql);
         self.observe(sql, true);
         for effects in &rewritten.effects {
             self.observe(effects, false);
@@ -485,8 +591,85 @@ impl Session {
         let mut due = Vec::new();
         self.replies.take_due_synthetic(&mut due);
         for reply in due {
-            self.to_client.extend_from_slice(&reply);
+            self.emit(&reply);
         }
+    }
+
+    /// One whole message for the client (tag first), unless a re-run already sent it.
+    fn emit(&mut self, message: &[u8]) {
+        if self.replay_drop > 0 {
+            self.replay_drop -= 1;
+            return;
+        }
+        if let (Some(replay), Some(tag)) = (&mut self.replica_replay, message.first()) {
+            replay.sent(*tag);
+        }
+        self.to_client.extend_from_slice(message);
+    }
+
+    /// The replica refused the client's read as a write (25006): if nothing of it reached the
+    /// client yet, its error and ReadyForQuery are swallowed and it runs on the primary.
+    fn refused_by_replica(&mut self, body: &[u8]) -> bool {
+        let replayable = self
+            .replica_replay
+            .as_ref()
+            .is_some_and(ReplicaReplay::replayable);
+        if !self.router.on_replica()
+            || !replayable
+            || !is_read_only_refusal(body)
+            || self.replies.len() != 1
+            || !self.replies.swallow_next_ready()
+        {
+            return false;
+        }
+        metrics::counter!(crate::metrics_names::REPLICA_WRITE_MISSES_TOTAL).increment(1);
+        tracing::info!("a read the replica refused as a write runs on the primary");
+        self.rerouting = true;
+        true
+    }
+
+    /// Runs what the replica was given on the primary instead, dropping the replies the client
+    /// already has. `lost`: the replica's connection broke (it is discarded, not returned).
+    async fn reroute_to_primary(&mut self, lost: bool) -> Result<()> {
+        self.rerouting = false;
+        let Some(replay) = self.replica_replay.take() else {
+            return Ok(());
+        };
+        if let Some(lease) = self.lease.take() {
+            *self.cancel.slot.lock().await = None;
+            let pool = lease.pool.clone();
+            if lost {
+                pool.discard(lease);
+            } else {
+                pool.release(lease);
+            }
+        }
+        self.replies.clear();
+        self.to_backend.clear();
+        self.unsynced = false;
+        let lease = self.router.lease_primary(&self.shared).await?;
+        self.attach(lease).await;
+        let (frames, sent) = replay.take();
+        self.replay_drop = sent;
+        for frame in frames {
+            self.forward(frame);
+        }
+        Ok(())
+    }
+
+    /// The backend connection broke. A read on a replica with no row sent yet runs on the
+    /// primary (true); anything else ends the session (false).
+    async fn reroute_after_loss(&mut self) -> bool {
+        let replayable = self
+            .replica_replay
+            .as_ref()
+            .is_some_and(ReplicaReplay::replayable);
+        if !self.router.on_replica() || !replayable {
+            return false;
+        }
+        tracing::warn!("replica connection lost mid-read: running it on the primary");
+        metrics::counter!(crate::metrics_names::REPLICA_RETRIES_TOTAL).increment(1);
+        self.reroute_to_primary(true).await.is_ok()
     }
 
     /// Handles every complete frame the backend sent, then returns the backend if the
@@ -516,7 +699,26 @@ impl Session {
             let own_exchange = self.replies.front_is_standalone();
             let mut verdict = self.replies.on_backend_message(frame.tag, &mut forgotten);
             let mut rerun = None;
-            if frame.tag == btag::ERROR_RESPONSE {
+            let mut reroute = false;
+            if frame.tag == btag::ERROR_RESPONSE
+                && self.router.on_replica()
+                && is_fatal(frame.body())
+                && self
+                    .replica_replay
+                    .as_ref()
+                    .is_some_and(ReplicaReplay::replayable)
+            {
+                // The replica is going away (shutdown, crash) before answering: the same as
+                // a lost connection.
+                if self.reroute_after_loss().await {
+                    continue;
+                }
+            } else if frame.tag == btag::ERROR_RESPONSE
+                && !own_exchange
+                && self.refused_by_replica(frame.body())
+            {
+                verdict = Verdict::Swallow;
+            } else if frame.tag == btag::ERROR_RESPONSE {
                 if let Some((global, completion)) = self.replies.take_failed_statement() {
                     if self.stale_plans.on_error(
                         frame.body(),
@@ -536,9 +738,15 @@ impl Session {
                 verdict = Verdict::Swallow;
             } else if frame.tag == btag::READY_FOR_QUERY && own_exchange {
                 rerun = self.stale_plans.take_rerun();
+                reroute = self.rerouting;
+                if self.router.capturing_lsn() {
+                    self.router.wal_position_done();
+                }
+            } else if frame.tag == btag::DATA_ROW && own_exchange && self.router.capturing_lsn() {
+                self.router.on_wal_position(frame.body());
             }
             if verdict == Verdict::Forward {
-                self.to_client.extend_from_slice(&frame.raw);
+                self.emit(&frame.raw);
             }
             if let Some(lease) = self.lease.as_mut() {
                 for name in forgotten.drain(..) {
@@ -557,6 +765,14 @@ impl Session {
                             self.state.on_ready(self.status, &mut lease.conn.settings);
                             self.statements.on_ready(&mut lease.conn);
                             self.stale_plans.on_client_ready();
+                            if self.status == b'I' {
+                                let ryw = self.shared.config.load().routing.read_your_writes;
+                                if let Some(sql) = self.router.after_transaction(ryw) {
+                                    // Asked before the backend goes back; the client does not wait.
+                                    encode::query(&mut self.to_backend, sql);
+                                    self.replies.expect_swallowed_query();
+                                }
+                            }
                             if self.ddl_in_flight && self.status == b'I' {
                                 self.ddl_in_flight = false;
                                 self.shared.epochs.schema_changed();
@@ -568,6 +784,10 @@ impl Session {
             }
             for frame in rerun.into_iter().flatten() {
                 self.forward(frame);
+            }
+            if reroute {
+                self.reroute_to_primary(false).await?;
+                continue;
             }
             if frame.tag == btag::READY_FOR_QUERY {
                 self.flush_synthetic();
@@ -598,8 +818,10 @@ impl Session {
     async fn release(&mut self) {
         if let Some(lease) = self.lease.take() {
             *self.cancel.slot.lock().await = None;
-            self.pool.release(lease);
+            lease.pool.clone().release(lease);
         }
+        // Whatever ran on a replica is answered: nothing to run elsewhere any more.
+        self.replica_replay = None;
         if self.shared.phase() != Phase::Running {
             self.close_with(ProxyError::ShuttingDown);
         }
@@ -657,7 +879,7 @@ impl Session {
             // A pinned backend holds state no other client may inherit: reset it like session mode.
             let session_mode = self.mode == PoolMode::Session || self.state.is_pinned();
             let status = self.status;
-            let pool = self.pool.clone();
+            let pool = lease.pool.clone();
             if backend_broken {
                 pool.discard(lease);
             } else {

@@ -33,6 +33,8 @@ pub struct Shared {
     topologies: Mutex<HashMap<String, Arc<Topology>>>,
     pub phase: watch::Sender<Phase>,
     pub clients: AtomicUsize,
+    /// Statement classification for routing (cached), with the configured write functions.
+    pub classifier: ArcSwap<pgtide_sql::Classifier>,
     /// When prepared statements may have changed shape (DDL, stale plans).
     pub epochs: Arc<crate::statements::SchemaEpochs>,
     /// Numbers sessions, for names that must never repeat within the process.
@@ -43,6 +45,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: Config) -> Arc<Shared> {
+        let classifier = pgtide_sql::Classifier::new(&config.routing.write_functions);
         let (phase, _) = watch::channel(Phase::Running);
         Arc::new(Shared {
             config: ArcSwap::from_pointee(config),
@@ -51,6 +54,7 @@ impl Shared {
             topologies: Mutex::new(HashMap::new()),
             phase,
             clients: AtomicUsize::new(0),
+            classifier: ArcSwap::from_pointee(classifier),
             epochs: Arc::default(),
             sessions_started: AtomicU64::new(0),
             scram_secrets: Mutex::new(HashMap::new()),
@@ -162,6 +166,11 @@ impl Shared {
             pool.reconfigure(settings.clone());
         }
         lock(&self.scram_secrets).clear();
+        if new.routing.write_functions != self.config.load().routing.write_functions {
+            self.classifier.store(Arc::new(pgtide_sql::Classifier::new(
+                &new.routing.write_functions,
+            )));
+        }
         self.config.store(Arc::new(new));
     }
 }

@@ -1,0 +1,359 @@
+//! One statement: dispatch on the head keyword, then the lexical scan, the fast path or
+//! sqlparser.
+
+use std::borrow::Cow;
+
+use super::fast::{self, lexical_name};
+use super::scan::{self, lower, Scan};
+use super::{ast, Part, StatementKind as K, TransactionStatement as T};
+use crate::lexer::{Lexer, Token, TokenKind};
+
+fn kw(toks: &[Token<'_>], i: usize, w: &str) -> bool {
+    toks.get(i).is_some_and(|t| t.is_kw(w))
+}
+
+fn write() -> Part {
+    Part::of(K::Write)
+}
+
+/// Classifies one statement (no top-level `;`). `nested`: the body of EXPLAIN, PREPARE or
+/// COPY (...), where those three are not allowed again.
+pub(crate) fn classify(stmt: &str, extra: &[String], nested: bool) -> Part {
+    let mut toks: Vec<Token<'_>> = Vec::with_capacity(stmt.len() / 4);
+    for t in Lexer::new(stmt) {
+        if t.kind != TokenKind::Comment {
+            toks.push(t);
+        } else if !t.complete {
+            // An unterminated comment: PostgreSQL rejects the statement.
+            return write();
+        }
+    }
+    let Some(first) = toks.first() else {
+        return write();
+    };
+    let mut buf = [0u8; 32];
+    let head = if first.kind == TokenKind::LParen {
+        "("
+    } else {
+        lower(first, &mut buf)
+    };
+    match head {
+        "select" | "insert" | "update" | "delete" => query(stmt, &toks, extra, true),
+        "with" | "values" | "(" => query(stmt, &toks, extra, false),
+        "table" => table(stmt, &toks, extra),
+        "merge" | "create" | "alter" | "drop" | "truncate" | "comment" | "grant" | "revoke" => {
+            let mut p = query(stmt, &toks, extra, false);
+            p.kind = K::Write;
+            p
+        }
+        "show" => Part::of(K::Read),
+        "explain" if !nested => explain(stmt, &toks, extra),
+        "copy" if !nested => copy(stmt, &toks, extra),
+        "prepare" if !nested => prepare(stmt, &toks, extra),
+        "begin" => Part::of(K::Transaction(T::Begin {
+            read_only: read_only(&toks),
+        })),
+        "start" if kw(&toks, 1, "transaction") => Part::of(K::Transaction(T::Begin {
+            read_only: read_only(&toks),
+        })),
+        "commit" | "rollback" if kw(&toks, 1, "prepared") => Part::of(K::Transaction(T::TwoPhase)),
+        "commit" | "end" => Part::of(K::Transaction(T::Commit)),
+        "rollback" if (1..=2).any(|i| kw(&toks, i, "to")) => Part::of(K::Transaction(T::Savepoint)),
+        "rollback" | "abort" => Part::of(K::Transaction(T::Rollback)),
+        "savepoint" | "release" => Part::of(K::Transaction(T::Savepoint)),
+        "set" if kw(&toks, 1, "transaction") => {
+            Part::of(K::Transaction(T::SetReadOnly(read_only(&toks))))
+        }
+        "set" | "reset" | "discard" | "deallocate" => Part::of(K::Session),
+        "refresh" => refresh(&toks),
+        // CALL, DO, LOCK, LISTEN, UNLISTEN, NOTIFY, VACUUM, ANALYZE, CLUSTER, REINDEX,
+        // CHECKPOINT, EXECUTE, DECLARE, FETCH, MOVE, CLOSE, LOAD, IMPORT, SECURITY LABEL, ...
+        _ => write(),
+    }
+}
+
+/// READ ONLY / READ WRITE among transaction modes (the last one wins, as in PostgreSQL).
+fn read_only(toks: &[Token<'_>]) -> bool {
+    let mut ro = false;
+    for w in toks.windows(2) {
+        if w[0].is_kw("read") {
+            if w[1].is_kw("only") {
+                ro = true;
+            } else if w[1].is_kw("write") {
+                ro = false;
+            }
+        }
+    }
+    ro
+}
+
+/// SELECT / INSERT / UPDATE / DELETE / WITH / VALUES / DDL: scan, then fast path or sqlparser.
+fn query(stmt: &str, toks: &[Token<'_>], extra: &[String], try_fast: bool) -> Part {
+    let s: Scan = scan::scan(toks, stmt.len(), extra);
+    let is_select = toks.first().is_some_and(|t| t.is_kw("select"));
+    let found = if try_fast && !s.malformed {
+        fast::relations(toks).map(|f| (is_select, f.reads, f.writes))
+    } else {
+        None
+    };
+    let found = found.or_else(|| {
+        if s.malformed || s.too_complex {
+            return None;
+        }
+        ast::parse(&for_sqlparser(stmt, toks)).map(|p| (p.read_only, p.reads, p.writes))
+    });
+    let Some((read_only, reads, writes)) = found else {
+        // Not understood: a write, with the targets the tokens show.
+        return Part {
+            writes: fast::lexical_writes(toks),
+            volatile: s.volatile || s.side_effect,
+            ..write()
+        };
+    };
+    let read = read_only && !s.side_effect && !s.lock;
+    Part {
+        kind: if read { K::Read } else { K::Write },
+        reads,
+        writes,
+        volatile: s.volatile || s.side_effect,
+    }
+}
+
+/// The text handed to sqlparser 0.63, rewritten where it misreads PostgreSQL in ways that do
+/// not matter for classification: it reads `FROM ONLY t` as table `ONLY` aliased `t` (ONLY is
+/// dropped), and it knows no `FOR NO KEY UPDATE` / `FOR KEY SHARE` / FROM-less `FOR SHARE`
+/// (all become `FOR UPDATE`; the lexical scan has seen the lock already).
+fn for_sqlparser<'s>(stmt: &'s str, toks: &[Token<'_>]) -> Cow<'s, str> {
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut i = 0;
+    while i < toks.len() {
+        let t = &toks[i];
+        let only = i > 0 && t.is_kw("only") && {
+            let p = &toks[i - 1];
+            p.kind == TokenKind::Comma
+                || ["from", "join", "update", "using", "into", "table"]
+                    .iter()
+                    .any(|w| p.is_kw(w))
+        };
+        let lock_words = if !t.is_kw("for") {
+            0
+        } else if kw(toks, i + 1, "no") && kw(toks, i + 2, "key") && kw(toks, i + 3, "update") {
+            4
+        } else if kw(toks, i + 1, "key") && kw(toks, i + 2, "share") {
+            3
+        } else if kw(toks, i + 1, "share") {
+            2
+        } else {
+            0
+        };
+        let (n, with) = match (only, lock_words) {
+            (true, _) => (1, " "),
+            (false, 0) => {
+                i += 1;
+                continue;
+            }
+            (false, n) => (n, "FOR UPDATE"),
+        };
+        out.push_str(stmt.get(copied..t.start).unwrap_or(""));
+        out.push_str(with);
+        copied = toks[i + n - 1].end();
+        i += n;
+    }
+    if copied == 0 {
+        return Cow::Borrowed(stmt);
+    }
+    out.push_str(stmt.get(copied..).unwrap_or(""));
+    Cow::Owned(out)
+}
+
+/// `TABLE name` alone is read lexically; anything longer goes to sqlparser.
+fn table(stmt: &str, toks: &[Token<'_>], extra: &[String]) -> Part {
+    match lexical_name(toks, 1) {
+        Some((name, end)) if end == toks.len() => Part {
+            reads: vec![name],
+            ..Part::of(K::Read)
+        },
+        _ => query(stmt, toks, extra, false),
+    }
+}
+
+/// EXPLAIN [ANALYZE] [VERBOSE] stmt | EXPLAIN (option [value], ...) stmt. Without ANALYZE the
+/// statement is only planned: a read whatever it is. With ANALYZE it runs.
+fn explain(stmt: &str, toks: &[Token<'_>], extra: &[String]) -> Part {
+    let mut analyze = false;
+    let mut i = 1;
+    if toks.get(1).is_some_and(|t| t.kind == TokenKind::LParen) {
+        let mut depth = 0u32;
+        let mut option_start = true;
+        while let Some(t) = toks.get(i) {
+            match t.kind {
+                TokenKind::LParen => depth += 1,
+                TokenKind::RParen => depth = depth.saturating_sub(1),
+                TokenKind::Comma => option_start = true,
+                _ if option_start => {
+                    option_start = false;
+                    if t.is_kw("analyze") || t.is_kw("analyse") {
+                        analyze |= !toks.get(i + 1).is_some_and(is_false);
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+            if depth == 0 {
+                break;
+            }
+        }
+    } else {
+        while let Some(t) = toks.get(i) {
+            if t.is_kw("analyze") || t.is_kw("analyse") {
+                analyze = true;
+            } else if !t.is_kw("verbose") {
+                break;
+            }
+            i += 1;
+        }
+    }
+    let Some(body) = toks.get(i).and_then(|t| stmt.get(t.start..)) else {
+        return write();
+    };
+    let inner = classify(body, extra, true);
+    match inner.kind {
+        K::Read => inner,
+        K::Write if !analyze => Part {
+            kind: K::Read,
+            writes: Vec::new(),
+            ..inner
+        },
+        K::Write => inner,
+        K::Session | K::Transaction(_) => write(),
+    }
+}
+
+/// An option value that turns a boolean option off: false / off / 0 (bare or quoted).
+fn is_false(t: &Token<'_>) -> bool {
+    let v = match t.kind {
+        TokenKind::Ident | TokenKind::Number => Cow::Borrowed(t.text),
+        TokenKind::String(_) => match t.string_value() {
+            Some(v) => v,
+            None => return false,
+        },
+        _ => return false,
+    };
+    ["false", "off", "0", "no"]
+        .iter()
+        .any(|f| v.eq_ignore_ascii_case(f))
+}
+
+/// COPY (query) TO STDOUT and COPY table TO STDOUT are reads; COPY FROM, TO a file or PROGRAM
+/// are writes (the latter two have server-side effects).
+fn copy(stmt: &str, toks: &[Token<'_>], extra: &[String]) -> Part {
+    let to_stdout = |i: usize| kw(toks, i, "to") && kw(toks, i + 1, "stdout");
+    if toks.get(1).is_some_and(|t| t.kind == TokenKind::LParen) {
+        let Some(close) = matching_paren(toks, 1) else {
+            return write();
+        };
+        let body = match (toks.get(2), toks.get(close)) {
+            (Some(a), Some(b)) if a.start < b.start => stmt.get(a.start..b.start),
+            _ => None,
+        };
+        let Some(body) = body else { return write() };
+        let inner = classify(body, extra, true);
+        if inner.kind == K::Read && to_stdout(close + 1) {
+            return inner;
+        }
+        return Part {
+            kind: K::Write,
+            ..inner
+        };
+    }
+    let Some((name, mut i)) = lexical_name(toks, 1) else {
+        return write();
+    };
+    if toks.get(i).is_some_and(|t| t.kind == TokenKind::LParen) {
+        match matching_paren(toks, i) {
+            Some(close) => i = close + 1,
+            None => return write(),
+        }
+    }
+    if kw(toks, i, "from") {
+        return Part {
+            writes: vec![name],
+            ..write()
+        };
+    }
+    let kind = if to_stdout(i) { K::Read } else { K::Write };
+    Part {
+        reads: vec![name],
+        ..Part::of(kind)
+    }
+}
+
+/// Index of the `)` closing the `(` at `open`.
+fn matching_paren(toks: &[Token<'_>], open: usize) -> Option<usize> {
+    let mut depth = 0u32;
+    for (j, t) in toks.iter().enumerate().skip(open) {
+        match t.kind {
+            TokenKind::LParen => depth += 1,
+            TokenKind::RParen => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(j);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// PREPARE TRANSACTION 'gid' is two-phase commit; PREPARE name [(types)] AS stmt is classified
+/// by its statement.
+fn prepare(stmt: &str, toks: &[Token<'_>], extra: &[String]) -> Part {
+    if kw(toks, 1, "transaction")
+        && toks
+            .get(2)
+            .is_some_and(|t| matches!(t.kind, TokenKind::String(_)))
+    {
+        return Part::of(K::Transaction(T::TwoPhase));
+    }
+    if !toks
+        .get(1)
+        .is_some_and(|t| matches!(t.kind, TokenKind::Ident | TokenKind::QuotedIdent))
+    {
+        return write();
+    }
+    let mut i = 2;
+    if toks.get(i).is_some_and(|t| t.kind == TokenKind::LParen) {
+        match matching_paren(toks, i) {
+            Some(close) => i = close + 1,
+            None => return write(),
+        }
+    }
+    if !kw(toks, i, "as") {
+        return write();
+    }
+    let Some(body) = toks.get(i + 1).and_then(|t| stmt.get(t.start..)) else {
+        return write();
+    };
+    let inner = classify(body, extra, true);
+    match inner.kind {
+        K::Read | K::Write => inner,
+        K::Session | K::Transaction(_) => write(),
+    }
+}
+
+/// REFRESH MATERIALIZED VIEW [CONCURRENTLY] name: rewrites the view's rows.
+fn refresh(toks: &[Token<'_>]) -> Part {
+    let mut i = 1;
+    while ["materialized", "view", "concurrently"]
+        .iter()
+        .any(|w| kw(toks, i, w))
+    {
+        i += 1;
+    }
+    Part {
+        writes: lexical_name(toks, i).map(|(n, _)| n).into_iter().collect(),
+        ..write()
+    }
+}
