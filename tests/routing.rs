@@ -414,3 +414,41 @@ async fn writes_follow_a_promoted_replica() {
     let _ = cluster_after;
     server.shutdown(s::Shutdown::Immediate).await;
 }
+
+/// `[routing] transactions = "first_statement"`: a transaction that starts with a read runs on a
+/// replica, one that starts with a write on the primary, and an empty one touches nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_statement_decides_where_a_transaction_runs() {
+    let cluster = cluster(&[]).await;
+    let mut config = s::config_with_replicas(&cluster, PoolMode::Transaction, 4, &[1, 1]);
+    config.routing.transactions = pgtide_config::TransactionRouting::FirstStatement;
+    let server = s::start(config).await;
+    let c = s::connect(&s::app_url(&server)).await.expect("connect");
+    c.batch_execute("CREATE TABLE fs (id int)")
+        .await
+        .expect("table");
+    replicas_in_rotation(&c).await;
+    assert!(
+        s::eventually(Duration::from_secs(10), || async {
+            c.batch_execute("BEGIN").await.expect("begin");
+            let on_replica = s::scalar(&c, "SELECT pg_is_in_recovery()").await == "t";
+            let in_tx = s::scalar(&c, "SELECT now() = statement_timestamp()").await == "f";
+            c.batch_execute("COMMIT").await.expect("commit");
+            on_replica && in_tx
+        })
+        .await,
+        "a read-first transaction never ran on a replica, in one transaction"
+    );
+    c.batch_execute("BEGIN").await.expect("begin");
+    c.batch_execute("INSERT INTO fs VALUES (1)")
+        .await
+        .expect("write-first on the primary");
+    assert_eq!(s::scalar(&c, "SELECT pg_is_in_recovery()").await, "f");
+    c.batch_execute("COMMIT").await.expect("commit");
+    c.batch_execute("BEGIN; ").await.expect("begin");
+    c.batch_execute("ROLLBACK")
+        .await
+        .expect("empty transaction");
+    assert_eq!(s::scalar(&c, "SELECT count(*) FROM fs").await, "1");
+    server.shutdown(s::Shutdown::Immediate).await;
+}

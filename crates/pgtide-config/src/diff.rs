@@ -154,6 +154,7 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
             health_check_interval,
             unhealthy_after,
             primary_reads,
+            transactions,
             write_functions,
         ]
     );

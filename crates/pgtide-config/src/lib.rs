@@ -32,7 +32,7 @@ pub use parse::{load_file, parse_str};
 pub use schema::{
     AuthConfig, AuthMethod, BackendTlsMode, CacheConfig, CacheRule, ClientTlsConfig, ClientTlsMode,
     Config, DatabaseConfig, InsightsConfig, PoolConfig, PoolMode, PrimaryReads, ReadYourWrites,
-    ReplicaReads, RoutingConfig, ServerConfig, UserConfig, DEFAULT_AUTH_QUERY,
+    ReplicaReads, RoutingConfig, ServerConfig, TransactionRouting, UserConfig, DEFAULT_AUTH_QUERY,
 };
 pub use units::UnitError;
 pub use users::{is_md5_hash, is_valid_scram_verifier, Secret};

@@ -96,6 +96,7 @@ fn every_enum_value_parses() {
         replica_reads = "read_only_transactions"
         read_your_writes = "window"
         primary_reads = "always"
+        transactions = "first_statement"
         [[databases]]
         name = "a"
         primary = "postgres://a@h/a"
@@ -113,6 +114,7 @@ fn every_enum_value_parses() {
     assert_eq!(c.routing.replica_reads, ReplicaReads::ReadOnlyTransactions);
     assert_eq!(c.routing.read_your_writes, ReadYourWrites::Window);
     assert_eq!(c.routing.primary_reads, PrimaryReads::Always);
+    assert_eq!(c.routing.transactions, TransactionRouting::FirstStatement);
     assert_eq!(c.databases[0].tls, BackendTlsMode::VerifyFull);
     assert_eq!(c.users[0].auth_method, Some(AuthMethod::Trust));
     for (text, want) in [

@@ -268,6 +268,10 @@ pub struct RoutingConfig {
     /// Failed checks before a backend is taken out.
     pub unhealthy_after: u32,
     pub primary_reads: PrimaryReads,
+    /// Where an explicit read-write transaction runs: on the primary, or wherever its first
+    /// statement would (a read-first transaction then runs on a replica, and a later write in
+    /// it fails there with 25006).
+    pub transactions: TransactionRouting,
     /// Extra functions (lower-case names, optionally schema-qualified) that make a statement a
     /// write, on top of the built-in list (nextval, pg_advisory_*, ...).
     pub write_functions: Vec<String>,
@@ -284,9 +288,18 @@ impl Default for RoutingConfig {
             health_check_interval: secs(1),
             unhealthy_after: 3,
             primary_reads: PrimaryReads::Fallback,
+            transactions: TransactionRouting::Primary,
             write_functions: Vec::new(),
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransactionRouting {
+    #[default]
+    Primary,
+    FirstStatement,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]

@@ -58,6 +58,9 @@ pub struct Session {
     router: SessionRouter,
     /// `SET pgtide.route`.
     session_route: SessionRoute,
+    /// `[routing] transactions = "first_statement"`: a BEGIN held until the transaction's first
+    /// statement says where it runs.
+    deferred_begin: Option<String>,
     /// What was sent to a replica, to run on the primary if the replica cannot answer.
     replica_replay: Option<ReplicaReplay>,
     /// Replies of a re-run the client already has from the first run: dropped.
@@ -136,6 +139,7 @@ impl Session {
             stale_plans: StalePlans::default(),
             router,
             session_route: SessionRoute::Auto,
+            deferred_begin: None,
             replica_replay: None,
             replay_drop: 0,
             rerouting: false,
@@ -253,7 +257,13 @@ impl Session {
             if self.answer_route_setting(&frame) {
                 continue;
             }
-            if self.lease.is_none() && self.answer_without_backend(&frame) {
+            if self.lease.is_none() && self.defer_begin(&frame) {
+                continue;
+            }
+            if self.lease.is_none()
+                && self.deferred_begin.is_none()
+                && self.answer_without_backend(&frame)
+            {
                 continue;
             }
             if self.lease.is_none() {
@@ -268,6 +278,46 @@ impl Session {
         }
         self.flush_synthetic();
         Ok(())
+    }
+
+    /// `[routing] transactions = "first_statement"`: a lone BEGIN is answered here and held
+    /// until the next statement chooses the backend (a COMMIT or ROLLBACK right after it is
+    /// answered here too: the transaction was empty).
+    fn defer_begin(&mut self, frame: &Frame) -> bool {
+        use pgtide_sql::{StatementKind as K, TransactionStatement as T};
+        if frame.tag != ftag::QUERY
+            || self.mode != PoolMode::Transaction
+            || !self.router.active()
+            || self.shared.config.load().routing.transactions
+                != pgtide_config::TransactionRouting::FirstStatement
+        {
+            return false;
+        }
+        let Ok(sql) = pgtide_wire::query_text(frame.body()) else {
+            return false;
+        };
+        let c = self.shared.classifier.load().classify(sql);
+        if c.statements != 1 || c.hint.is_some() {
+            return false;
+        }
+        let (tag, status) = match (c.kind, self.deferred_begin.is_some()) {
+            (K::Transaction(T::Begin { read_only: false }), false) => {
+                self.deferred_begin = Some(sql.to_string());
+                ("BEGIN", b'T')
+            }
+            (K::Transaction(T::Commit), true) => ("COMMIT", b'I'),
+            (K::Transaction(T::Rollback), true) => ("ROLLBACK", b'I'),
+            _ => return false,
+        };
+        if status == b'I' {
+            self.deferred_begin = None;
+        }
+        self.status = status;
+        let mut reply = BytesMut::with_capacity(24);
+        encode::command_complete(&mut reply, tag);
+        encode::ready_for_query(&mut reply, status);
+        self.replies.synthetic(reply.freeze());
+        true
     }
 
     /// `SET pgtide.route = ...` is pgtide's own setting: answered here, never sent on.
@@ -341,6 +391,12 @@ impl Session {
             Ok(lease) => {
                 self.replica_replay = self.router.on_replica().then(ReplicaReplay::default);
                 self.attach(lease).await;
+                if let Some(begin) = self.deferred_begin.take() {
+                    // The held BEGIN opens the transaction where its first statement runs.
+                    self.replica_replay = None;
+                    encode::query(&mut self.to_backend, &begin);
+                    self.replies.expect_swallowed_query();
+                }
                 Ok(true)
             }
             Err(e) => {
