@@ -56,6 +56,7 @@ pub fn config(cluster: &Cluster, mode: PoolMode, size: usize) -> Config {
     let url = cluster.primary().url(APP_USER, APP_PASSWORD, APP_DB);
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".into();
+    config.server.http_listen = "127.0.0.1:0".into();
     config.pool.mode = mode;
     config.pool.size = size;
     config.pool.min_idle = 0;

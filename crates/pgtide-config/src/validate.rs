@@ -49,7 +49,10 @@ impl Config {
             ("server.listen", &srv.listen),
             ("server.http_listen", &srv.http_listen),
         ] {
-            if addr.parse::<SocketAddr>().is_err() {
+            // An empty http_listen turns HTTP off.
+            if addr.parse::<SocketAddr>().is_err()
+                && !(key == "server.http_listen" && addr.is_empty())
+            {
                 s.add(
                     key,
                     format!("{addr:?} is not an IP:port address (e.g. \"127.0.0.1:6432\")"),

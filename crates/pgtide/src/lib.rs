@@ -8,6 +8,7 @@ pub mod client_startup;
 pub mod client_statements;
 pub mod error;
 pub mod health;
+pub mod http;
 pub mod metrics_names;
 pub mod pool;
 pub mod relay;

@@ -24,6 +24,8 @@ use crate::startup_settings;
 /// A running pgtide, in-process. Dropping it does not stop it; call `shutdown`.
 pub struct ServerHandle {
     pub local_addr: SocketAddr,
+    /// Where HTTP (metrics, health, API, dashboard) listens; None when `http_listen` is empty.
+    pub http_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     accept_task: JoinHandle<()>,
 }
@@ -41,12 +43,21 @@ pub enum Shutdown {
 pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
     let listener = TcpListener::bind(&config.server.listen).await?;
     let local_addr = listener.local_addr()?;
+    let http = match config.server.http_listen.as_str() {
+        "" => None,
+        addr => Some(TcpListener::bind(addr).await?),
+    };
+    let http_addr = http.as_ref().map(TcpListener::local_addr).transpose()?;
     let shared = Shared::new(config);
+    if let Some(http) = http {
+        tokio::spawn(crate::http::serve(shared.clone(), http));
+    }
     tokio::spawn(maintain_pools(shared.clone()));
     let accept_task = tokio::spawn(accept_loop(listener, shared.clone()));
     tracing::info!(%local_addr, "pgtide listening");
     Ok(ServerHandle {
         local_addr,
+        http_addr,
         shared,
         accept_task,
     })
