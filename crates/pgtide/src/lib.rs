@@ -1,15 +1,18 @@
 //! pgtide: a PostgreSQL wire-protocol proxy. The library runs the whole server in-process
 //! (used by `main.rs`, the end-to-end tests and the benches).
 
+pub mod admin;
 pub mod auth_verify;
 pub mod backend;
 pub mod cancel;
 pub mod client_startup;
 pub mod client_statements;
+pub mod clients;
 pub mod error;
 pub mod health;
 pub mod http;
 pub mod metrics_names;
+pub mod pause;
 pub mod pool;
 pub mod relay;
 pub mod replica_replay;

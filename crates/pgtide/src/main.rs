@@ -139,8 +139,27 @@ pub(crate) async fn wait_for_signals(
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    // RELOAD and SHUTDOWN from the admin console.
+    let mut console = server.shared.control.listen();
     loop {
         tokio::select! {
+            Some(request) = console.recv() => match request {
+                pgtide::admin::Control::Reload(answer) => {
+                    let outcome = match load(args) {
+                        Ok(config) => Ok(format!("{:?}", server.reload(config).live)),
+                        Err(problems) => Err(problems
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ")),
+                    };
+                    let _ = answer.send(outcome);
+                }
+                pgtide::admin::Control::Shutdown => {
+                    tracing::info!("SHUTDOWN from the admin console: draining");
+                    return Ok(pgtide::Shutdown::Drain);
+                }
+            },
             _ = hup.recv() => match load(args) {
                 Ok(config) => { server.reload(config); }
                 Err(problems) => {

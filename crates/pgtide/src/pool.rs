@@ -54,6 +54,8 @@ pub struct Pool {
     known_statements: Mutex<HashSet<String>>,
     /// Startup settings ("name=value" as SET text) a backend of this pool has accepted.
     checked_settings: Mutex<HashSet<String>>,
+    /// RECONNECT: connections opened before this are closed when they come back.
+    reconnect_before: Mutex<Option<Instant>>,
 }
 
 /// Bound on `known_statements`; when full it starts over (a forgotten name costs one backend
@@ -82,6 +84,7 @@ impl Pool {
             server_params: Mutex::new(None),
             known_statements: Mutex::new(HashSet::new()),
             checked_settings: Mutex::new(HashSet::new()),
+            reconnect_before: Mutex::new(None),
         })
     }
 
@@ -206,7 +209,12 @@ impl Pool {
         conn.last_used = Instant::now();
         let settings = self.settings();
         let over_size = self.open.load(Ordering::Relaxed) > settings.size;
-        if conn.created.elapsed() >= settings.max_lifetime || over_size || !conn.rbuf.is_empty() {
+        let reconnect = lock(&self.reconnect_before).is_some_and(|t| conn.created < t);
+        if conn.created.elapsed() >= settings.max_lifetime
+            || over_size
+            || reconnect
+            || !conn.rbuf.is_empty()
+        {
             self.retire(conn);
         } else {
             lock(&self.idle).push_back(conn);
@@ -314,6 +322,20 @@ impl Pool {
             waiting: self.waiting.load(Ordering::Relaxed),
             size: self.settings().size,
         }
+    }
+
+    /// RECONNECT: idle connections close now, those in use when their client gives them back.
+    pub fn reconnect(&self) {
+        *lock(&self.reconnect_before) = Some(Instant::now());
+        self.close_idle();
+    }
+
+    /// Idle connections: id, age, time idle (SHOW SERVERS).
+    pub fn idle_connections(&self) -> Vec<(u64, Duration, Duration)> {
+        lock(&self.idle)
+            .iter()
+            .map(|c| (c.id, c.created.elapsed(), c.last_used.elapsed()))
+            .collect()
     }
 
     /// Closes every idle connection (shutdown, RECONNECT).

@@ -210,6 +210,13 @@ async fn handle_client(mut stream: TcpStream, shared: Arc<Shared>) {
             return;
         }
     };
+    let start = match start {
+        Start::Session(start) => *start,
+        Start::Admin { max_message_size } => {
+            crate::admin::run(stream, buf, shared, max_message_size).await;
+            return;
+        }
+    };
     let (r, w) = stream.into_split();
     let session = Session::new(shared, start, r, w, buf);
     match session.run().await {
@@ -224,7 +231,7 @@ async fn startup(
     shared: &Arc<Shared>,
     config: &Config,
     over_limit: bool,
-) -> Result<Option<SessionStart>> {
+) -> Result<Option<Start>> {
     let request = match read_hello(stream, buf, shared).await? {
         Hello::Startup(r) => r,
         Hello::Cancelled | Hello::Gone => return Ok(None),
@@ -247,9 +254,14 @@ async fn startup(
     authenticate(stream, buf, shared, &user, method, max_message_size).await?;
 
     if request.database == ADMIN_DATABASE {
-        return Err(ProxyError::UnknownUserOrDatabase(
-            "the admin console (database \"pgtide\") is not available in this version".into(),
-        ));
+        if !user.admin {
+            return Err(ProxyError::UnknownUserOrDatabase(format!(
+                "user \"{}\" may not use the admin console (database \"pgtide\"): \
+                 it needs admin = true",
+                user.name
+            )));
+        }
+        return Ok(Some(Start::Admin { max_message_size }));
     }
     let db = config.database(&request.database).ok_or_else(|| {
         ProxyError::UnknownUserOrDatabase(format!(
@@ -311,7 +323,13 @@ async fn startup(
         return Err(e);
     }
     tracing::debug!(database = %db.name, user = %user.name, "client admitted");
-    Ok(Some(SessionStart {
+    let application_name = request
+        .params
+        .iter()
+        .find(|(k, _)| k == "application_name")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    Ok(Some(Start::Session(Box::new(SessionStart {
         pool,
         lease,
         mode,
@@ -319,7 +337,22 @@ async fn startup(
         max_message_size,
         state,
         topology: shared.topology(db),
-    }))
+        identity: crate::clients::Identity {
+            addr: stream.peer_addr().ok(),
+            user: user.name.clone(),
+            database: db.name.clone(),
+            application_name,
+        },
+    }))))
+}
+
+/// What startup admitted a client to.
+enum Start {
+    Session(Box<SessionStart>),
+    /// The admin console.
+    Admin {
+        max_message_size: usize,
+    },
 }
 
 /// The ParameterStatus set a client is greeted with: the server's, with the reported settings

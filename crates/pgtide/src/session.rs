@@ -58,6 +58,8 @@ pub struct Session {
     router: SessionRouter,
     /// `SET pgtide.route`.
     session_route: SessionRoute,
+    /// This client's entry in SHOW CLIENTS (removed when the session ends).
+    registered: crate::clients::Registered,
     /// `[routing] transactions = "first_statement"`: a BEGIN held until the transaction's first
     /// statement says where it runs.
     deferred_begin: Option<String>,
@@ -99,6 +101,7 @@ pub struct SessionStart {
     pub max_message_size: usize,
     pub state: ClientState,
     pub topology: Arc<Topology>,
+    pub identity: crate::clients::Identity,
 }
 
 impl Session {
@@ -117,10 +120,13 @@ impl Session {
             max_message_size,
             state,
             topology,
+            identity,
         } = start;
         let router = SessionRouter::new(topology, pool.database.clone(), pool.user.clone());
         let phase = shared.phase.subscribe();
-        let statements = ClientStatements::new(shared.next_session_number(), shared.epochs.clone());
+        let number = shared.next_session_number();
+        let statements = ClientStatements::new(number, shared.epochs.clone());
+        let registered = shared.client_registry.register(number, identity);
         Session {
             shared,
             pool,
@@ -139,6 +145,7 @@ impl Session {
             stale_plans: StalePlans::default(),
             router,
             session_route: SessionRoute::Auto,
+            registered,
             deferred_begin: None,
             replica_replay: None,
             replay_drop: 0,
@@ -379,6 +386,10 @@ impl Session {
         }
         // pgtide's answers to what came before belong to no backend: out before this lease.
         self.flush_synthetic();
+        if self.shared.pause.is_paused(&self.pool.database) {
+            // PAUSE (admin console): wait for RESUME; what the client sent waits with it.
+            self.shared.pause.wait(&self.pool.database).await;
+        }
         let lease = if self.mode == PoolMode::Transaction && self.router.active() {
             let intent = self.intent_of(frame);
             self.router
@@ -443,6 +454,12 @@ impl Session {
     /// the client's first message).
     async fn attach(&mut self, lease: Lease) {
         *self.cancel.slot.lock().await = Some(lease.conn.cancel_target());
+        let backend = (lease.conn.target.label(), lease.conn.id);
+        self.registered.info.update(|live| {
+            live.state = "active";
+            live.backend = Some(backend);
+            live.transactions += 1;
+        });
         self.status = b'I';
         self.statements.on_attach();
         self.lease = Some(lease);
@@ -469,11 +486,16 @@ impl Session {
     /// Notes the session effects of SQL the client is about to run. `prepare_carried`: SQL
     /// PREPAREs in it were given pgtide names and follow the client (no pin needed).
     fn observe(&mut self, sql: &str, prepare_carried: bool) {
+        let pins_before = self.state.pins().len();
         let observed = self.state.observe_sql(sql, prepare_carried);
         if observed.drops_prepared {
             // DISCARD ALL / DEALLOCATE ALL empty the backend's statements and the client's.
             self.lease_mut().conn.prepared.clear();
             self.statements.clear();
+        }
+        if observed.pinned.is_some() || self.state.pins().len() != pins_before {
+            let pins: Vec<&'static str> = self.state.pins().iter().copied().collect();
+            self.registered.info.update(|live| live.pins = pins);
         }
         if let Some(reason) = observed.pinned {
             tracing::debug!(reason, "client pinned to its backend");
@@ -875,6 +897,10 @@ impl Session {
         if let Some(lease) = self.lease.take() {
             *self.cancel.slot.lock().await = None;
             lease.pool.clone().release(lease);
+            self.registered.info.update(|live| {
+                live.state = "idle";
+                live.backend = None;
+            });
         }
         // Whatever ran on a replica is answered: nothing to run elsewhere any more.
         self.replica_replay = None;

@@ -33,6 +33,13 @@ pub struct Shared {
     topologies: Mutex<HashMap<String, Arc<Topology>>>,
     pub phase: watch::Sender<Phase>,
     pub clients: AtomicUsize,
+    /// Connected clients, for the admin console.
+    pub client_registry: Arc<crate::clients::ClientRegistry>,
+    /// PAUSE / RESUME (admin console).
+    pub pause: crate::pause::PauseGate,
+    /// RELOAD / SHUTDOWN from the admin console, for whoever runs the process (the binary).
+    pub control: crate::admin::ControlChannel,
+    pub started: std::time::Instant,
     /// Statement classification for routing (cached), with the configured write functions.
     pub classifier: ArcSwap<pgtide_sql::Classifier>,
     /// When prepared statements may have changed shape (DDL, stale plans).
@@ -54,6 +61,10 @@ impl Shared {
             topologies: Mutex::new(HashMap::new()),
             phase,
             clients: AtomicUsize::new(0),
+            client_registry: Arc::default(),
+            pause: Default::default(),
+            control: Default::default(),
+            started: std::time::Instant::now(),
             classifier: ArcSwap::from_pointee(classifier),
             epochs: Arc::default(),
             sessions_started: AtomicU64::new(0),

@@ -1,0 +1,241 @@
+//! The admin console: clients connect to database `pgtide` as a user with `admin = true` and
+//! speak simple queries (psql works): SHOW POOLS / CLIENTS / SERVERS / BACKENDS / QUERIES /
+//! SLOW_QUERIES / N_PLUS_ONE / CACHE / CONFIG / VERSION, and RELOAD, PAUSE [db], RESUME [db],
+//! RECONNECT [db], SHUTDOWN, RESET QUERIES, CACHE CLEAR [table]. Results are ordinary
+//! RowDescription / DataRow sets of text columns.
+
+mod show;
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use pgtide_wire::{encode, frontend as ftag, FrameDecoder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::pool::lock;
+use crate::shared::{Phase, Shared};
+
+/// What the console asks of whoever runs the process.
+#[derive(Debug)]
+pub enum Control {
+    /// Re-read the configuration; the answer says what changed or why it was refused.
+    Reload(oneshot::Sender<Result<String, String>>),
+    /// Drain and exit, as on SIGTERM.
+    Shutdown,
+}
+
+/// The way to the process owner (the binary listens; an embedding may not).
+#[derive(Debug, Default)]
+pub struct ControlChannel {
+    tx: std::sync::Mutex<Option<mpsc::UnboundedSender<Control>>>,
+}
+
+impl ControlChannel {
+    /// Starts listening (the binary, once).
+    pub fn listen(&self) -> mpsc::UnboundedReceiver<Control> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *lock(&self.tx) = Some(tx);
+        rx
+    }
+
+    /// False when nobody listens.
+    fn send(&self, c: Control) -> bool {
+        lock(&self.tx).as_ref().is_some_and(|tx| tx.send(c).is_ok())
+    }
+}
+
+/// One command's answer.
+pub(crate) enum Reply {
+    Rows {
+        columns: Vec<&'static str>,
+        rows: Vec<Vec<Option<String>>>,
+    },
+    Done(String),
+    Error(&'static str, String),
+}
+
+/// Runs the console on a client that has authenticated as an admin.
+pub async fn run(
+    mut stream: TcpStream,
+    mut buf: BytesMut,
+    shared: Arc<Shared>,
+    max_message: usize,
+) {
+    let mut out = BytesMut::with_capacity(1024);
+    encode::authentication_ok(&mut out);
+    for (k, v) in [
+        (
+            "server_version",
+            concat!("15.0 (pgtide ", env!("CARGO_PKG_VERSION"), ")"),
+        ),
+        ("server_encoding", "UTF8"),
+        ("client_encoding", "UTF8"),
+        ("DateStyle", "ISO, MDY"),
+        ("integer_datetimes", "on"),
+        ("standard_conforming_strings", "on"),
+        ("application_name", "pgtide admin"),
+    ] {
+        encode::parameter_status(&mut out, k, v);
+    }
+    encode::backend_key_data(&mut out, 0, 0);
+    encode::ready_for_query(&mut out, b'I');
+    let decoder = FrameDecoder::new(max_message);
+    let mut skip_until_sync = false;
+    loop {
+        if !out.is_empty() {
+            if stream.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+        }
+        let frame = loop {
+            match decoder.decode(&mut buf) {
+                Ok(Some(f)) => break Some(f),
+                Ok(None) => {}
+                Err(e) => {
+                    encode::error_response(&mut out, "FATAL", "08P01", &e.to_string());
+                    break None;
+                }
+            }
+            match stream.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        };
+        let Some(frame) = frame else {
+            let _ = stream.write_all(&out).await;
+            return;
+        };
+        match frame.tag {
+            ftag::TERMINATE => return,
+            ftag::QUERY => {
+                let sql = pgtide_wire::query_text(frame.body()).unwrap_or_default();
+                for reply in execute(&shared, sql).await {
+                    write_reply(&mut out, reply);
+                }
+                encode::ready_for_query(&mut out, b'I');
+            }
+            ftag::SYNC => {
+                skip_until_sync = false;
+                encode::ready_for_query(&mut out, b'I');
+            }
+            _ if skip_until_sync => {}
+            _ => {
+                encode::error_response(
+                    &mut out,
+                    "ERROR",
+                    "0A000",
+                    "the admin console answers simple queries only",
+                );
+                skip_until_sync = true;
+            }
+        }
+        if shared.phase() == Phase::Stopping {
+            encode::error_response(&mut out, "FATAL", "57P01", "pgtide is shutting down");
+            let _ = stream.write_all(&out).await;
+            return;
+        }
+    }
+}
+
+fn write_reply(out: &mut BytesMut, reply: Reply) {
+    match reply {
+        Reply::Rows { columns, rows } => {
+            encode::row_description(out, &columns);
+            for row in &rows {
+                let values: Vec<Option<&str>> = row.iter().map(|v| v.as_deref()).collect();
+                encode::data_row(out, &values);
+            }
+            encode::command_complete(out, "SHOW");
+        }
+        Reply::Done(tag) => encode::command_complete(out, &tag),
+        Reply::Error(code, message) => encode::error_response(out, "ERROR", code, &message),
+    }
+}
+
+/// Runs every statement of a console query string.
+async fn execute(shared: &Arc<Shared>, sql: &str) -> Vec<Reply> {
+    let statements = pgtide_sql::split_statements(sql);
+    if statements.is_empty() {
+        return vec![Reply::Done("EMPTY".into())];
+    }
+    let mut replies = Vec::new();
+    for stmt in statements {
+        let reply = command(shared, stmt).await;
+        let failed = matches!(reply, Reply::Error(..));
+        replies.push(reply);
+        if failed {
+            break;
+        }
+    }
+    replies
+}
+
+async fn command(shared: &Arc<Shared>, stmt: &str) -> Reply {
+    let words: Vec<String> = pgtide_sql::tokens(stmt)
+        .filter_map(|t| t.ident().map(|w| w.to_string()))
+        .collect();
+    let word = |i: usize| words.get(i).map(|w| w.to_ascii_lowercase());
+    let arg = words.get(1).cloned();
+    match word(0).as_deref() {
+        Some("show") => match word(1).as_deref() {
+            Some(what) => show::show(shared, what),
+            None => Reply::Error("42601", "SHOW what? (POOLS, CLIENTS, ...)".into()),
+        },
+        Some("pause") => {
+            for db in databases(shared, arg.as_deref()) {
+                shared.pause.pause(&db);
+            }
+            Reply::Done("PAUSE".into())
+        }
+        Some("resume") => {
+            shared.pause.resume(arg.as_deref());
+            Reply::Done("RESUME".into())
+        }
+        Some("reconnect") => {
+            let dbs = databases(shared, arg.as_deref());
+            for pool in shared.pools.all() {
+                if dbs.contains(&pool.database) {
+                    pool.reconnect();
+                }
+            }
+            Reply::Done("RECONNECT".into())
+        }
+        Some("reload") => {
+            let (tx, rx) = oneshot::channel();
+            if !shared.control.send(Control::Reload(tx)) {
+                return Reply::Error(
+                    "55000",
+                    "RELOAD needs the pgtide binary (it re-reads the config file and flags)".into(),
+                );
+            }
+            match rx.await {
+                Ok(Ok(_)) => Reply::Done("RELOAD".into()),
+                Ok(Err(why)) => Reply::Error("F0000", format!("reload refused: {why}")),
+                Err(_) => Reply::Error("55000", "nobody answered the reload".into()),
+            }
+        }
+        Some("shutdown") => {
+            if !shared.control.send(Control::Shutdown) {
+                shared.phase.send_replace(Phase::Draining);
+            }
+            Reply::Done("SHUTDOWN".into())
+        }
+        Some("reset") if word(1).as_deref() == Some("queries") => show::reset_queries(shared),
+        Some("cache") if word(1).as_deref() == Some("clear") => {
+            show::cache_clear(shared, words.get(2))
+        }
+        _ => Reply::Error("42601", format!("unknown admin command: {}", stmt.trim())),
+    }
+}
+
+/// The named database, or every configured one.
+fn databases(shared: &Shared, name: Option<&str>) -> Vec<String> {
+    let config = shared.config.load();
+    match name {
+        Some(n) => vec![n.to_string()],
+        None => config.databases.iter().map(|d| d.name.clone()).collect(),
+    }
+}
