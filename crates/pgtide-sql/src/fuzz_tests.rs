@@ -1,6 +1,7 @@
 //! No input may panic: random bytes (lossy UTF-8), SQL-ish noise, and every prefix of a corpus
 //! of tricky statements, fed to every entry point. Deterministic xorshift, no dependencies.
 
+use crate::fingerprint::{fingerprint, params_hash};
 use crate::lexer::{split_statements, Lexer};
 use crate::session::{quote_ident, quote_literal, session_effects, startup_options_to_sets};
 
@@ -58,6 +59,9 @@ fn exercise(s: &str) {
     let _ = session_effects(s);
     let _ = startup_options_to_sets(s);
     let _ = (quote_ident(s), quote_literal(s));
+    let f = fingerprint(s);
+    assert!(f.text.len() <= 8 * s.len() + 16);
+    let _ = (fingerprint(&f.text), params_hash(s));
 }
 
 #[test]

@@ -34,6 +34,7 @@
 //! ```
 
 pub mod classify;
+pub mod fingerprint;
 pub mod lexer;
 pub mod prepared;
 mod quote;
@@ -52,6 +53,7 @@ mod set_tests;
 pub use classify::{
     classify_uncached, Classification, Classifier, RouteHint, StatementKind, TransactionStatement,
 };
+pub use fingerprint::{fingerprint, fingerprint_with_params, params_hash, Fingerprint};
 pub use lexer::{split_statements, tokens, Lexer, StrKind, Token, TokenKind};
 pub use prepared::{statement_names, NameRef, StatementUse};
 pub use session::{

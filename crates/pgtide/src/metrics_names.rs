@@ -14,3 +14,13 @@ pub const REPLICA_LAG_SECONDS: &str = "pgtide_replica_lag_seconds";
 pub const REPLICA_WRITE_MISSES_TOTAL: &str = "pgtide_replica_write_misses_total";
 /// Reads re-run on another backend after their replica failed before answering.
 pub const REPLICA_RETRIES_TOTAL: &str = "pgtide_replica_retries_total";
+/// Statements slower than `insights.slow_query_threshold`.
+pub const SLOW_QUERIES_TOTAL: &str = "pgtide_slow_queries_total";
+/// N+1 patterns reported (one per run of repeats).
+pub const N_PLUS_ONE_TOTAL: &str = "pgtide_n_plus_one_total";
+/// Result-cache lookups answered from memory.
+pub const CACHE_HITS_TOTAL: &str = "pgtide_cache_hits_total";
+/// Result-cache lookups of cacheable statements that went to a backend.
+pub const CACHE_MISSES_TOTAL: &str = "pgtide_cache_misses_total";
+/// Bytes held by the result cache (sum of entry weights).
+pub const CACHE_BYTES: &str = "pgtide_cache_bytes";

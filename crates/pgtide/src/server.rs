@@ -48,7 +48,11 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         addr => Some(TcpListener::bind(addr).await?),
     };
     let http_addr = http.as_ref().map(TcpListener::local_addr).transpose()?;
+    let cache_listener = cache_listener_target(&config);
     let shared = Shared::new(config);
+    if let Some(target) = cache_listener {
+        shared.cache.spawn_listener(target);
+    }
     if let Some(http) = http {
         tokio::spawn(crate::http::serve(shared.clone(), http));
     }
@@ -61,6 +65,18 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         shared,
         accept_task,
     })
+}
+
+/// The backend the result cache listens on for other instances' invalidations: the first
+/// database's primary, as the first configured user. Only when caching can happen (enabled,
+/// with rules): a cache used through hints alone stays local.
+fn cache_listener_target(config: &Config) -> Option<crate::backend::BackendTarget> {
+    if !config.cache.enabled || config.cache.rules.is_empty() {
+        return None;
+    }
+    let db = config.databases.first()?;
+    let user = config.effective_users().into_iter().next()?;
+    Some(crate::shared::primary_target(db, &user))
 }
 
 impl ServerHandle {
@@ -150,21 +166,6 @@ async fn maintain_pools(shared: Arc<Shared>) {
         }
         for pool in shared.pools.all() {
             pool.maintain().await;
-            let stats = pool.stats();
-            let labels = [
-                ("db", pool.database.clone()),
-                ("backend", pool.target.label()),
-            ];
-            metrics::gauge!(
-                m::BACKEND_CONNECTIONS,
-                &[&labels[..], &[("state", "idle".to_string())]].concat()
-            )
-            .set(stats.idle as f64);
-            metrics::gauge!(
-                m::BACKEND_CONNECTIONS,
-                &[&labels[..], &[("state", "active".to_string())]].concat()
-            )
-            .set(stats.in_use as f64);
         }
     }
 }

@@ -60,6 +60,12 @@ pub struct Session {
     session_route: SessionRoute,
     /// This client's entry in SHOW CLIENTS (removed when the session ends).
     registered: crate::clients::Registered,
+    /// This client's executions for query insights, and its N+1 state.
+    insights: crate::session_insights::SessionInsights,
+    /// The reply of a cache miss, captured to fill the entry.
+    cache_capture: Option<crate::session_cache::Capture>,
+    /// Tables written since the last commit, invalidated in the cache when it commits.
+    cache_writes: crate::session_cache::Writes,
     /// `[routing] transactions = "first_statement"`: a BEGIN held until the transaction's first
     /// statement says where it runs.
     deferred_begin: Option<String>,
@@ -146,6 +152,9 @@ impl Session {
             router,
             session_route: SessionRoute::Auto,
             registered,
+            insights: Default::default(),
+            cache_capture: None,
+            cache_writes: Default::default(),
             deferred_begin: None,
             replica_replay: None,
             replay_drop: 0,
@@ -273,8 +282,15 @@ impl Session {
             {
                 continue;
             }
+            if self.lease.is_none()
+                && self.deferred_begin.is_none()
+                && self.answer_from_cache(&frame).await
+            {
+                continue;
+            }
             if self.lease.is_none() {
                 if !self.lease_backend(&frame).await? {
+                    self.cache_capture = None;
                     continue;
                 }
             } else if self.status == b'I' && !self.unsynced && !self.replies.awaits_ready() {
@@ -440,12 +456,68 @@ impl Session {
     }
 
     /// Notes a statement about to run on the primary that may write (read-your-writes).
+    /// Notes a statement about to run that may write: for read-your-writes (on the primary)
+    /// and for the result cache's invalidation when it commits.
     fn note_if_write(&mut self, sql: &str) {
-        if self.router.active()
-            && !self.router.on_replica()
-            && route_intent::writes(&self.shared.classifier.load().classify(sql))
-        {
+        let routing = self.router.active() && !self.router.on_replica();
+        let caching = self.shared.cache.enabled();
+        if !routing && !caching {
+            return;
+        }
+        let c = self.shared.classifier.load().classify(sql);
+        if routing && route_intent::writes(&c) {
             self.router.note_write();
+        }
+        if caching {
+            self.cache_writes.note(&c);
+        }
+    }
+
+    /// A cacheable simple query outside a transaction: a hit is answered here without a
+    /// backend (true); a miss goes on to a backend with its reply captured to fill the entry.
+    async fn answer_from_cache(&mut self, frame: &Frame) -> bool {
+        if frame.tag != ftag::QUERY
+            || self.mode != PoolMode::Transaction
+            || self.status != b'I'
+            || !self.shared.cache.enabled()
+        {
+            return false;
+        }
+        let Ok(sql) = pgtide_wire::query_text(frame.body()) else {
+            return false;
+        };
+        let classification = self.shared.classifier.load().classify(sql);
+        let search_path = self.search_path().unwrap_or_default();
+        let lookup = crate::session_cache::lookup(
+            &self.shared.cache,
+            sql,
+            &classification,
+            &self.pool.database,
+            &self.pool.user,
+            &search_path,
+        )
+        .await;
+        match lookup {
+            Some(crate::cache::Lookup::Hit(entry)) => {
+                self.insights.record_cache_hit(
+                    sql,
+                    crate::session_cache::rows_in(&entry.reply),
+                    &self.shared.insights,
+                    &self.pool.database,
+                    &self.pool.user,
+                    &self.registered.info.application_name,
+                );
+                let mut reply = BytesMut::with_capacity(entry.reply.len() + 6);
+                reply.extend_from_slice(&entry.reply);
+                encode::ready_for_query(&mut reply, b'I');
+                self.replies.synthetic(reply.freeze());
+                true
+            }
+            Some(crate::cache::Lookup::Miss(guard)) => {
+                self.cache_capture = Some(crate::session_cache::Capture::new(guard));
+                false
+            }
+            None => false,
         }
     }
 
@@ -524,6 +596,7 @@ impl Session {
             ftag::QUERY => {
                 if let Ok(sql) = pgtide_wire::query_text(frame.body()) {
                     self.observe(sql, false);
+                    self.insights.on_query(sql, self.status != b'I');
                 }
                 self.replies.expect(Completion::Ready)
             }
@@ -547,7 +620,10 @@ impl Session {
             ftag::BIND => self.extended(Completion::Bind),
             ftag::DESCRIBE => self.extended(Completion::Describe),
             ftag::CLOSE => self.extended(Completion::Close),
-            ftag::EXECUTE => self.extended(Completion::Execute),
+            ftag::EXECUTE => {
+                self.insights.on_execute(self.status != b'I');
+                self.extended(Completion::Execute)
+            }
             // CopyData / CopyDone / CopyFail belong to a statement already owed a reply.
             _ => {}
         }
@@ -592,13 +668,13 @@ impl Session {
 
     fn forward_bind(&mut self, frame: Frame) {
         self.unsynced = true;
-        if self.router.active() && !self.router.on_replica() {
-            let text = crate::statements::bind_names(frame.body())
-                .and_then(|(_, name)| self.statements.text_of(name));
-            if let Some(sql) = text {
-                self.note_if_write(&sql);
-            }
+        let text = crate::statements::bind_names(frame.body())
+            .and_then(|(_, name)| self.statements.text_of(name));
+        if let Some(sql) = &text {
+            self.note_if_write(sql);
         }
+        let params = crate::session_insights::bind_params_hash(frame.body());
+        self.insights.on_bind(text, params);
         let lease = self
             .lease
             .as_mut()
@@ -645,6 +721,7 @@ impl Session {
             replies: &mut self.replies,
         };
         let rewritten = self.statements.rewrite_query(sql, status, b);
+        self.insights.on_query(sql, status != b'I');
         self.note_schema_change(sql);
         self.note_if_write(sql);
         self.observe(sql, true);
@@ -725,6 +802,7 @@ impl Session {
         self.replies.clear();
         self.to_backend.clear();
         self.unsynced = false;
+        self.insights.forget_pending();
         let lease = self.router.lease_primary(&self.shared).await?;
         self.attach(lease).await;
         let (frames, sent) = replay.take();
@@ -824,6 +902,9 @@ impl Session {
                 self.router.on_wal_position(frame.body());
             }
             if verdict == Verdict::Forward {
+                if let Some(capture) = &mut self.cache_capture {
+                    capture.on_message(frame.tag, &frame.raw);
+                }
                 self.emit(&frame.raw);
             }
             if let Some(lease) = self.lease.as_mut() {
@@ -834,6 +915,29 @@ impl Session {
                     self.pool.note_statement(&name);
                 }
                 if !own_exchange && verdict == Verdict::Forward {
+                    let backend = lease.conn.target.label();
+                    let route = if self.router.on_replica() {
+                        crate::insights::Route::Replica
+                    } else {
+                        crate::insights::Route::Primary
+                    };
+                    let cx = crate::session_insights::Context {
+                        insights: &self.shared.insights,
+                        route,
+                        backend: &backend,
+                        database: &self.pool.database,
+                        user: &self.pool.user,
+                        application_name: &self.registered.info.application_name,
+                    };
+                    match frame.tag {
+                        btag::DATA_ROW => self.insights.on_row(),
+                        btag::COMMAND_COMPLETE
+                        | btag::EMPTY_QUERY_RESPONSE
+                        | btag::PORTAL_SUSPENDED => self.insights.on_execute_done(&cx),
+                        btag::ERROR_RESPONSE => self.insights.on_error(&cx),
+                        btag::READY_FOR_QUERY => self.insights.on_ready(self.status, &cx),
+                        _ => {}
+                    }
                     match frame.tag {
                         btag::ERROR_RESPONSE => self.state.on_error(),
                         btag::COMMAND_COMPLETE if self.statements.has_pending_sql() => {
@@ -843,7 +947,11 @@ impl Session {
                             self.state.on_ready(self.status, &mut lease.conn.settings);
                             self.statements.on_ready(&mut lease.conn);
                             self.stale_plans.on_client_ready();
+                            if let Some(capture) = self.cache_capture.take() {
+                                capture.finish();
+                            }
                             if self.status == b'I' {
+                                self.cache_writes.commit(&self.shared.cache);
                                 let ryw = self.shared.config.load().routing.read_your_writes;
                                 if let Some(sql) = self.router.after_transaction(ryw) {
                                     // Asked before the backend goes back; the client does not wait.

@@ -33,6 +33,10 @@ pub struct Shared {
     topologies: Mutex<HashMap<String, Arc<Topology>>>,
     pub phase: watch::Sender<Phase>,
     pub clients: AtomicUsize,
+    /// Per-query latency, slow queries, N+1 patterns.
+    pub insights: crate::insights::Insights,
+    /// The result cache (issue 6).
+    pub cache: Arc<crate::cache::ResultCache>,
     /// Connected clients, for the admin console.
     pub client_registry: Arc<crate::clients::ClientRegistry>,
     /// PAUSE / RESUME (admin console).
@@ -53,6 +57,8 @@ pub struct Shared {
 impl Shared {
     pub fn new(config: Config) -> Arc<Shared> {
         let classifier = pgtide_sql::Classifier::new(&config.routing.write_functions);
+        let cache_config = config.cache.clone();
+        let insights_config = config.insights.clone();
         let (phase, _) = watch::channel(Phase::Running);
         Arc::new(Shared {
             config: ArcSwap::from_pointee(config),
@@ -61,6 +67,8 @@ impl Shared {
             topologies: Mutex::new(HashMap::new()),
             phase,
             clients: AtomicUsize::new(0),
+            insights: crate::insights::Insights::new(&insights_config),
+            cache: Arc::new(crate::cache::ResultCache::new(&cache_config)),
             client_registry: Arc::default(),
             pause: Default::default(),
             control: Default::default(),
@@ -182,6 +190,8 @@ impl Shared {
                 &new.routing.write_functions,
             )));
         }
+        self.cache.reconfigure(&new.cache);
+        self.insights.reconfigure(&new.insights);
         self.config.store(Arc::new(new));
     }
 }

@@ -26,10 +26,7 @@ pub(super) fn show(shared: &Arc<Shared>, what: &str) -> Reply {
             rows: vec![vec![text(concat!("pgtide ", env!("CARGO_PKG_VERSION")))]],
         },
         "queries" | "slow_queries" | "n_plus_one" => insights(shared, what),
-        "cache" => Reply::Rows {
-            columns: vec!["rule", "entries", "bytes", "hits", "misses", "hit_rate"],
-            rows: Vec::new(),
-        },
+        "cache" => cache(shared),
         other => Reply::Error(
             "42601",
             format!(
@@ -312,15 +309,158 @@ fn config(shared: &Shared) -> Reply {
     }
 }
 
-fn insights(_shared: &Shared, what: &str) -> Reply {
-    let _ = UNIX_EPOCH;
-    Reply::Error("0A000", format!("SHOW {what} is not available yet"))
+fn ms(v: f64) -> Option<String> {
+    Some(format!("{v:.3}"))
 }
 
-pub(super) fn reset_queries(_shared: &Shared) -> Reply {
+fn unix_ms(at: u64) -> Option<String> {
+    let t = UNIX_EPOCH + Duration::from_millis(at);
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Some(format!("{secs}"))
+}
+
+fn insights(shared: &Shared, what: &str) -> Reply {
+    let i = &shared.insights;
+    match what {
+        "queries" => Reply::Rows {
+            columns: vec![
+                "fingerprint",
+                "calls",
+                "errors",
+                "rows",
+                "total_ms",
+                "mean_ms",
+                "p50_ms",
+                "p90_ms",
+                "p95_ms",
+                "p99_ms",
+                "max_ms",
+                "primary",
+                "replica",
+                "cache",
+                "sample",
+            ],
+            rows: i
+                .queries()
+                .into_iter()
+                .map(|q| {
+                    vec![
+                        text(&q.fingerprint),
+                        text(q.calls),
+                        text(q.errors),
+                        text(q.rows),
+                        ms(q.total_ms),
+                        ms(q.mean_ms),
+                        ms(q.p50_ms),
+                        ms(q.p90_ms),
+                        ms(q.p95_ms),
+                        ms(q.p99_ms),
+                        ms(q.max_ms),
+                        text(q.primary),
+                        text(q.replica),
+                        text(q.cache),
+                        text(&q.sample),
+                    ]
+                })
+                .collect(),
+        },
+        "slow_queries" => Reply::Rows {
+            columns: vec![
+                "at_unix_s",
+                "duration_ms",
+                "fingerprint",
+                "backend",
+                "database",
+                "user",
+                "application_name",
+            ],
+            rows: i
+                .slow_queries()
+                .into_iter()
+                .map(|q| {
+                    vec![
+                        unix_ms(q.at_unix_ms),
+                        ms(q.duration_ms),
+                        text(&q.fingerprint),
+                        text(&q.backend),
+                        text(&q.database),
+                        text(&q.user),
+                        text(&q.application_name),
+                    ]
+                })
+                .collect(),
+        },
+        _ => Reply::Rows {
+            columns: vec![
+                "parent",
+                "repeated",
+                "count",
+                "total_ms",
+                "application_name",
+                "database",
+                "first_seen_unix_s",
+                "last_seen_unix_s",
+                "suggestion",
+            ],
+            rows: i
+                .n_plus_one()
+                .into_iter()
+                .map(|n| {
+                    vec![
+                        n.parent.clone(),
+                        text(&n.repeated),
+                        text(n.count),
+                        ms(n.total_ms),
+                        text(&n.application_name),
+                        text(&n.database),
+                        unix_ms(n.first_seen_unix_ms),
+                        unix_ms(n.last_seen_unix_ms),
+                        text(&n.suggestion),
+                    ]
+                })
+                .collect(),
+        },
+    }
+}
+
+fn cache(shared: &Shared) -> Reply {
+    Reply::Rows {
+        columns: vec![
+            "rule", "ttl", "entries", "bytes", "hits", "misses", "hit_rate",
+        ],
+        rows: shared
+            .cache
+            .stats()
+            .into_iter()
+            .map(|r| {
+                vec![
+                    text(&r.rule),
+                    text(format!("{:?}", r.ttl)),
+                    text(r.entries),
+                    text(r.bytes),
+                    text(r.hits),
+                    text(r.misses),
+                    text(format!("{:.3}", r.hit_rate)),
+                ]
+            })
+            .collect(),
+    }
+}
+
+pub(super) fn reset_queries(shared: &Shared) -> Reply {
+    shared.insights.reset();
     Reply::Done("RESET".into())
 }
 
-pub(super) fn cache_clear(_shared: &Shared, _table: Option<&String>) -> Reply {
+pub(super) fn cache_clear(shared: &Shared, table: Option<&String>) -> Reply {
+    match table {
+        Some(t) => {
+            shared.cache.clear_table(t);
+        }
+        None => shared.cache.clear(),
+    }
     Reply::Done("CACHE CLEAR".into())
 }

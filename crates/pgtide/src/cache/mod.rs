@@ -1,0 +1,262 @@
+//! The result cache (PRODUCT.md §2 `[cache]`, §3 Cache): whitelisted reads answered from memory,
+//! dropped when a table they read is written through any pgtide instance.
+//!
+//! # Using it from a session
+//!
+//! ```text
+//! // once per statement that runs outside a read-write transaction:
+//! let hint = cache::Hint::of(sql);
+//! let Some(policy) = cache.policy(fingerprint.id, &classification, hint) else { run normally };
+//! let key = cache::Key { database, user, search_path, fingerprint: fingerprint.id, params,
+//!                        param_formats, result_formats, simple };
+//! match cache.get_or_wait(key, &policy).await {
+//!     Lookup::Hit(entry) => write entry.reply (+ ParseComplete/BindComplete as the batch needs,
+//!                           + ReadyForQuery for a simple query) without a backend,
+//!     Lookup::Miss(guard) => run the statement; capture RowDescription/DataRow/CommandComplete
+//!                            while the reply stays under guard.max_bytes(); on success
+//!                            guard.fill(bytes); on an error or an oversized reply drop guard,
+//! }
+//! // a write inside a transaction, once it ran (optional: the writer's later reads are in a
+//! // read-write transaction and bypass the cache anyway):
+//! cache.invalidate_local(&classification.writes);
+//! // after a write's CommandComplete (autocommit) or the COMMIT's ReadyForQuery, with every
+//! // table the transaction wrote (nothing at ROLLBACK):
+//! cache.invalidate_tables(&written);   // local now + other instances via NOTIFY
+//! ```
+//!
+//! - [`ResultCache::policy`] says whether a statement may be cached and for how long: the first
+//!   matching `[[cache.rules]]` entry (by fingerprint, or by table set), or the
+//!   `/* pgtide:cache */` hint (default_ttl); never for anything but one certain read without
+//!   volatile functions, nor with `/* pgtide:no-cache */`. The caller checks the transaction:
+//!   nothing is looked up or filled inside a read-write transaction.
+//! - [`ResultCache::get_or_wait`] coalesces: of concurrent misses on one key, the first gets
+//!   `Miss(guard)`, the others wait (at most 5 s) and get `Hit` once it fills, or their own
+//!   `Miss` if it gives up. A `FillGuard` made before an invalidation of one of its tables does
+//!   not store: a result computed before a write is never kept after it. So call
+//!   `invalidate_tables` only once the write is durable (after autocommit's CommandComplete, or
+//!   at COMMIT); calling it at the write as well (so the writer does not read its own stale row)
+//!   is harmless. Writes with unknown targets (DO, CALL, side-effect functions: `writes` is
+//!   empty) are covered by TTL unless the caller uses [`ResultCache::invalidate_all`].
+//! - [`ResultCache::clear`] / [`ResultCache::clear_table`] act on this instance only (`CACHE
+//!   CLEAR [table]`); `invalidate_all` / `invalidate_tables` also reach the other instances.
+//! - Cross-instance invalidation needs [`ResultCache::spawn_listener`] (see [`notify`]): from
+//!   that call on, the cache serves and stores only while its LISTEN connection is up, and is
+//!   flushed whenever that connection comes or goes. Without a listener (unit tests, a single
+//!   instance that opts out) it works locally.
+//!
+//! Table names are compared as described in [`names`]: bare names on either side match any
+//! schema when invalidating (conservative), qualified names must agree. Memory is bounded by
+//! `max_memory` (see [`store`]); one reply is at most `max_memory / 64`.
+
+pub mod names;
+pub mod notify;
+pub mod rules;
+pub mod store;
+
+mod index;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use pgtide_config::CacheConfig;
+use pgtide_sql::Classification;
+
+use crate::backend::BackendTarget;
+
+pub use notify::ListenerStatus;
+pub use rules::{Hint, Policy, RuleStats, Rules};
+pub use store::{Entry, FillGuard, Key, Lookup, Store};
+
+/// The result cache of one pgtide instance.
+pub struct ResultCache {
+    config: Mutex<CacheConfig>,
+    rules: ArcSwap<Rules>,
+    store: ArcSwap<Store>,
+    /// Serialises store swaps with online/offline switches.
+    switch: Mutex<()>,
+    chan: Arc<notify::Channel>,
+    listener: Mutex<Option<tokio::task::AbortHandle>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// Whole-cache numbers for the dashboard and `/api`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Totals {
+    pub entries: u64,
+    pub bytes: u64,
+    pub max_memory: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub hit_rate: f64,
+}
+
+impl ResultCache {
+    pub fn new(config: &CacheConfig) -> ResultCache {
+        ResultCache {
+            config: Mutex::new(config.clone()),
+            rules: ArcSwap::from_pointee(Rules::new(config)),
+            store: ArcSwap::from_pointee(Store::new(config.max_memory)),
+            switch: Mutex::new(()),
+            chan: Arc::new(notify::Channel::new(&config.invalidate_channel)),
+            listener: Mutex::new(None),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Applies a reloaded `[cache]`. Changed rules, TTL or `enabled` flush the entries (they
+    /// were admitted under the old rules) and reset the per-rule counters; a changed
+    /// `max_memory` starts a new, empty store; a changed channel makes the listener re-LISTEN.
+    pub fn reconfigure(&self, config: &CacheConfig) {
+        let mut old = lock(&self.config);
+        if old.rules != config.rules
+            || old.default_ttl != config.default_ttl
+            || old.enabled != config.enabled
+        {
+            self.rules.store(Arc::new(Rules::new(config)));
+            self.store.load().clear();
+        }
+        if old.max_memory != config.max_memory {
+            let _switch = lock(&self.switch);
+            let store = Store::new(config.max_memory);
+            let online = self.store.load().online();
+            if !online {
+                store.set_online(false);
+            }
+            self.store.store(Arc::new(store));
+        }
+        self.chan.set_name(&config.invalidate_channel);
+        *old = config.clone();
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.rules.load().enabled()
+    }
+
+    /// May this statement be cached, and for how long (see [`Rules::policy`])?
+    /// `fingerprint_id` is `pgtide_sql::fingerprint(sql).id`; `hint` is [`Hint::of`]`(sql)`.
+    pub fn policy(&self, fingerprint_id: u64, c: &Classification, hint: Hint) -> Option<Policy> {
+        self.rules.load().policy(fingerprint_id, c, hint)
+    }
+
+    /// A hit, or a miss whose guard must be filled or dropped (see the module docs).
+    pub async fn get_or_wait(&self, key: Key, policy: &Policy) -> Lookup {
+        let store = self.store.load_full();
+        let lookup = store.get_or_wait(key, policy).await;
+        let counter = match lookup {
+            Lookup::Hit(_) => &self.hits,
+            Lookup::Miss(_) => &self.misses,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        lookup
+    }
+
+    /// Drops this instance's entries that read any of `tables` and tells the other instances
+    /// (queued for the listener's connection). Returns the local count dropped.
+    pub fn invalidate_tables(&self, tables: &[String]) -> usize {
+        if tables.is_empty() {
+            return 0;
+        }
+        let n = self.invalidate_local(tables);
+        self.chan.publish(tables, false);
+        n
+    }
+
+    /// Drops this instance's entries that read any of `tables`, without telling anyone.
+    pub fn invalidate_local(&self, tables: &[String]) -> usize {
+        self.store.load().invalidate_tables(tables)
+    }
+
+    /// Flushes this instance and tells the other instances to flush.
+    pub fn invalidate_all(&self) {
+        self.clear();
+        self.chan.publish(&[], true);
+    }
+
+    /// Flushes this instance's cache (`CACHE CLEAR`).
+    pub fn clear(&self) {
+        self.store.load().clear();
+    }
+
+    /// Drops this instance's entries that read `table` (`CACHE CLEAR table`).
+    pub fn clear_table(&self, table: &str) -> usize {
+        self.invalidate_local(&[table.to_string()])
+    }
+
+    /// One row per rule, then one for the `/* pgtide:cache */` hint (SHOW CACHE).
+    pub fn stats(&self) -> Vec<RuleStats> {
+        self.rules.load().stats()
+    }
+
+    /// Hits / lookups since start, 0 before any lookup.
+    pub fn hit_rate(&self) -> f64 {
+        let t = self.totals();
+        t.hit_rate
+    }
+
+    pub fn totals(&self) -> Totals {
+        let store = self.store.load();
+        let hits = self.hits.load(Ordering::Relaxed);
+        let misses = self.misses.load(Ordering::Relaxed);
+        Totals {
+            entries: store.entries(),
+            bytes: store.bytes(),
+            max_memory: lock(&self.config).max_memory,
+            hits,
+            misses,
+            hit_rate: rules::rate(hits, misses),
+        }
+    }
+
+    /// The current store (tests, diagnostics).
+    pub fn store(&self) -> Arc<Store> {
+        self.store.load_full()
+    }
+
+    /// Starts (or restarts against a new target) the invalidation listener on the current
+    /// tokio runtime and returns at once. From now on the cache is off until the listener is
+    /// listening (see [`notify`]). `target`: the first database's primary, logged in with the
+    /// URL's credentials (`shared::primary_target`).
+    pub fn spawn_listener(self: &Arc<Self>, target: BackendTarget) {
+        let mut slot = lock(&self.listener);
+        if let Some(old) = slot.take() {
+            old.abort();
+        }
+        self.chan.mark_started();
+        self.set_online(false);
+        let task = tokio::spawn(notify::run(Arc::downgrade(self), self.chan.clone(), target));
+        *slot = Some(task.abort_handle());
+    }
+
+    pub fn listener_status(&self) -> ListenerStatus {
+        self.chan.status()
+    }
+
+    /// This instance's id in NOTIFY payloads.
+    pub fn instance_id(&self) -> &str {
+        &self.chan.instance
+    }
+
+    fn set_online(&self, online: bool) {
+        let _switch = lock(&self.switch);
+        self.store.load().set_online(online);
+    }
+}
+
+impl Drop for ResultCache {
+    fn drop(&mut self) {
+        if let Some(task) = lock(&self.listener).take() {
+            task.abort();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+#[path = "facade_tests.rs"]
+mod tests;

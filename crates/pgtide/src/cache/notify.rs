@@ -1,0 +1,485 @@
+//! Cross-instance invalidation through PostgreSQL's LISTEN/NOTIFY.
+//!
+//! One background task per [`ResultCache`] keeps ONE dedicated backend
+//! connection that `LISTEN`s on `cache.invalidate_channel` and also publishes this instance's
+//! invalidations on it (`SELECT pg_notify(channel, payload)`, autocommit, so each is delivered
+//! as soon as it runs). Client backends are never used for either.
+//!
+//! Payload: JSON, `{"i":"<instance id>","t":["public.users","orders"]}` (tables as the
+//! classifier spells them), or `{"i":"..","all":true}` to flush everything. An instance ignores
+//! its own messages; a payload it cannot read flushes its whole cache (it may come from a newer
+//! version). Table lists are split so a payload stays under PostgreSQL's 8000-byte limit.
+//!
+//! Correctness over availability: until the connection is listening, and from the moment it
+//! is lost until it listens again, the cache serves and stores nothing, and it is flushed on
+//! both edges (a message missed while down cannot leave a stale entry). Reconnects back off
+//! from 100 ms to 5 s. An idle connection is pinged every 10 s; no reply within 10 s counts as
+//! lost. Invalidations published while down are queued (deduplicated, collapsing into a flush
+//! past 10,000 names) and sent after the reconnect.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use pgtide_wire::{backend as tag, encode};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::ResultCache;
+use crate::backend::{BackendConn, BackendTarget};
+
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const PING_EVERY: Duration = Duration::from_secs(10);
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Stays under NOTIFY's 8000-byte payload limit with room for the envelope.
+const MAX_PAYLOAD: usize = 7_000;
+const MAX_PENDING_TABLES: usize = 10_000;
+
+/// One message on the channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    #[serde(rename = "i")]
+    pub instance: String,
+    #[serde(rename = "t", default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
+}
+
+/// What to publish next.
+#[derive(Debug, Default, Clone)]
+struct Pending {
+    tables: BTreeSet<String>,
+    all: bool,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        !self.all && self.tables.is_empty()
+    }
+
+    /// The payloads, each under [`MAX_PAYLOAD`] bytes.
+    fn payloads(&self, instance: &str) -> Vec<String> {
+        let encode = |m: &Message| serde_json::to_string(m).unwrap_or_default();
+        if self.all {
+            return vec![encode(&Message {
+                instance: instance.into(),
+                tables: Vec::new(),
+                all: true,
+            })];
+        }
+        let mut out = Vec::new();
+        let mut batch = Message {
+            instance: instance.into(),
+            tables: Vec::new(),
+            all: false,
+        };
+        let mut size = instance.len() + 32;
+        for t in &self.tables {
+            let len = t.len() * 2 + 4; // worst case with JSON escapes
+            if !batch.tables.is_empty() && size + len > MAX_PAYLOAD {
+                out.push(encode(&batch));
+                batch.tables.clear();
+                size = instance.len() + 32;
+            }
+            batch.tables.push(t.clone());
+            size += len;
+        }
+        if !batch.tables.is_empty() {
+            out.push(encode(&batch));
+        }
+        out
+    }
+}
+
+/// The state shared by the cache and its listener task.
+pub(super) struct Channel {
+    pub(super) instance: String,
+    name: Mutex<String>,
+    pending: Mutex<Pending>,
+    wake: Notify,
+    /// A listener was spawned: publish queues messages (otherwise there is no one to send them).
+    started: AtomicBool,
+    listening: AtomicBool,
+    pid: AtomicI32,
+    connects: AtomicU64,
+    received: AtomicU64,
+    published: AtomicU64,
+}
+
+/// The listener's state, for SHOW CACHE and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerStatus {
+    pub started: bool,
+    /// LISTEN is active: the cache serves and stores.
+    pub listening: bool,
+    /// The listening backend's process id.
+    pub pid: Option<i32>,
+    /// Successful connects (1 + reconnects).
+    pub connects: u64,
+    /// Messages from other instances applied.
+    pub received: u64,
+    /// Payloads sent.
+    pub published: u64,
+}
+
+impl Channel {
+    pub(super) fn new(name: &str) -> Channel {
+        Channel {
+            instance: format!("{:016x}", rand::random::<u64>()),
+            name: Mutex::new(name.to_string()),
+            pending: Mutex::default(),
+            wake: Notify::new(),
+            started: AtomicBool::new(false),
+            listening: AtomicBool::new(false),
+            pid: AtomicI32::new(0),
+            connects: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            published: AtomicU64::new(0),
+        }
+    }
+
+    pub(super) fn name(&self) -> String {
+        lock(&self.name).clone()
+    }
+
+    /// A new channel name: the task re-listens (and flushes) on it.
+    pub(super) fn set_name(&self, name: &str) {
+        let mut cur = lock(&self.name);
+        if *cur != name {
+            *cur = name.to_string();
+            drop(cur);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Queues tables (or everything) for the other instances.
+    pub(super) fn publish(&self, tables: &[String], all: bool) {
+        if !self.started.load(Ordering::SeqCst) {
+            return;
+        }
+        {
+            let mut p = lock(&self.pending);
+            if all || p.tables.len() + tables.len() > MAX_PENDING_TABLES {
+                p.all = true;
+                p.tables.clear();
+            } else if !p.all {
+                p.tables.extend(tables.iter().cloned());
+            }
+        }
+        self.wake.notify_one();
+    }
+
+    fn take_pending(&self) -> Pending {
+        std::mem::take(&mut *lock(&self.pending))
+    }
+
+    /// Puts back what could not be confirmed as sent.
+    fn requeue(&self, batch: Pending) {
+        let mut p = lock(&self.pending);
+        if batch.all || p.all {
+            p.all = true;
+            p.tables.clear();
+        } else {
+            p.tables.extend(batch.tables);
+        }
+    }
+
+    /// A (new) listener task is about to start: not listening yet.
+    pub(super) fn mark_started(&self) {
+        self.started.store(true, Ordering::SeqCst);
+        self.listening.store(false, Ordering::SeqCst);
+        self.pid.store(0, Ordering::SeqCst);
+    }
+
+    pub(super) fn status(&self) -> ListenerStatus {
+        let pid = self.pid.load(Ordering::SeqCst);
+        ListenerStatus {
+            started: self.started.load(Ordering::SeqCst),
+            listening: self.listening.load(Ordering::SeqCst),
+            pid: (pid != 0).then_some(pid),
+            connects: self.connects.load(Ordering::SeqCst),
+            received: self.received.load(Ordering::SeqCst),
+            published: self.published.load(Ordering::SeqCst),
+        }
+    }
+}
+
+/// Why one connection's service ended.
+enum Exit {
+    /// The cache is gone.
+    Stop,
+    /// The channel name changed.
+    Renamed,
+    Lost(String),
+}
+
+/// The listener task (see the module docs); ends when the cache is dropped.
+pub(super) async fn run(cache: Weak<ResultCache>, chan: Arc<Channel>, target: BackendTarget) {
+    let target = Arc::new(target);
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let name = chan.name();
+        let exit = match listen(&target, &name).await {
+            Ok(mut conn) => {
+                let Some(c) = cache.upgrade() else { return };
+                c.set_online(true);
+                drop(c);
+                chan.pid.store(conn.key.0, Ordering::SeqCst);
+                chan.listening.store(true, Ordering::SeqCst);
+                chan.connects.fetch_add(1, Ordering::SeqCst);
+                tracing::info!(backend = %target.label(), channel = %name, "cache invalidation listener connected");
+                backoff = MIN_BACKOFF;
+                let exit = serve(&mut conn, &cache, &chan, &name).await;
+                chan.listening.store(false, Ordering::SeqCst);
+                chan.pid.store(0, Ordering::SeqCst);
+                match cache.upgrade() {
+                    Some(c) => c.set_online(false),
+                    None => return,
+                }
+                conn.terminate().await;
+                exit
+            }
+            Err(e) => Exit::Lost(e),
+        };
+        match exit {
+            Exit::Stop => return,
+            Exit::Renamed => continue,
+            Exit::Lost(reason) => {
+                tracing::warn!(backend = %target.label(), %reason, retry_in = ?backoff,
+                    "cache invalidation listener down: cache flushed and off until it reconnects");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+async fn listen(target: &Arc<BackendTarget>, name: &str) -> Result<BackendConn, String> {
+    let params = [("application_name", "pgtide-cache-invalidation")];
+    let mut conn = BackendConn::connect(target.clone(), &params, CONNECT_TIMEOUT, 1)
+        .await
+        .map_err(|e| e.to_string())?;
+    let sql = format!("LISTEN {}", pgtide_sql::quote_ident(name));
+    match tokio::time::timeout(REPLY_TIMEOUT, conn.run_simple(&[&sql])).await {
+        Err(_) => Err("LISTEN timed out".into()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok((_, Some((code, msg))))) => Err(format!("LISTEN failed: {msg} ({code})")),
+        Ok(Ok((_, None))) => Ok(conn),
+    }
+}
+
+/// Receives and publishes on one listening connection until it is lost, renamed or the cache
+/// is gone.
+async fn serve(
+    conn: &mut BackendConn,
+    cache: &Weak<ResultCache>,
+    chan: &Channel,
+    name: &str,
+) -> Exit {
+    // Sent and not yet confirmed: the batch (requeued if the connection is lost) and the
+    // ReadyForQuery count still expected.
+    let mut sent: Option<Pending> = None;
+    let mut awaiting = 0usize;
+    let mut deadline = Instant::now() + PING_EVERY;
+    loop {
+        if awaiting == 0 {
+            let batch = chan.take_pending();
+            if !batch.is_empty() {
+                let mut out = BytesMut::new();
+                let lit = pgtide_sql::quote_literal(name);
+                let payloads = batch.payloads(&chan.instance);
+                for p in &payloads {
+                    let sql = format!("SELECT pg_notify({lit}, {})", pgtide_sql::quote_literal(p));
+                    encode::query(&mut out, &sql);
+                }
+                awaiting = payloads.len();
+                sent = Some(batch);
+                if let Err(e) = conn.send(&out).await {
+                    chan.requeue(sent.take().unwrap_or_default());
+                    return Exit::Lost(e.to_string());
+                }
+                deadline = Instant::now() + REPLY_TIMEOUT;
+            }
+        }
+        tokio::select! {
+            frame = conn.read_frame() => {
+                let frame = match frame {
+                    Ok(f) => f,
+                    Err(e) => {
+                        if let Some(b) = sent.take() {
+                            chan.requeue(b);
+                        }
+                        return Exit::Lost(e.to_string());
+                    }
+                };
+                match frame.tag {
+                    tag::NOTIFICATION_RESPONSE => {
+                        let Some(c) = cache.upgrade() else { return Exit::Stop };
+                        if let Some((channel, payload)) = notification(frame.body()) {
+                            if channel == name {
+                                apply(&c, chan, &payload);
+                            }
+                        }
+                    }
+                    tag::READY_FOR_QUERY => {
+                        awaiting = awaiting.saturating_sub(1);
+                        if awaiting == 0 {
+                            if let Some(b) = sent.take() {
+                                let n = b.payloads(&chan.instance).len() as u64;
+                                chan.published.fetch_add(n, Ordering::SeqCst);
+                            }
+                            deadline = Instant::now() + PING_EVERY;
+                        }
+                    }
+                    tag::ERROR_RESPONSE => {
+                        let e = pgtide_wire::error_fields(frame.body()).ok();
+                        tracing::warn!(error = ?e.map(|e| (e.code, e.message)),
+                            "cache invalidation publish failed; other instances rely on TTL");
+                    }
+                    _ => {}
+                }
+            }
+            _ = chan.wake.notified(), if awaiting == 0 => {
+                if cache.strong_count() == 0 {
+                    return Exit::Stop;
+                }
+                if chan.name() != name {
+                    return Exit::Renamed;
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                if cache.strong_count() == 0 {
+                    return Exit::Stop;
+                }
+                if awaiting > 0 {
+                    if let Some(b) = sent.take() {
+                        chan.requeue(b);
+                    }
+                    return Exit::Lost(format!("no reply within {REPLY_TIMEOUT:?}"));
+                }
+                // Idle: an empty query proves the connection is alive.
+                let mut out = BytesMut::new();
+                encode::query(&mut out, "");
+                if let Err(e) = conn.send(&out).await {
+                    return Exit::Lost(e.to_string());
+                }
+                awaiting = 1;
+                deadline = Instant::now() + REPLY_TIMEOUT;
+            }
+        }
+    }
+}
+
+/// Applies one payload from the channel.
+fn apply(cache: &ResultCache, chan: &Channel, payload: &str) {
+    match serde_json::from_str::<Message>(payload) {
+        Ok(m) if m.instance == chan.instance => {}
+        Ok(m) => {
+            chan.received.fetch_add(1, Ordering::SeqCst);
+            if m.all {
+                cache.clear();
+            } else {
+                cache.invalidate_local(&m.tables);
+            }
+        }
+        Err(e) => {
+            chan.received.fetch_add(1, Ordering::SeqCst);
+            tracing::warn!(error = %e, "unreadable cache invalidation payload: flushing the cache");
+            cache.clear();
+        }
+    }
+}
+
+/// NotificationResponse body: process id, channel, payload.
+fn notification(body: &[u8]) -> Option<(String, String)> {
+    let rest = body.get(4..)?;
+    let end = rest.iter().position(|&b| b == 0)?;
+    let channel = String::from_utf8_lossy(&rest[..end]).into_owned();
+    let rest = &rest[end + 1..];
+    let end = rest.iter().position(|&b| b == 0)?;
+    let payload = String::from_utf8_lossy(&rest[..end]).into_owned();
+    Some((channel, payload))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip_and_stay_small() {
+        let mut p = Pending::default();
+        p.tables.insert("public.users".into());
+        p.tables.insert("\"We\"\"ird\\\"".into());
+        let out = p.payloads("abc");
+        assert_eq!(out.len(), 1);
+        let m: Message = serde_json::from_str(&out[0]).expect("json");
+        assert_eq!(m.instance, "abc");
+        assert_eq!(m.tables, ["\"We\"\"ird\\\"", "public.users"]);
+        assert!(!m.all);
+
+        let mut big = Pending::default();
+        for i in 0..2_000 {
+            big.tables
+                .insert(format!("schema_{i}.table_with_a_long_name_{i}"));
+        }
+        let out = big.payloads("abc");
+        assert!(out.len() > 1);
+        let mut seen = 0;
+        for p in &out {
+            assert!(p.len() < 8000, "{}", p.len());
+            seen += serde_json::from_str::<Message>(p)
+                .expect("json")
+                .tables
+                .len();
+        }
+        assert_eq!(seen, 2_000);
+
+        let all = Pending {
+            all: true,
+            ..Pending::default()
+        };
+        assert_eq!(all.payloads("x"), [r#"{"i":"x","all":true}"#]);
+    }
+
+    #[test]
+    fn pending_collapses_into_a_flush() {
+        let chan = Channel::new("c");
+        chan.publish(&["a".into()], false);
+        assert!(
+            chan.take_pending().is_empty(),
+            "not started: nothing queued"
+        );
+        chan.mark_started();
+        chan.publish(&["a".into(), "b".into()], false);
+        chan.publish(&["a".into()], false);
+        let p = chan.take_pending();
+        assert_eq!(p.tables.len(), 2);
+        chan.requeue(p);
+        let many: Vec<String> = (0..MAX_PENDING_TABLES).map(|i| format!("t{i}")).collect();
+        chan.publish(&many, false);
+        let p = chan.take_pending();
+        assert!(p.all && p.tables.is_empty());
+    }
+
+    #[test]
+    fn notification_bodies_parse() {
+        let mut body = 42i32.to_be_bytes().to_vec();
+        body.extend_from_slice(b"chan\0{\"i\":\"x\"}\0");
+        assert_eq!(
+            notification(&body),
+            Some(("chan".to_string(), "{\"i\":\"x\"}".to_string()))
+        );
+        assert_eq!(notification(b"\0\0"), None);
+        assert_eq!(notification(b"\0\0\0\0chan"), None);
+    }
+}

@@ -1,0 +1,183 @@
+//! Turning one client's traffic into [`Execution`]s for query insights: a simple Query is one
+//! execution ending at its ReadyForQuery; an extended-protocol Execute is one ending at its
+//! CommandComplete (or error). Rows are the DataRows in between. pgtide's own exchanges never
+//! count. The client's N+1 state lives here, owned by its session: no lock on the hot path.
+
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::insights::{ClientPatterns, Execution, Insights, Route};
+
+#[derive(Debug)]
+struct Pending {
+    sql: Arc<str>,
+    params_hash: u64,
+    started: Instant,
+    rows: u64,
+    /// Ends at ReadyForQuery (simple Query) rather than at CommandComplete.
+    simple: bool,
+    /// A simple Query that reported an error (it ends at its ReadyForQuery).
+    failed: bool,
+    in_transaction: bool,
+}
+
+/// Where the executions ran and for whom.
+pub struct Context<'a> {
+    pub insights: &'a Insights,
+    pub route: Route,
+    pub backend: &'a str,
+    pub database: &'a str,
+    pub user: &'a str,
+    pub application_name: &'a str,
+}
+
+#[derive(Debug, Default)]
+pub struct SessionInsights {
+    patterns: ClientPatterns,
+    pending: VecDeque<Pending>,
+    /// The statement text and parameters of the last Bind, for the Execute that follows.
+    bound: Option<(Arc<str>, u64)>,
+    /// The client was in a transaction (for the N+1 judgement at its end).
+    in_transaction: bool,
+}
+
+/// A hash of a Bind's parameters (everything after its two names), to tell repeats with
+/// different values apart.
+pub fn bind_params_hash(body: &[u8]) -> u64 {
+    let mut fields = body.splitn(3, |b| *b == 0);
+    let _ = fields.next();
+    let _ = fields.next();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    fields.next().unwrap_or_default().hash(&mut h);
+    h.finish()
+}
+
+impl SessionInsights {
+    /// A simple Query was sent.
+    pub fn on_query(&mut self, sql: &str, in_transaction: bool) {
+        self.pending.push_back(Pending {
+            sql: Arc::from(sql),
+            params_hash: 0,
+            started: Instant::now(),
+            rows: 0,
+            simple: true,
+            failed: false,
+            in_transaction,
+        });
+    }
+
+    /// A Bind of a statement whose text is `sql` (None when unknown) was sent.
+    pub fn on_bind(&mut self, sql: Option<String>, params_hash: u64) {
+        self.bound = sql.map(|s| (Arc::from(s), params_hash));
+    }
+
+    /// An Execute was sent (of the last Bind's portal).
+    pub fn on_execute(&mut self, in_transaction: bool) {
+        if let Some((sql, params_hash)) = &self.bound {
+            self.pending.push_back(Pending {
+                sql: sql.clone(),
+                params_hash: *params_hash,
+                started: Instant::now(),
+                rows: 0,
+                simple: false,
+                failed: false,
+                in_transaction,
+            });
+        }
+    }
+
+    pub fn on_row(&mut self) {
+        if let Some(p) = self.pending.front_mut() {
+            p.rows += 1;
+        }
+    }
+
+    /// CommandComplete / EmptyQueryResponse / PortalSuspended of an Execute.
+    pub fn on_execute_done(&mut self, cx: &Context<'_>) {
+        if self.pending.front().is_some_and(|p| !p.simple) {
+            self.finish(cx, false);
+        }
+    }
+
+    /// An ErrorResponse for the client: the running execution failed; the rest of an
+    /// extended batch is skipped by the backend.
+    pub fn on_error(&mut self, cx: &Context<'_>) {
+        match self.pending.front_mut() {
+            None => {}
+            Some(p) if p.simple => p.failed = true,
+            Some(_) => {
+                self.finish(cx, true);
+                while self.pending.front().is_some_and(|p| !p.simple) {
+                    self.pending.pop_front();
+                }
+            }
+        }
+    }
+
+    /// The client's ReadyForQuery (`status`): a simple Query ends here, and a transaction
+    /// that ended is judged for N+1.
+    pub fn on_ready(&mut self, status: u8, cx: &Context<'_>) {
+        if let Some(failed) = self.pending.front().filter(|p| p.simple).map(|p| p.failed) {
+            self.finish(cx, failed);
+        }
+        let in_transaction = status != b'I';
+        if self.in_transaction && !in_transaction {
+            cx.insights
+                .end_transaction(&mut self.patterns, cx.database, cx.application_name);
+        }
+        self.in_transaction = in_transaction;
+    }
+
+    /// A simple query answered from the result cache.
+    pub fn record_cache_hit(
+        &mut self,
+        sql: &str,
+        rows: u64,
+        insights: &Insights,
+        database: &str,
+        user: &str,
+        application_name: &str,
+    ) {
+        let execution = Execution {
+            sql,
+            params_hash: 0,
+            duration: std::time::Duration::ZERO,
+            rows,
+            error: false,
+            route: Route::Cache,
+            backend: "cache",
+            database,
+            user,
+            application_name,
+            in_transaction: false,
+        };
+        insights.record(&execution, &mut self.patterns);
+    }
+
+    /// What was sent is being run again elsewhere: nothing pending counts.
+    pub fn forget_pending(&mut self) {
+        self.pending.clear();
+    }
+
+    fn finish(&mut self, cx: &Context<'_>, error: bool) {
+        let Some(p) = self.pending.pop_front() else {
+            return;
+        };
+        let execution = Execution {
+            sql: &p.sql,
+            params_hash: p.params_hash,
+            duration: p.started.elapsed(),
+            rows: p.rows,
+            error,
+            route: cx.route,
+            backend: cx.backend,
+            database: cx.database,
+            user: cx.user,
+            application_name: cx.application_name,
+            in_transaction: p.in_transaction,
+        };
+        cx.insights.record(&execution, &mut self.patterns);
+    }
+}
