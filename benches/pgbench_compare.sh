@@ -8,6 +8,10 @@
 #   benches/pgbench_compare.sh                 # 15 s per run
 #   DURATION=5 CLIENTS=64 benches/pgbench_compare.sh
 #
+# Two more sections measure what pgtide's own features cost or give: pgbench -S through pgtide
+# with [insights] off and on (alternating runs), and a cacheable point query (a
+# [[cache.rules]] entry) through pgtide's result cache against PostgreSQL directly.
+#
 # Env: DURATION (s, default 15), WARMUP (s per target, default 3), CLIENTS (default 32),
 #      THREADS (default 2), POOL_SIZE (default 20), SCALE (pgbench -s, default 10).
 # Every process here shares one machine: on a small box the numbers say as much about
@@ -113,6 +117,7 @@ cleanup() {
     local rc=$?
     set +e
     [ -n "$PGTIDE_PID" ] && stop_pid "$PGTIDE_PID"
+    for p in ${EXTRA_PIDS:-}; do stop_pid "$p"; done
     [ -n "$BOUNCER_PID" ] && stop_pid "$BOUNCER_PID"
     if [ "$PG_STARTED" -eq 1 ]; then
         as_pg "$PGBIN/pg_ctl" -D "$WORK/pgdata" -m immediate -w stop >/dev/null 2>&1
@@ -237,6 +242,29 @@ PGTIDE_LOG=${PGTIDE_LOG:-warn} "$PGTIDE" --config "$WORK/pgtide.toml" \
 PGTIDE_PID=$!
 wait_ready "$PGTIDE_PORT" pgtide
 
+# The same with insights off, and one with a cache rule for the point-query section.
+NOINSIGHTS_PORT=$(free_port)
+CACHE_PORT=$(free_port)
+start_variant() { # name port extra-toml
+    cat >"$WORK/$1.toml" <<EOF2
+[server]
+http_listen = ""
+
+[pool]
+mode = "transaction"
+size = $POOL_SIZE
+$3
+EOF2
+    PGTIDE_LOG=${PGTIDE_LOG:-warn} "$PGTIDE" --config "$WORK/$1.toml" \
+        --primary "postgres://$BENCH_USER:$BENCH_PW@127.0.0.1:$PG_PORT/$BENCH_DB" \
+        --listen "127.0.0.1:$2" >"$WORK/$1.log" 2>&1 &
+    EXTRA_PIDS="$EXTRA_PIDS $!"
+    wait_ready "$2" "$1"
+}
+EXTRA_PIDS=""
+start_variant pgtide-noinsights "$NOINSIGHTS_PORT" $'[insights]\nenabled = false'
+start_variant pgtide-cache "$CACHE_PORT" $'[[cache.rules]]\ntables = ["pgbench_accounts"]\nttl = "10m"'
+
 # ---------------------------------------------------------------------------------------------
 # Runs.
 declare -A PORT=([direct]=$PG_PORT [pgbouncer]=$BOUNCER_PORT [pgtide]=$PGTIDE_PORT)
@@ -310,3 +338,48 @@ for target in "${TARGETS[@]}"; do
     done
 done
 echo
+
+# ---------------------------------------------------------------------------------------------
+# What pgtide's features cost or give.
+PORT[pgtide-noinsights]=$NOINSIGHTS_PORT
+PORT[pgtide-cache]=$CACHE_PORT
+tps_of() { awk '/^tps = / {printf "%.0f", $3; exit}' "$1"; }
+
+log "insights off/on: 2 x ${DURATION}s each, alternating"
+ON=0; OFF=0
+for round in 1 2; do
+    run_pgbench pgtide-noinsights simple "$DURATION"
+    OFF=$((OFF + $(tps_of "$WORK/run-pgtide-noinsights-simple.log")))
+    run_pgbench pgtide simple "$DURATION"
+    ON=$((ON + $(tps_of "$WORK/run-pgtide-simple.log")))
+done
+echo "## pgtide with query insights on vs off (pgbench -n -S -M simple -c $CLIENTS, 2 alternating runs of ${DURATION}s each)"
+echo
+echo "| insights | tps (mean) |"
+echo "|---|---:|"
+echo "| off | $((OFF / 2)) |"
+echo "| on | $((ON / 2)) |"
+awk -v on="$ON" -v off="$OFF" 'BEGIN {printf "\nthroughput with insights on: %.1f%% of off\n\n", 100 * on / off}'
+
+# A point query the cache may answer: 1000 hot accounts, read again and again.
+cat >"$WORK/point.sql" <<'EOF2'
+\set aid random(1, 1000)
+SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
+EOF2
+run_point() { # target -> tps
+    "$PGBENCH" -n -f "$WORK/point.sql" -M simple -c "$CLIENTS" -j "$THREADS" -T "$DURATION" \
+        -h 127.0.0.1 -p "${PORT[$1]}" -U "$BENCH_USER" "$BENCH_DB" >"$WORK/point-$1.log" 2>&1
+    tps_of "$WORK/point-$1.log"
+}
+log "cache: warm-up, then direct vs pgtide-cache, ${DURATION}s each"
+"$PGBENCH" -n -f "$WORK/point.sql" -M simple -c 4 -j 2 -T 3 -h 127.0.0.1 -p "$CACHE_PORT" \
+    -U "$BENCH_USER" "$BENCH_DB" >/dev/null 2>&1 || true
+DIRECT_POINT=$(run_point direct)
+CACHE_POINT=$(run_point pgtide-cache)
+echo "## Cached point query (\\`SELECT abalance FROM pgbench_accounts WHERE aid = :aid\\`, 1000 hot rows, -M simple -c $CLIENTS)"
+echo
+echo "| target | tps |"
+echo "|---|---:|"
+echo "| direct | $DIRECT_POINT |"
+echo "| pgtide, result cache | $CACHE_POINT |"
+awk -v c="$CACHE_POINT" -v d="$DIRECT_POINT" 'BEGIN {printf "\ncache / direct: %.2fx\n", c / d}'

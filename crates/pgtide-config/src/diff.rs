@@ -173,6 +173,7 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         &old.insights,
         &new.insights,
         [
+            enabled,
             slow_query_threshold,
             max_fingerprints,
             n_plus_one_min_repeats,

@@ -382,6 +382,8 @@ impl CacheRule {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InsightsConfig {
+    /// Record per-statement insights (on by default; off only to measure what they cost).
+    pub enabled: bool,
     #[serde(with = "units::duration")]
     pub slow_query_threshold: Duration,
     /// Bounded memory: least recently seen fingerprints are evicted.
@@ -394,6 +396,7 @@ pub struct InsightsConfig {
 impl Default for InsightsConfig {
     fn default() -> Self {
         InsightsConfig {
+            enabled: true,
             slow_query_threshold: Duration::from_millis(200),
             max_fingerprints: 5000,
             n_plus_one_min_repeats: 10,

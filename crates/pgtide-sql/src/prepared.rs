@@ -30,10 +30,15 @@ pub struct NameRef {
 /// Cheap test before the lexer: can `sql` name a prepared statement at all?
 pub fn may_name_statements(sql: &str) -> bool {
     let b = sql.as_bytes();
-    b.windows(7).any(|w| {
-        w.eq_ignore_ascii_case(b"prepare")
-            || w.eq_ignore_ascii_case(b"execute")
-            || w.eq_ignore_ascii_case(b"dealloc")
+    // Runs on every simple query: compare only where one of the words can start.
+    (0..b.len().saturating_sub(6)).any(|i| {
+        let w = &b[i..i + 7];
+        match w[0] | 0x20 {
+            b'p' => w.eq_ignore_ascii_case(b"prepare"),
+            b'e' => w.eq_ignore_ascii_case(b"execute"),
+            b'd' => w.eq_ignore_ascii_case(b"dealloc"),
+            _ => false,
+        }
     })
 }
 

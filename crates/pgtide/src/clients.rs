@@ -14,7 +14,7 @@ pub struct Live {
     /// "idle" (no backend), "active" (holds a backend).
     pub state: &'static str,
     /// host:port and connection id of the backend it holds.
-    pub backend: Option<(String, u64)>,
+    pub backend: Option<(Arc<str>, u64)>,
     /// Why it keeps its backend between transactions.
     pub pins: Vec<&'static str>,
     /// Transactions run so far.

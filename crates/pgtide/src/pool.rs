@@ -35,6 +35,8 @@ pub struct Pool {
     pub database: String,
     pub user: String,
     pub target: Arc<BackendTarget>,
+    /// `target.label()`, made once (logs, insights and the admin console use it per query).
+    pub label: Arc<str>,
     /// Read on every checkout and release: lock-free. Reloads swap it under `resize`.
     settings: ArcSwap<PoolSettings>,
     /// Serialises reloads' resizing of `permits` (rare; never taken on the query path).
@@ -72,6 +74,7 @@ impl Pool {
         Arc::new(Pool {
             database,
             user,
+            label: Arc::from(target.label()),
             target: Arc::new(target),
             permits: Arc::new(Semaphore::new(settings.size)),
             settings: ArcSwap::from_pointee(settings),

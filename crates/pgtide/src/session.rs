@@ -131,6 +131,7 @@ impl Session {
         let router = SessionRouter::new(topology, pool.database.clone(), pool.user.clone());
         let phase = shared.phase.subscribe();
         let number = shared.next_session_number();
+        let shared_insights_enabled = shared.config.load().insights.enabled;
         let statements = ClientStatements::new(number, shared.epochs.clone());
         let registered = shared.client_registry.register(number, identity);
         Session {
@@ -152,7 +153,7 @@ impl Session {
             router,
             session_route: SessionRoute::Auto,
             registered,
-            insights: Default::default(),
+            insights: crate::session_insights::SessionInsights::new(shared_insights_enabled),
             cache_capture: None,
             cache_writes: Default::default(),
             deferred_begin: None,
@@ -460,7 +461,7 @@ impl Session {
     /// and for the result cache's invalidation when it commits.
     fn note_if_write(&mut self, sql: &str) {
         let routing = self.router.active() && !self.router.on_replica();
-        let caching = self.shared.cache.enabled();
+        let caching = self.shared.cache.in_use();
         if !routing && !caching {
             return;
         }
@@ -486,6 +487,10 @@ impl Session {
         let Ok(sql) = pgtide_wire::query_text(frame.body()) else {
             return false;
         };
+        // No rules and nothing cached: only a /* pgtide:cache */ hint can make it cacheable.
+        if !self.shared.cache.in_use() && !sql.contains("pgtide:cache") {
+            return false;
+        }
         let classification = self.shared.classifier.load().classify(sql);
         let search_path = self.search_path().unwrap_or_default();
         let lookup = crate::session_cache::lookup(
@@ -526,7 +531,7 @@ impl Session {
     /// the client's first message).
     async fn attach(&mut self, lease: Lease) {
         *self.cancel.slot.lock().await = Some(lease.conn.cancel_target());
-        let backend = (lease.conn.target.label(), lease.conn.id);
+        let backend = (lease.pool.label.clone(), lease.conn.id);
         self.registered.info.update(|live| {
             live.state = "active";
             live.backend = Some(backend);
@@ -596,7 +601,8 @@ impl Session {
             ftag::QUERY => {
                 if let Ok(sql) = pgtide_wire::query_text(frame.body()) {
                     self.observe(sql, false);
-                    self.insights.on_query(sql, self.status != b'I');
+                    self.insights
+                        .on_query(frame.body_bytes(), self.status != b'I');
                 }
                 self.replies.expect(Completion::Ready)
             }
@@ -668,13 +674,16 @@ impl Session {
 
     fn forward_bind(&mut self, frame: Frame) {
         self.unsynced = true;
-        let text = crate::statements::bind_names(frame.body())
-            .and_then(|(_, name)| self.statements.text_of(name));
-        if let Some(sql) = &text {
-            self.note_if_write(sql);
+        let routing = self.router.active() && !self.router.on_replica();
+        if routing || self.shared.cache.in_use() || self.insights.enabled() {
+            let text = crate::statements::bind_names(frame.body())
+                .and_then(|(_, name)| self.statements.text_of(name));
+            if let Some(sql) = &text {
+                self.note_if_write(sql);
+            }
+            let params = crate::session_insights::bind_params_hash(frame.body());
+            self.insights.on_bind(text, params);
         }
-        let params = crate::session_insights::bind_params_hash(frame.body());
-        self.insights.on_bind(text, params);
         let lease = self
             .lease
             .as_mut()
@@ -721,7 +730,7 @@ impl Session {
             replies: &mut self.replies,
         };
         let rewritten = self.statements.rewrite_query(sql, status, b);
-        self.insights.on_query(sql, status != b'I');
+        self.insights.on_query(frame.body_bytes(), status != b'I');
         self.note_schema_change(sql);
         self.note_if_write(sql);
         self.observe(sql, true);
@@ -914,30 +923,38 @@ impl Session {
                 for name in self.replies.take_prepared() {
                     self.pool.note_statement(&name);
                 }
-                if !own_exchange && verdict == Verdict::Forward {
-                    let backend = lease.conn.target.label();
-                    let route = if self.router.on_replica() {
-                        crate::insights::Route::Replica
-                    } else {
-                        crate::insights::Route::Primary
-                    };
-                    let cx = crate::session_insights::Context {
-                        insights: &self.shared.insights,
-                        route,
-                        backend: &backend,
-                        database: &self.pool.database,
-                        user: &self.pool.user,
-                        application_name: &self.registered.info.application_name,
-                    };
-                    match frame.tag {
-                        btag::DATA_ROW => self.insights.on_row(),
+                if !own_exchange && verdict == Verdict::Forward && self.insights.enabled() {
+                    if frame.tag == btag::DATA_ROW {
+                        self.insights.on_row();
+                    } else if matches!(
+                        frame.tag,
                         btag::COMMAND_COMPLETE
-                        | btag::EMPTY_QUERY_RESPONSE
-                        | btag::PORTAL_SUSPENDED => self.insights.on_execute_done(&cx),
-                        btag::ERROR_RESPONSE => self.insights.on_error(&cx),
-                        btag::READY_FOR_QUERY => self.insights.on_ready(self.status, &cx),
-                        _ => {}
+                            | btag::EMPTY_QUERY_RESPONSE
+                            | btag::PORTAL_SUSPENDED
+                            | btag::ERROR_RESPONSE
+                            | btag::READY_FOR_QUERY
+                    ) {
+                        let route = if self.router.on_replica() {
+                            crate::insights::Route::Replica
+                        } else {
+                            crate::insights::Route::Primary
+                        };
+                        let cx = crate::session_insights::Context {
+                            insights: &self.shared.insights,
+                            route,
+                            backend: &lease.pool.label,
+                            database: &self.pool.database,
+                            user: &self.pool.user,
+                            application_name: &self.registered.info.application_name,
+                        };
+                        match frame.tag {
+                            btag::ERROR_RESPONSE => self.insights.on_error(&cx),
+                            btag::READY_FOR_QUERY => self.insights.on_ready(self.status, &cx),
+                            _ => self.insights.on_execute_done(&cx),
+                        }
                     }
+                }
+                if !own_exchange && verdict == Verdict::Forward {
                     match frame.tag {
                         btag::ERROR_RESPONSE => self.state.on_error(),
                         btag::COMMAND_COMPLETE if self.statements.has_pending_sql() => {

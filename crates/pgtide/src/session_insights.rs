@@ -3,16 +3,17 @@
 //! CommandComplete (or error). Rows are the DataRows in between. pgtide's own exchanges never
 //! count. The client's N+1 state lives here, owned by its session: no lock on the hot path.
 
+use bytes::Bytes;
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 use std::time::Instant;
 
 use crate::insights::{ClientPatterns, Execution, Insights, Route};
 
 #[derive(Debug)]
 struct Pending {
-    sql: Arc<str>,
+    /// The statement text (a slice of the client's message: no copy).
+    sql: Bytes,
     params_hash: u64,
     started: Instant,
     rows: u64,
@@ -35,10 +36,12 @@ pub struct Context<'a> {
 
 #[derive(Debug, Default)]
 pub struct SessionInsights {
+    /// `[insights] enabled` when the session started.
+    enabled: bool,
     patterns: ClientPatterns,
     pending: VecDeque<Pending>,
     /// The statement text and parameters of the last Bind, for the Execute that follows.
-    bound: Option<(Arc<str>, u64)>,
+    bound: Option<(Bytes, u64)>,
     /// The client was in a transaction (for the N+1 judgement at its end).
     in_transaction: bool,
 }
@@ -55,10 +58,25 @@ pub fn bind_params_hash(body: &[u8]) -> u64 {
 }
 
 impl SessionInsights {
-    /// A simple Query was sent.
-    pub fn on_query(&mut self, sql: &str, in_transaction: bool) {
+    pub fn new(enabled: bool) -> SessionInsights {
+        SessionInsights {
+            enabled,
+            ..Default::default()
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// A simple Query was sent; `body` is its message body (the text and a NUL).
+    pub fn on_query(&mut self, body: Bytes, in_transaction: bool) {
+        if !self.enabled {
+            return;
+        }
+        let text = body.slice(..body.len().saturating_sub(1));
         self.pending.push_back(Pending {
-            sql: Arc::from(sql),
+            sql: text,
             params_hash: 0,
             started: Instant::now(),
             rows: 0,
@@ -70,7 +88,10 @@ impl SessionInsights {
 
     /// A Bind of a statement whose text is `sql` (None when unknown) was sent.
     pub fn on_bind(&mut self, sql: Option<String>, params_hash: u64) {
-        self.bound = sql.map(|s| (Arc::from(s), params_hash));
+        if !self.enabled {
+            return;
+        }
+        self.bound = sql.map(|s| (Bytes::from(s), params_hash));
     }
 
     /// An Execute was sent (of the last Bind's portal).
@@ -140,6 +161,9 @@ impl SessionInsights {
         user: &str,
         application_name: &str,
     ) {
+        if !self.enabled {
+            return;
+        }
         let execution = Execution {
             sql,
             params_hash: 0,
@@ -165,8 +189,11 @@ impl SessionInsights {
         let Some(p) = self.pending.pop_front() else {
             return;
         };
+        let Ok(sql) = std::str::from_utf8(&p.sql) else {
+            return;
+        };
         let execution = Execution {
-            sql: &p.sql,
+            sql,
             params_hash: p.params_hash,
             duration: p.started.elapsed(),
             rows: p.rows,

@@ -82,7 +82,7 @@ fn clients(shared: &Shared) -> Reply {
                 text(&c.application_name),
                 c.addr.map(|a| a.to_string()),
                 text(live.state),
-                live.backend.as_ref().map(|(label, _)| label.clone()),
+                live.backend.as_ref().map(|(label, _)| label.to_string()),
                 text(live.pins.join(",")),
                 secs(c.connected.elapsed()),
                 text(live.transactions),

@@ -135,6 +135,12 @@ impl ResultCache {
         self.rules.load().enabled()
     }
 
+    /// Whether anything may be in the cache: enabled, and rules or entries (from hints) exist.
+    /// When not, there is nothing to look up and no write to track.
+    pub fn in_use(&self) -> bool {
+        self.enabled() && (self.rules.load().has_rules() || self.store.load().entries() > 0)
+    }
+
     /// May this statement be cached, and for how long (see [`Rules::policy`])?
     /// `fingerprint_id` is `pgtide_sql::fingerprint(sql).id`; `hint` is [`Hint::of`]`(sql)`.
     pub fn policy(&self, fingerprint_id: u64, c: &Classification, hint: Hint) -> Option<Policy> {

@@ -154,6 +154,11 @@ pub struct RuleStats {
 }
 
 impl Rules {
+    /// Whether any `[[cache.rules]]` entry exists.
+    pub fn has_rules(&self) -> bool {
+        !self.rules.is_empty()
+    }
+
     pub fn new(config: &CacheConfig) -> Rules {
         let mut by_fingerprint = HashMap::new();
         let mut rules = Vec::with_capacity(config.rules.len());

@@ -38,6 +38,28 @@ pub enum Route {
     Cache,
 }
 
+/// One client's handles for the per-statement metrics, by [`Route`].
+#[derive(Debug)]
+pub(crate) struct ClientMetrics {
+    database: String,
+    queries: [metrics::Counter; 3],
+    durations: [metrics::Histogram; 3],
+}
+
+impl ClientMetrics {
+    fn new(database: &str) -> ClientMetrics {
+        let routes = [Route::Primary, Route::Replica, Route::Cache];
+        ClientMetrics {
+            database: database.to_string(),
+            queries: routes.map(|r| {
+                metrics::counter!(m::QUERIES_TOTAL, "db" => database.to_owned(), "route" => r.as_str())
+            }),
+            durations: routes
+                .map(|r| metrics::histogram!(m::QUERY_DURATION_SECONDS, "route" => r.as_str())),
+        }
+    }
+}
+
 impl Route {
     /// The metric label value (`primary`, `replica`, `cache`).
     pub fn as_str(self) -> &'static str {
@@ -164,11 +186,13 @@ impl Insights {
         let now_ms = self.clock.unix_ms(now);
         self.stats.record(&fp, e, self.clock.tick(now), now_ms);
 
-        let route = e.route.as_str();
-        metrics::counter!(m::QUERIES_TOTAL, "db" => e.database.to_owned(), "route" => route)
-            .increment(1);
-        metrics::histogram!(m::QUERY_DURATION_SECONDS, "route" => route)
-            .record(e.duration.as_secs_f64());
+        let handles = match &patterns.metrics {
+            Some(h) if h.database == e.database => h,
+            _ => patterns.metrics.insert(ClientMetrics::new(e.database)),
+        };
+        let i = e.route as usize;
+        handles.queries[i].increment(1);
+        handles.durations[i].record(e.duration.as_secs_f64());
 
         if nanos(e.duration) > self.settings.slow_ns.load(Ordering::Relaxed) {
             self.slow.record(&fp, e, now, now_ms);

@@ -47,6 +47,8 @@ pub struct NPlusOne {
 /// One client's recent statements, for N+1 detection. Owned by the client's session.
 #[derive(Debug, Default)]
 pub struct ClientPatterns {
+    /// This client's metric handles (its database is fixed): looked up once, not per statement.
+    pub(super) metrics: Option<super::ClientMetrics>,
     /// The last statement that can be a parent (not transaction control or a session command).
     last: Option<(u64, Arc<str>)>,
     runs: Vec<Run>,

@@ -7,6 +7,7 @@ use super::*;
 
 fn config() -> InsightsConfig {
     InsightsConfig {
+        enabled: true,
         slow_query_threshold: Duration::from_millis(100),
         max_fingerprints: 5000,
         n_plus_one_min_repeats: 10,
