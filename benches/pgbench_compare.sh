@@ -248,7 +248,7 @@ CACHE_PORT=$(free_port)
 start_variant() { # name port extra-toml
     cat >"$WORK/$1.toml" <<EOF2
 [server]
-http_listen = ""
+http_listen = "127.0.0.1:$(free_port)"
 
 [pool]
 mode = "transaction"

@@ -37,6 +37,8 @@ pub struct Pool {
     pub target: Arc<BackendTarget>,
     /// `target.label()`, made once (logs, insights and the admin console use it per query).
     pub label: Arc<str>,
+    /// pgtide_pool_wait_seconds, looked up once (recorded at every checkout).
+    wait_histogram: metrics::Histogram,
     /// Read on every checkout and release: lock-free. Reloads swap it under `resize`.
     settings: ArcSwap<PoolSettings>,
     /// Serialises reloads' resizing of `permits` (rare; never taken on the query path).
@@ -75,6 +77,7 @@ impl Pool {
             database,
             user,
             label: Arc::from(target.label()),
+            wait_histogram: metrics::histogram!(crate::metrics_names::POOL_WAIT_SECONDS),
             target: Arc::new(target),
             permits: Arc::new(Semaphore::new(settings.size)),
             settings: ArcSwap::from_pointee(settings),
@@ -149,8 +152,7 @@ impl Pool {
                 })
             }
         };
-        metrics::histogram!(crate::metrics_names::POOL_WAIT_SECONDS)
-            .record(started.elapsed().as_secs_f64());
+        self.wait_histogram.record(started.elapsed().as_secs_f64());
         let conn = match self.take_idle(&settings) {
             Some(conn) => conn,
             None => self.open_conn(&settings).await?,

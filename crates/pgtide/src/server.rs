@@ -48,6 +48,10 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         addr => Some(TcpListener::bind(addr).await?),
     };
     let http_addr = http.as_ref().map(TcpListener::local_addr).transpose()?;
+    if http.is_some() {
+        // Before any pool or session takes a metric handle.
+        crate::http::install_recorder();
+    }
     let cache_listener = cache_listener_target(&config);
     let shared = Shared::new(config);
     if let Some(target) = cache_listener {

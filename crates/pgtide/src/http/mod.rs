@@ -9,6 +9,7 @@ mod api;
 mod dashboard;
 mod insights_view;
 mod prometheus;
+pub use prometheus::install_recorder;
 mod ready;
 
 use std::convert::Infallible;

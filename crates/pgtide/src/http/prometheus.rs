@@ -39,6 +39,12 @@ impl Drop for Exporter {
     }
 }
 
+/// Installs the process's recorder now (idempotent), so handles taken right after (pools,
+/// sessions) record into it.
+pub fn install_recorder() {
+    HANDLE.get_or_init(build_and_install);
+}
+
 impl Exporter {
     pub(super) fn install() -> Exporter {
         let handle = HANDLE.get_or_init(build_and_install).clone();
