@@ -264,6 +264,11 @@ primary = "{primary}"
 [[users]]
 name = "{user}"
 password = "{password}"
+
+[[users]]
+name = "ops"
+password = "ops-secret"
+admin = true
 "#,
         db = s::APP_DB,
         user = s::APP_USER,
@@ -423,4 +428,44 @@ async fn binary_sighup_reload_sigterm_drain_sigint_stop() {
         "the client should have been told pgtide stopped"
     );
     drop(client);
+}
+
+/// The admin console's RELOAD and SHUTDOWN go through the binary: RELOAD re-reads the config
+/// file (a new pool size shows in SHOW POOLS), SHUTDOWN drains and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_admin_console_reload_and_shutdown() {
+    let cluster = start_cluster().await;
+    let config_path = cluster.dir().join("pgtide-admin.toml");
+    let port = pgtide_devcluster::free_port();
+    write_config(&config_path, &cluster, port, 5);
+    let mut process = Process::start(&config_path, port).await;
+    let app = s::connect(&process.url()).await.expect("app");
+    app.batch_execute("SELECT 1").await.expect("a pool exists");
+    let admin_url = format!("postgres://ops:ops-secret@127.0.0.1:{port}/pgtide");
+    let admin = s::connect(&admin_url).await.expect("admin console");
+    assert_eq!(pool_size(&admin).await, "5");
+    write_config(&config_path, &cluster, port, 7);
+    admin.simple_query("RELOAD").await.expect("reload");
+    assert_eq!(pool_size(&admin).await, "7", "log:\n{}", process.log());
+    admin.simple_query("SHUTDOWN").await.expect("shutdown");
+    let status = process.exit(Duration::from_secs(30)).await;
+    assert!(
+        status.success(),
+        "pgtide exited {status:?} after SHUTDOWN; log:\n{}",
+        process.log()
+    );
+}
+
+/// The `size` column of SHOW POOLS (one pool).
+async fn pool_size(admin: &tokio_postgres::Client) -> String {
+    admin
+        .simple_query("SHOW POOLS")
+        .await
+        .expect("show pools")
+        .into_iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get("size").map(str::to_string),
+            _ => None,
+        })
+        .expect("a pool row")
 }

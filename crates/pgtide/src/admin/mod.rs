@@ -83,6 +83,7 @@ pub async fn run(
     encode::ready_for_query(&mut out, b'I');
     let decoder = FrameDecoder::new(max_message);
     let mut skip_until_sync = false;
+    let mut phase = shared.phase.subscribe();
     loop {
         if !out.is_empty() {
             if stream.write_all(&out).await.is_err() {
@@ -99,9 +100,18 @@ pub async fn run(
                     break None;
                 }
             }
-            match stream.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
+            if shared.phase() != Phase::Running {
+                // Draining or stopping: the console goes too (it must not hold up the drain).
+                encode::error_response(&mut out, "FATAL", "57P01", "pgtide is shutting down");
+                let _ = stream.write_all(&out).await;
+                return;
+            }
+            tokio::select! {
+                read = stream.read_buf(&mut buf) => match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                },
+                _ = phase.changed() => {}
             }
         };
         let Some(frame) = frame else {
@@ -131,11 +141,6 @@ pub async fn run(
                 );
                 skip_until_sync = true;
             }
-        }
-        if shared.phase() == Phase::Stopping {
-            encode::error_response(&mut out, "FATAL", "57P01", "pgtide is shutting down");
-            let _ = stream.write_all(&out).await;
-            return;
         }
     }
 }
