@@ -179,3 +179,52 @@ async fn a_write_through_one_instance_reaches_the_other() {
     one.shutdown(s::Shutdown::Immediate).await;
     two.shutdown(s::Shutdown::Immediate).await;
 }
+
+/// The extended protocol: a driver's prepared statement (Bind/Execute/Sync) and libpq's
+/// `[Parse] Bind Describe Execute Sync` are answered from the cache too, with the
+/// ParseComplete/BindComplete the batch needs, and a write through pgtide still refreshes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_protocol_hits_do_not_reach_postgresql() {
+    use pgtide_suite::raw::{add_trust_user, bind, execute, first_column, msg, parse, Raw};
+    let cluster = cluster().await;
+    let mut config = config(&cluster, Duration::from_secs(60));
+    add_trust_user(&mut config);
+    let server = s::start(config).await;
+    cache_ready(&server).await;
+    let c = s::connect(&s::app_url(&server)).await.expect("connect");
+    let stmt = c.prepare("SELECT counted_name($1)").await.expect("prepare");
+    for _ in 0..20 {
+        let row = c.query_one(&stmt, &[&1i32]).await.expect("execute");
+        assert_eq!(row.get::<_, String>(0), "kettle");
+    }
+    assert_eq!(primary_sql(&cluster, "SELECT last_value FROM lookups"), "1");
+    // Another parameter is another entry.
+    let row = c.query_one(&stmt, &[&2i32]).await.expect("execute");
+    assert_eq!(row.get::<_, String>(0), "toaster");
+    assert_eq!(primary_sql(&cluster, "SELECT last_value FROM lookups"), "2");
+
+    // libpq's shape, from a raw client (the raw client logs in as a trust user).
+    let mut raw = Raw::login(&server).await;
+    let batch = || {
+        let mut m = parse("", "SELECT name FROM products WHERE id = $1");
+        m.extend(bind("", &["1"]));
+        m.extend(msg(b'D', b"P\0"));
+        m.extend(execute());
+        m.extend(msg(b'S', &[]));
+        m
+    };
+    for _ in 0..3 {
+        raw.send(&batch()).await;
+        let reply = raw.reader.until_ready().await.expect("reply");
+        let tags: String = reply.iter().map(|(t, _)| *t as char).collect();
+        assert_eq!(tags, "12TDC");
+        assert_eq!(first_column(&reply), ["kettle"]);
+    }
+    c.batch_execute("UPDATE products SET name = 'renamed' WHERE id = 1")
+        .await
+        .expect("update");
+    raw.send(&batch()).await;
+    let reply = raw.reader.until_ready().await.expect("reply");
+    assert_eq!(first_column(&reply), ["renamed"], "fresh after the write");
+    server.shutdown(s::Shutdown::Immediate).await;
+}

@@ -42,6 +42,7 @@ fn key(sql: &str, param: &str) -> Key {
         param_formats: vec![],
         result_formats: vec![],
         simple: true,
+        describe: false,
     }
 }
 

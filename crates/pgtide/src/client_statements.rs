@@ -197,6 +197,21 @@ impl ClientStatements {
         }
     }
 
+    /// A Parse answered by pgtide from the result cache: the client has the statement now (its
+    /// Parse follows it to the backend of its next Bind or Describe).
+    pub fn register_parse(&mut self, frame: &Frame, search_path: Option<&str>) {
+        match self.statement_of_parse(frame, search_path) {
+            Some((name, stmt)) => {
+                self.named.insert(name, stmt);
+            }
+            None => {
+                self.unnamed_parse = Some(frame.raw.clone());
+                self.unnamed_on_backend = false;
+                self.unnamed_effects_sql = None;
+            }
+        }
+    }
+
     /// A Close while no backend is leased: statements are the client's names only, and portals
     /// do not outlive the transaction that made them, so pgtide answers it.
     pub fn close_without_backend(&mut self, frame: &Frame, replies: &mut ReplyQueue) -> bool {

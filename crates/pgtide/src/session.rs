@@ -279,6 +279,12 @@ impl Session {
             }
             if self.lease.is_none()
                 && self.deferred_begin.is_none()
+                && self.answer_batch_from_cache(&frame).await
+            {
+                continue;
+            }
+            if self.lease.is_none()
+                && self.deferred_begin.is_none()
                 && self.answer_without_backend(&frame)
             {
                 continue;
@@ -474,6 +480,76 @@ impl Session {
         }
     }
 
+    /// A cacheable extended-protocol batch (`[Parse] Bind [Describe] Execute Sync`) outside a
+    /// transaction: a hit is answered here — ParseComplete and BindComplete as the batch needs,
+    /// the stored reply, ReadyForQuery — without a backend; a miss runs with its reply captured.
+    async fn answer_batch_from_cache(&mut self, frame: &Frame) -> bool {
+        if !matches!(frame.tag, ftag::PARSE | ftag::BIND)
+            || self.mode != PoolMode::Transaction
+            || self.status != b'I'
+            || !self.shared.cache.in_use()
+        {
+            return false;
+        }
+        let Some(batch) = crate::session_cache::batch(frame, &self.crbuf) else {
+            return false;
+        };
+        let text = match batch.parse {
+            Some((_, query)) => Some(query.to_string()),
+            None => self.statements.text_of(batch.bind.statement),
+        };
+        let Some(text) = text else {
+            return false;
+        };
+        let classification = self.shared.classifier.load().classify(&text);
+        let search_path = self.search_path().unwrap_or_default();
+        let lookup = crate::session_cache::lookup_batch(
+            &self.shared.cache,
+            self.shared.insights.fingerprint_id(&text),
+            &text,
+            &classification,
+            &self.pool.database,
+            &self.pool.user,
+            &search_path,
+            &batch,
+        )
+        .await;
+        let (has_parse, rest_len) = (batch.parse.is_some(), batch.rest_len);
+        drop(batch);
+        match lookup {
+            Some(crate::cache::Lookup::Hit(entry)) => {
+                if has_parse {
+                    let search_path = self.search_path();
+                    self.statements
+                        .register_parse(frame, search_path.as_deref());
+                }
+                self.crbuf.advance(rest_len);
+                let mut reply = BytesMut::with_capacity(entry.reply.len() + 16);
+                if has_parse {
+                    encode::parse_complete(&mut reply);
+                }
+                encode::bind_complete(&mut reply);
+                reply.extend_from_slice(&entry.reply);
+                encode::ready_for_query(&mut reply, b'I');
+                self.replies.synthetic(reply.freeze());
+                self.insights.record_cache_hit(
+                    &text,
+                    crate::session_cache::rows_in(&entry.reply),
+                    &self.shared.insights,
+                    &self.pool.database,
+                    &self.pool.user,
+                    &self.registered.info.application_name,
+                );
+                true
+            }
+            Some(crate::cache::Lookup::Miss(guard)) => {
+                self.cache_capture = Some(crate::session_cache::Capture::new(guard));
+                false
+            }
+            None => false,
+        }
+    }
+
     /// A cacheable simple query outside a transaction: a hit is answered here without a
     /// backend (true); a miss goes on to a backend with its reply captured to fill the entry.
     async fn answer_from_cache(&mut self, frame: &Frame) -> bool {
@@ -495,6 +571,7 @@ impl Session {
         let search_path = self.search_path().unwrap_or_default();
         let lookup = crate::session_cache::lookup(
             &self.shared.cache,
+            self.shared.insights.fingerprint_id(sql),
             sql,
             &classification,
             &self.pool.database,

@@ -56,6 +56,7 @@ impl Capture {
 /// Looks a simple query up. None: not cacheable (the caller runs it normally).
 pub async fn lookup(
     cache: &ResultCache,
+    fingerprint_id: u64,
     sql: &str,
     classification: &Classification,
     database: &str,
@@ -65,19 +66,122 @@ pub async fn lookup(
     if !cache.enabled() || classification.kind != StatementKind::Read {
         return None;
     }
-    let hint = Hint::of(sql);
-    let fingerprint = pgtide_sql::fingerprint(sql);
-    let policy = cache.policy(fingerprint.id, classification, hint)?;
+    let policy = cache.policy(fingerprint_id, classification, Hint::of(sql))?;
     let key = Key {
         database: database.to_string(),
         user: user.to_string(),
         search_path: search_path.to_string(),
-        fingerprint: fingerprint.id,
+        fingerprint: fingerprint_id,
         // The exact text: its literals are the parameters.
         params: vec![Some(sql.as_bytes().to_vec())],
         param_formats: Vec::new(),
         result_formats: Vec::new(),
         simple: true,
+        describe: false,
+    };
+    Some(cache.get_or_wait(key, &policy).await)
+}
+
+/// An extended-protocol batch the cache can answer: `[Parse] Bind [Describe portal] Execute
+/// Sync` (what libpq's PQexecParams / PQexecPrepared and most drivers send for one query).
+pub struct Batch<'a> {
+    /// The Parse at its front: (statement name, query text).
+    pub parse: Option<(&'a str, &'a str)>,
+    pub bind: pgtide_wire::BindView<'a>,
+    pub describe: bool,
+    /// How many bytes after the first message the batch spans (through its Sync).
+    pub rest_len: usize,
+}
+
+/// Recognises a cacheable batch starting with `first` (a Parse or Bind) whose following bytes
+/// are `rest`; None for any other shape, or when its Sync has not arrived.
+pub fn batch<'a>(first: &'a pgtide_wire::Frame, rest: &'a [u8]) -> Option<Batch<'a>> {
+    use pgtide_wire::frontend as f;
+    let mut messages =
+        std::iter::once((first.tag, first.body(), 0usize)).chain(Messages { buf: rest, at: 0 });
+    let (mut tag, mut body, _) = messages.next()?;
+    let mut parse = None;
+    if tag == f::PARSE {
+        let view = pgtide_wire::parse_message(body).ok()?;
+        parse = Some((view.statement, view.query));
+        (tag, body, _) = messages.next()?;
+    }
+    if tag != f::BIND {
+        return None;
+    }
+    let bind = pgtide_wire::bind_message(body).ok()?;
+    if !bind.portal.is_empty() || parse.is_some_and(|(name, _)| name != bind.statement) {
+        return None;
+    }
+    (tag, body, _) = messages.next()?;
+    let describe = tag == f::DESCRIBE && body == b"P\0";
+    if describe {
+        (tag, body, _) = messages.next()?;
+    }
+    // Execute of the unnamed portal, all rows.
+    if tag != f::EXECUTE || body != b"\0\0\0\0\0" {
+        return None;
+    }
+    let (tag, _, end) = messages.next()?;
+    (tag == f::SYNC).then_some(Batch {
+        parse,
+        bind,
+        describe,
+        rest_len: end,
+    })
+}
+
+/// Whole messages in a byte buffer: tag, body, and the offset just past the message.
+struct Messages<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Iterator for Messages<'a> {
+    type Item = (u8, &'a [u8], usize);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.buf.get(self.at..)?;
+        let (&tag, after) = rest.split_first()?;
+        let len = after.get(..4)?;
+        let len = usize::try_from(i32::from_be_bytes([len[0], len[1], len[2], len[3]])).ok()?;
+        let body = after.get(4..len)?;
+        self.at += 1 + len;
+        Some((tag, body, self.at))
+    }
+}
+
+/// Looks an extended-protocol batch up (`text` is the bound statement's query text).
+#[allow(clippy::too_many_arguments)]
+pub async fn lookup_batch(
+    cache: &ResultCache,
+    fingerprint_id: u64,
+    text: &str,
+    classification: &Classification,
+    database: &str,
+    user: &str,
+    search_path: &str,
+    batch: &Batch<'_>,
+) -> Option<Lookup> {
+    if !cache.enabled() || classification.kind != StatementKind::Read {
+        return None;
+    }
+    let policy = cache.policy(fingerprint_id, classification, Hint::of(text))?;
+    let key = Key {
+        database: database.to_string(),
+        user: user.to_string(),
+        search_path: search_path.to_string(),
+        fingerprint: fingerprint_id,
+        params: batch
+            .bind
+            .params
+            .iter()
+            .map(|p| p.map(<[u8]>::to_vec))
+            .collect(),
+        param_formats: batch.bind.param_formats.clone(),
+        result_formats: batch.bind.result_formats.clone(),
+        simple: false,
+        describe: batch.describe,
     };
     Some(cache.get_or_wait(key, &policy).await)
 }

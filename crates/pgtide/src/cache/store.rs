@@ -47,6 +47,8 @@ pub struct Key {
     pub result_formats: Vec<i16>,
     /// Simple-protocol reply (no ParseComplete/BindComplete), as opposed to extended.
     pub simple: bool,
+    /// Extended protocol: the batch described its portal (the reply starts with RowDescription).
+    pub describe: bool,
 }
 
 impl Key {

@@ -175,6 +175,12 @@ impl Insights {
         self.stats.set_max(config.max_fingerprints);
     }
 
+    /// The fingerprint id of a statement text, from the same cache recording uses (a repeated
+    /// text costs a lookup, not a re-lex): for the result cache's keys and rules.
+    pub fn fingerprint_id(&self, sql: &str) -> u64 {
+        self.texts.get(sql).id
+    }
+
     /// Records one execution; `patterns` is the calling client's own N+1 state (owned by its
     /// session, no lock).
     pub fn record(&self, e: &Execution<'_>, patterns: &mut ClientPatterns) {
