@@ -7,12 +7,13 @@
 #
 #   benches/pgbench_compare.sh                 # 15 s per run
 #   DURATION=5 CLIENTS=64 benches/pgbench_compare.sh
+#   SECTIONS=cache benches/pgbench_compare.sh   # only the result-cache section
 #
 # Two more sections measure what pgtide's own features cost or give: pgbench -S through pgtide
 # with [insights] off and on (alternating runs), and a cacheable point query (a
 # [[cache.rules]] entry) through pgtide's result cache against PostgreSQL directly.
 #
-# Env: DURATION (s, default 15), WARMUP (s per target, default 3), CLIENTS (default 32),
+# Env: SECTIONS (any of "proxies insights cache", default all), DURATION (s, default 15), WARMUP (s per target, default 3), CLIENTS (default 32),
 #      THREADS (default 2), POOL_SIZE (default 20), SCALE (pgbench -s, default 10).
 # Every process here shares one machine: on a small box the numbers say as much about
 # CPU contention as about the proxies; compare them relative to "direct".
@@ -24,6 +25,8 @@ CLIENTS=${CLIENTS:-32}
 THREADS=${THREADS:-2}
 POOL_SIZE=${POOL_SIZE:-20}
 SCALE=${SCALE:-10}
+SECTIONS=" ${SECTIONS:-proxies insights cache} "
+want() { [[ "$SECTIONS" == *" $1 "* ]]; }
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH_USER=bench
 BENCH_PW=bench-secret
@@ -279,6 +282,9 @@ run_pgbench() { # target mode seconds -> output file
 }
 
 LOADAVG_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
+mem=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576; exit}' /proc/meminfo 2>/dev/null || true)
+if want proxies; then
 for target in "${TARGETS[@]}"; do
     if [ "$WARMUP" -gt 0 ]; then
         log "$target: warm-up ${WARMUP}s"
@@ -312,8 +318,6 @@ done
 
 # ---------------------------------------------------------------------------------------------
 # Report.
-cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
-mem=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576; exit}' /proc/meminfo 2>/dev/null || true)
 echo
 echo "## pgbench -S: direct vs PgBouncer vs pgtide"
 echo
@@ -339,12 +343,15 @@ for target in "${TARGETS[@]}"; do
 done
 echo
 
+fi
+
 # ---------------------------------------------------------------------------------------------
 # What pgtide's features cost or give.
 PORT[pgtide-noinsights]=$NOINSIGHTS_PORT
 PORT[pgtide-cache]=$CACHE_PORT
 tps_of() { awk '/^tps = / {printf "%.0f", $3; exit}' "$1"; }
 
+if want insights; then
 log "insights off/on: 2 x ${DURATION}s each, alternating"
 ON=0; OFF=0
 for round in 1 2; do
@@ -361,25 +368,33 @@ echo "| off | $((OFF / 2)) |"
 echo "| on | $((ON / 2)) |"
 awk -v on="$ON" -v off="$OFF" 'BEGIN {printf "\nthroughput with insights on: %.1f%% of off\n\n", 100 * on / off}'
 
-# A point query the cache may answer: 1000 hot accounts, read again and again.
+fi
+
+# A point query the cache may answer: 1000 hot accounts, read again and again, in each query
+# mode (extended and prepared are answered from the cache too).
+if want cache; then
 cat >"$WORK/point.sql" <<'EOF2'
 \set aid random(1, 1000)
 SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
 EOF2
-run_point() { # target -> tps
-    "$PGBENCH" -n -f "$WORK/point.sql" -M simple -c "$CLIENTS" -j "$THREADS" -T "$DURATION" \
-        -h 127.0.0.1 -p "${PORT[$1]}" -U "$BENCH_USER" "$BENCH_DB" >"$WORK/point-$1.log" 2>&1
-    tps_of "$WORK/point-$1.log"
+run_point() { # target mode -> tps
+    "$PGBENCH" -n -f "$WORK/point.sql" -M "$2" -c "$CLIENTS" -j "$THREADS" -T "$DURATION" \
+        -h 127.0.0.1 -p "${PORT[$1]}" -U "$BENCH_USER" "$BENCH_DB" >"$WORK/point-$1-$2.log" 2>&1
+    tps_of "$WORK/point-$1-$2.log"
 }
-log "cache: warm-up, then direct vs pgtide-cache, ${DURATION}s each"
+log "cache: warm-up, then direct vs pgtide-cache per mode, ${DURATION}s each"
 "$PGBENCH" -n -f "$WORK/point.sql" -M simple -c 4 -j 2 -T 3 -h 127.0.0.1 -p "$CACHE_PORT" \
     -U "$BENCH_USER" "$BENCH_DB" >/dev/null 2>&1 || true
-DIRECT_POINT=$(run_point direct)
-CACHE_POINT=$(run_point pgtide-cache)
-echo "## Cached point query (\\`SELECT abalance FROM pgbench_accounts WHERE aid = :aid\\`, 1000 hot rows, -M simple -c $CLIENTS)"
+echo "## Cached point query (\`SELECT abalance FROM pgbench_accounts WHERE aid = :aid\`, 1000 hot rows, -c $CLIENTS -j $THREADS)"
 echo
-echo "| target | tps |"
-echo "|---|---:|"
-echo "| direct | $DIRECT_POINT |"
-echo "| pgtide, result cache | $CACHE_POINT |"
-awk -v c="$CACHE_POINT" -v d="$DIRECT_POINT" 'BEGIN {printf "\ncache / direct: %.2fx\n", c / d}'
+echo "- machine: $(nproc) CPU(s), ${cpu:-unknown CPU}, ${mem:-? GiB} RAM; load average before: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")"
+echo
+echo "| mode | direct tps | pgtide (result cache) tps | cache / direct |"
+echo "|---|---:|---:|---:|"
+for mode in ${CACHE_MODES:-simple extended prepared}; do
+    d=$(run_point direct "$mode")
+    c=$(run_point pgtide-cache "$mode")
+    ratio=$(awk -v c="$c" -v d="$d" 'BEGIN {if (d > 0) printf "%.2fx", c / d; else print "—"}')
+    echo "| $mode | $d | $c | $ratio |"
+done
+fi
