@@ -252,7 +252,7 @@ async fn what_must_not_be_cached_is_not() {
 /// pending writes, and it is still used (entries are held, and hit).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_stays_under_max_memory_over_100k_distinct_keys() {
-    use pgtide_suite::raw::{add_trust_user, query, Raw};
+    use pgtide_suite::raw::{add_trust_user, Raw};
     const MAX: u64 = 2 << 20;
     const KEYS: usize = 100_000;
     const CLIENTS: usize = 4;
