@@ -256,6 +256,9 @@ async fn memory_stays_under_max_memory_over_100k_distinct_keys() {
     const MAX: u64 = 2 << 20;
     const KEYS: usize = 100_000;
     const CLIENTS: usize = 4;
+    const ROUND: usize = 1_000;
+    // Read again and again amid the flood of one-off keys.
+    const HOT: &str = "SELECT v, 'hot' AS n FROM kv WHERE k = 1";
     let cluster = cluster().await;
     let mut config = config(&cluster, MAX);
     add_trust_user(&mut config);
@@ -268,50 +271,52 @@ async fn memory_stays_under_max_memory_over_100k_distinct_keys() {
         "the cache listener never started"
     );
     // Four clients, each one query at a time (a query pipelined behind a miss runs on the
-    // miss's backend without a lookup).
+    // miss's backend without a lookup), in rounds of 1,000 keys each. Between rounds nothing
+    // runs: moka's maintenance pass is applied and the store measured (during a pass its
+    // weighted size can briefly include inserts it has not evicted for yet).
     let store = server.shared.cache.store();
     let mut clients = Vec::new();
-    for client in 0..CLIENTS {
-        let mut raw = Raw::login(&server).await;
-        let store = store.clone();
-        clients.push(tokio::spawn(async move {
-            let mut peak = 0;
-            for i in (client..KEYS).step_by(CLIENTS) {
-                let rows = raw
-                    .simple_rows(&format!("SELECT v, {i} AS n FROM kv WHERE k = 1"))
-                    .await;
-                assert_eq!(rows, ["a"]);
-                if i % 1000 < CLIENTS {
-                    store.run_pending_tasks();
-                    let held = store.weighted_size();
-                    peak = peak.max(held);
-                    assert!(held <= MAX, "{held} > {MAX}");
-                    // pgtide's own count also includes fills the other clients made since
-                    // that pass: at most one entry (well under 1 KiB here) each.
-                    let own = store.bytes();
-                    assert!(own <= MAX + CLIENTS as u64 * 1024, "{own} > {MAX}");
-                }
-            }
-            peak
-        }));
+    for _ in 0..CLIENTS {
+        clients.push(Raw::login(&server).await);
     }
     let mut peak = 0;
-    for c in clients {
-        peak = peak.max(c.await.expect("client"));
+    let mut next = 0;
+    while next < KEYS {
+        let mut round = Vec::new();
+        for mut raw in clients.drain(..) {
+            let keys = next..(next + ROUND).min(KEYS);
+            next = keys.end;
+            round.push(tokio::spawn(async move {
+                for i in keys {
+                    let rows = raw
+                        .simple_rows(&format!("SELECT v, {i} AS n FROM kv WHERE k = 1"))
+                        .await;
+                    assert_eq!(rows, ["a"]);
+                    if i % 100 == 0 {
+                        assert_eq!(raw.simple_rows(HOT).await, ["a"]);
+                    }
+                }
+                raw
+            }));
+        }
+        for task in round {
+            clients.push(task.await.expect("client"));
+        }
+        store.run_pending_tasks();
+        let (held, own) = (store.weighted_size(), store.bytes());
+        peak = peak.max(held);
+        assert!(held <= MAX, "{held} > {MAX} after {next} keys");
+        assert!(own <= MAX, "{own} > {MAX} after {next} keys");
     }
-    let mut raw = Raw::login(&server).await;
     let totals = server.shared.cache.totals();
-    assert_eq!(totals.misses, KEYS as u64, "{totals:?}");
+    assert!(totals.misses >= KEYS as u64, "{totals:?}");
     assert!(totals.entries > 1_000, "the cache is used: {totals:?}");
     assert!(peak > MAX / 2, "the cache filled up: peak {peak}");
-    // The newest keys are still there and answered from memory.
-    let hits_before = totals.hits;
-    let last = KEYS - 1;
-    assert_eq!(
-        raw.simple_rows(&format!("SELECT v, {last} AS n FROM kv WHERE k = 1"))
-            .await,
-        ["a"]
-    );
-    assert_eq!(server.shared.cache.totals().hits, hits_before + 1);
+    // moka admits by frequency (TinyLFU): the hot key outlived 100,000 one-off keys and is
+    // still answered from memory.
+    assert!(totals.hits >= 900, "the hot key was hit: {totals:?}");
+    let mut raw = Raw::login(&server).await;
+    assert_eq!(raw.simple_rows(HOT).await, ["a"]);
+    assert_eq!(server.shared.cache.totals().hits, totals.hits + 1);
     server.shutdown(s::Shutdown::Immediate).await;
 }

@@ -1,9 +1,13 @@
 //! Cancel requests. Each client gets a (process id, secret key) of pgtide's own; while it runs a
 //! query the session records which backend serves it, so a CancelRequest reaches that backend and
 //! nothing else. The per-session slot is an async mutex: releasing a backend waits for a cancel
-//! in flight, so a late cancel can never hit the next client of that backend.
+//! in flight, so a late cancel can never hit the next client of that backend. A cancel while the
+//! client has nothing running (even on a backend it keeps: session mode, an open transaction) is
+//! not forwarded: PostgreSQL would act on it late, against the client's next statement, when the
+//! signal reaches a busy backend after that statement arrived.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rand::Rng;
@@ -16,6 +20,7 @@ pub type CancelSlot = Arc<tokio::sync::Mutex<Option<CancelTarget>>>;
 struct Entry {
     secret_key: i32,
     slot: CancelSlot,
+    running: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
@@ -29,6 +34,16 @@ pub struct Registration {
     pub process_id: i32,
     pub secret_key: i32,
     pub slot: CancelSlot,
+    /// Set while the client waits for a reply from its backend; see [`Registration::running`].
+    running: Arc<AtomicBool>,
+}
+
+impl Registration {
+    /// The client sent its backend something to answer (true), or has been answered in full
+    /// (false): only while true is a cancel forwarded.
+    pub fn running(&self, running: bool) {
+        self.running.store(running, Ordering::Release);
+    }
 }
 
 impl Drop for Registration {
@@ -41,6 +56,7 @@ impl CancelRegistry {
     pub fn register(self: &Arc<Self>) -> Registration {
         let mut rng = rand::rng();
         let slot: CancelSlot = Arc::default();
+        let running: Arc<AtomicBool> = Arc::default();
         let mut entries = lock(&self.entries);
         loop {
             // Positive ids look like PostgreSQL pids to clients that print them.
@@ -54,6 +70,7 @@ impl CancelRegistry {
                 Entry {
                     secret_key,
                     slot: slot.clone(),
+                    running: running.clone(),
                 },
             );
             return Registration {
@@ -61,6 +78,7 @@ impl CancelRegistry {
                 process_id,
                 secret_key,
                 slot,
+                running,
             };
         }
     }
@@ -68,14 +86,18 @@ impl CancelRegistry {
     /// Forwards a client's CancelRequest; a wrong key or an idle client is silently ignored,
     /// exactly as PostgreSQL does.
     pub async fn cancel(&self, process_id: i32, secret_key: i32) {
-        let slot = match lock(&self.entries).get(&process_id) {
-            Some(e) if e.secret_key == secret_key => e.slot.clone(),
+        let (slot, running) = match lock(&self.entries).get(&process_id) {
+            Some(e) if e.secret_key == secret_key => (e.slot.clone(), e.running.clone()),
             _ => {
                 tracing::debug!(process_id, "cancel request for an unknown key ignored");
                 return;
             }
         };
         let guard = slot.lock().await;
+        if !running.load(Ordering::Acquire) {
+            tracing::debug!(process_id, "cancel request for an idle client ignored");
+            return;
+        }
         if let Some(target) = guard.as_ref() {
             if let Err(e) = target.send().await {
                 tracing::warn!(backend = %target.target.label(), error = %e, "forwarding cancel failed");

@@ -670,6 +670,7 @@ impl Session {
             // as if it never came (no statement created or closed, nothing owed).
             return;
         }
+        self.cancel.running(true);
         if let Some(replay) = &mut self.replica_replay {
             replay.log(&frame);
         }
@@ -1076,6 +1077,9 @@ impl Session {
             }
             if frame.tag == btag::READY_FOR_QUERY {
                 self.flush_synthetic();
+                if self.replies.is_empty() && !self.unsynced && self.to_backend.is_empty() {
+                    self.cancel.running(false);
+                }
                 if self.transaction_done() {
                     self.release().await;
                 } else if self.mode == PoolMode::Session
