@@ -9,14 +9,8 @@ use pgtide_suite as s;
 use tokio_postgres::Client;
 
 async fn cluster() -> pgtide_devcluster::Cluster {
-    let cluster = tokio::task::spawn_blocking(|| s::cluster(0))
-        .await
-        .expect("cluster task");
-    cluster
-        .primary()
-        .psql_db(
-            s::APP_DB,
-            "CREATE SEQUENCE lookups;
+    s::cluster_with_schema(
+        "CREATE SEQUENCE lookups;
              CREATE TABLE products (id int PRIMARY KEY, name text);
              INSERT INTO products VALUES (1, 'kettle'), (2, 'toaster');
              CREATE SCHEMA s1; CREATE SCHEMA s2;
@@ -27,9 +21,8 @@ async fn cluster() -> pgtide_devcluster::Cluster {
              GRANT ALL ON ALL TABLES IN SCHEMA public, s1, s2 TO app;
              GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO app;
              GRANT USAGE ON SCHEMA s1, s2 TO app;",
-        )
-        .expect("schema");
-    cluster
+    )
+    .await
 }
 
 fn config(cluster: &pgtide_devcluster::Cluster, ttl: Duration) -> Config {

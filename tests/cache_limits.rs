@@ -14,21 +14,14 @@ use pgtide_suite as s;
 use tokio_postgres::Client;
 
 async fn cluster() -> pgtide_devcluster::Cluster {
-    let cluster = tokio::task::spawn_blocking(|| s::cluster(0))
-        .await
-        .expect("cluster task");
-    cluster
-        .primary()
-        .psql_db(
-            s::APP_DB,
-            "CREATE TABLE kv (k int PRIMARY KEY, v text);
+    s::cluster_with_schema(
+        "CREATE TABLE kv (k int PRIMARY KEY, v text);
              INSERT INTO kv VALUES (1, 'a'), (2, '0');
              CREATE TABLE other (k int);
              ALTER TABLE kv OWNER TO app;
              GRANT ALL ON ALL TABLES IN SCHEMA public TO app;",
-        )
-        .expect("schema");
-    cluster
+    )
+    .await
 }
 
 fn config(cluster: &pgtide_devcluster::Cluster, max_memory: u64) -> Config {

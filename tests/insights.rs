@@ -9,20 +9,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_postgres::SimpleQueryMessage;
 
 async fn setup(window: Duration) -> (pgtide_devcluster::Cluster, s::ServerHandle) {
-    let cluster = tokio::task::spawn_blocking(|| s::cluster(0))
-        .await
-        .expect("cluster task");
-    cluster
-        .primary()
-        .psql_db(
-            s::APP_DB,
-            "CREATE TABLE authors (id int PRIMARY KEY, name text);
+    let cluster = s::cluster_with_schema(
+        "CREATE TABLE authors (id int PRIMARY KEY, name text);
              CREATE TABLE books (id int PRIMARY KEY, author_id int, title text);
              INSERT INTO authors SELECT g, 'author ' || g FROM generate_series(1, 30) g;
              INSERT INTO books SELECT g, g, 'book ' || g FROM generate_series(1, 30) g;
              GRANT ALL ON authors, books TO app;",
-        )
-        .expect("schema");
+    )
+    .await;
     let mut config = s::config(&cluster, PoolMode::Transaction, 4);
     config.insights.n_plus_one_min_repeats = 10;
     config.insights.n_plus_one_window = window;

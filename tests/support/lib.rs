@@ -24,6 +24,16 @@ pub fn cluster(replicas: usize) -> Cluster {
     })
 }
 
+/// A primary without replicas, from async code, with `schema` run in the app database as the
+/// superuser.
+pub async fn cluster_with_schema(schema: &str) -> Cluster {
+    let cluster = tokio::task::spawn_blocking(|| cluster(0))
+        .await
+        .expect("cluster task");
+    cluster.primary().psql_db(APP_DB, schema).expect("schema");
+    cluster
+}
+
 pub fn cluster_with(mut opts: ClusterOptions) -> Cluster {
     opts.hba.extend([
         "host all md5user 127.0.0.1/32 md5".to_string(),
