@@ -164,7 +164,7 @@ async fn what_must_not_be_cached_is_not() {
     let cluster = cluster().await;
     // max_memory 1 MiB: one reply may be at most 16 KiB.
     let (server, c) = ready(&cluster, 1 << 20).await;
-    let fresh = |v: &'static str| format!("UPDATE kv SET v = '{v}' WHERE k = 1");
+    let fresh = |v: &str| format!("UPDATE kv SET v = '{v}' WHERE k = 1");
 
     // Each statement runs, then kv changes behind pgtide's back: the statement sees it.
     let cases = [
@@ -183,16 +183,13 @@ async fn what_must_not_be_cached_is_not() {
         ),
     ];
     for (i, (what, sql)) in cases.iter().enumerate() {
-        let (one, two) = (
-            Box::leak(format!("one{i}").into_boxed_str()) as &str,
-            Box::leak(format!("two{i}").into_boxed_str()) as &str,
-        );
-        behind_its_back(&cluster, &fresh(one));
+        let (one, two) = (format!("one{i}"), format!("two{i}"));
+        behind_its_back(&cluster, &fresh(&one));
         let first = column(&c, sql).await;
-        assert!(first[0].starts_with(one), "{what}: {first:?}");
-        behind_its_back(&cluster, &fresh(two));
+        assert!(first[0].starts_with(&one), "{what}: {first:?}");
+        behind_its_back(&cluster, &fresh(&two));
         let second = column(&c, sql).await;
-        assert!(second[0].starts_with(two), "{what} was cached: {second:?}");
+        assert!(second[0].starts_with(&two), "{what} was cached: {second:?}");
     }
     assert_eq!(
         server.shared.cache.totals().entries,

@@ -476,12 +476,7 @@ impl Session {
             self.router.note_write();
         }
         if caching {
-            self.cache_writes.note(&c);
-            // Also at the write, on this instance: nothing read before it is served after it,
-            // even to the writer. Other instances hear of it at the commit.
-            if !c.writes.is_empty() {
-                self.shared.cache.invalidate_local(&c.writes);
-            }
+            self.cache_writes.note(&c, &self.shared.cache);
         }
     }
 

@@ -195,9 +195,14 @@ pub struct Writes {
 }
 
 impl Writes {
-    pub fn note(&mut self, c: &Classification) {
+    /// A write about to run: its tables are dropped on this instance now (nothing read before
+    /// it is served after it, even to the writer) and everywhere at the commit.
+    pub fn note(&mut self, c: &Classification, cache: &ResultCache) {
         if c.kind != StatementKind::Write {
             return;
+        }
+        if !c.writes.is_empty() {
+            cache.invalidate_local(&c.writes);
         }
         if c.writes.is_empty() {
             self.unknown = true;
