@@ -282,6 +282,10 @@ impl ClientStatements {
                     let global = Some(stmt.global_name.clone());
                     (stmt.effects_sql.clone(), Some(msg), global)
                 }
+                _ if reserved(&client_name) => {
+                    let msg = rewrite_bind(frame.body(), portal_len, client_name.len(), NOT_YOURS);
+                    (None, Some(msg), None)
+                }
                 _ => (None, None, None),
             },
             None => (None, None, None),
@@ -324,6 +328,12 @@ impl ClientStatements {
                     .expect_on_statement(completion, stmt.global_name.clone());
                 b.out
                     .extend_from_slice(&target_message(ftag::DESCRIBE, b'S', &stmt.global_name));
+                return;
+            }
+            if reserved(&name) && !close {
+                b.replies.expect(completion);
+                b.out
+                    .extend_from_slice(&target_message(ftag::DESCRIBE, b'S', NOT_YOURS));
                 return;
             }
         }
@@ -414,6 +424,7 @@ impl ClientStatements {
                             result.effects.extend(s.effects_sql.clone());
                             s.global_name.clone()
                         }
+                        None if reserved(&r.name) => NOT_YOURS.to_string(),
                         None => continue,
                     }
                 }
@@ -421,6 +432,12 @@ impl ClientStatements {
                     let had_local = new_in_query.iter().any(|(n, _)| *n == r.name);
                     new_in_query.retain(|(n, _)| *n != r.name);
                     if !self.remove(&r.name) && !had_local {
+                        if reserved(&r.name) {
+                            // Another client's statement on this backend: never theirs to drop.
+                            out.push_str(&sql[copied..r.span.start]);
+                            out.push_str(NOT_YOURS);
+                            copied = r.span.end;
+                        }
                         continue; // PostgreSQL reports the unknown name itself.
                     }
                     // Other clients may share the backend's statement: deallocate a stand-in
@@ -532,6 +549,16 @@ fn close_statement(
         }
     }
 }
+
+/// Names of pgtide's own statements on a backend (shared by its clients, visible in
+/// pg_prepared_statements). A client that names one it does not have gets PostgreSQL's
+/// "does not exist" (26000) for a stand-in name instead of reaching another client's.
+fn reserved(name: &str) -> bool {
+    name.len() >= 7 && name.as_bytes()[..7].eq_ignore_ascii_case(b"pgtide_")
+}
+
+/// A statement name pgtide never prepares.
+const NOT_YOURS: &str = "pgtide_not_prepared_by_this_client";
 
 pub fn parse_complete() -> Bytes {
     Bytes::from_static(&[b'1', 0, 0, 0, 4])

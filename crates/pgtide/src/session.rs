@@ -171,7 +171,9 @@ impl Session {
 
     pub async fn run(mut self) -> End {
         if let Some(lease) = self.lease.take() {
-            self.attach(lease).await;
+            if let Err(e) = self.attach(lease).await {
+                return self.finish(End::Error(e)).await;
+            }
         }
         // The client may have pipelined its first messages right behind the startup packet.
         if !self.crbuf.is_empty() {
@@ -421,10 +423,15 @@ impl Session {
         } else {
             self.pool.checkout().await
         };
-        match lease {
+        let lease = match lease {
             Ok(lease) => {
                 self.replica_replay = self.router.on_replica().then(ReplicaReplay::default);
-                self.attach(lease).await;
+                self.attach(lease).await
+            }
+            Err(e) => Err(e),
+        };
+        match lease {
+            Ok(()) => {
                 if let Some(begin) = self.deferred_begin.take() {
                     // The held BEGIN opens the transaction where its first statement runs.
                     self.replica_replay = None;
@@ -605,8 +612,30 @@ impl Session {
 
     /// Makes a leased backend this client's: cancel requests now reach it, and its session
     /// settings are brought in line with the client's (one swallowed query, in the same write as
-    /// the client's first message).
-    async fn attach(&mut self, lease: Lease) {
+    /// the client's first message). A role the client chose is set and checked first: if the
+    /// backend refuses it, the lease is given back and nothing of the client's runs.
+    async fn attach(&mut self, mut lease: Lease) -> Result<()> {
+        if let Some(sql) = self.state.identity_sync_sql(&lease.conn.settings) {
+            let pool = lease.pool.clone();
+            match lease.conn.run_simple(&[&sql]).await {
+                Ok((b'I', None)) => self.state.identity_synced(&mut lease.conn.settings),
+                Ok((b'I', Some((code, message)))) => {
+                    // One implicit transaction: the failure left the backend as it was.
+                    pool.release(lease);
+                    return Err(ProxyError::SettingReplay { code, message });
+                }
+                Ok(_) => {
+                    pool.discard(lease);
+                    return Err(ProxyError::BackendLost(
+                        "role replay left a transaction".into(),
+                    ));
+                }
+                Err(e) => {
+                    pool.discard(lease);
+                    return Err(e);
+                }
+            }
+        }
         *self.cancel.slot.lock().await = Some(lease.conn.cancel_target());
         let backend = (lease.pool.label.clone(), lease.conn.id);
         self.registered.info.update(|live| {
@@ -618,6 +647,7 @@ impl Session {
         self.statements.on_attach();
         self.lease = Some(lease);
         self.sync_settings();
+        Ok(())
     }
 
     /// Brings the leased backend's session settings in line with the client's (one swallowed
@@ -631,7 +661,7 @@ impl Session {
         if let Some(sql) = self.state.sync_sql(&lease.conn.settings) {
             encode::query(&mut self.to_backend, &sql);
             self.replies.expect_swallowed_query();
-            lease.conn.settings = self.state.settings().clone();
+            self.state.synced(&mut lease.conn.settings);
             // A simple query replaces the backend's unnamed statement.
             self.statements.on_attach();
         }
@@ -642,11 +672,11 @@ impl Session {
     fn observe(&mut self, sql: &str, prepare_carried: bool) {
         let pins_before = self.state.pins().len();
         let observed = self.state.observe_sql(sql, prepare_carried);
-        if observed.drops_prepared {
-            // DISCARD ALL / DEALLOCATE ALL empty the backend's statements and the client's.
-            self.lease_mut().conn.prepared.clear();
-            self.statements.clear();
-        }
+        self.note_pins(pins_before, observed);
+    }
+
+    /// Shows a change of the client's pins in SHOW CLIENTS and counts a new one.
+    fn note_pins(&mut self, pins_before: usize, observed: crate::session_state::Observed) {
         if observed.pinned.is_some() || self.state.pins().len() != pins_before {
             let pins: Vec<&'static str> = self.state.pins().iter().copied().collect();
             self.registered.info.update(|live| live.pins = pins);
@@ -822,12 +852,6 @@ impl Session {
         }
     }
 
-    fn lease_mut(&mut self) -> &mut Lease {
-        self.lease
-            .as_mut()
-            .expect("forwarding only happens with a leased backend")
-    }
-
     /// Writes pgtide's own replies that are now due.
     fn flush_synthetic(&mut self) {
         let mut due = Vec::new();
@@ -891,7 +915,7 @@ impl Session {
         self.unsynced = false;
         self.insights.forget_pending();
         let lease = self.router.lease_primary(&self.shared).await?;
-        self.attach(lease).await;
+        self.attach(lease).await?;
         let (frames, sent) = replay.take();
         self.replay_drop = sent;
         for frame in frames {
@@ -1035,8 +1059,22 @@ impl Session {
                 if !own_exchange && verdict == Verdict::Forward {
                     match frame.tag {
                         btag::ERROR_RESPONSE => self.state.on_error(),
-                        btag::COMMAND_COMPLETE if self.statements.has_pending_sql() => {
-                            self.statements.on_command_complete(frame.body())
+                        btag::COMMAND_COMPLETE => {
+                            if drops_prepared(frame.body()) {
+                                // It ran: the backend's statements and the client's are gone.
+                                lease.conn.prepared.clear();
+                                self.statements.clear();
+                            }
+                            if self.statements.has_pending_sql() {
+                                self.statements.on_command_complete(frame.body())
+                            }
+                        }
+                        btag::PARAMETER_STATUS => {
+                            if let Ok((name, _)) = pgtide_wire::parameter_status(frame.body()) {
+                                let pins_before = self.state.pins().len();
+                                let observed = self.state.on_parameter_status(&name);
+                                self.note_pins(pins_before, observed);
+                            }
                         }
                         btag::READY_FOR_QUERY => {
                             self.state.on_ready(self.status, &mut lease.conn.settings);
@@ -1182,6 +1220,11 @@ impl Session {
         }
         end
     }
+}
+
+/// The CommandComplete of DEALLOCATE ALL or DISCARD ALL: every prepared statement is gone.
+fn drops_prepared(body: &[u8]) -> bool {
+    body == b"DEALLOCATE ALL\0" || body == b"DISCARD ALL\0"
 }
 
 async fn read_opt(
