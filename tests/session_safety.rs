@@ -210,3 +210,71 @@ async fn another_clients_statements_are_out_of_reach() {
     let rows = a.query(&stmt, &[]).await.expect("a's statement runs");
     assert_eq!(rows.len(), 1);
 }
+
+/// Fails on main: a Bind naming another client's statement (`pgtide_...`) ran it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_clients_statement_cannot_be_bound() {
+    use s::raw::{self, Raw};
+    let cluster = s::cluster_with_schema("SELECT 1").await;
+    let mut config = s::config(&cluster, PoolMode::Transaction, 1);
+    raw::add_trust_user(&mut config);
+    let server = s::start(config).await;
+    let mut a = Raw::login(&server).await;
+    let mut b = Raw::login(&server).await;
+    let run_a = [raw::bind("s1", &[]), raw::execute_sync()].concat();
+    a.send(&[raw::parse("s1", "SELECT 41 + 1"), run_a.clone()].concat())
+        .await;
+    let rows = a.reader.until_ready().await.expect("a runs s1");
+    assert_eq!(raw::first_column(&rows), ["42"]);
+    let name = b.simple("SELECT name FROM pg_prepared_statements").await;
+    assert!(name.starts_with("pgtide_"), "{name}");
+    b.send(&[raw::bind(&name, &[]), raw::execute_sync()].concat())
+        .await;
+    let error = b.reader.error().await.expect("an error");
+    assert_eq!(error.code, "26000", "{error:?}");
+    b.reader.until_ready().await.expect("ready after the error");
+    a.send(&run_a).await;
+    let rows = a.reader.until_ready().await.expect("a runs s1 again");
+    assert_eq!(raw::first_column(&rows), ["42"]);
+}
+
+/// Fails on main (no bound): a client holds at most 10,000 named statements through pgtide;
+/// the next Parse fails with 54000 as the backend's own error, and closing one makes room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_clients_statements_are_bounded() {
+    use s::raw::{self, msg, Raw};
+    let cluster = s::cluster_with_schema("SELECT 1").await;
+    let mut config = s::config(&cluster, PoolMode::Transaction, 1);
+    raw::add_trust_user(&mut config);
+    let server = s::start(config).await;
+    let mut a = Raw::login(&server).await;
+    let sync = msg(b'S', &[]);
+    for chunk in 0..10 {
+        let mut batch = Vec::new();
+        for i in chunk * 1000..(chunk + 1) * 1000 {
+            batch.extend(raw::parse(&format!("s{i}"), &format!("SELECT {i}")));
+        }
+        batch.extend(&sync);
+        a.send(&batch).await;
+        let replies = a.reader.until_ready().await.expect("parsed");
+        assert!(replies.iter().all(|(t, _)| *t == b'1'), "chunk {chunk}");
+    }
+    let one_more = [
+        raw::parse("one_more", "SELECT 'x'"),
+        raw::bind("one_more", &[]),
+    ]
+    .concat();
+    a.send(&[one_more.clone(), raw::execute_sync()].concat())
+        .await;
+    let error = a.reader.error().await.expect("over the bound");
+    assert_eq!(error.code, "54000", "{error:?}");
+    a.reader.until_ready().await.expect("ready");
+    let mut close = vec![b'S'];
+    raw::cstr(&mut close, "s0");
+    a.send(&[msg(b'C', &close), one_more, raw::execute_sync()].concat())
+        .await;
+    let rows = a.reader.until_ready().await.expect("room again");
+    assert_eq!(raw::first_column(&rows), ["x"]);
+    let row = a.simple("SELECT 1").await;
+    assert_eq!(row, "1", "the session goes on");
+}

@@ -14,6 +14,10 @@ use pgtide_wire::{encode, frontend as ftag, Frame};
 use crate::backend::BackendConn;
 use crate::pool::Pool;
 use crate::relay::{Completion, ReplyQueue};
+use crate::statement_inject::{
+    close_complete, ensure, make_room, parse_complete, reserved, too_many_statements_sql, Place,
+    MAX_CLIENT_STATEMENTS, NOT_YOURS,
+};
 use crate::statements::{
     bind_names, has_session_effects, rewrite_bind, run_in_batch, target_message, Preparation,
     SchemaEpochs, SharedStatement,
@@ -25,15 +29,6 @@ pub struct Backendward<'a> {
     pub conn: &'a mut BackendConn,
     pub out: &'a mut BytesMut,
     pub replies: &'a mut ReplyQueue,
-}
-
-/// Where an injected statement goes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Place {
-    /// Inside the client's extended-protocol batch, before the message that needs it.
-    InBatch,
-    /// On its own, ended by its own Sync, before the client's simple Query.
-    BeforeQuery,
 }
 
 /// A simple Query's SQL once pgtide's statement names are in.
@@ -146,6 +141,12 @@ impl ClientStatements {
         self.pending_sql.clear();
     }
 
+    /// Whether the client may have a statement named `name` (see [`MAX_CLIENT_STATEMENTS`]).
+    fn has_room_for(&self, name: &str) -> bool {
+        self.named.len() + self.pending_sql.len() < MAX_CLIENT_STATEMENTS
+            || self.named.contains_key(name)
+    }
+
     fn resolve(&self, name: &str) -> Option<Arc<SharedStatement>> {
         self.pending_sql
             .iter()
@@ -188,7 +189,9 @@ impl ClientStatements {
         replies: &mut ReplyQueue,
     ) -> bool {
         match self.statement_of_parse(frame, search_path) {
-            Some((name, stmt)) if pool.statement_known(&stmt.global_name) => {
+            Some((name, stmt))
+                if pool.statement_known(&stmt.global_name) && self.has_room_for(&name) =>
+            {
                 self.named.insert(name, stmt);
                 replies.synthetic(parse_complete());
                 true
@@ -202,7 +205,9 @@ impl ClientStatements {
     pub fn register_parse(&mut self, frame: &Frame, search_path: Option<&str>) {
         match self.statement_of_parse(frame, search_path) {
             Some((name, stmt)) => {
-                self.named.insert(name, stmt);
+                if self.has_room_for(&name) {
+                    self.named.insert(name, stmt);
+                }
             }
             None => {
                 self.unnamed_parse = Some(frame.raw.clone());
@@ -242,6 +247,15 @@ impl ClientStatements {
             b.out.extend_from_slice(&frame.raw);
             return;
         };
+        if !self.has_room_for(&name) {
+            // The backend raises the error itself, so the batch fails as PostgreSQL's would.
+            run_in_batch(b.out, &too_many_statements_sql());
+            b.replies.expect_swallowed(Completion::Parse, None);
+            b.replies.expect_swallowed(Completion::Bind, None);
+            b.replies.expect(Completion::Parse);
+            self.unnamed_on_backend = false;
+            return;
+        }
         self.named.insert(name, stmt.clone());
         if b.conn.prepared.touch(&stmt.global_name) {
             b.replies.synthetic(parse_complete());
@@ -380,6 +394,13 @@ impl ClientStatements {
                         }
                         existing.global_name.clone()
                     }
+                    None if !self.has_room_for(&r.name) => {
+                        // PostgreSQL runs the statements before it, then fails here.
+                        out.push_str(&sql[copied..r.statement.start]);
+                        out.push_str(&too_many_statements_sql());
+                        copied = r.statement.end;
+                        continue;
+                    }
                     None => {
                         self.serial += 1;
                         let global = format!("pgtide_q{}_{}", self.session_tag, self.serial);
@@ -478,92 +499,4 @@ impl ClientStatements {
             conn.prepared.forget(&stmt.global_name);
         }
     }
-}
-
-/// Makes sure the backend has `stmt`, injecting it at `place` when it does not. Returns true
-/// when the injection used (and so replaced) the backend's unnamed statement.
-fn ensure(
-    stmt: &SharedStatement,
-    conn: &mut BackendConn,
-    out: &mut BytesMut,
-    replies: &mut ReplyQueue,
-    place: Place,
-) -> bool {
-    if conn.prepared.touch(&stmt.global_name) {
-        return false;
-    }
-    make_room(&stmt.global_name, conn, out, replies, place);
-    let name = Some(stmt.global_name.clone());
-    let expect = |replies: &mut ReplyQueue, completion, prepares| match place {
-        Place::InBatch => replies.expect_swallowed(completion, prepares),
-        Place::BeforeQuery => replies.expect_standalone(completion, prepares),
-    };
-    let used_unnamed = match &stmt.prepare {
-        Preparation::Parse(parse) => {
-            out.extend_from_slice(parse);
-            expect(replies, Completion::Parse, name);
-            false
-        }
-        Preparation::Sql(sql) => {
-            run_in_batch(out, sql);
-            expect(replies, Completion::Parse, None);
-            expect(replies, Completion::Bind, None);
-            expect(replies, Completion::Execute, name);
-            true
-        }
-    };
-    if place == Place::BeforeQuery {
-        encode::sync(out);
-        replies.expect_swallowed_query();
-    }
-    used_unnamed
-}
-
-/// Records `name` in the backend's LRU before it is prepared, closing the least recently used
-/// statement first when the LRU is full.
-fn make_room(
-    name: &str,
-    conn: &mut BackendConn,
-    out: &mut BytesMut,
-    replies: &mut ReplyQueue,
-    place: Place,
-) {
-    let evicted = conn.prepared.insert(name);
-    close_statement(evicted, out, replies, place);
-}
-
-fn close_statement(
-    name: Option<String>,
-    out: &mut BytesMut,
-    replies: &mut ReplyQueue,
-    place: Place,
-) {
-    let Some(name) = name else { return };
-    out.extend_from_slice(&target_message(ftag::CLOSE, b'S', &name));
-    match place {
-        Place::InBatch => replies.expect_swallowed(Completion::Close, None),
-        Place::BeforeQuery => {
-            replies.expect_standalone(Completion::Close, None);
-            encode::sync(out);
-            replies.expect_swallowed_query();
-        }
-    }
-}
-
-/// Names of pgtide's own statements on a backend (shared by its clients, visible in
-/// pg_prepared_statements). A client that names one it does not have gets PostgreSQL's
-/// "does not exist" (26000) for a stand-in name instead of reaching another client's.
-fn reserved(name: &str) -> bool {
-    name.len() >= 7 && name.as_bytes()[..7].eq_ignore_ascii_case(b"pgtide_")
-}
-
-/// A statement name pgtide never prepares.
-const NOT_YOURS: &str = "pgtide_not_prepared_by_this_client";
-
-pub fn parse_complete() -> Bytes {
-    Bytes::from_static(&[b'1', 0, 0, 0, 4])
-}
-
-pub fn close_complete() -> Bytes {
-    Bytes::from_static(&[b'3', 0, 0, 0, 4])
 }
