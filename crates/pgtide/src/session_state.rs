@@ -30,6 +30,9 @@ enum Change {
     ResetAll,
     /// The state behind a pin is undone (or, with None, everything: DISCARD ALL).
     Unpin(Option<PinReason>),
+    /// A pin taken (it already holds; recorded so that an undo earlier in the same
+    /// transaction does not cancel it at commit).
+    Pin(PinReason),
 }
 
 /// Who the client is, in the order they must be set.
@@ -175,6 +178,7 @@ impl ClientState {
         if self.pins.insert(reason) {
             observed.pinned = Some(reason);
         }
+        self.pending.push(Change::Pin(reason));
     }
 
     fn observe(&mut self, effect: SessionEffect, observed: &mut Observed) {
@@ -186,6 +190,7 @@ impl ClientState {
                     self.pin(SCS, observed);
                 }
                 self.announced.insert(name.clone());
+                self.drop_role_with_authorization(&name);
                 self.pending.push(Change::Set(name, value))
             }
             E::SetLocal { name } => {
@@ -193,6 +198,7 @@ impl ClientState {
             }
             E::Reset { name } => {
                 self.announced.insert(name.clone());
+                self.drop_role_with_authorization(&name);
                 self.pending.push(Change::Reset(name))
             }
             E::ResetAll => {
@@ -247,6 +253,14 @@ impl ClientState {
         }
     }
 
+    /// Setting the session authorization also ends any SET ROLE (PostgreSQL makes the current
+    /// user the new session user).
+    fn drop_role_with_authorization(&mut self, name: &str) {
+        if name == "session_authorization" {
+            self.pending.push(Change::Reset("role".into()));
+        }
+    }
+
     /// The backend reported an error: the failing statement's (or transaction's) changes void.
     pub fn on_error(&mut self) {
         self.failed = true;
@@ -283,6 +297,9 @@ impl ClientState {
                     }
                     Change::Unpin(Some(reason)) => {
                         self.pins.remove(reason);
+                    }
+                    Change::Pin(reason) => {
+                        self.pins.insert(reason);
                     }
                     Change::Unpin(None) => {
                         // DISCARD ALL: back to the startup settings, and their pin if any.

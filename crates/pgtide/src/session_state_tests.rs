@@ -220,3 +220,31 @@ fn unannounced_parameter_status_pins() {
     r.observe_sql("RESET ALL", false);
     assert_eq!(r.on_parameter_status("application_name").pinned, None);
 }
+
+/// Found by the session checker: an undo and a new pin in one transaction end pinned, and
+/// SET SESSION AUTHORIZATION ends a SET ROLE before it (a later SET ROLE is kept).
+#[test]
+fn order_within_a_transaction_counts() {
+    let mut s = ClientState::default();
+    let mut backend = Settings::new();
+    s.observe_sql("SELECT pg_advisory_lock(1)", false);
+    s.on_ready(b'I', &mut backend);
+    s.observe_sql("BEGIN", false);
+    s.observe_sql("SELECT pg_advisory_unlock_all()", false);
+    s.observe_sql("SELECT pg_advisory_lock(2)", false);
+    s.observe_sql("COMMIT", false);
+    s.on_ready(b'I', &mut backend);
+    assert!(s.pins().contains("advisory_lock"));
+
+    let mut r = ClientState::default();
+    r.observe_sql("SET ROLE a; SET SESSION AUTHORIZATION app", false);
+    r.on_ready(b'I', &mut backend);
+    assert!(!r.settings().contains_key("role"));
+    r.observe_sql("SET SESSION AUTHORIZATION app; SET ROLE b", false);
+    r.on_ready(b'I', &mut backend);
+    assert_eq!(r.settings().get("role").map(String::as_str), Some("b"));
+    assert_eq!(
+        r.identity_sync_sql(&Settings::new()).as_deref(),
+        Some("SET session_authorization TO app;SET role TO b;")
+    );
+}
