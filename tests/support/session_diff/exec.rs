@@ -2,6 +2,7 @@
 //! session state a client can see, as comparable values.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -73,17 +74,18 @@ fn error_code(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// Guards against a hang (a leaked lock, a backend never coming back) longer than
-/// pgtide's checkout timeout.
-const OP_LIMIT: Duration = Duration::from_secs(45);
+/// Seconds before a statement counts as hung (a leaked lock, a backend never coming back):
+/// longer than pgtide's checkout timeout in the concurrent run, short in shrink replays.
+pub static OP_LIMIT_SECS: AtomicU64 = AtomicU64::new(45);
 
 async fn limited<T>(
     fut: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
 ) -> Result<T, String> {
-    match tokio::time::timeout(OP_LIMIT, fut).await {
+    let limit = Duration::from_secs(OP_LIMIT_SECS.load(Ordering::Relaxed));
+    match tokio::time::timeout(limit, fut).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(error_code(&e)),
-        Err(_) => Err(format!("no answer within {OP_LIMIT:?}")),
+        Err(_) => Err(format!("no answer within {limit:?}")),
     }
 }
 

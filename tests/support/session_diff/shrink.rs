@@ -111,15 +111,22 @@ pub async fn shrink(
     budget: Duration,
 ) -> Option<Shrunk> {
     let started = Instant::now();
+    exec::OP_LIMIT_SECS.store(5, std::sync::atomic::Ordering::Relaxed);
     let mut replays = 0;
     let mut best: Option<Shrunk> = None;
     let mut other: Option<Shrunk> = None;
-    // A pool of 1 makes every client share the backend: leaks show most reliably.
-    for pool in [1, 2] {
+    // The failing client alone first (what is not carried shows with alternating backends),
+    // then everyone on a pool of 1, where leaks show most reliably.
+    let alone: Vec<Event> = log
+        .iter()
+        .filter(|e| e.client == original.client)
+        .cloned()
+        .collect();
+    for (events, pool) in [(&alone, 2), (&log.to_vec(), 1), (&log.to_vec(), 2)] {
         replays += 1;
-        if let Replay::Diverged(at, d) = replay(cluster, direct_url, log, clients, pool).await {
+        if let Replay::Diverged(at, d) = replay(cluster, direct_url, events, clients, pool).await {
             let found = Shrunk {
-                events: cut(log, at, &d),
+                events: cut(events, at, &d),
                 divergence: d,
                 pool,
                 replays,
