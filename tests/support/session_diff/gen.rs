@@ -95,7 +95,9 @@ const SET_CONFIG: &[&str] = &[
 /// Reads whose text depends on session state.
 const READS: &[&str] = &[
     "SHOW search_path",
-    "SELECT current_setting('TimeZone'), current_setting('myapp.tenant', true)",
+    // NULL and '' alike: a custom setting another session of the backend defined stays
+    // defined (as '') after RESET, and nothing but a new connection undoes that.
+    "SELECT current_setting('TimeZone'), coalesce(current_setting('myapp.tenant', true), '')",
     "SELECT '1 day 2 hours'::interval::text, '2020-01-02'::date::text",
     "SELECT 0.1::float8::text, '\\x01ff'::bytea::text",
     "SELECT current_user, session_user",
