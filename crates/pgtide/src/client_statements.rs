@@ -55,6 +55,10 @@ pub struct ClientStatements {
     pending_sql: VecDeque<(String, Arc<SharedStatement>)>,
     /// Makes this client's SQL-prepared statement names unique across the process.
     session_tag: u64,
+    /// SQL PREPARE ran through the extended protocol under the client's own name (pgtide does
+    /// not rewrite statement texts): the client is pinned, and its later SQL PREPAREs keep
+    /// their own names too, so the backend sees the names the client uses.
+    own_sql_names: bool,
     serial: u64,
 }
 
@@ -69,6 +73,7 @@ impl ClientStatements {
             pending_sql: VecDeque::new(),
             session_tag,
             serial: 0,
+            own_sql_names: false,
         }
     }
 
@@ -139,6 +144,7 @@ impl ClientStatements {
     pub fn clear(&mut self) {
         self.named.clear();
         self.pending_sql.clear();
+        self.own_sql_names = false;
     }
 
     /// Whether the client may have a statement named `name` (see [`MAX_CLIENT_STATEMENTS`]).
@@ -231,18 +237,31 @@ impl ClientStatements {
         true
     }
 
-    pub fn parse(&mut self, frame: &Frame, search_path: Option<&str>, b: Backendward<'_>) {
-        let Some((name, stmt)) = self.statement_of_parse(frame, search_path) else {
+    /// `failed_transaction`: PostgreSQL refuses the Parse (25P02) and keeps nothing, so it goes
+    /// to the backend as it is and the client's name stays unknown.
+    pub fn parse(
+        &mut self,
+        frame: &Frame,
+        search_path: Option<&str>,
+        failed_transaction: bool,
+        b: Backendward<'_>,
+    ) {
+        let named = self
+            .statement_of_parse(frame, search_path)
+            .filter(|_| !failed_transaction);
+        let Some((name, stmt)) = named else {
             // The unnamed statement, or a malformed body for the backend to reject itself.
             let view = pgtide_wire::parse_message(frame.body()).ok();
             if view.as_ref().is_some_and(|v| v.statement.is_empty()) {
                 self.unnamed_parse = Some(frame.raw.clone());
                 self.unnamed_on_backend = true;
             }
-            self.unnamed_effects_sql = view
-                .map(|v| v.query)
-                .filter(|q| has_session_effects(q))
-                .map(str::to_string);
+            if view.as_ref().is_none_or(|v| v.statement.is_empty()) {
+                self.unnamed_effects_sql = view
+                    .map(|v| v.query)
+                    .filter(|q| has_session_effects(q))
+                    .map(str::to_string);
+            }
             b.replies.expect(Completion::Parse);
             b.out.extend_from_slice(&frame.raw);
             return;
@@ -304,6 +323,12 @@ impl ClientStatements {
             },
             None => (None, None, None),
         };
+        if effects
+            .as_deref()
+            .is_some_and(|q| !statement_names(q).is_empty())
+        {
+            self.own_sql_names = true;
+        }
         match global {
             Some(name) => b.replies.expect_on_statement(Completion::Bind, name),
             None => b.replies.expect(Completion::Bind),
@@ -394,6 +419,8 @@ impl ClientStatements {
                         }
                         existing.global_name.clone()
                     }
+                    // Pinned with its own names on the backend: PostgreSQL checks them itself.
+                    None if self.own_sql_names => continue,
                     None if !self.has_room_for(&r.name) => {
                         // PostgreSQL runs the statements before it, then fails here.
                         out.push_str(&sql[copied..r.statement.start]);

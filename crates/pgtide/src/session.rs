@@ -777,7 +777,9 @@ impl Session {
             out: &mut self.to_backend,
             replies: &mut self.replies,
         };
-        self.statements.parse(&frame, search_path.as_deref(), b);
+        let failed_transaction = self.status == b'E';
+        self.statements
+            .parse(&frame, search_path.as_deref(), failed_transaction, b);
     }
 
     fn forward_bind(&mut self, frame: Frame) {

@@ -347,7 +347,10 @@ impl Gen<'_> {
             "scs" => self.scs_stmt(),
             _ => READS[self.rng.below(READS.len())].to_string(),
         };
-        if self.f.has("ext") && self.rng.chance(15) {
+        // SQL-level PREPARE / EXECUTE / DEALLOCATE inside a protocol statement are not given
+        // pgtide's names (a documented limit, docs/correctness.md): they go as simple queries.
+        let names_statements = !pgtide_sql::statement_names(&sql).is_empty();
+        if self.f.has("ext") && self.rng.chance(15) && !names_statements {
             Op::Ext(sql)
         } else {
             Op::Simple(sql)
