@@ -17,7 +17,7 @@ use crate::client_statements::{Backendward, ClientStatements};
 use crate::error::{ProxyError, Result};
 use crate::pool::{Lease, Pool};
 use crate::relay::{Completion, ReplyQueue, Verdict};
-use crate::replica_replay::{is_fatal, is_read_only_refusal, ReplicaReplay};
+use crate::replica_replay::{is_fatal, replica_refusal, Refusal, ReplicaReplay};
 use crate::route_intent;
 use crate::routing::{Intent, SessionRoute};
 use crate::session_router::SessionRouter;
@@ -230,7 +230,9 @@ impl Session {
             None => (None, None, None),
         };
         let has_backend = b_reader.is_some();
-        let client_reads = !self.closing && self.to_backend.len() < HIGH_WATER;
+        let client_reads = !self.closing
+            && self.to_backend.len() < HIGH_WATER
+            && !(self.router.held() && self.crbuf.len() >= HIGH_WATER);
         tokio::select! {
             biased;
             r = self.phase.changed() => {
@@ -256,6 +258,14 @@ impl Session {
                 && route_intent::batch_arriving(&self.crbuf)
             {
                 // Routing needs the whole batch; the rest is on its way.
+                break;
+            }
+            if self.lease.is_some()
+                && self
+                    .router
+                    .hold_next_batch(!self.unsynced, self.replies.awaits_ready())
+            {
+                // A replica leased for an earlier batch takes no other: this one waits.
                 break;
             }
             let frame = match self.decoder.decode(&mut self.crbuf)? {
@@ -458,6 +468,9 @@ impl Session {
     /// What the transaction this frame opens intends (read or not, hints), from the frame and,
     /// for the extended protocol, the rest of its batch already read.
     fn intent_of(&self, frame: &Frame) -> Intent {
+        if !route_intent::settings_allow_replica(self.state.settings()) {
+            return Intent::default();
+        }
         let classifier = self.shared.classifier.load();
         let classify = |sql: &str| classifier.classify(sql);
         if frame.tag == ftag::QUERY {
@@ -479,6 +492,7 @@ impl Session {
             return;
         }
         let c = self.shared.classifier.load().classify(sql);
+        let c = route_intent::under_settings(c, self.state.settings());
         if routing && route_intent::writes(&c) {
             self.router.note_write();
         }
@@ -882,16 +896,20 @@ impl Session {
             .replica_replay
             .as_ref()
             .is_some_and(ReplicaReplay::replayable);
+        let refusal = replica_refusal(body);
         if !self.router.on_replica()
             || !replayable
-            || !is_read_only_refusal(body)
+            || refusal.is_none()
             || self.replies.len() != 1
             || !self.replies.swallow_next_ready()
         {
             return false;
         }
-        metrics::counter!(crate::metrics_names::REPLICA_WRITE_MISSES_TOTAL).increment(1);
-        tracing::info!("a read the replica refused as a write runs on the primary");
+        if refusal == Some(Refusal::Write) {
+            metrics::counter!(crate::metrics_names::REPLICA_WRITE_MISSES_TOTAL).increment(1);
+            tracing::info!("a read the replica refused as a write runs on the primary");
+            self.router.refused_as_write();
+        }
         self.rerouting = true;
         true
     }
@@ -918,6 +936,14 @@ impl Session {
         self.insights.forget_pending();
         let lease = self.router.lease_primary(&self.shared).await?;
         self.attach(lease).await?;
+        if self.router.take_refused_write() {
+            // It wrote after all: read-your-writes and the cache treat it as a write.
+            self.router.note_write();
+            if self.shared.cache.in_use() {
+                self.cache_writes
+                    .note(&route_intent::unknown_write(), &self.shared.cache);
+            }
+        }
         let (frames, sent) = replay.take();
         self.replay_drop = sent;
         for frame in frames {
@@ -1125,6 +1151,10 @@ impl Session {
                     self.close_with(ProxyError::ShuttingDown);
                 }
             }
+        }
+        if self.router.take_held() {
+            // The replica's batch may be over: the held one is routed (or held again).
+            self.on_client_data().await?;
         }
         Ok(())
     }
