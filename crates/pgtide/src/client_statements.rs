@@ -40,6 +40,15 @@ pub struct RewrittenQuery {
     pub effects: Vec<String>,
 }
 
+/// A SQL PREPARE or DEALLOCATE of the running query, in statement order: each takes effect
+/// when its CommandComplete confirms it ran (a failed statement stops the rest of the query).
+#[derive(Debug)]
+enum SqlOp {
+    Prepare(String, Arc<SharedStatement>),
+    /// None: a name pgtide does not know, passed on for PostgreSQL to judge.
+    Deallocate(Option<String>),
+}
+
 #[derive(Debug)]
 pub struct ClientStatements {
     epochs: Arc<SchemaEpochs>,
@@ -52,7 +61,7 @@ pub struct ClientStatements {
     /// The session effects of the last unnamed Parse, noted when it is bound.
     unnamed_effects_sql: Option<String>,
     /// SQL PREPAREs of the running query, confirmed in order by CommandComplete "PREPARE".
-    pending_sql: VecDeque<(String, Arc<SharedStatement>)>,
+    pending_sql: VecDeque<SqlOp>,
     /// Makes this client's SQL-prepared statement names unique across the process.
     session_tag: u64,
     /// SQL PREPARE ran through the extended protocol under the client's own name (pgtide does
@@ -154,17 +163,20 @@ impl ClientStatements {
     }
 
     fn resolve(&self, name: &str) -> Option<Arc<SharedStatement>> {
-        self.pending_sql
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, s)| s.clone())
-            .or_else(|| self.named.get(name).cloned())
+        for op in self.pending_sql.iter().rev() {
+            match op {
+                SqlOp::Prepare(n, s) if n == name => return Some(s.clone()),
+                SqlOp::Deallocate(Some(n)) if n == name => return None,
+                _ => {}
+            }
+        }
+        self.named.get(name).cloned()
     }
 
     fn remove(&mut self, name: &str) -> bool {
         let pending = self.pending_sql.len();
-        self.pending_sql.retain(|(n, _)| n != name);
+        self.pending_sql
+            .retain(|op| !matches!(op, SqlOp::Prepare(n, _) if n == name));
         self.named.remove(name).is_some() || pending != self.pending_sql.len()
     }
 
@@ -456,7 +468,9 @@ impl ClientStatements {
                             prepare: Preparation::Sql(prepare_sql),
                             effects_sql,
                         });
-                        new_in_query.push((r.name.clone(), stmt));
+                        new_in_query.push((r.name.clone(), stmt.clone()));
+                        self.pending_sql
+                            .push_back(SqlOp::Prepare(r.name.clone(), stmt));
                         global
                     }
                 },
@@ -477,9 +491,13 @@ impl ClientStatements {
                     }
                 }
                 StatementUse::Deallocate => {
-                    let had_local = new_in_query.iter().any(|(n, _)| *n == r.name);
+                    let known = new_in_query.iter().any(|(n, _)| *n == r.name)
+                        || self.resolve(&r.name).is_some();
                     new_in_query.retain(|(n, _)| *n != r.name);
-                    if !self.remove(&r.name) && !had_local {
+                    // Forgotten when PostgreSQL confirms it (the query may fail before it).
+                    let name = known.then(|| r.name.clone());
+                    self.pending_sql.push_back(SqlOp::Deallocate(name));
+                    if !known {
                         if reserved(&r.name) {
                             // Another client's statement on this backend: never theirs to drop.
                             out.push_str(&sql[copied..r.span.start]);
@@ -502,7 +520,6 @@ impl ClientStatements {
             copied = r.span.end;
         }
         out.push_str(&sql[copied..]);
-        self.pending_sql.extend(new_in_query);
         result.sql = Some(out);
         result
     }
@@ -511,19 +528,29 @@ impl ClientStatements {
         !self.pending_sql.is_empty()
     }
 
-    /// A CommandComplete of the client's query: a "PREPARE" confirms the oldest pending one.
+    /// A CommandComplete of the client's query: "PREPARE" and "DEALLOCATE" confirm the oldest
+    /// pending one.
     pub fn on_command_complete(&mut self, body: &[u8]) {
-        if body.starts_with(b"PREPARE\0") {
-            if let Some((name, stmt)) = self.pending_sql.pop_front() {
+        if body != b"PREPARE\0" && body != b"DEALLOCATE\0" {
+            return;
+        }
+        match self.pending_sql.pop_front() {
+            Some(SqlOp::Prepare(name, stmt)) => {
                 self.named.insert(name, stmt);
             }
+            Some(SqlOp::Deallocate(Some(name))) => {
+                self.named.remove(&name);
+            }
+            _ => {}
         }
     }
 
     /// The client's query ended: PREPAREs it did not confirm failed or never ran.
     pub fn on_ready(&mut self, conn: &mut BackendConn) {
-        for (_, stmt) in self.pending_sql.drain(..) {
-            conn.prepared.forget(&stmt.global_name);
+        for op in self.pending_sql.drain(..) {
+            if let SqlOp::Prepare(_, stmt) = op {
+                conn.prepared.forget(&stmt.global_name);
+            }
         }
     }
 }

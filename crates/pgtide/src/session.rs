@@ -726,14 +726,17 @@ impl Session {
                     self.insights
                         .on_query(frame.body_bytes(), self.status != b'I');
                 }
+                self.state.batch_sent();
                 self.replies.expect(Completion::Ready)
             }
             ftag::FUNCTION_CALL => {
                 self.router.note_write();
+                self.state.batch_sent();
                 self.replies.expect(Completion::Ready)
             }
             ftag::SYNC => {
                 self.unsynced = false;
+                self.state.batch_sent();
                 self.replies.sync();
             }
             ftag::COPY_DONE | ftag::COPY_FAIL => self.replies.copy_end(),
@@ -839,6 +842,7 @@ impl Session {
     /// A simple Query in transaction mode: its statement names become pgtide's.
     fn forward_query(&mut self, frame: Frame) {
         let Ok(sql) = pgtide_wire::query_text(frame.body()) else {
+            self.state.batch_sent();
             self.replies.expect(Completion::Ready);
             self.to_backend.extend_from_slice(&frame.raw);
             return;
@@ -861,6 +865,7 @@ impl Session {
         for effects in &rewritten.effects {
             self.observe(effects, false);
         }
+        self.state.batch_sent();
         self.replies.expect(Completion::Ready);
         match rewritten.sql {
             Some(sql) => encode::query(&mut self.to_backend, &sql),
@@ -1088,6 +1093,8 @@ impl Session {
                     match frame.tag {
                         btag::ERROR_RESPONSE => self.state.on_error(),
                         btag::COMMAND_COMPLETE => {
+                            self.state
+                                .on_command_complete(&mut lease.conn.settings, frame.body());
                             if drops_prepared(frame.body()) {
                                 // It ran: the backend's statements and the client's are gone.
                                 lease.conn.prepared.clear();

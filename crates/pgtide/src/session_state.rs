@@ -33,6 +33,12 @@ enum Change {
     /// A pin taken (it already holds; recorded so that an undo earlier in the same
     /// transaction does not cancel it at commit).
     Pin(PinReason),
+    /// COMMIT / ROLLBACK / PREPARE TRANSACTION (also AND CHAIN, and inside a multi-statement
+    /// query): what came before it ends with it. Its CommandComplete tag says how.
+    End,
+    /// The end of a client batch (a Query or a Sync): its ReadyForQuery settles what came
+    /// before it.
+    BatchEnd,
 }
 
 /// Who the client is, in the order they must be set.
@@ -222,7 +228,9 @@ impl ClientState {
             E::CloseCursor { name: None } => self.pending.push(Change::Unpin(Some("hold_cursor"))),
             E::LoadLibrary => self.pin("load", observed),
             E::UntrackedSet => self.pin("untracked_set", observed),
-            E::TransactionControl(TxControl::Rollback) => self.failed = true,
+            E::TransactionControl(TxControl::Rollback | TxControl::Commit) => {
+                self.pending.push(Change::End)
+            }
             E::TransactionControl(TxControl::Savepoint(name)) => {
                 self.savepoints
                     .push((name, self.pending.len(), self.failed))
@@ -235,16 +243,16 @@ impl ClientState {
             E::TransactionControl(TxControl::RollbackTo(name)) => {
                 if let Some(i) = self.savepoints.iter().rposition(|(n, ..)| *n == name) {
                     let (_, pending, failed) = self.savepoints[i];
-                    // The savepoint itself stays; what came after it is undone.
+                    // The savepoint itself stays; what came after it is undone (but batches
+                    // still owed a ReadyForQuery stay owed).
                     self.savepoints.truncate(i + 1);
-                    self.pending.truncate(pending);
+                    let after = self.pending.split_off(pending.min(self.pending.len()));
+                    self.pending
+                        .extend(after.into_iter().filter(|c| *c == Change::BatchEnd));
                     self.failed = failed;
                 }
             }
-            E::TransactionControl(TxControl::PrepareTransaction) => {
-                // PREPARE TRANSACTION ends the transaction without committing it here.
-                self.failed = true
-            }
+            E::TransactionControl(TxControl::PrepareTransaction) => self.pending.push(Change::End),
             E::Deallocate { .. }
             | E::Execute { .. }
             | E::Unlisten { .. }
@@ -264,20 +272,72 @@ impl ClientState {
     /// The backend reported an error: the failing statement's (or transaction's) changes void.
     pub fn on_error(&mut self) {
         self.failed = true;
+        // PostgreSQL skips the rest of the batch: its COMMITs and ROLLBACKs never run.
+        let batch = self.batch_len();
+        let mut i = 0;
+        self.pending.retain(|c| {
+            i += 1;
+            i > batch || *c != Change::End
+        });
+    }
+
+    /// A client batch (Query, Sync, FunctionCall) went to the backend.
+    pub fn batch_sent(&mut self) {
+        self.pending.push(Change::BatchEnd);
+    }
+
+    /// How many pending changes belong to the oldest unanswered batch.
+    fn batch_len(&self) -> usize {
+        self.pending
+            .iter()
+            .position(|c| *c == Change::BatchEnd)
+            .unwrap_or(self.pending.len())
+    }
+
+    /// A CommandComplete of the client's: COMMIT, ROLLBACK and PREPARE TRANSACTION end what
+    /// came before them, committed only when PostgreSQL says COMMIT (a COMMIT of a failed
+    /// transaction answers ROLLBACK).
+    pub fn on_command_complete(&mut self, backend: &mut Settings, tag: &[u8]) {
+        let committed = match tag {
+            b"COMMIT\0" => true,
+            b"ROLLBACK\0" | b"PREPARE TRANSACTION\0" => false,
+            _ => return,
+        };
+        let batch = self.batch_len();
+        let Some(end) = self.pending[..batch].iter().position(|c| *c == Change::End) else {
+            return;
+        };
+        let ended: Vec<Change> = self.pending.drain(..=end).collect();
+        self.settle(ended, committed, backend);
+        self.savepoints.retain(|sp| sp.1 > end);
+        for sp in &mut self.savepoints {
+            sp.1 -= end + 1;
+        }
     }
 
     /// A ReadyForQuery: outside a transaction, pending changes either took effect or were
     /// undone. Returns the changes that took effect, for the backend's own record.
     pub fn on_ready(&mut self, status: u8, backend: &mut Settings) {
+        let batch = self.batch_len();
+        if batch < self.pending.len() {
+            self.pending.remove(batch);
+        }
         if status != b'I' {
             return;
         }
         self.announced.clear();
         self.announced_all = false;
         self.savepoints.clear();
-        let pending = std::mem::take(&mut self.pending);
-        if !std::mem::take(&mut self.failed) {
-            for change in pending {
+        let done: Vec<Change> = self.pending.drain(..batch).collect();
+        let committed = !self.failed;
+        self.settle(done, committed, backend);
+    }
+
+    /// A transaction ended: its changes take effect if it committed.
+    fn settle(&mut self, changes: Vec<Change>, committed: bool, backend: &mut Settings) {
+        self.failed = false;
+        if committed {
+            for change in changes {
                 match change {
                     Change::Set(name, value) => {
                         self.settings.insert(name.clone(), value.clone());
@@ -308,6 +368,7 @@ impl ClientState {
                             self.pins.insert(SCS);
                         }
                     }
+                    Change::End | Change::BatchEnd => {}
                 }
             }
         }

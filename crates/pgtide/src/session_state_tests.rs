@@ -59,6 +59,7 @@ fn committed_set_is_carried_and_rolled_back_set_is_not() {
     s.observe_sql("SET search_path TO b", false);
     s.on_ready(b'T', &mut backend);
     s.observe_sql("ROLLBACK", false);
+    s.on_command_complete(&mut backend, b"ROLLBACK\0");
     s.on_ready(b'I', &mut backend);
     assert_eq!(
         s.settings().get("search_path").map(String::as_str),
@@ -81,6 +82,7 @@ fn rollback_to_savepoint_undoes_only_what_came_after_it() {
     s.observe_sql("ROLLBACK TO SAVEPOINT sp", false);
     s.observe_sql("SET statement_timeout TO 5", false);
     s.observe_sql("RELEASE sp; COMMIT", false);
+    s.on_command_complete(&mut backend, b"COMMIT\0");
     s.on_ready(b'I', &mut backend);
     assert_eq!(
         s.settings().get("search_path").map(String::as_str),
@@ -154,6 +156,7 @@ fn a_rolled_back_or_failed_undo_keeps_the_pin() {
     s.observe_sql("UNLISTEN *", false);
     s.on_ready(b'T', &mut backend);
     s.observe_sql("ROLLBACK", false);
+    s.on_command_complete(&mut backend, b"ROLLBACK\0");
     s.on_ready(b'I', &mut backend);
     assert_eq!(s.pins().iter().copied().collect::<Vec<_>>(), ["listen"]);
 
@@ -162,6 +165,7 @@ fn a_rolled_back_or_failed_undo_keeps_the_pin() {
     s.observe_sql("BEGIN; SELECT 1/0; SELECT pg_advisory_unlock_all()", false);
     s.on_error();
     s.observe_sql("ROLLBACK", false);
+    s.on_command_complete(&mut backend, b"ROLLBACK\0");
     s.on_ready(b'I', &mut backend);
     assert!(s.pins().contains("advisory_lock"));
 
@@ -169,12 +173,14 @@ fn a_rolled_back_or_failed_undo_keeps_the_pin() {
         "BEGIN; SAVEPOINT a; DISCARD TEMP; ROLLBACK TO a; COMMIT",
         false,
     );
+    s.on_command_complete(&mut backend, b"COMMIT\0");
     s.observe_sql("CREATE TEMP TABLE t (x int)", false);
     s.on_ready(b'I', &mut backend);
     s.observe_sql(
         "BEGIN; SAVEPOINT a; DISCARD TEMP; ROLLBACK TO a; COMMIT",
         false,
     );
+    s.on_command_complete(&mut backend, b"COMMIT\0");
     s.on_ready(b'I', &mut backend);
     assert!(s.pins().contains("temp_table"), "undone by ROLLBACK TO");
     s.observe_sql(
@@ -233,6 +239,7 @@ fn order_within_a_transaction_counts() {
     s.observe_sql("SELECT pg_advisory_unlock_all()", false);
     s.observe_sql("SELECT pg_advisory_lock(2)", false);
     s.observe_sql("COMMIT", false);
+    s.on_command_complete(&mut backend, b"COMMIT\0");
     s.on_ready(b'I', &mut backend);
     assert!(s.pins().contains("advisory_lock"));
 
@@ -247,4 +254,50 @@ fn order_within_a_transaction_counts() {
         r.identity_sync_sql(&Settings::new()).as_deref(),
         Some("SET session_authorization TO app;SET role TO b;")
     );
+}
+
+/// Found by the session checker: COMMIT AND CHAIN ends a transaction inside a batch; what
+/// follows it in a failed chained transaction does not undo what it committed. And a batch
+/// pipelined behind another is settled by its own ReadyForQuery.
+#[test]
+fn transaction_ends_come_from_the_server() {
+    let mut s = ClientState::default();
+    let mut backend = Settings::new();
+    s.observe_sql(
+        "BEGIN; SET default_transaction_isolation = serializable; COMMIT AND CHAIN; \
+         PREPARE x AS SELECT 1; COMMIT",
+        false,
+    );
+    s.batch_sent();
+    s.on_command_complete(&mut backend, b"COMMIT\0");
+    s.on_error(); // the PREPARE: the chained transaction fails, its COMMIT never runs
+    s.on_ready(b'E', &mut backend);
+    s.observe_sql("ABORT", false);
+    s.batch_sent();
+    s.on_command_complete(&mut backend, b"ROLLBACK\0");
+    s.on_ready(b'I', &mut backend);
+    assert_eq!(
+        backend
+            .get("default_transaction_isolation")
+            .map(String::as_str),
+        Some("serializable"),
+        "committed by COMMIT AND CHAIN"
+    );
+
+    let mut p = ClientState::default();
+    let mut backend = Settings::new();
+    p.observe_sql("BEGIN; SET a.x = 1; ROLLBACK", false);
+    p.batch_sent();
+    p.observe_sql("SET a.y = 2", false);
+    p.batch_sent();
+    p.on_command_complete(&mut backend, b"ROLLBACK\0");
+    p.on_ready(b'I', &mut backend);
+    assert!(p.settings().is_empty(), "the second batch has not run yet");
+    p.on_error();
+    p.on_ready(b'I', &mut backend);
+    assert!(p.settings().is_empty(), "and it failed");
+    p.observe_sql("SET a.z = 3", false);
+    p.batch_sent();
+    p.on_ready(b'I', &mut backend);
+    assert_eq!(p.settings().len(), 1);
 }
