@@ -48,10 +48,12 @@
 //! schema when invalidating (conservative), qualified names must agree. Memory is bounded by
 //! `max_memory` (see [`store`]); one reply is at most `max_memory / 64`.
 
+pub mod floors;
 pub mod names;
 pub mod notify;
 pub mod rules;
 pub mod store;
+pub mod views;
 
 mod index;
 
@@ -66,7 +68,7 @@ use crate::backend::BackendTarget;
 
 pub use notify::ListenerStatus;
 pub use rules::{Hint, Policy, RuleStats, Rules};
-pub use store::{Entry, FillGuard, Key, Lookup, Store};
+pub use store::{Entry, FillGuard, Key, Lookup, Source, Store};
 
 /// The result cache of one pgtide instance.
 pub struct ResultCache {
@@ -77,6 +79,11 @@ pub struct ResultCache {
     switch: Mutex<()>,
     chan: Arc<notify::Channel>,
     listener: Mutex<Option<tokio::task::AbortHandle>>,
+    /// `host:port` of the listener's backend: replica fills are stored only for databases
+    /// whose primary it is (the floors are WAL positions of that cluster).
+    listener_label: Mutex<Option<String>>,
+    floors: Arc<floors::Floors>,
+    views: views::Views,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -94,13 +101,21 @@ pub struct Totals {
 
 impl ResultCache {
     pub fn new(config: &CacheConfig) -> ResultCache {
+        let floors: Arc<floors::Floors> = Arc::default();
         ResultCache {
             config: Mutex::new(config.clone()),
             rules: ArcSwap::from_pointee(Rules::new(config)),
-            store: ArcSwap::from_pointee(Store::new(config.max_memory)),
+            store: ArcSwap::from_pointee(Store::with_floors(
+                config.max_memory,
+                store::DEFAULT_WAIT,
+                floors.clone(),
+            )),
             switch: Mutex::new(()),
             chan: Arc::new(notify::Channel::new(&config.invalidate_channel)),
             listener: Mutex::new(None),
+            listener_label: Mutex::new(None),
+            floors,
+            views: views::Views::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -120,7 +135,8 @@ impl ResultCache {
         }
         if old.max_memory != config.max_memory {
             let _switch = lock(&self.switch);
-            let store = Store::new(config.max_memory);
+            let store =
+                Store::with_floors(config.max_memory, store::DEFAULT_WAIT, self.floors.clone());
             let online = self.store.load().online();
             if !online {
                 store.set_online(false);
@@ -149,8 +165,14 @@ impl ResultCache {
 
     /// A hit, or a miss whose guard must be filled or dropped (see the module docs).
     pub async fn get_or_wait(&self, key: Key, policy: &Policy) -> Lookup {
+        self.get_or_wait_at(key, policy, 0).await
+    }
+
+    /// [`ResultCache::get_or_wait`] for a client with a read-your-writes position: only an
+    /// entry read at `min_lsn` or later is a hit.
+    pub async fn get_or_wait_at(&self, key: Key, policy: &Policy, min_lsn: u64) -> Lookup {
         let store = self.store.load_full();
-        let lookup = store.get_or_wait(key, policy).await;
+        let lookup = store.get_or_wait_at(key, policy, min_lsn).await;
         let counter = match lookup {
             Lookup::Hit(_) => &self.hits,
             Lookup::Miss(_) => &self.misses,
@@ -165,8 +187,10 @@ impl ResultCache {
         if tables.is_empty() {
             return 0;
         }
+        // Pending before the generation moves: a fill that starts after it sees the floor.
+        let seq = self.floors.mark_local(tables, false);
         let n = self.invalidate_local(tables);
-        self.chan.publish(tables, false);
+        self.chan.publish(tables, false, seq);
         n
     }
 
@@ -177,8 +201,9 @@ impl ResultCache {
 
     /// Flushes this instance and tells the other instances to flush.
     pub fn invalidate_all(&self) {
+        let seq = self.floors.mark_local(&[], true);
         self.clear();
-        self.chan.publish(&[], true);
+        self.chan.publish(&[], true, seq);
     }
 
     /// Flushes this instance's cache (`CACHE CLEAR`).
@@ -230,6 +255,7 @@ impl ResultCache {
         if let Some(old) = slot.take() {
             old.abort();
         }
+        *lock(&self.listener_label) = Some(target.label());
         self.chan.mark_started();
         self.set_online(false);
         let task = tokio::spawn(notify::run(Arc::downgrade(self), self.chan.clone(), target));
@@ -238,6 +264,36 @@ impl ResultCache {
 
     pub fn listener_status(&self) -> ListenerStatus {
         self.chan.status()
+    }
+
+    /// May a miss on a replica of the database whose primary is `primary_label` be stored?
+    /// Only when the listener publishes on that primary (its WAL positions are the floors).
+    pub fn replica_fills_from(&self, primary_label: &str) -> bool {
+        lock(&self.listener_label).as_deref() == Some(primary_label)
+    }
+
+    /// See [`views::Views::expand_reads`].
+    pub async fn expand_reads(
+        &self,
+        database: &str,
+        target: &Arc<BackendTarget>,
+        reads: &[String],
+    ) -> Option<Vec<String>> {
+        self.views.expand_reads(database, target, reads).await
+    }
+
+    /// See [`views::Views::expand_writes`].
+    pub fn expand_writes(&self, writes: &[String]) -> Vec<String> {
+        self.views.expand_writes(writes)
+    }
+
+    /// DDL ran through pgtide: view dependencies are read again on next use.
+    pub fn schema_changed(&self) {
+        self.views.schema_changed();
+    }
+
+    pub(crate) fn floors(&self) -> &floors::Floors {
+        &self.floors
     }
 
     /// This instance's id in NOTIFY payloads.

@@ -10,8 +10,9 @@ fn key(fp: u64, param: &str) -> Key {
     Key {
         database: "app".into(),
         user: "app".into(),
-        search_path: "\"$user\", public".into(),
-        fingerprint: fp,
+        settings: "search_path\0\"$user\", public\0".into(),
+        text: format!("SELECT {fp}"),
+        param_types: vec![],
         params: vec![Some(param.as_bytes().to_vec())],
         param_formats: vec![0],
         result_formats: vec![0],
@@ -62,7 +63,7 @@ async fn a_filled_entry_is_hit_until_its_ttl() {
     other.result_formats = vec![1];
     assert!(!is_hit(&store, other, &p).await, "other result formats");
     let mut other = key(1, "a");
-    other.search_path = "app".into();
+    other.settings = "search_path\0app\0".into();
     assert!(!is_hit(&store, other, &p).await, "other search_path");
     let deadline = Instant::now() + Duration::from_secs(5);
     while is_hit(&store, key(1, "a"), &p).await {
