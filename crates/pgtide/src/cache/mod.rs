@@ -56,6 +56,7 @@ pub mod store;
 pub mod views;
 
 mod index;
+mod key;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
