@@ -150,6 +150,8 @@ struct Slot {
     gen: u64,
     /// Last load attempt (successful or not).
     tried: Option<Instant>,
+    /// The last attempt failed: retried at most once a second.
+    failed: bool,
 }
 
 /// The graphs of every database, by database name.
@@ -182,8 +184,8 @@ impl Views {
             .clone();
         let mut slot = slot.lock().await;
         let gen = self.schema_gen.load(Ordering::SeqCst);
-        let recent = slot.tried.is_some_and(|t| t.elapsed() < RELOAD_EVERY);
-        if (slot.graph.is_none() || slot.gen != gen) && !recent {
+        let backing_off = slot.failed && slot.tried.is_some_and(|t| t.elapsed() < RELOAD_EVERY);
+        if (slot.graph.is_none() || slot.gen != gen) && !backing_off {
             self.load(database, target, &mut slot, gen).await;
         }
         let graph = slot.graph.clone().filter(|_| slot.gen == gen)?;
@@ -223,11 +225,13 @@ impl Views {
                 lock(&self.loaded).insert(database.to_string(), graph.clone());
                 slot.graph = Some(graph);
                 slot.gen = gen;
+                slot.failed = false;
             }
             Err(e) => {
                 tracing::warn!(database, error = %e,
                     "cache: could not read view dependencies from the catalog; reads are not cached until it works");
                 slot.graph = None;
+                slot.failed = true;
             }
         }
     }
