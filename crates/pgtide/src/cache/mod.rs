@@ -1,26 +1,45 @@
 //! The result cache (PRODUCT.md §2 `[cache]`, §3 Cache): whitelisted reads answered from memory,
 //! dropped when a table they read is written through any pgtide instance.
 //!
+//! # What a hit guarantees
+//!
+//! - **Key** ([`Key`]): database, login user, the exact statement text (not its fingerprint:
+//!   `id = 1` and `id = 2`, `LIMIT 10` and `LIMIT 1000` are different entries; rules still
+//!   match by fingerprint), the Parse's parameter types, the Bind's values and parameter and
+//!   result formats, the protocol shape, and every session setting the client has (startup
+//!   parameters and SET/RESET/set_config as tracked by the session state: timezone, DateStyle,
+//!   IntervalStyle, search_path, role, session_authorization, custom settings read by
+//!   row-level security, ...). A client pgtide cannot vouch for (pinned, or
+//!   `standard_conforming_strings` off) does not use the cache (`session_cache::vouched`).
+//! - **Freshness**: an entry carries a WAL position it reflects at least (the health checks'
+//!   last look at the backend, taken before the read); a client with a read-your-writes
+//!   position only takes entries at or past it. A fill from a replica is stored only when
+//!   that position is past the last write through pgtide to each table it read ([`floors`]).
+//!   Reads of views depend on the views' base tables, from the catalog ([`views`]).
+//! - Writes that bypass pgtide are covered only by the rule's TTL (counted from the fill,
+//!   which on a replica may itself be up to the replica's lag behind).
+//!
 //! # Using it from a session
 //!
 //! ```text
-//! // once per statement that runs outside a read-write transaction:
+//! // once per statement that runs outside a transaction, for a vouched-for client:
 //! let hint = cache::Hint::of(sql);
-//! let Some(policy) = cache.policy(fingerprint.id, &classification, hint) else { run normally };
-//! let key = cache::Key { database, user, search_path, fingerprint: fingerprint.id, params,
-//!                        param_formats, result_formats, simple };
-//! match cache.get_or_wait(key, &policy).await {
+//! let Some(mut policy) = cache.policy(fingerprint.id, &classification, hint) else { run normally };
+//! policy.tables = cache.expand_reads(database, primary, &policy.tables).await?;  // views
+//! let key = cache::Key { database, user, settings, text, param_types, params, param_formats,
+//!                        result_formats, simple, describe };
+//! match cache.get_or_wait_at(key, &policy, read_your_writes_lsn).await {
 //!     Lookup::Hit(entry) => write entry.reply (+ ParseComplete/BindComplete as the batch needs,
 //!                           + ReadyForQuery for a simple query) without a backend,
-//!     Lookup::Miss(guard) => run the statement; capture RowDescription/DataRow/CommandComplete
+//!     Lookup::Miss(guard) => lease; guard.set_source(where it runs, health position); run
+//!                            the statement; capture RowDescription/DataRow/CommandComplete
 //!                            while the reply stays under guard.max_bytes(); on success
 //!                            guard.fill(bytes); on an error or an oversized reply drop guard,
 //! }
-//! // a write inside a transaction, once it ran (optional: the writer's later reads are in a
-//! // read-write transaction and bypass the cache anyway):
-//! cache.invalidate_local(&classification.writes);
+//! // a write, as it runs (its views' base tables too: cache.expand_writes):
+//! cache.invalidate_local(&written);
 //! // after a write's CommandComplete (autocommit) or the COMMIT's ReadyForQuery, with every
-//! // table the transaction wrote (nothing at ROLLBACK):
+//! // table the transaction wrote:
 //! cache.invalidate_tables(&written);   // local now + other instances via NOTIFY
 //! ```
 //!
