@@ -205,6 +205,8 @@ async fn run_read(c: &Client, form: Form, read: &Read) -> Answer {
 struct Tally {
     reads: u64,
     hits: u64,
+    /// Hits by form: simple, unnamed, named.
+    by_form: [u64; 3],
     wrong: Vec<String>,
     stale_behind_back: u64,
     stale_misses: u64,
@@ -281,6 +283,7 @@ async fn cached_answers_match_the_primary() {
     let mut tally = Tally {
         reads: 0,
         hits: 0,
+        by_form: [0; 3],
         wrong: Vec::new(),
         stale_behind_back: 0,
         stale_misses: 0,
@@ -293,11 +296,12 @@ async fn cached_answers_match_the_primary() {
     }
     let share = tally.hits as f64 / tally.reads.max(1) as f64;
     eprintln!(
-        "cache_diff: {} reads, {} hits ({:.0}%), {} wrong, {} stale hits after writes behind pgtide's back (allowed), \
+        "cache_diff: {} reads, {} hits ({:.0}%; simple/unnamed/named {:?}), {} wrong, {} stale hits after writes behind pgtide's back (allowed), \
          {} misses behind the primary (lagging replica), {} writes through pgtide, {} behind its back, in {:?}",
         tally.reads,
         tally.hits,
         share * 100.0,
+        tally.by_form,
         tally.wrong.len(),
         tally.stale_behind_back,
         tally.stale_misses,
@@ -311,6 +315,11 @@ async fn cached_answers_match_the_primary() {
         tally.wrong.join("\n")
     );
     assert!(share >= 0.2, "too few hits to prove anything: {share:.2}");
+    assert!(
+        tally.by_form.iter().all(|&h| h > 0),
+        "a protocol form never hit: {:?}",
+        tally.by_form
+    );
     for server in servers {
         server.shutdown(s::Shutdown::Immediate).await;
     }
@@ -412,6 +421,7 @@ async fn run_seed(
             let want = run_read(&direct[c], form, &read).await;
             tally.reads += 1;
             tally.hits += u64::from(hit);
+            tally.by_form[form as usize] += u64::from(hit);
             let text = match form {
                 Form::Simple => read.literal.clone(),
                 _ => format!("{} [$1 = {}]", read.param.0, read.param.1),

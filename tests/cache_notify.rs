@@ -43,7 +43,7 @@ fn key(sql: &str, param: &str) -> Key {
         param_formats: vec![],
         result_formats: vec![],
         simple: true,
-        describe: false,
+        describe: 0,
     }
 }
 

@@ -35,6 +35,7 @@ impl Capture {
     pub fn on_message(&mut self, tag: u8, raw: &[u8]) {
         match tag {
             btag::ROW_DESCRIPTION
+            | btag::PARAMETER_DESCRIPTION
             | btag::DATA_ROW
             | btag::COMMAND_COMPLETE
             | btag::EMPTY_QUERY_RESPONSE => {
@@ -149,7 +150,7 @@ pub async fn lookup(
         param_formats: Vec::new(),
         result_formats: Vec::new(),
         simple: true,
-        describe: false,
+        describe: 0,
     };
     let min_lsn = client.min_lsn.unwrap_or(0);
     Some(cache.get_or_wait_at(key, &policy, min_lsn).await)
@@ -175,7 +176,7 @@ pub fn source(cache: &ResultCache, router: &SessionRouter, lease: &Lease) -> Sou
     }
 }
 
-/// An extended-protocol batch the cache can answer: `[Parse] Bind [Describe portal] Execute
+/// An extended-protocol batch the cache can answer: `[Parse] Bind [Describe] Execute
 /// Sync` (what libpq's PQexecParams / PQexecPrepared and most drivers send for one query).
 pub struct Batch<'a> {
     /// The Parse at its front: (statement name, query text).
@@ -183,7 +184,9 @@ pub struct Batch<'a> {
     /// That Parse's parameter types.
     pub parse_types: Vec<u32>,
     pub bind: pgtide_wire::BindView<'a>,
-    pub describe: bool,
+    /// `P`: it describes its portal; `S`: its statement (tokio-postgres' `query_typed`); 0: no
+    /// Describe.
+    pub describe: u8,
     /// How many bytes after the first message the batch spans (through its Sync).
     pub rest_len: usize,
 }
@@ -211,8 +214,12 @@ pub fn batch<'a>(first: &'a pgtide_wire::Frame, rest: &'a [u8]) -> Option<Batch<
         return None;
     }
     (tag, body, _) = messages.next()?;
-    let describe = tag == f::DESCRIBE && body == b"P\0";
-    if describe {
+    let describe = match body {
+        b"P\0" if tag == f::DESCRIBE => b'P',
+        [b'S', name @ .., 0] if tag == f::DESCRIBE && name == bind.statement.as_bytes() => b'S',
+        _ => 0,
+    };
+    if describe != 0 {
         (tag, body, _) = messages.next()?;
     }
     // Execute of the unnamed portal, all rows.

@@ -31,7 +31,7 @@ fn key() -> Key {
         param_formats: vec![],
         result_formats: vec![],
         simple: true,
-        describe: false,
+        describe: 0,
     }
 }
 

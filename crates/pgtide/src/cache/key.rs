@@ -22,8 +22,9 @@ pub struct Key {
     pub result_formats: Vec<i16>,
     /// Simple-protocol reply (no ParseComplete/BindComplete), as opposed to extended.
     pub simple: bool,
-    /// Extended protocol: the batch described its portal (the reply starts with RowDescription).
-    pub describe: bool,
+    /// Extended protocol: the batch's Describe, `P` (portal: the reply starts with
+    /// RowDescription) or `S` (statement: ParameterDescription, RowDescription); 0 for none.
+    pub describe: u8,
 }
 
 impl Key {

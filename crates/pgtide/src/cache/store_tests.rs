@@ -17,7 +17,7 @@ fn key(fp: u64, param: &str) -> Key {
         param_formats: vec![0],
         result_formats: vec![0],
         simple: false,
-        describe: false,
+        describe: 0,
     }
 }
 
