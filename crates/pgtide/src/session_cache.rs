@@ -114,21 +114,42 @@ pub fn settings_key(state: &ClientState) -> String {
 }
 
 /// The policy and the relations it depends on (views expanded), or None: not cacheable.
+/// Also the schema generation the expansion was made under (see [`get`]).
 async fn admit(
     cache: &ResultCache,
     fingerprint_id: u64,
     sql: &str,
     classification: &Classification,
     client: &Client<'_>,
-) -> Option<Policy> {
+) -> Option<(Policy, u64)> {
     if !cache.enabled() || classification.kind != StatementKind::Read || !vouched(client.state) {
         return None;
     }
     let mut policy = cache.policy(fingerprint_id, classification, Hint::of(sql))?;
+    let schema = cache.schema_generation();
     policy.tables = cache
         .expand_reads(client.database, client.target, &policy.tables)
         .await?;
-    Some(policy)
+    Some((policy, schema))
+}
+
+/// The lookup. A miss whose view expansion predates DDL seen since is not filled (its
+/// dependencies may be wrong); DDL after the guard was made invalidates what it names, which
+/// refuses the fill anyway.
+async fn get(
+    cache: &ResultCache,
+    key: Key,
+    policy: &Policy,
+    schema: u64,
+    client: &Client<'_>,
+) -> Option<Lookup> {
+    let lookup = cache
+        .get_or_wait_at(key, policy, client.min_lsn.unwrap_or(0))
+        .await;
+    match lookup {
+        Lookup::Miss(_) if cache.schema_generation() != schema => None,
+        lookup => Some(lookup),
+    }
 }
 
 /// Looks a simple query up. None: not cacheable (the caller runs it normally).
@@ -139,7 +160,7 @@ pub async fn lookup(
     classification: &Classification,
     client: &Client<'_>,
 ) -> Option<Lookup> {
-    let policy = admit(cache, fingerprint_id, sql, classification, client).await?;
+    let (policy, schema) = admit(cache, fingerprint_id, sql, classification, client).await?;
     let key = Key {
         database: client.database.to_string(),
         user: client.user.to_string(),
@@ -152,8 +173,7 @@ pub async fn lookup(
         simple: true,
         describe: 0,
     };
-    let min_lsn = client.min_lsn.unwrap_or(0);
-    Some(cache.get_or_wait_at(key, &policy, min_lsn).await)
+    get(cache, key, &policy, schema, client).await
 }
 
 /// Where a miss runs, from the health checks' last look at the leased backend (before the
@@ -265,7 +285,7 @@ pub async fn lookup_batch(
     client: &Client<'_>,
     batch: &Batch<'_>,
 ) -> Option<Lookup> {
-    let policy = admit(cache, fingerprint_id, text, classification, client).await?;
+    let (policy, schema) = admit(cache, fingerprint_id, text, classification, client).await?;
     let key = Key {
         database: client.database.to_string(),
         user: client.user.to_string(),
@@ -283,8 +303,7 @@ pub async fn lookup_batch(
         simple: false,
         describe: batch.describe,
     };
-    let min_lsn = client.min_lsn.unwrap_or(0);
-    Some(cache.get_or_wait_at(key, &policy, min_lsn).await)
+    get(cache, key, &policy, schema, client).await
 }
 
 /// Tables written by the client since its last committed transaction.

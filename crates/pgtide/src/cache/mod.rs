@@ -307,6 +307,11 @@ impl ResultCache {
         self.views.expand_writes(writes)
     }
 
+    /// Moves at each DDL seen through pgtide.
+    pub fn schema_generation(&self) -> u64 {
+        self.views.schema_generation()
+    }
+
     /// DDL ran through pgtide: view dependencies are read again on next use.
     pub fn schema_changed(&self) {
         self.views.schema_changed();

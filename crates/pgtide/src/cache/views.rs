@@ -23,7 +23,8 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Reloads for names the graph does not know, and retries after a failure, at most this often.
 const RELOAD_EVERY: Duration = Duration::from_secs(1);
 
-/// Every user relation (its quoted `schema.name` and kind), and for views and materialized
+/// Every relation but TOAST and temporary ones (its quoted `schema.name` and kind; system
+/// catalogs too, so a rule on them does not look unknown), and for views and materialized
 /// views their base relations (transitively) and whether they call a user function.
 const GRAPH_SQL: &str = "WITH RECURSIVE edges AS (
   SELECT DISTINCT r.ev_class AS v, d.refobjid AS ref, d.refclassid AS refclass
@@ -51,7 +52,6 @@ SELECT coalesce(json_agg(json_build_array(
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'";
 
 /// One relation of the graph.
@@ -165,6 +165,10 @@ pub struct Views {
 }
 
 impl Views {
+    pub fn schema_generation(&self) -> u64 {
+        self.schema_gen.load(Ordering::SeqCst)
+    }
+
     /// DDL ran through pgtide: reload every graph on its next use.
     pub fn schema_changed(&self) {
         self.schema_gen.fetch_add(1, Ordering::SeqCst);
