@@ -149,6 +149,22 @@ impl ClientStatements {
         }
     }
 
+    /// The parameter types of the client's statement `name` (empty for an SQL PREPARE, whose
+    /// text carries them), for the result cache's key.
+    pub fn param_types_of(&self, name: &str) -> Option<Vec<u32>> {
+        let parse = if name.is_empty() {
+            self.unnamed_parse.clone()?
+        } else {
+            match &self.resolve(name)?.prepare {
+                Preparation::Parse(parse) => parse.clone(),
+                Preparation::Sql(_) => return Some(Vec::new()),
+            }
+        };
+        pgtide_wire::parse_message(parse.get(5..)?)
+            .ok()
+            .map(|v| v.param_types)
+    }
+
     /// DISCARD ALL / DEALLOCATE ALL: the client has no statements any more.
     pub fn clear(&mut self) {
         self.named.clear();

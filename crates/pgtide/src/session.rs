@@ -312,6 +312,13 @@ impl Session {
                     self.cache_capture = None;
                     continue;
                 }
+                if let (Some(c), Some(l)) = (&mut self.cache_capture, &self.lease) {
+                    c.set_source(crate::session_cache::source(
+                        &self.shared.cache,
+                        &self.router,
+                        l,
+                    ));
+                }
             } else if self.status == b'I' && !self.unsynced && !self.replies.awaits_ready() {
                 // A new transaction on a backend the client kept (session mode, pinned).
                 self.sync_settings();
@@ -497,7 +504,7 @@ impl Session {
             self.router.note_write();
         }
         if caching {
-            self.cache_writes.note(&c, &self.shared.cache);
+            self.cache_writes.note(sql, &c, &self.shared.cache);
         }
     }
 
@@ -516,22 +523,22 @@ impl Session {
             return false;
         };
         let text = match batch.parse {
-            Some((_, query)) => Some(query.to_string()),
-            None => self.statements.text_of(batch.bind.statement),
+            Some((_, query)) => Some((query.to_string(), batch.parse_types.clone())),
+            None => self
+                .statements
+                .text_of(batch.bind.statement)
+                .zip(self.statements.param_types_of(batch.bind.statement)),
         };
-        let Some(text) = text else {
+        let Some((text, types)) = text else {
             return false;
         };
         let classification = self.shared.classifier.load().classify(&text);
-        let search_path = self.search_path().unwrap_or_default();
         let lookup = crate::session_cache::lookup_batch(
             &self.shared.cache,
             self.shared.insights.fingerprint_id(&text),
-            &text,
+            (&text, types),
             &classification,
-            &self.pool.database,
-            &self.pool.user,
-            &search_path,
+            &self.cache_client(),
             &batch,
         )
         .await;
@@ -589,15 +596,12 @@ impl Session {
             return false;
         }
         let classification = self.shared.classifier.load().classify(sql);
-        let search_path = self.search_path().unwrap_or_default();
         let lookup = crate::session_cache::lookup(
             &self.shared.cache,
             self.shared.insights.fingerprint_id(sql),
             sql,
             &classification,
-            &self.pool.database,
-            &self.pool.user,
-            &search_path,
+            &self.cache_client(),
         )
         .await;
         match lookup {
@@ -621,6 +625,16 @@ impl Session {
                 false
             }
             None => false,
+        }
+    }
+
+    fn cache_client(&self) -> crate::session_cache::Client<'_> {
+        crate::session_cache::Client {
+            database: &self.pool.database,
+            user: &self.pool.user,
+            state: &self.state,
+            min_lsn: self.router.read_your_writes_lsn(),
+            target: &self.pool.target,
         }
     }
 

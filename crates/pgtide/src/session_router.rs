@@ -194,6 +194,12 @@ impl SessionRouter {
         None
     }
 
+    /// The client's read-your-writes position (`u64::MAX` while it is being learned), for
+    /// the result cache.
+    pub fn read_your_writes_lsn(&self) -> Option<u64> {
+        self.writes.lsn
+    }
+
     pub fn capturing_lsn(&self) -> bool {
         self.capturing_lsn
     }
