@@ -960,7 +960,7 @@ impl Session {
             self.router.note_write();
             if self.shared.cache.in_use() {
                 self.cache_writes
-                    .note(&route_intent::unknown_write(), &self.shared.cache);
+                    .note("", &route_intent::unknown_write(), &self.shared.cache);
             }
         }
         let (frames, sent) = replay.take();

@@ -82,22 +82,7 @@ pub struct Client<'a> {
 /// `standard_conforming_strings` on (otherwise the lexer may misread the statement). One
 /// function so the session state's own verdict can replace it.
 pub fn vouched(state: &ClientState) -> bool {
-    if state.is_pinned() {
-        return false;
-    }
-    match state.settings().get("standard_conforming_strings") {
-        None => true,
-        Some(v) => {
-            let v = v
-                .trim()
-                .trim_matches(|c| c == '\'' || c == '"')
-                .to_ascii_lowercase();
-            matches!(
-                v.as_str(),
-                "on" | "true" | "yes" | "1" | "t" | "tr" | "tru" | "y" | "ye"
-            )
-        }
-    }
+    state.vouched()
 }
 
 /// Every session setting the client has (startup and SET, including role and session
