@@ -212,7 +212,10 @@ impl ClientState {
                 self.pending.push(Change::ResetAll)
             }
             E::DiscardAll => {
+                // DISCARD ALL is SET SESSION AUTHORIZATION DEFAULT; RESET ALL; ...
                 self.announced_all = true;
+                self.pending.push(Change::Reset("session_authorization".into()));
+                self.pending.push(Change::Reset("role".into()));
                 self.pending.push(Change::ResetAll);
                 self.pending.push(Change::Unpin(None));
             }
@@ -352,8 +355,16 @@ impl ClientState {
                         backend.remove(&name);
                     }
                     Change::ResetAll => {
-                        self.settings = self.startup.clone();
-                        backend.clear();
+                        // RESET ALL leaves the role and session authorization alone.
+                        let mut settings = self.startup.clone();
+                        for name in IDENTITY {
+                            match self.settings.get(name) {
+                                Some(v) => settings.insert(name.to_string(), v.clone()),
+                                None => settings.remove(name),
+                            };
+                        }
+                        self.settings = settings;
+                        backend.retain(|name, _| IDENTITY.contains(&name.as_str()));
                     }
                     Change::Unpin(Some(reason)) => {
                         self.pins.remove(reason);

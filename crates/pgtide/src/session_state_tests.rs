@@ -301,3 +301,21 @@ fn transaction_ends_come_from_the_server() {
     p.on_ready(b'I', &mut backend);
     assert_eq!(p.settings().len(), 1);
 }
+
+/// Found by the session checker (seed 8): RESET ALL keeps SET ROLE (PostgreSQL marks role and
+/// session_authorization as not reset by RESET ALL); DISCARD ALL resets them.
+#[test]
+fn reset_all_keeps_the_role_and_discard_all_does_not() {
+    let mut s = ClientState::default();
+    let mut backend = Settings::new();
+    s.observe_sql("SET ROLE r2; SET bytea_output TO 'escape'", false);
+    s.on_ready(b'I', &mut backend);
+    s.observe_sql("RESET ALL", false);
+    s.on_ready(b'I', &mut backend);
+    assert_eq!(s.settings().get("role").map(String::as_str), Some("r2"));
+    assert!(!s.settings().contains_key("bytea_output"));
+    assert_eq!(backend.get("role").map(String::as_str), Some("r2"));
+    s.observe_sql("DISCARD ALL", false);
+    s.on_ready(b'I', &mut backend);
+    assert!(s.settings().is_empty());
+}
