@@ -54,8 +54,10 @@ pub fn statement_names(sql: &str) -> Vec<NameRef> {
         let offset = stmt.as_ptr() as usize - sql.as_ptr() as usize;
         // EXPLAIN [ANALYZE] EXECUTE name and CREATE TABLE t AS EXECUTE name run a statement too.
         let all: Vec<Token<'_>> = tokens(stmt).collect();
-        let inner = all.iter().position(|t| t.is_kw("execute")).filter(|&i| {
-            i > 0
+        // Every EXECUTE keyword in the right place is a candidate: a table may be named
+        // `execute` (`CREATE TABLE execute AS EXECUTE p`).
+        let inner = (1..all.len()).find(|&i| {
+            all[i].is_kw("execute")
                 && (all[0].is_kw("explain") || all[0].is_kw("create"))
                 && (all[i - 1].is_kw("as")
                     || all[0].is_kw("explain")
@@ -196,6 +198,8 @@ mod tests {
             ]
         );
         let found = names("CREATE TEMP TABLE t AS EXECUTE p(1)");
+        assert_eq!(found, [(StatementUse::Execute, "p".to_string(), "p")]);
+        let found = names("CREATE TABLE execute AS EXECUTE p(1)");
         assert_eq!(found, [(StatementUse::Execute, "p".to_string(), "p")]);
         assert!(names("EXPLAIN SELECT 1 AS execute").is_empty());
     }

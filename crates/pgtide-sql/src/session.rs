@@ -175,6 +175,17 @@ fn push_once(out: &mut Vec<SessionEffect>, e: SessionEffect) {
 /// Session effects of ONE statement (split multi-statement strings with
 /// [`crate::split_statements`] first). Empty for the vast majority of statements.
 pub fn session_effects(statement: &str) -> Vec<SessionEffect> {
+    let mut out = effects_of(statement);
+    // Which of a lock and an unlock-all in one statement runs last is the planner's choice
+    // (`SELECT pg_advisory_lock(1) FROM (SELECT pg_advisory_unlock_all() OFFSET 0) s`): the
+    // lock may survive, so the statement only pins.
+    if out.contains(&SessionEffect::AdvisoryLock) {
+        out.retain(|e| *e != SessionEffect::AdvisoryUnlockAll);
+    }
+    out
+}
+
+fn effects_of(statement: &str) -> Vec<SessionEffect> {
     use SessionEffect as E;
     let Some(first) = tokens(statement).next() else {
         return Vec::new();
@@ -304,7 +315,7 @@ pub fn session_effects(statement: &str) -> Vec<SessionEffect> {
         "do" => do_block(&toks),
         // EXPLAIN ANALYZE runs its statement: its effects are the statement's.
         "explain" => explained(statement, &toks)
-            .map(session_effects)
+            .map(effects_of)
             .unwrap_or_default(),
         // A write to the pg_settings view calls set_config for each row it touches.
         "update" if toks.iter().any(|t| is_fn(t, "pg_settings")) => {
@@ -448,15 +459,23 @@ fn select_into_temp(toks: &[Token<'_>], out: &mut Vec<SessionEffect>) {
         }
         let after_dml = i > 0 && (toks[i - 1].is_kw("insert") || toks[i - 1].is_kw("merge"));
         if depth == 0 && t.is_kw("into") && !after_dml {
-            let j = if kw(toks, i + 1, "local") || kw(toks, i + 1, "global") {
-                i + 2
-            } else {
-                i + 1
-            };
-            // INTO TEMP t, or INTO pg_temp.t (a table in the session's temporary schema).
+            // INTO [LOCAL|GLOBAL] [TEMP|TEMPORARY|UNLOGGED] [TABLE] name; a TEMP keyword or a
+            // pg_temp.name (a table in the session's temporary schema) makes it temporary.
+            let mut j = i + 1;
+            let mut temp = false;
+            for words in [
+                &["local", "global"][..],
+                &["temp", "temporary", "unlogged"],
+                &["table"],
+            ] {
+                if let Some(w) = words.iter().find(|w| kw(toks, j, w)) {
+                    temp |= *w == "temp" || *w == "temporary";
+                    j += 1;
+                }
+            }
             let qualified = toks.get(j).is_some_and(is_pg_temp)
                 && toks.get(j + 1).is_some_and(|t| t.kind == TokenKind::Dot);
-            if kw(toks, j, "temp") || kw(toks, j, "temporary") || qualified {
+            if temp || qualified {
                 push_once(out, SessionEffect::TempTable);
             }
         }
@@ -498,6 +517,21 @@ fn create(toks: &[Token<'_>]) -> Vec<SessionEffect> {
     out
 }
 
+/// Words in a DO body that can change session state pgtide does not follow there: dynamic SQL
+/// (`EXECUTE`), and the session commands PL/pgSQL passes to the server as they are.
+const OPAQUE_IN_DO: &[&str] = &[
+    "execute",
+    "listen",
+    "unlisten",
+    "prepare",
+    "deallocate",
+    "declare",
+    "discard",
+    "load",
+    "close",
+    "reset",
+];
+
 /// DO blocks are opaque code; we look lexically inside the body (one level, no PL/pgSQL
 /// parse). The body yields `UntrackedSet` when it calls set_config (unless constant and local)
 /// or has a statement starting with SET/RESET (not SET LOCAL/TRANSACTION/CONSTRAINTS), or
@@ -512,12 +546,33 @@ fn do_block(toks: &[Token<'_>]) -> Vec<SessionEffect> {
         .filter(|(i, _)| *i == 0 || !toks[i - 1].is_kw("language"))
         .find_map(|(_, t)| t.string_value());
     let Some(body) = body else {
-        return out;
+        // A body pgtide cannot read (not a plain string constant): anything may happen. A bare
+        // DO is a syntax error.
+        return if toks.len() > 1 {
+            vec![SessionEffect::UntrackedSet]
+        } else {
+            Vec::new()
+        };
     };
-    if !mentions(&body, &["set", "advisory", "temp"]) {
+    if !mentions(
+        &body,
+        &["set", "advisory", "temp", "u&"]
+            .iter()
+            .chain(OPAQUE_IN_DO)
+            .copied()
+            .collect::<Vec<_>>(),
+    ) {
         return out;
     }
     let inner: Vec<Token<'_>> = tokens(&body).collect();
+    // Dynamic SQL, or session commands PL/pgSQL runs as they are: not followed inside a body.
+    if opaque(&inner).is_some()
+        || inner
+            .iter()
+            .any(|t| OPAQUE_IN_DO.iter().any(|k| t.is_kw(k)))
+    {
+        return vec![SessionEffect::UntrackedSet];
+    }
     scan_calls(&inner, false, &mut out);
     for (i, t) in inner.iter().enumerate() {
         let prev = i.checked_sub(1).map(|p| &inner[p]);

@@ -97,7 +97,8 @@ fn advisory_locks() {
     );
     assert_eq!(
         fx("SELECT pg_advisory_unlock_all(), pg_advisory_lock(1)"),
-        vec![E::AdvisoryUnlockAll, E::AdvisoryLock]
+        vec![E::AdvisoryLock],
+        "a lock and an unlock in one statement only pin"
     );
     assert_eq!(
         fx("SELECT pg_advisory_xact_lock(1), pg_advisory_lock(2)"),
@@ -316,7 +317,20 @@ fn do_blocks() {
         fx("DO $$BEGIN EXECUTE format('SET %I = 1', n); END$$"),
         vec![E::UntrackedSet]
     );
-    assert_eq!(fx("DO $$BEGIN EXECUTE 'SET LOCAL a.b = 1'; END$$"), vec![]);
+    // Dynamic SQL is not followed: any EXECUTE pins (review finding F1: a DO block could
+    // replace another client's prepared statement through EXECUTE 'PREPARE ...').
+    assert_eq!(
+        fx("DO $$BEGIN EXECUTE 'SET LOCAL a.b = 1'; END$$"),
+        vec![E::UntrackedSet]
+    );
+    for body in [
+        "DO $$BEGIN EXECUTE 'DEALLOCATE ALL'; END$$",
+        "DO $$BEGIN LISTEN ch; END$$",
+        "DO $$DECLARE n text; BEGIN FOR n IN SELECT 1 LOOP NULL; END LOOP; END$$",
+        r#"DO $$BEGIN PERFORM U&"set\005Fconfig"('a.b', 'c', false); END$$"#,
+    ] {
+        assert_eq!(fx(body), vec![E::UntrackedSet], "{body}");
+    }
     assert_eq!(
         fx("DO $$BEGIN IF true THEN SET a.b = 1; END IF; END$$"),
         vec![E::UntrackedSet]
@@ -409,4 +423,21 @@ fn escaped_and_indirect_session_changes_are_seen() {
     );
     assert_eq!(fx("SELECT U&'caf\\00e9'"), vec![], "a plain Unicode string");
     assert_eq!(fx("EXPLAIN SELECT 1"), vec![]);
+}
+
+/// Review findings F7 and F14.
+#[test]
+fn lock_and_unlock_in_one_statement_and_into_table() {
+    assert_eq!(
+        fx("SELECT pg_advisory_lock(77) FROM (SELECT pg_advisory_unlock_all() OFFSET 0) s"),
+        vec![E::AdvisoryLock]
+    );
+    for sql in [
+        "SELECT 42 AS secret INTO TABLE pg_temp.leak",
+        "SELECT 1 INTO TEMP TABLE t",
+        "SELECT 1 INTO LOCAL TEMPORARY TABLE t",
+    ] {
+        assert_eq!(fx(sql), vec![E::TempTable], "{sql}");
+    }
+    assert_eq!(fx("SELECT 1 INTO UNLOGGED TABLE t"), vec![]);
 }

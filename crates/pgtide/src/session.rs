@@ -77,6 +77,8 @@ pub struct Session {
     rerouting: bool,
     /// DDL was sent: statements prepared until it commits get a new epoch again after it.
     ddl_in_flight: bool,
+    /// Portals bound to statements with session effects, noted when they are executed.
+    bound_effects: Vec<(String, String)>,
     cancel: Registration,
     phase: watch::Receiver<Phase>,
     closing: bool,
@@ -161,6 +163,7 @@ impl Session {
             replay_drop: 0,
             rerouting: false,
             ddl_in_flight: false,
+            bound_effects: Vec::new(),
             skip_until_sync: false,
             state,
             cancel,
@@ -767,12 +770,31 @@ impl Session {
             ftag::CLOSE => self.extended(Completion::Close),
             ftag::EXECUTE => {
                 self.insights.on_execute(self.status != b'I');
+                self.observe_execute(&frame);
                 self.extended(Completion::Execute)
             }
             // CopyData / CopyDone / CopyFail belong to a statement already owed a reply.
             _ => {}
         }
         self.to_backend.extend_from_slice(&frame.raw);
+    }
+
+    /// An Execute of a portal whose statement changes session state: noted now.
+    fn observe_execute(&mut self, frame: &Frame) {
+        if self.bound_effects.is_empty() {
+            return;
+        }
+        let Ok(execute) = pgtide_wire::execute_message(frame.body()) else {
+            return;
+        };
+        if let Some(i) = self
+            .bound_effects
+            .iter()
+            .position(|(p, _)| p == execute.portal)
+        {
+            let (_, sql) = self.bound_effects.swap_remove(i);
+            self.observe(&sql, false);
+        }
     }
 
     fn extended(&mut self, completion: Completion) {
@@ -795,8 +817,13 @@ impl Session {
 
     fn forward_parse(&mut self, frame: Frame) {
         self.unsynced = true;
-        if let Ok(view) = pgtide_wire::parse_message(frame.body()) {
-            self.note_schema_change(view.query);
+        match pgtide_wire::parse_message(frame.body()) {
+            Ok(view) => self.note_schema_change(view.query),
+            Err(_) => {
+                let pins_before = self.state.pins().len();
+                let observed = self.state.unreadable();
+                self.note_pins(pins_before, observed);
+            }
         }
         let search_path = self.search_path();
         let lease = self
@@ -835,7 +862,12 @@ impl Session {
             replies: &mut self.replies,
         };
         if let Some(sql) = self.statements.bind(&frame, b) {
-            self.observe(&sql, false);
+            // Its effects count when a portal of it is executed (a Bind alone runs nothing).
+            let portal = crate::statements::bind_names(frame.body())
+                .map(|(portal, _)| portal.to_string())
+                .unwrap_or_default();
+            self.bound_effects.retain(|(p, _)| *p != portal);
+            self.bound_effects.push((portal, sql));
         }
     }
 
@@ -856,6 +888,10 @@ impl Session {
     /// A simple Query in transaction mode: its statement names become pgtide's.
     fn forward_query(&mut self, frame: Frame) {
         let Ok(sql) = pgtide_wire::query_text(frame.body()) else {
+            // Not UTF-8 (a client_encoding such as LATIN1): pgtide cannot read what it does.
+            let pins_before = self.state.pins().len();
+            let observed = self.state.unreadable();
+            self.note_pins(pins_before, observed);
             self.state.batch_sent();
             self.replies.expect(Completion::Ready);
             self.to_backend.extend_from_slice(&frame.raw);
@@ -1128,6 +1164,10 @@ impl Session {
                         }
                         btag::READY_FOR_QUERY => {
                             self.state.on_ready(self.status, &mut lease.conn.settings);
+                            if self.status == b'I' {
+                                // Portals end with their transaction.
+                                self.bound_effects.clear();
+                            }
                             self.statements.on_ready(&mut lease.conn);
                             self.stale_plans.on_client_ready();
                             if let Some(capture) = self.cache_capture.take() {

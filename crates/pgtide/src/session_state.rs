@@ -59,6 +59,16 @@ pub type PinReason = &'static str;
 /// pgtide's lexer does not follow, so a client with it off is pinned (also its pin reason).
 const SCS: &str = "standard_conforming_strings";
 
+/// A search_path that puts the session's temporary schema first (and so creates unqualified
+/// objects there); its pin reason.
+const TEMP_FIRST: &str = "search_path_pg_temp";
+
+fn temp_first(search_path: &str) -> bool {
+    let first = search_path.split(',').next().unwrap_or("");
+    let first = first.trim().trim_matches(|c| c == '\'' || c == '"');
+    first.to_ascii_lowercase().starts_with("pg_temp")
+}
+
 fn is_on(value: &str) -> bool {
     let v = value.trim_matches('\'').to_ascii_lowercase();
     matches!(
@@ -127,6 +137,9 @@ impl ClientState {
         if state.settings.get(SCS).is_some_and(|v| !is_on(v)) {
             state.pins.insert(SCS);
         }
+        if state.settings.get("search_path").is_some_and(|v| temp_first(v)) {
+            state.pins.insert(TEMP_FIRST);
+        }
         Ok(state)
     }
 
@@ -146,6 +159,14 @@ impl ClientState {
     /// alone, so answers computed for the same settings (the result cache) are the client's.
     pub fn vouched(&self) -> bool {
         self.pins.is_empty()
+    }
+
+    /// The client sent something pgtide cannot read (a query text that is not UTF-8, say):
+    /// whatever it did stays with the client's backend.
+    pub fn unreadable(&mut self) -> Observed {
+        let mut observed = Observed::default();
+        self.pin("untracked_set", &mut observed);
+        observed
     }
 
     /// PostgreSQL reported a setting's new value while the client's statements ran. A
@@ -194,6 +215,10 @@ impl ClientState {
                 if name == SCS && !is_on(&value) {
                     // Backslashes in plain strings: pgtide can no longer read this client's SQL.
                     self.pin(SCS, observed);
+                }
+                if name == "search_path" && temp_first(&value) {
+                    // Unqualified CREATE TABLE / VIEW / SELECT INTO now makes temporary objects.
+                    self.pin(TEMP_FIRST, observed);
                 }
                 self.announced.insert(name.clone());
                 self.drop_role_with_authorization(&name);
@@ -378,6 +403,9 @@ impl ClientState {
                         self.pins.clear();
                         if self.startup.get(SCS).is_some_and(|v| !is_on(v)) {
                             self.pins.insert(SCS);
+                        }
+                        if self.startup.get("search_path").is_some_and(|v| temp_first(v)) {
+                            self.pins.insert(TEMP_FIRST);
                         }
                     }
                     Change::End | Change::BatchEnd => {}
