@@ -12,7 +12,7 @@ use bytes::BufMut;
 use pgtide_config::PoolMode;
 use pgtide_devcluster::Cluster;
 use pgtide_suite as s;
-use s::raw::{add_trust_user, cstr, execute, msg, Raw, RAW_USER};
+use s::raw::{add_trust_user, cstr, execute, msg, startup_message, Raw, RAW_USER};
 
 /// More parameters than an i16 holds, fewer than PostgreSQL's 65,535.
 const PARAMS: usize = 40_000;
@@ -155,5 +155,87 @@ with psycopg.connect(sys.argv[1]) as conn:
     let total = s::primary_sql(&cluster, s::APP_DB, "SELECT count(*) FROM wide").await;
     let expected = PARAMS * 11 + if s::python::available() { PARAMS } else { 0 };
     assert_eq!(total, expected.to_string());
+    server.shutdown(s::Shutdown::Immediate).await;
+}
+
+/// A client of pgtide that authenticates with md5 (PostgreSQL's oracle: `md5user`).
+const MD5_CLIENT: &str = "md5client";
+
+/// Logs in as `user` up to its authentication request, then sends a 'p' message whose length
+/// field says `len` with `body` bytes of it actually sent; returns what comes back: the
+/// authentication request's code and "E <severity> <SQLSTATE>", or "closed".
+async fn oversized_password(addr: SocketAddr, user: &str, len: usize, body: usize) -> String {
+    let mut raw = Raw::connect_to(addr).await;
+    raw.send(&startup_message(user, s::APP_DB)).await;
+    let (tag, request) = raw.reader.next().await.expect("an authentication request");
+    assert_eq!(tag, b'R', "{:?}", s::raw::parse_error(&request));
+    let code = i32::from_be_bytes([request[0], request[1], request[2], request[3]]);
+    let mut m = vec![b'p'];
+    m.extend_from_slice(&(len as i32).to_be_bytes());
+    m.extend(std::iter::repeat_n(b'x', body));
+    raw.send(&m).await;
+    let reply = match raw.reader.next().await {
+        Some((b'E', e)) => {
+            let e = s::raw::parse_error(&e);
+            format!("E {} {}", e.severity, e.code)
+        }
+        Some((t, _)) => format!("unexpected '{}'", t as char),
+        None => "closed".into(),
+    };
+    format!("auth {code}: {reply}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_messages_are_capped_as_postgresql_caps_them() {
+    let cluster = s::cluster_with_schema("SELECT 1").await;
+    let mut config = s::config(&cluster, PoolMode::Transaction, 1);
+    // On main an oversized message was awaited up to max_message_size: it would end here.
+    config.server.startup_timeout = std::time::Duration::from_secs(5);
+    let mut md5 = pgtide_config::UserConfig::new(MD5_CLIENT, Some("md5pass".into()));
+    md5.auth_method = Some(pgtide_config::AuthMethod::Md5);
+    config.users.push(md5);
+    let server = s::start(config).await;
+    let direct = primary_addr(&cluster);
+    // (length field, body bytes sent): at the cap (no NUL: a malformed password), just over it,
+    // over it with the whole body sent, and a huge length with no body at all.
+    let password_cases = [
+        (65_535, 65_531),
+        (65_536, 65_532),
+        (70_000, 69_996),
+        (70_000, 0),
+    ];
+    let sasl_cases = [
+        (1_024, 1_020),
+        (1_025, 1_021),
+        (70_000, 69_996),
+        (0x7fff_fff0, 0),
+    ];
+    for (user, oracle_user, cases) in [
+        (MD5_CLIENT, "md5user", password_cases),
+        (s::APP_USER, s::APP_USER, sasl_cases),
+    ] {
+        for (len, body) in cases {
+            let want = oversized_password(direct, oracle_user, len, body).await;
+            let got = oversized_password(server.local_addr, user, len, body).await;
+            // Both ask for a password (md5 5, SASL 10) and end the same way.
+            assert_eq!(got, want, "{user}: length {len}, {body} bytes sent");
+        }
+    }
+    // What PostgreSQL does, for the record: a password over 65,535 bytes closes the
+    // connection without a message, a SASL message over 1,024 fails authentication.
+    assert_eq!(
+        oversized_password(direct, "md5user", 70_000, 0).await,
+        "auth 5: closed"
+    );
+    assert_eq!(
+        oversized_password(direct, s::APP_USER, 1_025, 1_021).await,
+        "auth 10: E FATAL 28P01"
+    );
+    // pgtide still logs clients in.
+    let client = s::connect(&s::app_url(&server)).await.expect("app logs in");
+    assert_eq!(s::scalar(&client, "SELECT 1").await, "1");
+    let md5_url = s::url(&server, MD5_CLIENT, "md5pass", s::APP_DB);
+    let client = s::connect(&md5_url).await.expect("md5 client logs in");
+    assert_eq!(s::scalar(&client, "SELECT 2").await, "2");
     server.shutdown(s::Shutdown::Immediate).await;
 }
