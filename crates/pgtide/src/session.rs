@@ -80,6 +80,8 @@ pub struct Session {
     cancel: Registration,
     phase: watch::Receiver<Phase>,
     closing: bool,
+    /// Client frames wait unread while too much waits for the client (see client_backlog).
+    backlog: crate::client_backlog::Backlog,
 }
 
 enum Event {
@@ -166,6 +168,7 @@ impl Session {
             cancel,
             phase,
             closing: false,
+            backlog: Default::default(),
         }
     }
 
@@ -182,6 +185,18 @@ impl Session {
         let end = loop {
             if self.closing && self.to_client.is_empty() {
                 break End::ClientLeft;
+            }
+            if self.backlog.is_paused() {
+                // Backend replies may have made pgtide's own due: out to the client first.
+                self.flush_synthetic();
+                if self
+                    .backlog
+                    .resume(HIGH_WATER, &self.to_client, &self.replies)
+                {
+                    if let Err(e) = self.on_client_data().await {
+                        break End::Error(e);
+                    }
+                }
             }
             match self.next_event().await {
                 Event::ClientRead(Ok(0)) => break End::ClientLeft,
@@ -228,7 +243,9 @@ impl Session {
             None => (None, None, None),
         };
         let has_backend = b_reader.is_some();
-        let client_reads = !self.closing && self.to_backend.len() < HIGH_WATER;
+        let client_reads = !self.closing
+            && self.to_backend.len() < HIGH_WATER
+            && crate::client_backlog::queued(&self.to_client, &self.replies) < HIGH_WATER;
         tokio::select! {
             biased;
             r = self.phase.changed() => {
@@ -248,6 +265,13 @@ impl Session {
     /// Handles every complete frame the client sent.
     async fn on_client_data(&mut self) -> Result<()> {
         while !self.closing {
+            let to_backend = self.lease.as_ref().map(|_| &mut self.to_backend);
+            if self
+                .backlog
+                .over(HIGH_WATER, &self.to_client, &self.replies, to_backend)
+            {
+                break;
+            }
             if self.lease.is_none()
                 && self.mode == PoolMode::Transaction
                 && self.router.active()
