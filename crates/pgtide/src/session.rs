@@ -1072,7 +1072,15 @@ impl Session {
                             if self.status == b'I' {
                                 self.cache_writes.commit(&self.shared.cache);
                                 let ryw = self.shared.config.load().routing.read_your_writes;
-                                if let Some(sql) = self.router.after_transaction(ryw) {
+                                // Only between the client's batches: behind part of a pipeline
+                                // it would run inside the client's batch, or be skipped with it
+                                // after an error and take the client's ReadyForQuery. Else at
+                                // the ReadyForQuery that ends the pipeline.
+                                let between = self.replies.is_empty() && !self.unsynced;
+                                if let Some(sql) = between
+                                    .then(|| self.router.after_transaction(ryw))
+                                    .flatten()
+                                {
                                     // Asked before the backend goes back; the client does not wait.
                                     encode::query(&mut self.to_backend, sql);
                                     self.replies.expect_swallowed_query();
