@@ -474,3 +474,42 @@ async fn ssl_request_is_answered_before_a_refusal_under_a_burst() {
     }
     server.shutdown(s::Shutdown::Immediate).await;
 }
+
+/// What a client gets when it said nothing before the server's startup deadline and then sends
+/// an SSLRequest: every message until the server closes.
+async fn silent_then_ssl(addr: SocketAddr) -> Vec<(char, String)> {
+    let mut raw = Raw::connect_to(addr).await;
+    let mut seen = Vec::new();
+    // The server gives up on the silent client: nothing but the close.
+    while let Some((tag, body)) = raw.reader.next().await {
+        seen.push((tag as char, s::raw::parse_error(&body).code));
+    }
+    raw.send(&s::raw::ssl_request()).await;
+    while let Some((tag, body)) = raw.reader.next().await {
+        seen.push((tag as char, s::raw::parse_error(&body).code));
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_silent_past_the_startup_deadline_is_closed_without_a_message() {
+    let cluster = tokio::task::spawn_blocking(|| {
+        s::cluster_with(pgtide_devcluster::ClusterOptions {
+            settings: vec![("authentication_timeout".into(), "1s".into())],
+            ..Default::default()
+        })
+    })
+    .await
+    .expect("cluster task");
+    let mut config = trust_config(&cluster, PoolMode::Transaction, 1);
+    config.server.startup_timeout = std::time::Duration::from_secs(1);
+    let server = s::start(config).await;
+    let direct = silent_then_ssl(primary_addr(&cluster)).await;
+    assert_eq!(direct, [], "PostgreSQL closes without a message");
+    let through = silent_then_ssl(server.local_addr).await;
+    assert_eq!(through, direct, "through pgtide");
+    // A client that does speak is still served.
+    let mut raw = Raw::login(&server).await;
+    assert_eq!(raw.simple("SELECT 1").await, "1");
+    server.shutdown(s::Shutdown::Immediate).await;
+}

@@ -193,8 +193,20 @@ async fn handle_client(mut stream: TcpStream, shared: Arc<Shared>) {
     let over_limit = count > config.server.max_client_connections;
     let mut buf = BytesMut::with_capacity(1024);
     let startup_timeout = config.server.startup_timeout;
-    let outcome = tokio::time::timeout(
-        startup_timeout,
+    let deadline = tokio::time::Instant::now() + startup_timeout;
+    // A client that has said nothing by the deadline is closed without a message, as
+    // PostgreSQL closes one at authentication_timeout: it may be just sending an SSLRequest,
+    // and an ErrorResponse read as the answer to that fails it inside the SSL exchange.
+    match tokio::time::timeout_at(deadline, stream.peek(&mut [0u8; 1])).await {
+        Ok(Ok(n)) if n > 0 => {}
+        Ok(_) => return,
+        Err(_) => {
+            tracing::info!("client said nothing within startup_timeout: closed");
+            return;
+        }
+    }
+    let outcome = tokio::time::timeout_at(
+        deadline,
         startup(&mut stream, &mut buf, &shared, &config, over_limit),
     )
     .await
