@@ -208,6 +208,7 @@ async fn session_mode_clients_see_their_backends_real_pid() {
     let server = s::start(trust_config(&cluster, PoolMode::Session, 4)).await;
 
     // Raw: BackendKeyData's process id is pg_backend_pid(), as on PostgreSQL itself.
+    let mut endings = Vec::new();
     for (addr, user) in [
         (primary_addr(&cluster), TRUST),
         (server.local_addr, RAW_USER),
@@ -219,13 +220,23 @@ async fn session_mode_clients_see_their_backends_real_pid() {
         let mut other = greet(addr, user, &[]).await;
         let sql = format!("SELECT pg_terminate_backend({pid})");
         assert_eq!(other.raw.simple(&sql).await, "t", "at {addr}");
-        g.raw.send(&s::raw::query("SELECT 1")).await;
-        let fatal = g.raw.reader.error().await;
-        assert!(
-            fatal.as_ref().is_none_or(|e| e.severity == "FATAL"),
-            "terminated at {addr}: {fatal:?}"
-        );
+        // What the terminated client reads until the connection closes.
+        let mut ending = Vec::new();
+        while let Some((tag, body)) = g.raw.reader.next().await {
+            let e = s::raw::parse_error(&body);
+            ending.push((tag as char, e.severity, e.code));
+        }
+        endings.push(ending);
     }
+    assert_eq!(
+        endings[1], endings[0],
+        "after pg_terminate_backend: through pgtide vs PostgreSQL"
+    );
+    assert_eq!(
+        endings[0],
+        [('E', "FATAL".to_string(), "57P01".to_string())],
+        "PostgreSQL's one FATAL"
+    );
 
     // tokio-postgres: a client's own NOTIFY comes from its own pid.
     for url in [direct_url(&cluster), s::app_url(&server)] {

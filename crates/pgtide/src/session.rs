@@ -82,6 +82,9 @@ pub struct Session {
     closing: bool,
     /// Client frames wait unread while too much waits for the client (see client_backlog).
     backlog: crate::client_backlog::Backlog,
+    /// The backend sent the client a FATAL (e.g. pg_terminate_backend): when it then closes,
+    /// the client has its reason already, as from PostgreSQL, and gets no second one.
+    backend_fatal: bool,
 }
 
 enum Event {
@@ -169,6 +172,7 @@ impl Session {
             phase,
             closing: false,
             backlog: Default::default(),
+            backend_fatal: false,
         }
     }
 
@@ -1013,6 +1017,9 @@ impl Session {
                 self.router.on_wal_position(frame.body());
             }
             if verdict == Verdict::Forward {
+                if frame.tag == btag::ERROR_RESPONSE && is_fatal(frame.body()) {
+                    self.backend_fatal = true;
+                }
                 if let Some(capture) = &mut self.cache_capture {
                     capture.on_message(frame.tag, &frame.raw);
                 }
@@ -1175,6 +1182,13 @@ impl Session {
         match &end {
             End::ClientLeft => {}
             End::Error(ProxyError::ClientIo(_)) => {}
+            End::Error(ProxyError::BackendLost(_)) if self.backend_fatal => {
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(1),
+                    self.client_w.write_all(&self.to_client),
+                )
+                .await;
+            }
             End::Error(e) => {
                 e.write_to(&mut self.to_client);
                 let _ = tokio::time::timeout(
