@@ -183,6 +183,36 @@ with psycopg.connect(url) as conn:
 print("psycopg pipeline ok")
 "#;
 
+/// tokio-postgres pipelines concurrent requests on one connection: a transaction with a write,
+/// a failing statement, ROLLBACK and a SELECT, all sent before any reply is read. Returns each
+/// outcome (row count, SQLSTATE or value).
+async fn tokio_postgres_pipeline(url: &str) -> Vec<String> {
+    let c = s::connect(url).await.expect("tokio-postgres connects");
+    let insert = c
+        .prepare("INSERT INTO t VALUES (8)")
+        .await
+        .expect("prepare");
+    let div = c.prepare("SELECT 1 / $1::int").await.expect("prepare");
+    let answer = c.prepare("SELECT 42").await.expect("prepare");
+    let code = |e: tokio_postgres::Error| e.code().map_or("?".into(), |c| c.code().to_string());
+    let zero = 0i32;
+    let zero_param: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&zero];
+    let (begin, ins, err, rollback, after) = futures_util::join!(
+        c.batch_execute("BEGIN"),
+        c.execute(&insert, &[]),
+        c.query(&div, &zero_param),
+        c.batch_execute("ROLLBACK"),
+        c.query_one(&answer, &[]),
+    );
+    vec![
+        format!("{:?}", begin.map_err(code)),
+        format!("{:?}", ins.map_err(code)),
+        format!("{:?}", err.map(|r| r.len()).map_err(code)),
+        format!("{:?}", rollback.map_err(code)),
+        format!("{:?}", after.map(|r| r.get::<_, i32>(0)).map_err(code)),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_that_fails_rolls_back_and_goes_on_runs_as_on_postgresql() {
     let cluster = tokio::task::spawn_blocking(|| s::cluster(1))
@@ -219,6 +249,10 @@ async fn a_pipeline_that_fails_rolls_back_and_goes_on_runs_as_on_postgresql() {
     if let Some(want) = want {
         assert!(!want.contains("PIPELINE_ABORTED"), "{want}");
     }
+    let want = tokio_postgres_pipeline(&direct_url).await;
+    assert_eq!(want[2], "Err(\"22012\")", "{want:?}");
+    let got = tokio_postgres_pipeline(&s::app_url(&server)).await;
+    assert_eq!(got, want, "tokio-postgres: through pgtide vs PostgreSQL");
     for url in [direct_url, s::app_url(&server)] {
         s::python::run("psycopg pipeline", PSYCOPG_PIPELINE, &[&url]).await;
     }
