@@ -36,13 +36,14 @@ fn key(sql: &str, param: &str) -> Key {
     Key {
         database: s::APP_DB.into(),
         user: s::APP_USER.into(),
-        search_path: String::new(),
-        fingerprint: pgtide_sql::fingerprint(sql).id,
+        settings: String::new(),
+        text: sql.into(),
+        param_types: vec![],
         params: vec![Some(param.as_bytes().to_vec())],
         param_formats: vec![],
         result_formats: vec![],
         simple: true,
-        describe: false,
+        describe: 0,
     }
 }
 

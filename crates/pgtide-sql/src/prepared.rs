@@ -52,13 +52,25 @@ pub fn statement_names(sql: &str) -> Vec<NameRef> {
     for stmt in split_statements(sql) {
         // split_statements hands out sub-slices of `sql`.
         let offset = stmt.as_ptr() as usize - sql.as_ptr() as usize;
-        let toks: Vec<Token<'_>> = tokens(stmt).take(4).collect();
+        // EXPLAIN [ANALYZE] EXECUTE name and CREATE TABLE t AS EXECUTE name run a statement too.
+        let all: Vec<Token<'_>> = tokens(stmt).collect();
+        let inner = all.iter().position(|t| t.is_kw("execute")).filter(|&i| {
+            i > 0
+                && (all[0].is_kw("explain") || all[0].is_kw("create"))
+                && (all[i - 1].is_kw("as")
+                    || all[0].is_kw("explain")
+                        && (all[i - 1].kind == TokenKind::RParen
+                            || ["explain", "analyze", "analyse", "verbose"]
+                                .iter()
+                                .any(|k| all[i - 1].is_kw(k))))
+        });
+        let toks: Vec<Token<'_>> = all.into_iter().skip(inner.unwrap_or(0)).take(4).collect();
         let Some(head) = toks.first() else { continue };
-        let (kind, at) = if head.is_kw("prepare") {
+        let (kind, at) = if head.is_kw("prepare") && inner.is_none() {
             (StatementUse::Prepare, 1)
         } else if head.is_kw("execute") {
             (StatementUse::Execute, 1)
-        } else if head.is_kw("deallocate") {
+        } else if head.is_kw("deallocate") && inner.is_none() {
             let at = if toks.get(1).is_some_and(|t| t.is_kw("prepare")) {
                 2
             } else {
@@ -171,6 +183,21 @@ mod tests {
         assert!(names("SELECT execute_me FROM t").is_empty());
         assert!(names("").is_empty());
         assert!(names("EXECUTE").is_empty());
+    }
+
+    #[test]
+    fn execute_inside_explain_and_create_table_as() {
+        let found = names("EXPLAIN (COSTS OFF) EXECUTE p(3); explain analyze execute q");
+        assert_eq!(
+            found,
+            [
+                (StatementUse::Execute, "p".to_string(), "p"),
+                (StatementUse::Execute, "q".to_string(), "q")
+            ]
+        );
+        let found = names("CREATE TEMP TABLE t AS EXECUTE p(1)");
+        assert_eq!(found, [(StatementUse::Execute, "p".to_string(), "p")]);
+        assert!(names("EXPLAIN SELECT 1 AS execute").is_empty());
     }
 
     #[test]

@@ -186,22 +186,27 @@ pub fn session_effects(statement: &str) -> Vec<SessionEffect> {
         lower_kw(&first, &mut buf)
     };
     let select_like = matches!(head, "select" | "with" | "(");
+    // `u&`: a Unicode-escaped name can spell any function (`U&"set\005Fconfig"`), so such
+    // statements are always read token by token.
     match head {
         "set" | "reset" | "discard" | "deallocate" | "prepare" | "execute" | "listen"
         | "unlisten" | "create" | "declare" | "close" | "load" | "begin" | "start" | "commit"
-        | "end" | "rollback" | "abort" | "savepoint" | "release" | "do" => {}
+        | "end" | "rollback" | "abort" | "savepoint" | "release" | "do" | "explain" => {}
         _ if select_like => {
-            if !mentions(statement, &["advisory", "set_config", "temp"]) {
+            if !mentions(statement, &["advisory", "set_config", "temp", "u&"]) {
                 return Vec::new();
             }
         }
         _ => {
-            if !mentions(statement, &["advisory", "set_config"]) {
+            if !mentions(statement, &["advisory", "set_config", "u&", "pg_settings"]) {
                 return Vec::new();
             }
         }
     }
     let toks: Vec<Token<'_>> = tokens(statement).collect();
+    if let Some(untrackable) = opaque(&toks) {
+        return vec![untrackable];
+    }
     let tx = |c| vec![E::TransactionControl(c)];
     match head {
         "set" => parse_set(&toks),
@@ -297,6 +302,14 @@ pub fn session_effects(statement: &str) -> Vec<SessionEffect> {
                 .unwrap_or_default()
         }
         "do" => do_block(&toks),
+        // EXPLAIN ANALYZE runs its statement: its effects are the statement's.
+        "explain" => explained(statement, &toks)
+            .map(session_effects)
+            .unwrap_or_default(),
+        // A write to the pg_settings view calls set_config for each row it touches.
+        "update" if toks.iter().any(|t| is_fn(t, "pg_settings")) => {
+            vec![E::UntrackedSet]
+        }
         _ => {
             let mut out = Vec::new();
             scan_calls(&toks, head == "select", &mut out);
@@ -306,6 +319,51 @@ pub fn session_effects(statement: &str) -> Vec<SessionEffect> {
             out
         }
     }
+}
+
+/// A statement pgtide cannot read reliably: a Unicode escape with its own `UESCAPE` character
+/// (not decoded here), a name or string whose escapes do not decode, or an unterminated quote.
+/// Such a statement may hide any session change.
+fn opaque(toks: &[Token<'_>]) -> Option<SessionEffect> {
+    let unreadable = toks.iter().enumerate().any(|(i, t)| {
+        let unicode = t.text.len() > 2 && t.text.as_bytes()[..2].eq_ignore_ascii_case(b"u&");
+        match t.kind {
+            TokenKind::QuotedIdent => !t.complete || (unicode && t.ident().is_none()),
+            TokenKind::String(_) if unicode => !t.complete || t.string_value().is_none(),
+            TokenKind::Ident => t.is_kw("uescape") && i > 0,
+            _ => false,
+        }
+    });
+    unreadable.then_some(SessionEffect::UntrackedSet)
+}
+
+/// The statement an EXPLAIN runs: what follows `EXPLAIN`, its parenthesised options or its
+/// ANALYZE / VERBOSE keywords. Without ANALYZE it is only planned; taking its effects anyway
+/// can only pin a client needlessly.
+fn explained<'s>(statement: &'s str, toks: &[Token<'_>]) -> Option<&'s str> {
+    let mut i = 1;
+    if toks.get(i)?.kind == TokenKind::LParen {
+        let mut depth = 0i32;
+        while let Some(t) = toks.get(i) {
+            match t.kind {
+                TokenKind::LParen => depth += 1,
+                TokenKind::RParen => depth -= 1,
+                _ => {}
+            }
+            i += 1;
+            if depth == 0 {
+                break;
+            }
+        }
+    } else {
+        while ["analyze", "analyse", "verbose"]
+            .iter()
+            .any(|k| kw(toks, i, k))
+        {
+            i += 1;
+        }
+    }
+    statement.get(toks.get(i)?.start..)
 }
 
 /// Advisory lock and set_config calls anywhere in the statement. `plain_select` enables the
@@ -395,7 +453,10 @@ fn select_into_temp(toks: &[Token<'_>], out: &mut Vec<SessionEffect>) {
             } else {
                 i + 1
             };
-            if kw(toks, j, "temp") || kw(toks, j, "temporary") {
+            // INTO TEMP t, or INTO pg_temp.t (a table in the session's temporary schema).
+            let qualified = toks.get(j).is_some_and(is_pg_temp)
+                && toks.get(j + 1).is_some_and(|t| t.kind == TokenKind::Dot);
+            if kw(toks, j, "temp") || kw(toks, j, "temporary") || qualified {
                 push_once(out, SessionEffect::TempTable);
             }
         }

@@ -369,3 +369,44 @@ fn schema_changes_are_recognised() {
     assert!(!changes_schema("SELECT 'drop table t'"));
     assert!(!changes_schema("INSERT INTO t VALUES (1)"));
 }
+
+/// Issue 11 item 5: statements that hid a session change from the lexer.
+#[test]
+fn escaped_and_indirect_session_changes_are_seen() {
+    assert_eq!(
+        fx(r#"SELECT U&"set\005Fconfig"('search_path','evil',false)"#),
+        vec![E::Set {
+            name: "search_path".into(),
+            value: "evil".into()
+        }],
+        "a Unicode-escaped set_config is a set_config"
+    );
+    assert_eq!(
+        fx(r#"SELECT U&"pg_\0061dvisory_lock"(1)"#),
+        vec![E::AdvisoryLock]
+    );
+    assert_eq!(
+        fx(r#"SELECT U&"set!005Fconfig" UESCAPE '!' ('search_path','evil',false)"#),
+        vec![E::UntrackedSet],
+        "a UESCAPE character is not decoded: untrackable"
+    );
+    assert_eq!(fx(r#"SELECT U&"bad\zzzz"(1)"#), vec![E::UntrackedSet]);
+    assert_eq!(
+        fx("SELECT 42 AS secret INTO pg_temp.leak"),
+        vec![E::TempTable]
+    );
+    assert_eq!(
+        fx("EXPLAIN ANALYZE CREATE TEMP TABLE t AS SELECT 1"),
+        vec![E::TempTable]
+    );
+    assert_eq!(
+        fx(r#"EXPLAIN ("analyze", costs off) SELECT pg_advisory_lock(1)"#),
+        vec![E::AdvisoryLock]
+    );
+    assert_eq!(
+        fx("UPDATE pg_settings SET setting = 'evil' WHERE name = 'search_path'"),
+        vec![E::UntrackedSet]
+    );
+    assert_eq!(fx("SELECT U&'caf\\00e9'"), vec![], "a plain Unicode string");
+    assert_eq!(fx("EXPLAIN SELECT 1"), vec![]);
+}

@@ -14,6 +14,10 @@ use pgtide_wire::{encode, frontend as ftag, Frame};
 use crate::backend::BackendConn;
 use crate::pool::Pool;
 use crate::relay::{Completion, ReplyQueue};
+use crate::statement_inject::{
+    close_complete, ensure, make_room, parse_complete, reserved, too_many_statements_sql, Place,
+    MAX_CLIENT_STATEMENTS, NOT_YOURS,
+};
 use crate::statements::{
     bind_names, has_session_effects, rewrite_bind, run_in_batch, target_message, Preparation,
     SchemaEpochs, SharedStatement,
@@ -27,15 +31,6 @@ pub struct Backendward<'a> {
     pub replies: &'a mut ReplyQueue,
 }
 
-/// Where an injected statement goes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Place {
-    /// Inside the client's extended-protocol batch, before the message that needs it.
-    InBatch,
-    /// On its own, ended by its own Sync, before the client's simple Query.
-    BeforeQuery,
-}
-
 /// A simple Query's SQL once pgtide's statement names are in.
 #[derive(Debug, Default)]
 pub struct RewrittenQuery {
@@ -43,6 +38,15 @@ pub struct RewrittenQuery {
     pub sql: Option<String>,
     /// The texts of EXECUTEd statements with session effects, for the caller to note.
     pub effects: Vec<String>,
+}
+
+/// A SQL PREPARE or DEALLOCATE of the running query, in statement order: each takes effect
+/// when its CommandComplete confirms it ran (a failed statement stops the rest of the query).
+#[derive(Debug)]
+enum SqlOp {
+    Prepare(String, Arc<SharedStatement>),
+    /// None: a name pgtide does not know, passed on for PostgreSQL to judge.
+    Deallocate(Option<String>),
 }
 
 #[derive(Debug)]
@@ -57,9 +61,13 @@ pub struct ClientStatements {
     /// The session effects of the last unnamed Parse, noted when it is bound.
     unnamed_effects_sql: Option<String>,
     /// SQL PREPAREs of the running query, confirmed in order by CommandComplete "PREPARE".
-    pending_sql: VecDeque<(String, Arc<SharedStatement>)>,
+    pending_sql: VecDeque<SqlOp>,
     /// Makes this client's SQL-prepared statement names unique across the process.
     session_tag: u64,
+    /// SQL PREPARE ran through the extended protocol under the client's own name (pgtide does
+    /// not rewrite statement texts): the client is pinned, and its later SQL PREPAREs keep
+    /// their own names too, so the backend sees the names the client uses.
+    own_sql_names: bool,
     serial: u64,
 }
 
@@ -74,6 +82,7 @@ impl ClientStatements {
             pending_sql: VecDeque::new(),
             session_tag,
             serial: 0,
+            own_sql_names: false,
         }
     }
 
@@ -140,24 +149,50 @@ impl ClientStatements {
         }
     }
 
+    /// The parameter types of the client's statement `name` (empty for an SQL PREPARE, whose
+    /// text carries them), for the result cache's key.
+    pub fn param_types_of(&self, name: &str) -> Option<Vec<u32>> {
+        let parse = if name.is_empty() {
+            self.unnamed_parse.clone()?
+        } else {
+            match &self.resolve(name)?.prepare {
+                Preparation::Parse(parse) => parse.clone(),
+                Preparation::Sql(_) => return Some(Vec::new()),
+            }
+        };
+        pgtide_wire::parse_message(parse.get(5..)?)
+            .ok()
+            .map(|v| v.param_types)
+    }
+
     /// DISCARD ALL / DEALLOCATE ALL: the client has no statements any more.
     pub fn clear(&mut self) {
         self.named.clear();
         self.pending_sql.clear();
+        self.own_sql_names = false;
+    }
+
+    /// Whether the client may have a statement named `name` (see [`MAX_CLIENT_STATEMENTS`]).
+    fn has_room_for(&self, name: &str) -> bool {
+        self.named.len() + self.pending_sql.len() < MAX_CLIENT_STATEMENTS
+            || self.named.contains_key(name)
     }
 
     fn resolve(&self, name: &str) -> Option<Arc<SharedStatement>> {
-        self.pending_sql
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, s)| s.clone())
-            .or_else(|| self.named.get(name).cloned())
+        for op in self.pending_sql.iter().rev() {
+            match op {
+                SqlOp::Prepare(n, s) if n == name => return Some(s.clone()),
+                SqlOp::Deallocate(Some(n)) if n == name => return None,
+                _ => {}
+            }
+        }
+        self.named.get(name).cloned()
     }
 
     fn remove(&mut self, name: &str) -> bool {
         let pending = self.pending_sql.len();
-        self.pending_sql.retain(|(n, _)| n != name);
+        self.pending_sql
+            .retain(|op| !matches!(op, SqlOp::Prepare(n, _) if n == name));
         self.named.remove(name).is_some() || pending != self.pending_sql.len()
     }
 
@@ -188,7 +223,9 @@ impl ClientStatements {
         replies: &mut ReplyQueue,
     ) -> bool {
         match self.statement_of_parse(frame, search_path) {
-            Some((name, stmt)) if pool.statement_known(&stmt.global_name) => {
+            Some((name, stmt))
+                if pool.statement_known(&stmt.global_name) && self.has_room_for(&name) =>
+            {
                 self.named.insert(name, stmt);
                 replies.synthetic(parse_complete());
                 true
@@ -202,7 +239,9 @@ impl ClientStatements {
     pub fn register_parse(&mut self, frame: &Frame, search_path: Option<&str>) {
         match self.statement_of_parse(frame, search_path) {
             Some((name, stmt)) => {
-                self.named.insert(name, stmt);
+                if self.has_room_for(&name) {
+                    self.named.insert(name, stmt);
+                }
             }
             None => {
                 self.unnamed_parse = Some(frame.raw.clone());
@@ -226,22 +265,44 @@ impl ClientStatements {
         true
     }
 
-    pub fn parse(&mut self, frame: &Frame, search_path: Option<&str>, b: Backendward<'_>) {
-        let Some((name, stmt)) = self.statement_of_parse(frame, search_path) else {
+    /// `failed_transaction`: PostgreSQL refuses the Parse (25P02) and keeps nothing, so it goes
+    /// to the backend as it is and the client's name stays unknown.
+    pub fn parse(
+        &mut self,
+        frame: &Frame,
+        search_path: Option<&str>,
+        failed_transaction: bool,
+        b: Backendward<'_>,
+    ) {
+        let named = self
+            .statement_of_parse(frame, search_path)
+            .filter(|_| !failed_transaction);
+        let Some((name, stmt)) = named else {
             // The unnamed statement, or a malformed body for the backend to reject itself.
             let view = pgtide_wire::parse_message(frame.body()).ok();
             if view.as_ref().is_some_and(|v| v.statement.is_empty()) {
                 self.unnamed_parse = Some(frame.raw.clone());
                 self.unnamed_on_backend = true;
             }
-            self.unnamed_effects_sql = view
-                .map(|v| v.query)
-                .filter(|q| has_session_effects(q))
-                .map(str::to_string);
+            if view.as_ref().is_none_or(|v| v.statement.is_empty()) {
+                self.unnamed_effects_sql = view
+                    .map(|v| v.query)
+                    .filter(|q| has_session_effects(q))
+                    .map(str::to_string);
+            }
             b.replies.expect(Completion::Parse);
             b.out.extend_from_slice(&frame.raw);
             return;
         };
+        if !self.has_room_for(&name) {
+            // The backend raises the error itself, so the batch fails as PostgreSQL's would.
+            run_in_batch(b.out, &too_many_statements_sql());
+            b.replies.expect_swallowed(Completion::Parse, None);
+            b.replies.expect_swallowed(Completion::Bind, None);
+            b.replies.expect(Completion::Parse);
+            self.unnamed_on_backend = false;
+            return;
+        }
         self.named.insert(name, stmt.clone());
         if b.conn.prepared.touch(&stmt.global_name) {
             b.replies.synthetic(parse_complete());
@@ -282,10 +343,20 @@ impl ClientStatements {
                     let global = Some(stmt.global_name.clone());
                     (stmt.effects_sql.clone(), Some(msg), global)
                 }
+                _ if reserved(&client_name) => {
+                    let msg = rewrite_bind(frame.body(), portal_len, client_name.len(), NOT_YOURS);
+                    (None, Some(msg), None)
+                }
                 _ => (None, None, None),
             },
             None => (None, None, None),
         };
+        if effects
+            .as_deref()
+            .is_some_and(|q| !statement_names(q).is_empty())
+        {
+            self.own_sql_names = true;
+        }
         match global {
             Some(name) => b.replies.expect_on_statement(Completion::Bind, name),
             None => b.replies.expect(Completion::Bind),
@@ -324,6 +395,12 @@ impl ClientStatements {
                     .expect_on_statement(completion, stmt.global_name.clone());
                 b.out
                     .extend_from_slice(&target_message(ftag::DESCRIBE, b'S', &stmt.global_name));
+                return;
+            }
+            if reserved(&name) && !close {
+                b.replies.expect(completion);
+                b.out
+                    .extend_from_slice(&target_message(ftag::DESCRIBE, b'S', NOT_YOURS));
                 return;
             }
         }
@@ -370,6 +447,15 @@ impl ClientStatements {
                         }
                         existing.global_name.clone()
                     }
+                    // Pinned with its own names on the backend: PostgreSQL checks them itself.
+                    None if self.own_sql_names => continue,
+                    None if !self.has_room_for(&r.name) => {
+                        // PostgreSQL runs the statements before it, then fails here.
+                        out.push_str(&sql[copied..r.statement.start]);
+                        out.push_str(&too_many_statements_sql());
+                        copied = r.statement.end;
+                        continue;
+                    }
                     None => {
                         self.serial += 1;
                         let global = format!("pgtide_q{}_{}", self.session_tag, self.serial);
@@ -398,7 +484,9 @@ impl ClientStatements {
                             prepare: Preparation::Sql(prepare_sql),
                             effects_sql,
                         });
-                        new_in_query.push((r.name.clone(), stmt));
+                        new_in_query.push((r.name.clone(), stmt.clone()));
+                        self.pending_sql
+                            .push_back(SqlOp::Prepare(r.name.clone(), stmt));
                         global
                     }
                 },
@@ -414,13 +502,24 @@ impl ClientStatements {
                             result.effects.extend(s.effects_sql.clone());
                             s.global_name.clone()
                         }
+                        None if reserved(&r.name) => NOT_YOURS.to_string(),
                         None => continue,
                     }
                 }
                 StatementUse::Deallocate => {
-                    let had_local = new_in_query.iter().any(|(n, _)| *n == r.name);
+                    let known = new_in_query.iter().any(|(n, _)| *n == r.name)
+                        || self.resolve(&r.name).is_some();
                     new_in_query.retain(|(n, _)| *n != r.name);
-                    if !self.remove(&r.name) && !had_local {
+                    // Forgotten when PostgreSQL confirms it (the query may fail before it).
+                    let name = known.then(|| r.name.clone());
+                    self.pending_sql.push_back(SqlOp::Deallocate(name));
+                    if !known {
+                        if reserved(&r.name) {
+                            // Another client's statement on this backend: never theirs to drop.
+                            out.push_str(&sql[copied..r.span.start]);
+                            out.push_str(NOT_YOURS);
+                            copied = r.span.end;
+                        }
                         continue; // PostgreSQL reports the unknown name itself.
                     }
                     // Other clients may share the backend's statement: deallocate a stand-in
@@ -437,7 +536,6 @@ impl ClientStatements {
             copied = r.span.end;
         }
         out.push_str(&sql[copied..]);
-        self.pending_sql.extend(new_in_query);
         result.sql = Some(out);
         result
     }
@@ -446,97 +544,29 @@ impl ClientStatements {
         !self.pending_sql.is_empty()
     }
 
-    /// A CommandComplete of the client's query: a "PREPARE" confirms the oldest pending one.
+    /// A CommandComplete of the client's query: "PREPARE" and "DEALLOCATE" confirm the oldest
+    /// pending one.
     pub fn on_command_complete(&mut self, body: &[u8]) {
-        if body.starts_with(b"PREPARE\0") {
-            if let Some((name, stmt)) = self.pending_sql.pop_front() {
+        if body != b"PREPARE\0" && body != b"DEALLOCATE\0" {
+            return;
+        }
+        match self.pending_sql.pop_front() {
+            Some(SqlOp::Prepare(name, stmt)) => {
                 self.named.insert(name, stmt);
             }
+            Some(SqlOp::Deallocate(Some(name))) => {
+                self.named.remove(&name);
+            }
+            _ => {}
         }
     }
 
     /// The client's query ended: PREPAREs it did not confirm failed or never ran.
     pub fn on_ready(&mut self, conn: &mut BackendConn) {
-        for (_, stmt) in self.pending_sql.drain(..) {
-            conn.prepared.forget(&stmt.global_name);
+        for op in self.pending_sql.drain(..) {
+            if let SqlOp::Prepare(_, stmt) = op {
+                conn.prepared.forget(&stmt.global_name);
+            }
         }
     }
-}
-
-/// Makes sure the backend has `stmt`, injecting it at `place` when it does not. Returns true
-/// when the injection used (and so replaced) the backend's unnamed statement.
-fn ensure(
-    stmt: &SharedStatement,
-    conn: &mut BackendConn,
-    out: &mut BytesMut,
-    replies: &mut ReplyQueue,
-    place: Place,
-) -> bool {
-    if conn.prepared.touch(&stmt.global_name) {
-        return false;
-    }
-    make_room(&stmt.global_name, conn, out, replies, place);
-    let name = Some(stmt.global_name.clone());
-    let expect = |replies: &mut ReplyQueue, completion, prepares| match place {
-        Place::InBatch => replies.expect_swallowed(completion, prepares),
-        Place::BeforeQuery => replies.expect_standalone(completion, prepares),
-    };
-    let used_unnamed = match &stmt.prepare {
-        Preparation::Parse(parse) => {
-            out.extend_from_slice(parse);
-            expect(replies, Completion::Parse, name);
-            false
-        }
-        Preparation::Sql(sql) => {
-            run_in_batch(out, sql);
-            expect(replies, Completion::Parse, None);
-            expect(replies, Completion::Bind, None);
-            expect(replies, Completion::Execute, name);
-            true
-        }
-    };
-    if place == Place::BeforeQuery {
-        encode::sync(out);
-        replies.expect_swallowed_query();
-    }
-    used_unnamed
-}
-
-/// Records `name` in the backend's LRU before it is prepared, closing the least recently used
-/// statement first when the LRU is full.
-fn make_room(
-    name: &str,
-    conn: &mut BackendConn,
-    out: &mut BytesMut,
-    replies: &mut ReplyQueue,
-    place: Place,
-) {
-    let evicted = conn.prepared.insert(name);
-    close_statement(evicted, out, replies, place);
-}
-
-fn close_statement(
-    name: Option<String>,
-    out: &mut BytesMut,
-    replies: &mut ReplyQueue,
-    place: Place,
-) {
-    let Some(name) = name else { return };
-    out.extend_from_slice(&target_message(ftag::CLOSE, b'S', &name));
-    match place {
-        Place::InBatch => replies.expect_swallowed(Completion::Close, None),
-        Place::BeforeQuery => {
-            replies.expect_standalone(Completion::Close, None);
-            encode::sync(out);
-            replies.expect_swallowed_query();
-        }
-    }
-}
-
-pub fn parse_complete() -> Bytes {
-    Bytes::from_static(&[b'1', 0, 0, 0, 4])
-}
-
-pub fn close_complete() -> Bytes {
-    Bytes::from_static(&[b'3', 0, 0, 0, 4])
 }

@@ -57,13 +57,19 @@ pub enum ProxyError {
     /// connect): its SQLSTATE and message.
     #[error("{message}")]
     StartupSetting { code: String, message: String },
+    /// The backend refused to act as the role the client had chosen (e.g. after a REVOKE):
+    /// nothing of the client's statement ran.
+    #[error("{message}")]
+    SettingReplay { code: String, message: String },
 }
 
 impl ProxyError {
     pub fn sqlstate(&self) -> &str {
         use sqlstate::*;
         match self {
-            ProxyError::StartupSetting { code, .. } => code,
+            ProxyError::StartupSetting { code, .. } | ProxyError::SettingReplay { code, .. } => {
+                code
+            }
             ProxyError::ClientProtocol(_) | ProxyError::ClientProtocolMsg(_) => PROTOCOL_VIOLATION,
             ProxyError::ClientIo(_) => PROTOCOL_VIOLATION,
             ProxyError::BadPassword { .. } => INVALID_PASSWORD,
@@ -85,6 +91,7 @@ impl ProxyError {
             ProxyError::CheckoutTimeout { .. }
                 | ProxyError::BackendConnect { .. }
                 | ProxyError::NoReplica(_)
+                | ProxyError::SettingReplay { .. }
         )
     }
 

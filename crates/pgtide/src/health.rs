@@ -39,15 +39,14 @@ pub fn spawn(topology: &Arc<Topology>, config: impl Fn() -> Arc<Config> + Send +
 /// One round: every backend checked concurrently, then lag computed against the primary's
 /// WAL position of the same round.
 pub async fn check_round(topology: &Topology, config: &Config, conns: &mut [Option<BackendConn>]) {
-    let timeout = config
-        .routing
-        .health_check_interval
-        .clamp(Duration::from_millis(500), Duration::from_secs(5));
     let checks = topology
         .backends
         .iter()
         .zip(conns.iter_mut())
-        .map(|(backend, conn)| check_one(backend, config, conn, timeout));
+        .map(|(backend, conn)| {
+            let timeout = check_timeout(config, backend.health().checked);
+            check_one(backend, config, conn, timeout)
+        });
     let results = futures_util::future::join_all(checks).await;
     let primary_lsn = topology
         .backends
@@ -98,6 +97,22 @@ pub async fn check_round(topology: &Topology, config: &Config, conns: &mut [Opti
         backend.set_health(health);
     }
     topology.recheck_primary();
+    topology.first_round_done();
+}
+
+/// How long one check (connect and query) may take: a round ends within it. A backend never
+/// checked before gets as long as a pool takes to connect (a slow first login must not leave a
+/// healthy replica out until a later round); the first round ends within that.
+pub fn check_timeout(config: &Config, checked_before: bool) -> Duration {
+    let round = config
+        .routing
+        .health_check_interval
+        .clamp(Duration::from_millis(500), Duration::from_secs(5));
+    if checked_before {
+        round
+    } else {
+        round.max(crate::shared::pool_settings(config).connect_timeout)
+    }
 }
 
 struct Probe {

@@ -30,6 +30,7 @@ pub mod session_state;
 pub mod shared;
 pub mod stale_plan;
 pub mod startup_settings;
+pub mod statement_inject;
 pub mod statements;
 pub mod topology;
 

@@ -1,8 +1,10 @@
 //! A read sent to a replica may still have to run elsewhere: the replica refused it as a write
-//! (25006: a function the classifier could not know writes), or the replica went away. If no
-//! row has reached the client yet, pgtide runs the same messages on the primary and drops the
-//! replies the client already has (ParseComplete, BindComplete, a RowDescription: the same
-//! prefix comes back from the primary). A write is never re-run: only replica leases log.
+//! (25006: a function the classifier could not know writes; the re-run then counts as a
+//! write), refused a serializable transaction (0A000: a default pgtide cannot see), or the
+//! replica went away. If no row has reached the client yet, pgtide runs the same messages on
+//! the primary and drops the replies the client already has (ParseComplete, BindComplete, a
+//! RowDescription: the same prefix comes back from the primary). A write is never re-run: only
+//! replica leases log.
 
 use pgtide_wire::{backend as btag, Frame};
 
@@ -59,9 +61,28 @@ pub fn is_fatal(body: &[u8]) -> bool {
     pgtide_wire::error_fields(body).is_ok_and(|e| e.severity == "FATAL" || e.severity == "PANIC")
 }
 
-/// Whether an ErrorResponse says the replica refused a write.
-pub fn is_read_only_refusal(body: &[u8]) -> bool {
-    pgtide_wire::error_fields(body).is_ok_and(|e| e.code == "25006")
+/// Why a replica refused a read before running it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// 25006: the statement writes (a function the classifier could not know writes).
+    Write,
+    /// 0A000: a standby runs no serializable transaction (the role's or database's
+    /// `default_transaction_isolation`, which pgtide cannot see).
+    Serializable,
+}
+
+/// Whether an ErrorResponse is a replica refusing what it was sent, and why.
+pub fn replica_refusal(body: &[u8]) -> Option<Refusal> {
+    let e = pgtide_wire::error_fields(body).ok()?;
+    match e.code.as_str() {
+        "25006" => Some(Refusal::Write),
+        // 0A000 says many things (a stale cached plan too): only this one (in English; a
+        // translated message is left alone).
+        "0A000" if e.message.contains("serializable mode in a hot standby") => {
+            Some(Refusal::Serializable)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -74,6 +95,34 @@ mod tests {
             tag,
             raw: Bytes::from(vec![tag, 0, 0, 0, 4]),
         }
+    }
+
+    fn error(code: &str, message: &str) -> Vec<u8> {
+        let mut b = Vec::new();
+        for (f, v) in [
+            (b'S', "ERROR"),
+            (b'V', "ERROR"),
+            (b'C', code),
+            (b'M', message),
+        ] {
+            b.push(f);
+            b.extend_from_slice(v.as_bytes());
+            b.push(0);
+        }
+        b.push(0);
+        b
+    }
+
+    #[test]
+    fn refusals() {
+        let ro = error("25006", "cannot execute INSERT in a read-only transaction");
+        assert_eq!(replica_refusal(&ro), Some(Refusal::Write));
+        let ser = error("0A000", "cannot use serializable mode in a hot standby");
+        assert_eq!(replica_refusal(&ser), Some(Refusal::Serializable));
+        let stale = error("0A000", "cached plan must not change result type");
+        assert_eq!(replica_refusal(&stale), None, "a stale plan is no refusal");
+        assert_eq!(replica_refusal(&error("42P01", "no such table")), None);
+        assert_eq!(replica_refusal(b"garbage"), None);
     }
 
     #[test]

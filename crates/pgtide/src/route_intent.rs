@@ -9,6 +9,7 @@ use pgtide_sql::{Classification, StatementKind, TransactionStatement};
 use pgtide_wire::{frontend as ftag, Frame};
 
 use crate::routing::Intent;
+use crate::session_state::Settings;
 
 /// The intent of one classified statement text.
 pub fn of_classification(c: &Classification) -> Intent {
@@ -35,6 +36,68 @@ pub fn of_classification(c: &Classification) -> Intent {
 /// transaction statement or a session command.
 pub fn writes(c: &Classification) -> bool {
     c.kind == StatementKind::Write
+}
+
+/// A statement pgtide cannot account for: a write to unknown tables (read-your-writes is taken
+/// after it, and the result cache flushes everything when it commits).
+pub fn unknown_write() -> Classification {
+    Classification {
+        kind: StatementKind::Write,
+        hint: None,
+        reads: Vec::new(),
+        writes: Vec::new(),
+        volatile: true,
+        statements: 1,
+    }
+}
+
+/// Whether pgtide reads the client's SQL as PostgreSQL does: with `standard_conforming_strings`
+/// off, a backslash in a plain string escapes the next character, which pgtide's lexer does not
+/// assume, so nothing it reads of the text is certain.
+pub fn lexes_as_sent(settings: &Settings) -> bool {
+    settings.get("standard_conforming_strings").is_none_or(|v| {
+        // PostgreSQL takes any unique prefix of true / yes, and on / 1.
+        matches!(
+            setting_word(v).as_str(),
+            "on" | "1" | "t" | "tr" | "tru" | "true" | "y" | "ye" | "yes" | "default"
+        )
+    })
+}
+
+/// Whether the client's session lets its reads run on a replica at all: its text must lex as
+/// pgtide reads it, and a standby refuses every transaction (0A000) when
+/// `default_transaction_isolation` is serializable.
+pub fn settings_allow_replica(settings: &Settings) -> bool {
+    lexes_as_sent(settings)
+        && settings
+            .get("default_transaction_isolation")
+            .is_none_or(|v| {
+                matches!(
+                    setting_word(v).as_str(),
+                    "read committed" | "repeatable read" | "read uncommitted" | "default"
+                )
+            })
+}
+
+/// The classification routing and write tracking use for `sql` under the client's settings:
+/// anything when pgtide cannot lex it as PostgreSQL will is an [`unknown_write`].
+pub fn under_settings(c: Arc<Classification>, settings: &Settings) -> Arc<Classification> {
+    if lexes_as_sent(settings) {
+        c
+    } else {
+        Arc::new(unknown_write())
+    }
+}
+
+/// A setting's SQL text (`'Serializable'`, `off`, `"on"`) as one lower-case word or phrase.
+fn setting_word(value: &str) -> String {
+    let v = value.trim();
+    let v = v
+        .strip_prefix('\'')
+        .and_then(|v| v.strip_suffix('\''))
+        .or_else(|| v.strip_prefix('"').and_then(|v| v.strip_suffix('"')))
+        .unwrap_or(v);
+    v.trim().to_ascii_lowercase()
 }
 
 /// The intent of an extended-protocol batch starting with `first`, whose following bytes (not
@@ -223,6 +286,25 @@ mod tests {
         let first = frame(&batch[0]);
         let rest: Vec<u8> = batch[1..].concat();
         of_batch(&first, &rest, &classify, known)
+    }
+
+    #[test]
+    fn settings_that_keep_reads_off_replicas() {
+        let with = |k: &str, v: &str| Settings::from([(k.to_string(), v.to_string())]);
+        assert!(settings_allow_replica(&Settings::new()));
+        for v in ["on", "'on'", "true", "'Yes'", "1"] {
+            let s = with("standard_conforming_strings", v);
+            assert!(lexes_as_sent(&s) && settings_allow_replica(&s), "{v}");
+        }
+        for v in ["off", "'off'", "false", "0", "'of'"] {
+            let s = with("standard_conforming_strings", v);
+            assert!(!lexes_as_sent(&s) && !settings_allow_replica(&s), "{v}");
+            let c = under_settings(classify("SELECT 1"), &s);
+            assert_eq!(c.kind, StatementKind::Write, "{v}");
+        }
+        let iso = |v: &str| settings_allow_replica(&with("default_transaction_isolation", v));
+        assert!(iso("'repeatable read'") && iso("'read committed'"));
+        assert!(!iso("serializable") && !iso("'SERIALIZABLE'") && !iso("'something else'"));
     }
 
     #[test]

@@ -61,6 +61,7 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         tokio::spawn(crate::http::serve(shared.clone(), http));
     }
     tokio::spawn(maintain_pools(shared.clone()));
+    shared.start_health_checks();
     let accept_task = tokio::spawn(accept_loop(listener, shared.clone()));
     tracing::info!(%local_addr, "pgtide listening");
     Ok(ServerHandle {

@@ -17,7 +17,7 @@ use crate::client_statements::{Backendward, ClientStatements};
 use crate::error::{ProxyError, Result};
 use crate::pool::{Lease, Pool};
 use crate::relay::{Completion, ReplyQueue, Verdict};
-use crate::replica_replay::{is_fatal, is_read_only_refusal, ReplicaReplay};
+use crate::replica_replay::{is_fatal, replica_refusal, Refusal, ReplicaReplay};
 use crate::route_intent;
 use crate::routing::{Intent, SessionRoute};
 use crate::session_router::SessionRouter;
@@ -178,7 +178,9 @@ impl Session {
 
     pub async fn run(mut self) -> End {
         if let Some(lease) = self.lease.take() {
-            self.attach(lease).await;
+            if let Err(e) = self.attach(lease).await {
+                return self.finish(End::Error(e)).await;
+            }
         }
         // The client may have pipelined its first messages right behind the startup packet.
         if !self.crbuf.is_empty() {
@@ -249,7 +251,8 @@ impl Session {
         let has_backend = b_reader.is_some();
         let client_reads = !self.closing
             && self.to_backend.len() < HIGH_WATER
-            && crate::client_backlog::queued(&self.to_client, &self.replies) < HIGH_WATER;
+            && crate::client_backlog::queued(&self.to_client, &self.replies) < HIGH_WATER
+            && !(self.router.held() && self.crbuf.len() >= HIGH_WATER);
         tokio::select! {
             biased;
             r = self.phase.changed() => {
@@ -282,6 +285,14 @@ impl Session {
                 && route_intent::batch_arriving(&self.crbuf)
             {
                 // Routing needs the whole batch; the rest is on its way.
+                break;
+            }
+            if self.lease.is_some()
+                && self
+                    .router
+                    .hold_next_batch(!self.unsynced, self.replies.awaits_ready())
+            {
+                // A replica leased for an earlier batch takes no other: this one waits.
                 break;
             }
             let frame = match self.decoder.decode(&mut self.crbuf)? {
@@ -327,6 +338,13 @@ impl Session {
                 if !self.lease_backend(&frame).await? {
                     self.cache_capture = None;
                     continue;
+                }
+                if let (Some(c), Some(l)) = (&mut self.cache_capture, &self.lease) {
+                    c.set_source(crate::session_cache::source(
+                        &self.shared.cache,
+                        &self.router,
+                        l,
+                    ));
                 }
             } else if self.status == b'I' && !self.unsynced && !self.replies.awaits_ready() {
                 // A new transaction on a backend the client kept (session mode, pinned).
@@ -449,10 +467,15 @@ impl Session {
         } else {
             self.pool.checkout().await
         };
-        match lease {
+        let lease = match lease {
             Ok(lease) => {
                 self.replica_replay = self.router.on_replica().then(ReplicaReplay::default);
-                self.attach(lease).await;
+                self.attach(lease).await
+            }
+            Err(e) => Err(e),
+        };
+        match lease {
+            Ok(()) => {
                 if let Some(begin) = self.deferred_begin.take() {
                     // The held BEGIN opens the transaction where its first statement runs.
                     self.replica_replay = None;
@@ -479,6 +502,9 @@ impl Session {
     /// What the transaction this frame opens intends (read or not, hints), from the frame and,
     /// for the extended protocol, the rest of its batch already read.
     fn intent_of(&self, frame: &Frame) -> Intent {
+        if !route_intent::settings_allow_replica(self.state.settings()) {
+            return Intent::default();
+        }
         let classifier = self.shared.classifier.load();
         let classify = |sql: &str| classifier.classify(sql);
         if frame.tag == ftag::QUERY {
@@ -500,11 +526,12 @@ impl Session {
             return;
         }
         let c = self.shared.classifier.load().classify(sql);
+        let c = route_intent::under_settings(c, self.state.settings());
         if routing && route_intent::writes(&c) {
             self.router.note_write();
         }
         if caching {
-            self.cache_writes.note(&c, &self.shared.cache);
+            self.cache_writes.note(sql, &c, &self.shared.cache);
         }
     }
 
@@ -523,22 +550,22 @@ impl Session {
             return false;
         };
         let text = match batch.parse {
-            Some((_, query)) => Some(query.to_string()),
-            None => self.statements.text_of(batch.bind.statement),
+            Some((_, query)) => Some((query.to_string(), batch.parse_types.clone())),
+            None => self
+                .statements
+                .text_of(batch.bind.statement)
+                .zip(self.statements.param_types_of(batch.bind.statement)),
         };
-        let Some(text) = text else {
+        let Some((text, types)) = text else {
             return false;
         };
         let classification = self.shared.classifier.load().classify(&text);
-        let search_path = self.search_path().unwrap_or_default();
         let lookup = crate::session_cache::lookup_batch(
             &self.shared.cache,
             self.shared.insights.fingerprint_id(&text),
-            &text,
+            (&text, types),
             &classification,
-            &self.pool.database,
-            &self.pool.user,
-            &search_path,
+            &self.cache_client(),
             &batch,
         )
         .await;
@@ -596,15 +623,12 @@ impl Session {
             return false;
         }
         let classification = self.shared.classifier.load().classify(sql);
-        let search_path = self.search_path().unwrap_or_default();
         let lookup = crate::session_cache::lookup(
             &self.shared.cache,
             self.shared.insights.fingerprint_id(sql),
             sql,
             &classification,
-            &self.pool.database,
-            &self.pool.user,
-            &search_path,
+            &self.cache_client(),
         )
         .await;
         match lookup {
@@ -631,10 +655,42 @@ impl Session {
         }
     }
 
+    fn cache_client(&self) -> crate::session_cache::Client<'_> {
+        crate::session_cache::Client {
+            database: &self.pool.database,
+            user: &self.pool.user,
+            state: &self.state,
+            min_lsn: self.router.read_your_writes_lsn(),
+            target: &self.pool.target,
+        }
+    }
+
     /// Makes a leased backend this client's: cancel requests now reach it, and its session
     /// settings are brought in line with the client's (one swallowed query, in the same write as
-    /// the client's first message).
-    async fn attach(&mut self, lease: Lease) {
+    /// the client's first message). A role the client chose is set and checked first: if the
+    /// backend refuses it, the lease is given back and nothing of the client's runs.
+    async fn attach(&mut self, mut lease: Lease) -> Result<()> {
+        if let Some(sql) = self.state.identity_sync_sql(&lease.conn.settings) {
+            let pool = lease.pool.clone();
+            match lease.conn.run_simple(&[&sql]).await {
+                Ok((b'I', None)) => self.state.identity_synced(&mut lease.conn.settings),
+                Ok((b'I', Some((code, message)))) => {
+                    // One implicit transaction: the failure left the backend as it was.
+                    pool.release(lease);
+                    return Err(ProxyError::SettingReplay { code, message });
+                }
+                Ok(_) => {
+                    pool.discard(lease);
+                    return Err(ProxyError::BackendLost(
+                        "role replay left a transaction".into(),
+                    ));
+                }
+                Err(e) => {
+                    pool.discard(lease);
+                    return Err(e);
+                }
+            }
+        }
         *self.cancel.slot.lock().await = Some(lease.conn.cancel_target());
         let backend = (lease.pool.label.clone(), lease.conn.id);
         self.registered.info.update(|live| {
@@ -646,6 +702,7 @@ impl Session {
         self.statements.on_attach();
         self.lease = Some(lease);
         self.sync_settings();
+        Ok(())
     }
 
     /// Brings the leased backend's session settings in line with the client's (one swallowed
@@ -659,7 +716,7 @@ impl Session {
         if let Some(sql) = self.state.sync_sql(&lease.conn.settings) {
             encode::query(&mut self.to_backend, &sql);
             self.replies.expect_swallowed_query();
-            lease.conn.settings = self.state.settings().clone();
+            self.state.synced(&mut lease.conn.settings);
             // A simple query replaces the backend's unnamed statement.
             self.statements.on_attach();
         }
@@ -670,11 +727,11 @@ impl Session {
     fn observe(&mut self, sql: &str, prepare_carried: bool) {
         let pins_before = self.state.pins().len();
         let observed = self.state.observe_sql(sql, prepare_carried);
-        if observed.drops_prepared {
-            // DISCARD ALL / DEALLOCATE ALL empty the backend's statements and the client's.
-            self.lease_mut().conn.prepared.clear();
-            self.statements.clear();
-        }
+        self.note_pins(pins_before, observed);
+    }
+
+    /// Shows a change of the client's pins in SHOW CLIENTS and counts a new one.
+    fn note_pins(&mut self, pins_before: usize, observed: crate::session_state::Observed) {
         if observed.pinned.is_some() || self.state.pins().len() != pins_before {
             let pins: Vec<&'static str> = self.state.pins().iter().copied().collect();
             self.registered.info.update(|live| live.pins = pins);
@@ -710,14 +767,17 @@ impl Session {
                     self.insights
                         .on_query(frame.body_bytes(), self.status != b'I');
                 }
+                self.state.batch_sent();
                 self.replies.expect(Completion::Ready)
             }
             ftag::FUNCTION_CALL => {
                 self.router.note_write();
+                self.state.batch_sent();
                 self.replies.expect(Completion::Ready)
             }
             ftag::SYNC => {
                 self.unsynced = false;
+                self.state.batch_sent();
                 self.replies.sync();
             }
             ftag::COPY_DONE | ftag::COPY_FAIL => self.replies.copy_end(),
@@ -775,7 +835,9 @@ impl Session {
             out: &mut self.to_backend,
             replies: &mut self.replies,
         };
-        self.statements.parse(&frame, search_path.as_deref(), b);
+        let failed_transaction = self.status == b'E';
+        self.statements
+            .parse(&frame, search_path.as_deref(), failed_transaction, b);
     }
 
     fn forward_bind(&mut self, frame: Frame) {
@@ -821,6 +883,7 @@ impl Session {
     /// A simple Query in transaction mode: its statement names become pgtide's.
     fn forward_query(&mut self, frame: Frame) {
         let Ok(sql) = pgtide_wire::query_text(frame.body()) else {
+            self.state.batch_sent();
             self.replies.expect(Completion::Ready);
             self.to_backend.extend_from_slice(&frame.raw);
             return;
@@ -843,17 +906,12 @@ impl Session {
         for effects in &rewritten.effects {
             self.observe(effects, false);
         }
+        self.state.batch_sent();
         self.replies.expect(Completion::Ready);
         match rewritten.sql {
             Some(sql) => encode::query(&mut self.to_backend, &sql),
             None => self.to_backend.extend_from_slice(&frame.raw),
         }
-    }
-
-    fn lease_mut(&mut self) -> &mut Lease {
-        self.lease
-            .as_mut()
-            .expect("forwarding only happens with a leased backend")
     }
 
     /// Writes pgtide's own replies that are now due.
@@ -884,16 +942,20 @@ impl Session {
             .replica_replay
             .as_ref()
             .is_some_and(ReplicaReplay::replayable);
+        let refusal = replica_refusal(body);
         if !self.router.on_replica()
             || !replayable
-            || !is_read_only_refusal(body)
+            || refusal.is_none()
             || self.replies.len() != 1
             || !self.replies.swallow_next_ready()
         {
             return false;
         }
-        metrics::counter!(crate::metrics_names::REPLICA_WRITE_MISSES_TOTAL).increment(1);
-        tracing::info!("a read the replica refused as a write runs on the primary");
+        if refusal == Some(Refusal::Write) {
+            metrics::counter!(crate::metrics_names::REPLICA_WRITE_MISSES_TOTAL).increment(1);
+            tracing::info!("a read the replica refused as a write runs on the primary");
+            self.router.refused_as_write();
+        }
         self.rerouting = true;
         true
     }
@@ -919,7 +981,15 @@ impl Session {
         self.unsynced = false;
         self.insights.forget_pending();
         let lease = self.router.lease_primary(&self.shared).await?;
-        self.attach(lease).await;
+        self.attach(lease).await?;
+        if self.router.take_refused_write() {
+            // It wrote after all: read-your-writes and the cache treat it as a write.
+            self.router.note_write();
+            if self.shared.cache.in_use() {
+                self.cache_writes
+                    .note("", &route_intent::unknown_write(), &self.shared.cache);
+            }
+        }
         let (frames, sent) = replay.take();
         self.replay_drop = sent;
         for frame in frames {
@@ -1066,8 +1136,24 @@ impl Session {
                 if !own_exchange && verdict == Verdict::Forward {
                     match frame.tag {
                         btag::ERROR_RESPONSE => self.state.on_error(),
-                        btag::COMMAND_COMPLETE if self.statements.has_pending_sql() => {
-                            self.statements.on_command_complete(frame.body())
+                        btag::COMMAND_COMPLETE => {
+                            self.state
+                                .on_command_complete(&mut lease.conn.settings, frame.body());
+                            if drops_prepared(frame.body()) {
+                                // It ran: the backend's statements and the client's are gone.
+                                lease.conn.prepared.clear();
+                                self.statements.clear();
+                            }
+                            if self.statements.has_pending_sql() {
+                                self.statements.on_command_complete(frame.body())
+                            }
+                        }
+                        btag::PARAMETER_STATUS => {
+                            if let Ok((name, _)) = pgtide_wire::parameter_status(frame.body()) {
+                                let pins_before = self.state.pins().len();
+                                let observed = self.state.on_parameter_status(&name);
+                                self.note_pins(pins_before, observed);
+                            }
                         }
                         btag::READY_FOR_QUERY => {
                             self.state.on_ready(self.status, &mut lease.conn.settings);
@@ -1124,6 +1210,10 @@ impl Session {
                     self.close_with(ProxyError::ShuttingDown);
                 }
             }
+        }
+        if self.router.take_held() {
+            // The replica's batch may be over: the held one is routed (or held again).
+            self.on_client_data().await?;
         }
         Ok(())
     }
@@ -1228,6 +1318,11 @@ impl Session {
         }
         end
     }
+}
+
+/// The CommandComplete of DEALLOCATE ALL or DISCARD ALL: every prepared statement is gone.
+fn drops_prepared(body: &[u8]) -> bool {
+    body == b"DEALLOCATE ALL\0" || body == b"DISCARD ALL\0"
 }
 
 async fn read_opt(

@@ -3,11 +3,17 @@
 //! backend's reply to fill the entry, and the tables the client writes are invalidated once the
 //! write is committed (its ReadyForQuery 'I'), here and on the other instances.
 
+use std::sync::Arc;
+
 use bytes::BytesMut;
 use pgtide_sql::{Classification, StatementKind};
 use pgtide_wire::backend as btag;
 
-use crate::cache::{FillGuard, Hint, Key, Lookup, ResultCache};
+use crate::backend::BackendTarget;
+use crate::cache::{FillGuard, Hint, Key, Lookup, Policy, ResultCache, Source};
+use crate::pool::Lease;
+use crate::session_router::SessionRouter;
+use crate::session_state::ClientState;
 
 /// The reply being captured for a cache miss.
 pub struct Capture {
@@ -29,6 +35,7 @@ impl Capture {
     pub fn on_message(&mut self, tag: u8, raw: &[u8]) {
         match tag {
             btag::ROW_DESCRIPTION
+            | btag::PARAMETER_DESCRIPTION
             | btag::DATA_ROW
             | btag::COMMAND_COMPLETE
             | btag::EMPTY_QUERY_RESPONSE => {
@@ -45,11 +52,88 @@ impl Capture {
         }
     }
 
+    /// The backend it runs on (see [`source`]).
+    pub fn set_source(&mut self, source: Source) {
+        self.guard.set_source(source);
+    }
+
     /// The reply ended (ReadyForQuery): stored unless it failed or grew too large.
     pub fn finish(self) {
         if !self.failed {
             self.guard.fill(self.reply.freeze());
         }
+    }
+}
+
+/// Who asks: what the cache key and the read-your-writes check need from the session.
+pub struct Client<'a> {
+    pub database: &'a str,
+    pub user: &'a str,
+    pub state: &'a ClientState,
+    /// The client's read-your-writes position (the primary's WAL position after its last
+    /// write), if it has one: only entries read at or past it are hits.
+    pub min_lsn: Option<u64>,
+    /// The primary, for the catalog lookup of view dependencies.
+    pub target: &'a Arc<BackendTarget>,
+}
+
+/// Whether pgtide can vouch for the client's session state, so its reads may use the cache:
+/// not pinned (state pgtide cannot carry: temp tables, untracked SETs, ...), and
+/// `standard_conforming_strings` on (otherwise the lexer may misread the statement). One
+/// function so the session state's own verdict can replace it.
+pub fn vouched(state: &ClientState) -> bool {
+    state.vouched()
+}
+
+/// Every session setting the client has (startup and SET, including role and session
+/// authorization), in one canonical string: two clients share entries only when all agree.
+pub fn settings_key(state: &ClientState) -> String {
+    let mut out = String::new();
+    for (name, value) in state.settings() {
+        out.push_str(name);
+        out.push('\0');
+        out.push_str(value);
+        out.push('\0');
+    }
+    out
+}
+
+/// The policy and the relations it depends on (views expanded), or None: not cacheable.
+/// Also the schema generation the expansion was made under (see [`get`]).
+async fn admit(
+    cache: &ResultCache,
+    fingerprint_id: u64,
+    sql: &str,
+    classification: &Classification,
+    client: &Client<'_>,
+) -> Option<(Policy, u64)> {
+    if !cache.enabled() || classification.kind != StatementKind::Read || !vouched(client.state) {
+        return None;
+    }
+    let mut policy = cache.policy(fingerprint_id, classification, Hint::of(sql))?;
+    let schema = cache.schema_generation();
+    policy.tables = cache
+        .expand_reads(client.database, client.target, &policy.tables)
+        .await?;
+    Some((policy, schema))
+}
+
+/// The lookup. A miss whose view expansion predates DDL seen since is not filled (its
+/// dependencies may be wrong); DDL after the guard was made invalidates what it names, which
+/// refuses the fill anyway.
+async fn get(
+    cache: &ResultCache,
+    key: Key,
+    policy: &Policy,
+    schema: u64,
+    client: &Client<'_>,
+) -> Option<Lookup> {
+    let lookup = cache
+        .get_or_wait_at(key, policy, client.min_lsn.unwrap_or(0))
+        .await;
+    match lookup {
+        Lookup::Miss(_) if cache.schema_generation() != schema => None,
+        lookup => Some(lookup),
     }
 }
 
@@ -59,36 +143,55 @@ pub async fn lookup(
     fingerprint_id: u64,
     sql: &str,
     classification: &Classification,
-    database: &str,
-    user: &str,
-    search_path: &str,
+    client: &Client<'_>,
 ) -> Option<Lookup> {
-    if !cache.enabled() || classification.kind != StatementKind::Read {
-        return None;
-    }
-    let policy = cache.policy(fingerprint_id, classification, Hint::of(sql))?;
+    let (policy, schema) = admit(cache, fingerprint_id, sql, classification, client).await?;
     let key = Key {
-        database: database.to_string(),
-        user: user.to_string(),
-        search_path: search_path.to_string(),
-        fingerprint: fingerprint_id,
-        // The exact text: its literals are the parameters.
-        params: vec![Some(sql.as_bytes().to_vec())],
+        database: client.database.to_string(),
+        user: client.user.to_string(),
+        settings: settings_key(client.state),
+        text: sql.to_string(),
+        param_types: Vec::new(),
+        params: Vec::new(),
         param_formats: Vec::new(),
         result_formats: Vec::new(),
         simple: true,
-        describe: false,
+        describe: 0,
     };
-    Some(cache.get_or_wait(key, &policy).await)
+    get(cache, key, &policy, schema, client).await
 }
 
-/// An extended-protocol batch the cache can answer: `[Parse] Bind [Describe portal] Execute
+/// Where a miss runs, from the health checks' last look at the leased backend (before the
+/// read starts): the primary's WAL position, or a replica's replay position. A replica fill
+/// is kept only if the invalidation listener publishes on that database's primary.
+pub fn source(cache: &ResultCache, router: &SessionRouter, lease: &Lease) -> Source {
+    let topology = &router.topology;
+    let health = topology
+        .backends
+        .iter()
+        .find(|b| *b.label == *lease.pool.label)
+        .map(|b| b.health());
+    if !router.on_replica() {
+        return Source::Primary(health.and_then(|h| h.lsn).unwrap_or(0));
+    }
+    let primary = topology.backends.get(topology.primary());
+    match (health.and_then(|h| h.lsn), primary) {
+        (Some(lsn), Some(p)) if cache.replica_fills_from(&p.label) => Source::Replica(lsn),
+        _ => Source::Unusable,
+    }
+}
+
+/// An extended-protocol batch the cache can answer: `[Parse] Bind [Describe] Execute
 /// Sync` (what libpq's PQexecParams / PQexecPrepared and most drivers send for one query).
 pub struct Batch<'a> {
     /// The Parse at its front: (statement name, query text).
     pub parse: Option<(&'a str, &'a str)>,
+    /// That Parse's parameter types.
+    pub parse_types: Vec<u32>,
     pub bind: pgtide_wire::BindView<'a>,
-    pub describe: bool,
+    /// `P`: it describes its portal; `S`: its statement (tokio-postgres' `query_typed`); 0: no
+    /// Describe.
+    pub describe: u8,
     /// How many bytes after the first message the batch spans (through its Sync).
     pub rest_len: usize,
 }
@@ -101,9 +204,11 @@ pub fn batch<'a>(first: &'a pgtide_wire::Frame, rest: &'a [u8]) -> Option<Batch<
         std::iter::once((first.tag, first.body(), 0usize)).chain(Messages { buf: rest, at: 0 });
     let (mut tag, mut body, _) = messages.next()?;
     let mut parse = None;
+    let mut parse_types = Vec::new();
     if tag == f::PARSE {
         let view = pgtide_wire::parse_message(body).ok()?;
         parse = Some((view.statement, view.query));
+        parse_types = view.param_types;
         (tag, body, _) = messages.next()?;
     }
     if tag != f::BIND {
@@ -114,8 +219,12 @@ pub fn batch<'a>(first: &'a pgtide_wire::Frame, rest: &'a [u8]) -> Option<Batch<
         return None;
     }
     (tag, body, _) = messages.next()?;
-    let describe = tag == f::DESCRIBE && body == b"P\0";
-    if describe {
+    let describe = match body {
+        b"P\0" if tag == f::DESCRIBE => b'P',
+        [b'S', name @ .., 0] if tag == f::DESCRIBE && name == bind.statement.as_bytes() => b'S',
+        _ => 0,
+    };
+    if describe != 0 {
         (tag, body, _) = messages.next()?;
     }
     // Execute of the unnamed portal, all rows.
@@ -125,6 +234,7 @@ pub fn batch<'a>(first: &'a pgtide_wire::Frame, rest: &'a [u8]) -> Option<Batch<
     let (tag, _, end) = messages.next()?;
     (tag == f::SYNC).then_some(Batch {
         parse,
+        parse_types,
         bind,
         describe,
         rest_len: end,
@@ -151,27 +261,22 @@ impl<'a> Iterator for Messages<'a> {
     }
 }
 
-/// Looks an extended-protocol batch up (`text` is the bound statement's query text).
-#[allow(clippy::too_many_arguments)]
+/// Looks an extended-protocol batch up (`text` and `param_types`: the bound statement's).
 pub async fn lookup_batch(
     cache: &ResultCache,
     fingerprint_id: u64,
-    text: &str,
+    (text, param_types): (&str, Vec<u32>),
     classification: &Classification,
-    database: &str,
-    user: &str,
-    search_path: &str,
+    client: &Client<'_>,
     batch: &Batch<'_>,
 ) -> Option<Lookup> {
-    if !cache.enabled() || classification.kind != StatementKind::Read {
-        return None;
-    }
-    let policy = cache.policy(fingerprint_id, classification, Hint::of(text))?;
+    let (policy, schema) = admit(cache, fingerprint_id, text, classification, client).await?;
     let key = Key {
-        database: database.to_string(),
-        user: user.to_string(),
-        search_path: search_path.to_string(),
-        fingerprint: fingerprint_id,
+        database: client.database.to_string(),
+        user: client.user.to_string(),
+        settings: settings_key(client.state),
+        text: text.to_string(),
+        param_types,
         params: batch
             .bind
             .params
@@ -183,7 +288,7 @@ pub async fn lookup_batch(
         simple: false,
         describe: batch.describe,
     };
-    Some(cache.get_or_wait(key, &policy).await)
+    get(cache, key, &policy, schema, client).await
 }
 
 /// Tables written by the client since its last committed transaction.
@@ -195,19 +300,24 @@ pub struct Writes {
 }
 
 impl Writes {
-    /// A write about to run: its tables are dropped on this instance now (nothing read before
-    /// it is served after it, even to the writer) and everywhere at the commit.
-    pub fn note(&mut self, c: &Classification, cache: &ResultCache) {
+    /// A write about to run: its tables (and, for a view, its base tables) are dropped on
+    /// this instance now (nothing read before it is served after it, even to the writer) and
+    /// everywhere at the commit. DDL makes the view dependencies be read again.
+    pub fn note(&mut self, sql: &str, c: &Classification, cache: &ResultCache) {
         if c.kind != StatementKind::Write {
             return;
         }
-        if !c.writes.is_empty() {
-            cache.invalidate_local(&c.writes);
+        if pgtide_sql::changes_schema(sql) {
+            cache.schema_changed();
         }
-        if c.writes.is_empty() {
+        let writes = cache.expand_writes(&c.writes);
+        if !writes.is_empty() {
+            cache.invalidate_local(&writes);
+        }
+        if writes.is_empty() {
             self.unknown = true;
         }
-        for t in &c.writes {
+        for t in &writes {
             if !self.tables.contains(t) {
                 self.tables.push(t.clone());
             }

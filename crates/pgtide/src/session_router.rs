@@ -3,7 +3,7 @@
 //! replicas that have not replayed its last write).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pgtide_config::ReadYourWrites;
 
@@ -33,6 +33,10 @@ pub struct SessionRouter {
     wrote: bool,
     /// pgtide asked the primary for its WAL position and waits for the row.
     capturing_lsn: bool,
+    /// A new batch waits in the client's buffer for the replica's earlier batch to end.
+    held: bool,
+    /// The replica refused the read being re-run on the primary as a write.
+    refused_write: bool,
 }
 
 impl SessionRouter {
@@ -47,6 +51,8 @@ impl SessionRouter {
             on_replica: false,
             wrote: false,
             capturing_lsn: false,
+            held: false,
+            refused_write: false,
         }
     }
 
@@ -84,6 +90,12 @@ impl SessionRouter {
         session: SessionRoute,
     ) -> Result<Lease> {
         let config = shared.config.load_full();
+        if intent.read && !self.topology.checked_once() {
+            // Until the first health checks answer no replica qualifies: a read waits for
+            // them (bounded) rather than going to the primary for want of news.
+            let limit = crate::health::check_timeout(&config, false) + Duration::from_millis(500);
+            self.topology.first_round(limit).await;
+        }
         let primary = self.topology.primary();
         let chosen = match routing::decide(
             &self.topology,
@@ -122,6 +134,42 @@ impl SessionRouter {
         Ok(lease)
     }
 
+    /// Whether a new batch must wait before it is read (issue 11, item 8): the lease is on a
+    /// replica that was chosen for an earlier batch, and that batch is still running.
+    /// `at_batch_start`: the next client message starts a batch (the last one forwarded was a
+    /// Sync or a simple Query); `running`: a ReadyForQuery is still owed.
+    ///
+    /// Every later batch waits, reads included: a replica is leased for one batch at a time,
+    /// so a write never lands on it, a refusal (25006) or a lost replica can re-run exactly
+    /// that one batch on the primary, and the next batch is routed on its own when the lease
+    /// goes back at ReadyForQuery. Inside a READ ONLY transaction on a replica the lease is
+    /// kept (status 'T') and the next batch goes on to it once the earlier one answered.
+    pub fn hold_next_batch(&mut self, at_batch_start: bool, running: bool) -> bool {
+        self.held = self.on_replica && at_batch_start && running;
+        self.held
+    }
+
+    /// Whether client messages wait for the replica's batch to end.
+    pub fn held(&self) -> bool {
+        self.held
+    }
+
+    /// Backend messages arrived: a held batch is looked at again (true when one was held).
+    pub fn take_held(&mut self) -> bool {
+        std::mem::take(&mut self.held)
+    }
+
+    /// The replica refused the read as a write (25006): it is re-run on the primary, and
+    /// counts as a write there.
+    pub fn refused_as_write(&mut self) {
+        self.refused_write = true;
+    }
+
+    /// Whether the read now re-run on the primary was refused as a write (asked once).
+    pub fn take_refused_write(&mut self) -> bool {
+        std::mem::take(&mut self.refused_write)
+    }
+
     /// The client's statement on the primary may write.
     pub fn note_write(&mut self) {
         if !self.on_replica {
@@ -144,6 +192,12 @@ impl SessionRouter {
             return Some(WAL_POSITION_SQL);
         }
         None
+    }
+
+    /// The client's read-your-writes position (`u64::MAX` while it is being learned), for
+    /// the result cache.
+    pub fn read_your_writes_lsn(&self) -> Option<u64> {
+        self.writes.lsn
     }
 
     pub fn capturing_lsn(&self) -> bool {

@@ -6,7 +6,12 @@
 //!
 //! Settings change transactionally in PostgreSQL: a SET inside a transaction that rolls back (or
 //! a failing implicit transaction) disappears. Changes are therefore pending until the
-//! ReadyForQuery that ends the transaction, and dropped if it failed or rolled back.
+//! ReadyForQuery that ends the transaction, and dropped if it failed or rolled back. The same
+//! holds for what undoes a pin (UNLISTEN *, DISCARD TEMP, ...): a pin is taken at once and
+//! given up only when the statement that undoes it committed, so a doubt keeps the client
+//! pinned. Recognising SQL is how pins are taken; the server's own reports (ParameterStatus)
+//! are checked against it, and a change nobody announced pins the client too (see
+//! docs/correctness.md).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,10 +28,44 @@ enum Change {
     Set(String, String),
     Reset(String),
     ResetAll,
+    /// The state behind a pin is undone (or, with None, everything: DISCARD ALL).
+    Unpin(Option<PinReason>),
+    /// A pin taken (it already holds; recorded so that an undo earlier in the same
+    /// transaction does not cancel it at commit).
+    Pin(PinReason),
+    /// COMMIT / ROLLBACK / PREPARE TRANSACTION (also AND CHAIN, and inside a multi-statement
+    /// query): what came before it ends with it. Its CommandComplete tag says how.
+    End,
+    /// The end of a client batch (a Query or a Sync): its ReadyForQuery settles what came
+    /// before it.
+    BatchEnd,
 }
+
+/// Who the client is, in the order they must be set.
+const IDENTITY: [&str; 2] = ["session_authorization", "role"];
+
+/// Settings PostgreSQL reports (ParameterStatus) that are not the client's session state.
+const SERVER_REPORTS: &[&str] = &[
+    "in_hot_standby",
+    "server_version",
+    "server_encoding",
+    "integer_datetimes",
+];
 
 /// Why a client is pinned to its backend (shown by SHOW CLIENTS, counted in a metric).
 pub type PinReason = &'static str;
+
+/// `standard_conforming_strings`: off makes backslashes escapes in plain strings, which
+/// pgtide's lexer does not follow, so a client with it off is pinned (also its pin reason).
+const SCS: &str = "standard_conforming_strings";
+
+fn is_on(value: &str) -> bool {
+    let v = value.trim_matches('\'').to_ascii_lowercase();
+    matches!(
+        v.as_str(),
+        "on" | "true" | "yes" | "1" | "t" | "y" | "tr" | "tru" | "ye"
+    )
+}
 
 #[derive(Debug, Default)]
 pub struct ClientState {
@@ -39,13 +78,16 @@ pub struct ClientState {
     /// transaction had failed then (ROLLBACK TO undoes later changes and a later failure).
     savepoints: Vec<(String, usize, bool)>,
     pins: BTreeSet<PinReason>,
+    /// Settings a statement of the running transaction named (SET, SET LOCAL, RESET); `all`
+    /// after RESET ALL / DISCARD ALL. PostgreSQL's reports of other settings mean something
+    /// pgtide did not read changed them.
+    announced: BTreeSet<String>,
+    announced_all: bool,
 }
 
 /// What the session must do about one statement, beyond forwarding it.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Observed {
-    /// DISCARD ALL / DEALLOCATE ALL: the backend drops every prepared statement.
-    pub drops_prepared: bool,
     /// The client was newly pinned for this reason.
     pub pinned: Option<PinReason>,
 }
@@ -77,11 +119,15 @@ impl ClientState {
                 add(key, v)?;
             }
         }
-        Ok(ClientState {
+        let mut state = ClientState {
             settings: startup.clone(),
             startup,
             ..Default::default()
-        })
+        };
+        if state.settings.get(SCS).is_some_and(|v| !is_on(v)) {
+            state.pins.insert(SCS);
+        }
+        Ok(state)
     }
 
     pub fn settings(&self) -> &Settings {
@@ -94,6 +140,31 @@ impl ClientState {
 
     pub fn is_pinned(&self) -> bool {
         !self.pins.is_empty()
+    }
+
+    /// pgtide knows this client's whole session state: it is carried by the tracked settings
+    /// alone, so answers computed for the same settings (the result cache) are the client's.
+    pub fn vouched(&self) -> bool {
+        self.pins.is_empty()
+    }
+
+    /// PostgreSQL reported a setting's new value while the client's statements ran. A
+    /// reported setting no statement named was changed where pgtide could not see it (inside a
+    /// function, say): the client is pinned, its backend now holds state pgtide cannot carry.
+    pub fn on_parameter_status(&mut self, name: &str) -> Observed {
+        let name = name.to_ascii_lowercase();
+        let mut observed = Observed::default();
+        let role_changed = ["role", "session_authorization"]
+            .iter()
+            .any(|r| self.announced.contains(*r));
+        let expected = self.announced_all
+            || self.announced.contains(&name)
+            || SERVER_REPORTS.contains(&name.as_str())
+            || (name == "is_superuser" && role_changed);
+        if !expected {
+            self.pin("untracked_set", &mut observed);
+        }
+        observed
     }
 
     /// Notes every session effect of one SQL string (possibly several statements).
@@ -113,43 +184,56 @@ impl ClientState {
         if self.pins.insert(reason) {
             observed.pinned = Some(reason);
         }
+        self.pending.push(Change::Pin(reason));
     }
 
     fn observe(&mut self, effect: SessionEffect, observed: &mut Observed) {
         use SessionEffect as E;
         match effect {
-            E::Set { name, value } => self.pending.push(Change::Set(name, value)),
-            E::Reset { name } => self.pending.push(Change::Reset(name)),
-            E::ResetAll => self.pending.push(Change::ResetAll),
+            E::Set { name, value } => {
+                if name == SCS && !is_on(&value) {
+                    // Backslashes in plain strings: pgtide can no longer read this client's SQL.
+                    self.pin(SCS, observed);
+                }
+                self.announced.insert(name.clone());
+                self.drop_role_with_authorization(&name);
+                self.pending.push(Change::Set(name, value))
+            }
+            E::SetLocal { name } => {
+                self.announced.insert(name);
+            }
+            E::Reset { name } => {
+                self.announced.insert(name.clone());
+                self.drop_role_with_authorization(&name);
+                self.pending.push(Change::Reset(name))
+            }
+            E::ResetAll => {
+                self.announced_all = true;
+                self.pending.push(Change::ResetAll)
+            }
             E::DiscardAll => {
+                // DISCARD ALL is SET SESSION AUTHORIZATION DEFAULT; RESET ALL; ...
+                self.announced_all = true;
+                self.pending.push(Change::Reset("session_authorization".into()));
+                self.pending.push(Change::Reset("role".into()));
                 self.pending.push(Change::ResetAll);
-                self.pins.clear();
-                observed.drops_prepared = true;
+                self.pending.push(Change::Unpin(None));
             }
-            E::Deallocate { name: None } => {
-                self.pins.remove("prepare");
-                observed.drops_prepared = true;
-            }
+            E::Deallocate { name: None } => self.pending.push(Change::Unpin(Some("prepare"))),
             E::Prepare { .. } => self.pin("prepare", observed),
             E::Listen { .. } => self.pin("listen", observed),
-            E::Unlisten { channel: None } => {
-                self.pins.remove("listen");
-            }
+            E::Unlisten { channel: None } => self.pending.push(Change::Unpin(Some("listen"))),
             E::AdvisoryLock => self.pin("advisory_lock", observed),
-            E::AdvisoryUnlockAll => {
-                self.pins.remove("advisory_lock");
-            }
+            E::AdvisoryUnlockAll => self.pending.push(Change::Unpin(Some("advisory_lock"))),
             E::TempTable => self.pin("temp_table", observed),
-            E::DiscardTemp => {
-                self.pins.remove("temp_table");
-            }
+            E::DiscardTemp => self.pending.push(Change::Unpin(Some("temp_table"))),
             E::HoldCursor { .. } => self.pin("hold_cursor", observed),
-            E::CloseCursor { name: None } => {
-                self.pins.remove("hold_cursor");
-            }
+            E::CloseCursor { name: None } => self.pending.push(Change::Unpin(Some("hold_cursor"))),
             E::LoadLibrary => self.pin("load", observed),
             E::UntrackedSet => self.pin("untracked_set", observed),
-            E::TransactionControl(TxControl::Rollback) => self.failed = true,
+            E::TransactionControl(TxControl::Rollback | TxControl::Commit) => {
+                self.pending.push(Change::End)
+            }
             E::TransactionControl(TxControl::Savepoint(name)) => {
                 self.savepoints
                     .push((name, self.pending.len(), self.failed))
@@ -162,18 +246,17 @@ impl ClientState {
             E::TransactionControl(TxControl::RollbackTo(name)) => {
                 if let Some(i) = self.savepoints.iter().rposition(|(n, ..)| *n == name) {
                     let (_, pending, failed) = self.savepoints[i];
-                    // The savepoint itself stays; what came after it is undone.
+                    // The savepoint itself stays; what came after it is undone (but batches
+                    // still owed a ReadyForQuery stay owed).
                     self.savepoints.truncate(i + 1);
-                    self.pending.truncate(pending);
+                    let after = self.pending.split_off(pending.min(self.pending.len()));
+                    self.pending
+                        .extend(after.into_iter().filter(|c| *c == Change::BatchEnd));
                     self.failed = failed;
                 }
             }
-            E::TransactionControl(TxControl::PrepareTransaction) => {
-                // PREPARE TRANSACTION ends the transaction without committing it here.
-                self.failed = true
-            }
-            E::SetLocal { .. }
-            | E::Deallocate { .. }
+            E::TransactionControl(TxControl::PrepareTransaction) => self.pending.push(Change::End),
+            E::Deallocate { .. }
             | E::Execute { .. }
             | E::Unlisten { .. }
             | E::CloseCursor { .. }
@@ -181,21 +264,83 @@ impl ClientState {
         }
     }
 
+    /// Setting the session authorization also ends any SET ROLE (PostgreSQL makes the current
+    /// user the new session user).
+    fn drop_role_with_authorization(&mut self, name: &str) {
+        if name == "session_authorization" {
+            self.pending.push(Change::Reset("role".into()));
+        }
+    }
+
     /// The backend reported an error: the failing statement's (or transaction's) changes void.
     pub fn on_error(&mut self) {
         self.failed = true;
+        // PostgreSQL skips the rest of the batch: its COMMITs and ROLLBACKs never run.
+        let batch = self.batch_len();
+        let mut i = 0;
+        self.pending.retain(|c| {
+            i += 1;
+            i > batch || *c != Change::End
+        });
+    }
+
+    /// A client batch (Query, Sync, FunctionCall) went to the backend.
+    pub fn batch_sent(&mut self) {
+        self.pending.push(Change::BatchEnd);
+    }
+
+    /// How many pending changes belong to the oldest unanswered batch.
+    fn batch_len(&self) -> usize {
+        self.pending
+            .iter()
+            .position(|c| *c == Change::BatchEnd)
+            .unwrap_or(self.pending.len())
+    }
+
+    /// A CommandComplete of the client's: COMMIT, ROLLBACK and PREPARE TRANSACTION end what
+    /// came before them, committed only when PostgreSQL says COMMIT (a COMMIT of a failed
+    /// transaction answers ROLLBACK).
+    pub fn on_command_complete(&mut self, backend: &mut Settings, tag: &[u8]) {
+        let committed = match tag {
+            b"COMMIT\0" => true,
+            b"ROLLBACK\0" | b"PREPARE TRANSACTION\0" => false,
+            _ => return,
+        };
+        let batch = self.batch_len();
+        let Some(end) = self.pending[..batch].iter().position(|c| *c == Change::End) else {
+            return;
+        };
+        let ended: Vec<Change> = self.pending.drain(..=end).collect();
+        self.settle(ended, committed, backend);
+        self.savepoints.retain(|sp| sp.1 > end);
+        for sp in &mut self.savepoints {
+            sp.1 -= end + 1;
+        }
     }
 
     /// A ReadyForQuery: outside a transaction, pending changes either took effect or were
     /// undone. Returns the changes that took effect, for the backend's own record.
     pub fn on_ready(&mut self, status: u8, backend: &mut Settings) {
+        let batch = self.batch_len();
+        if batch < self.pending.len() {
+            self.pending.remove(batch);
+        }
         if status != b'I' {
             return;
         }
+        self.announced.clear();
+        self.announced_all = false;
         self.savepoints.clear();
-        let pending = std::mem::take(&mut self.pending);
-        if !std::mem::take(&mut self.failed) {
-            for change in pending {
+        let done: Vec<Change> = self.pending.drain(..batch).collect();
+        let committed = !self.failed;
+        self.settle(done, committed, backend);
+    }
+
+    /// A transaction ended: its changes take effect if it committed.
+    fn settle(&mut self, changes: Vec<Change>, committed: bool, backend: &mut Settings) {
+        self.failed = false;
+        if committed {
+            for change in changes {
                 match change {
                     Change::Set(name, value) => {
                         self.settings.insert(name.clone(), value.clone());
@@ -210,172 +355,107 @@ impl ClientState {
                         backend.remove(&name);
                     }
                     Change::ResetAll => {
-                        self.settings = self.startup.clone();
-                        backend.clear();
+                        // RESET ALL leaves the role and session authorization alone.
+                        let mut settings = self.startup.clone();
+                        for name in IDENTITY {
+                            match self.settings.get(name) {
+                                Some(v) => settings.insert(name.to_string(), v.clone()),
+                                None => settings.remove(name),
+                            };
+                        }
+                        self.settings = settings;
+                        backend.retain(|name, _| IDENTITY.contains(&name.as_str()));
                     }
+                    Change::Unpin(Some(reason)) => {
+                        self.pins.remove(reason);
+                    }
+                    Change::Pin(reason) => {
+                        self.pins.insert(reason);
+                    }
+                    Change::Unpin(None) => {
+                        // DISCARD ALL: back to the startup settings, and their pin if any.
+                        self.pins.clear();
+                        if self.startup.get(SCS).is_some_and(|v| !is_on(v)) {
+                            self.pins.insert(SCS);
+                        }
+                    }
+                    Change::End | Change::BatchEnd => {}
                 }
             }
         }
     }
 
-    /// SQL that makes a backend's session settings equal to this client's, or None if they are.
+    /// The client acts as a role of its choosing (SET ROLE / SESSION AUTHORIZATION): replaying
+    /// that can fail long after the client set it (a REVOKE), and the client's statements must
+    /// then not run as someone else, so it is replayed apart and checked first
+    /// ([`Self::identity_sync_sql`]).
+    fn identity_checked(&self) -> bool {
+        IDENTITY.iter().any(|n| self.settings.contains_key(*n))
+    }
+
+    fn carried_here(&self, name: &str) -> bool {
+        !(self.identity_checked() && IDENTITY.contains(&name))
+    }
+
+    /// SQL that makes a backend's session settings equal to this client's, or None if they
+    /// are; without the role when that is checked apart.
     pub fn sync_sql(&self, backend: &Settings) -> Option<String> {
         let mut sql = String::new();
         for (name, value) in &self.settings {
-            if backend.get(name) != Some(value) {
+            if backend.get(name) != Some(value) && self.carried_here(name) {
                 sql.push_str(&format!("SET {name} TO {value};"));
             }
         }
         for name in backend.keys() {
-            if !self.settings.contains_key(name) {
+            if !self.settings.contains_key(name) && self.carried_here(name) {
                 sql.push_str(&format!("RESET {name};"));
             }
         }
         (!sql.is_empty()).then_some(sql)
     }
+
+    /// The backend's record once [`Self::sync_sql`] ran.
+    pub fn synced(&self, backend: &mut Settings) {
+        backend.retain(|name, _| !self.carried_here(name) || self.settings.contains_key(name));
+        for (name, value) in &self.settings {
+            if self.carried_here(name) {
+                backend.insert(name.clone(), value.clone());
+            }
+        }
+    }
+
+    /// SQL that makes the backend act as the client's chosen role, to run and check before
+    /// anything of the client's is sent; None if it does already or the client chose none.
+    /// Session authorization goes first (setting it resets the role).
+    pub fn identity_sync_sql(&self, backend: &Settings) -> Option<String> {
+        if !self.identity_checked()
+            || IDENTITY
+                .iter()
+                .all(|n| self.settings.get(*n) == backend.get(*n))
+        {
+            return None;
+        }
+        let mut sql = String::new();
+        for name in IDENTITY {
+            match self.settings.get(name) {
+                Some(value) => sql.push_str(&format!("SET {name} TO {value};")),
+                None => sql.push_str(&format!("RESET {name};")),
+            }
+        }
+        Some(sql)
+    }
+
+    /// The backend now acts as the client's role (after [`Self::identity_sync_sql`] ran).
+    pub fn identity_synced(&self, backend: &mut Settings) {
+        for name in IDENTITY {
+            match self.settings.get(name) {
+                Some(v) => backend.insert(name.to_string(), v.clone()),
+                None => backend.remove(name),
+            };
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn startup(pairs: &[(&str, &str)]) -> ClientState {
-        let params: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        ClientState::from_startup(&params).expect("valid names")
-    }
-
-    #[test]
-    fn startup_parameters_become_settings() {
-        let s = startup(&[
-            ("user", "app"),
-            ("database", "app"),
-            ("application_name", "web"),
-            ("TimeZone", "UTC"),
-            ("options", "-c search_path=tenant1"),
-        ]);
-        let list = startup(&[("search_path", "tenant, public")]);
-        assert_eq!(
-            list.settings().get("search_path").map(String::as_str),
-            Some("tenant, public"),
-            "a list, not the single name 'tenant, public'"
-        );
-        assert_eq!(
-            s.settings().get("application_name").map(String::as_str),
-            Some("'web'")
-        );
-        assert_eq!(
-            s.settings().get("timezone").map(String::as_str),
-            Some("'UTC'")
-        );
-        assert_eq!(
-            s.settings().get("search_path").map(String::as_str),
-            Some("tenant1")
-        );
-        assert!(!s.settings().contains_key("user"));
-        let custom = startup(&[("jit", "off"), ("work_mem", "7MB"), ("myapp.tenant", "a")]);
-        assert_eq!(custom.settings().len(), 3, "every setting is carried");
-        let bad = [("x to 1; drop table t; set y".to_string(), "1".to_string())];
-        assert!(ClientState::from_startup(&bad).is_err(), "no SQL in names");
-    }
-
-    #[test]
-    fn committed_set_is_carried_and_rolled_back_set_is_not() {
-        let mut s = ClientState::default();
-        let mut backend = Settings::new();
-        s.observe_sql("SET search_path TO a", false);
-        s.on_ready(b'I', &mut backend);
-        assert_eq!(
-            s.settings().get("search_path").map(String::as_str),
-            Some("a")
-        );
-        assert_eq!(backend.get("search_path").map(String::as_str), Some("a"));
-
-        s.observe_sql("BEGIN", false);
-        s.observe_sql("SET search_path TO b", false);
-        s.on_ready(b'T', &mut backend);
-        s.observe_sql("ROLLBACK", false);
-        s.on_ready(b'I', &mut backend);
-        assert_eq!(
-            s.settings().get("search_path").map(String::as_str),
-            Some("a")
-        );
-
-        s.observe_sql("SET statement_timeout = 5; SELECT 1/0", false);
-        s.on_error();
-        s.on_ready(b'I', &mut backend);
-        assert!(!s.settings().contains_key("statement_timeout"));
-    }
-
-    #[test]
-    fn rollback_to_savepoint_undoes_only_what_came_after_it() {
-        let mut s = ClientState::default();
-        let mut backend = Settings::new();
-        s.observe_sql("BEGIN; SET search_path TO a; SAVEPOINT sp", false);
-        s.observe_sql("SET TimeZone TO 'UTC'", false);
-        s.on_error(); // e.g. a unique violation inside the savepoint
-        s.observe_sql("ROLLBACK TO SAVEPOINT sp", false);
-        s.observe_sql("SET statement_timeout TO 5", false);
-        s.observe_sql("RELEASE sp; COMMIT", false);
-        s.on_ready(b'I', &mut backend);
-        assert_eq!(
-            s.settings().get("search_path").map(String::as_str),
-            Some("a")
-        );
-        assert_eq!(
-            s.settings().get("statement_timeout").map(String::as_str),
-            Some("5")
-        );
-        assert!(
-            !s.settings().contains_key("timezone"),
-            "undone by ROLLBACK TO"
-        );
-        assert_eq!(
-            backend,
-            *s.settings(),
-            "the backend's record matches what it really has"
-        );
-    }
-
-    #[test]
-    fn sync_sql_is_the_difference() {
-        let mut s = startup(&[("application_name", "web")]);
-        let mut backend = Settings::new();
-        assert_eq!(
-            s.sync_sql(&backend).as_deref(),
-            Some("SET application_name TO 'web';")
-        );
-        backend.insert("application_name".into(), "'web'".into());
-        assert_eq!(s.sync_sql(&backend), None);
-        backend.insert("search_path".into(), "other".into());
-        assert_eq!(s.sync_sql(&backend).as_deref(), Some("RESET search_path;"));
-        s.observe_sql("RESET ALL", false);
-        let mut b2 = Settings::new();
-        s.on_ready(b'I', &mut b2);
-        assert_eq!(
-            s.settings().get("application_name").map(String::as_str),
-            Some("'web'")
-        );
-    }
-
-    #[test]
-    fn uncarriable_state_pins_until_undone() {
-        let mut s = ClientState::default();
-        assert_eq!(s.observe_sql("LISTEN jobs", false).pinned, Some("listen"));
-        assert!(s.is_pinned());
-        s.observe_sql("UNLISTEN *", false);
-        assert!(!s.is_pinned());
-        s.observe_sql("SELECT pg_advisory_lock(1)", false);
-        s.observe_sql("CREATE TEMP TABLE t (x int)", false);
-        assert_eq!(s.pins().len(), 2);
-        let o = s.observe_sql("DISCARD ALL", false);
-        assert!(o.drops_prepared);
-        assert!(!s.is_pinned());
-        assert!(s
-            .observe_sql("SELECT pg_advisory_xact_lock(1)", false)
-            .pinned
-            .is_none());
-    }
-}
+#[path = "session_state_tests.rs"]
+mod tests;

@@ -166,6 +166,15 @@ impl Shared {
         topology
     }
 
+    /// Starts the health checks of every configured database with replicas, so replicas are
+    /// known before the first client reads (otherwise the first read waits for them).
+    pub fn start_health_checks(self: &Arc<Self>) {
+        let config = self.config.load_full();
+        for db in config.databases.iter().filter(|db| !db.replicas.is_empty()) {
+            self.topology(db);
+        }
+    }
+
     /// Applies a new config: pools take new settings, pools whose backend or user vanished are
     /// dropped (their clients keep their connections until they leave).
     pub fn apply_config(&self, new: Config) {

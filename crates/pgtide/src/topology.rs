@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pgtide_config::{BackendUrl, DatabaseConfig, PrimaryReads};
+use tokio::sync::watch;
 
 use crate::pool::lock;
 
@@ -69,6 +70,9 @@ pub struct Topology {
     primary: AtomicUsize,
     /// Smooth weighted round-robin state: each backend's current weight.
     wrr: Mutex<Vec<i64>>,
+    /// True once a first round of health checks has finished: before it no replica is known
+    /// to be usable, and reads wait for it (bounded) instead of going to the primary.
+    first_round: watch::Sender<bool>,
 }
 
 impl Topology {
@@ -97,6 +101,7 @@ impl Topology {
             backends,
             primary: AtomicUsize::new(0),
             wrr: Mutex::new(vec![0; n]),
+            first_round: watch::channel(false).0,
         })
     }
 
@@ -110,6 +115,23 @@ impl Topology {
                 .iter()
                 .zip(&self.backends)
                 .all(|((url, w), b)| **url == b.url && *w == b.weight)
+    }
+
+    /// A round of health checks has finished.
+    pub fn first_round_done(&self) {
+        self.first_round.send_replace(true);
+    }
+
+    /// Whether a round of health checks has finished.
+    pub fn checked_once(&self) -> bool {
+        *self.first_round.borrow()
+    }
+
+    /// Waits up to `limit` for the first round of health checks; whether it finished.
+    pub async fn first_round(&self, limit: Duration) -> bool {
+        let mut rx = self.first_round.subscribe();
+        let done = tokio::time::timeout(limit, rx.wait_for(|done| *done)).await;
+        matches!(done, Ok(Ok(_)))
     }
 
     pub fn has_replicas(&self) -> bool {

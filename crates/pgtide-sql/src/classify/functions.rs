@@ -59,6 +59,13 @@ const SIDE_EFFECT: &[&str] = &[
     "pg_drop_replication_slot",
     "pg_replication_slot_advance",
     "pg_sync_replication_slots",
+    "pg_walfile_name",
+    "pg_walfile_name_offset",
+    // index maintenance (55000 on a standby)
+    "brin_summarize_new_values",
+    "brin_summarize_range",
+    "brin_desummarize_range",
+    "gin_clean_pending_list",
 ];
 
 /// Side-effect functions by prefix.

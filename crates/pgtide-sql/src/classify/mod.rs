@@ -31,6 +31,8 @@ mod fuzz_tests;
 #[cfg(test)]
 mod limits_tests;
 #[cfg(test)]
+mod standby_tests;
+#[cfg(test)]
 mod statements_tests;
 #[cfg(test)]
 mod tests;
@@ -79,6 +81,9 @@ pub enum StatementKind {
 pub enum TransactionStatement {
     /// BEGIN / START TRANSACTION; `read_only` when it says READ ONLY.
     Begin { read_only: bool },
+    /// BEGIN / START TRANSACTION ISOLATION LEVEL SERIALIZABLE (READ ONLY or not): a standby
+    /// refuses serializable transactions (0A000), so primary only, and never deferred.
+    BeginSerializable,
     /// SET TRANSACTION ... READ ONLY (`true`) / READ WRITE or no access mode (`false`).
     SetReadOnly(bool),
     /// COMMIT / END (also AND CHAIN).

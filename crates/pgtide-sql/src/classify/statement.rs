@@ -31,6 +31,11 @@ pub(crate) fn classify(stmt: &str, extra: &[String], nested: bool) -> Part {
     let Some(first) = toks.first() else {
         return write();
     };
+    if toks.iter().any(unusual_escape) {
+        // What the text names depends on escapes pgtide does not decode the way PostgreSQL
+        // will: uncertain, a write to unknown tables.
+        return write();
+    }
     let mut buf = [0u8; 32];
     let head = if first.kind == TokenKind::LParen {
         "("
@@ -50,12 +55,8 @@ pub(crate) fn classify(stmt: &str, extra: &[String], nested: bool) -> Part {
         "explain" if !nested => explain(stmt, &toks, extra),
         "copy" if !nested => copy(stmt, &toks, extra),
         "prepare" if !nested => prepare(stmt, &toks, extra),
-        "begin" => Part::of(K::Transaction(T::Begin {
-            read_only: read_only(&toks),
-        })),
-        "start" if kw(&toks, 1, "transaction") => Part::of(K::Transaction(T::Begin {
-            read_only: read_only(&toks),
-        })),
+        "begin" => begin(&toks),
+        "start" if kw(&toks, 1, "transaction") => begin(&toks),
         "commit" | "rollback" if kw(&toks, 1, "prepared") => Part::of(K::Transaction(T::TwoPhase)),
         "commit" | "end" => Part::of(K::Transaction(T::Commit)),
         "rollback" if (1..=2).any(|i| kw(&toks, i, "to")) => Part::of(K::Transaction(T::Savepoint)),
@@ -70,6 +71,27 @@ pub(crate) fn classify(stmt: &str, extra: &[String], nested: bool) -> Part {
         // CHECKPOINT, EXECUTE, DECLARE, FETCH, MOVE, CLOSE, LOAD, IMPORT, SECURITY LABEL, ...
         _ => write(),
     }
+}
+
+/// BEGIN / START TRANSACTION with its modes. SERIALIZABLE is told apart: a standby refuses it
+/// (0A000), READ ONLY or not.
+fn begin(toks: &[Token<'_>]) -> Part {
+    if toks.iter().any(|t| t.is_kw("serializable")) {
+        return Part::of(K::Transaction(T::BeginSerializable));
+    }
+    Part::of(K::Transaction(T::Begin {
+        read_only: read_only(toks),
+    }))
+}
+
+/// A `U&'..'` string or `U&".."` identifier (their escapes, and a `UESCAPE` clause, can
+/// spell any name), or the `UESCAPE` keyword itself.
+fn unusual_escape(t: &Token<'_>) -> bool {
+    let unicode = matches!(t.kind, TokenKind::String(_) | TokenKind::QuotedIdent)
+        && t.text
+            .get(..2)
+            .is_some_and(|p| p.eq_ignore_ascii_case("u&"));
+    unicode || t.is_kw("uescape")
 }
 
 /// READ ONLY / READ WRITE among transaction modes (the last one wins, as in PostgreSQL).
@@ -193,7 +215,9 @@ fn explain(stmt: &str, toks: &[Token<'_>], extra: &[String]) -> Part {
                 TokenKind::Comma => option_start = true,
                 _ if option_start => {
                     option_start = false;
-                    if t.is_kw("analyze") || t.is_kw("analyse") {
+                    // `("analyze")`: a quoted option name is the same option.
+                    let name = t.ident().unwrap_or_default();
+                    if name == "analyze" || name == "analyse" {
                         analyze |= !toks.get(i + 1).is_some_and(is_false);
                     }
                 }

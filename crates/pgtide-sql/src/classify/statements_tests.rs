@@ -337,7 +337,8 @@ fn transaction_control() {
     );
     assert_eq!(
         tx("BEGIN ISOLATION LEVEL SERIALIZABLE, READ ONLY, DEFERRABLE"),
-        K::Transaction(T::Begin { read_only: true })
+        K::Transaction(T::BeginSerializable),
+        "a standby refuses it"
     );
     assert_eq!(
         tx("START TRANSACTION READ ONLY"),

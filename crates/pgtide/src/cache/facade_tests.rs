@@ -24,13 +24,14 @@ fn key() -> Key {
     Key {
         database: "app".into(),
         user: "app".into(),
-        search_path: String::new(),
-        fingerprint: pgtide_sql::fingerprint(SQL).id,
+        settings: String::new(),
+        text: SQL.into(),
+        param_types: vec![],
         params: vec![Some(b"fr".to_vec())],
         param_formats: vec![],
         result_formats: vec![],
         simple: true,
-        describe: false,
+        describe: 0,
     }
 }
 

@@ -1,26 +1,45 @@
 //! The result cache (PRODUCT.md §2 `[cache]`, §3 Cache): whitelisted reads answered from memory,
 //! dropped when a table they read is written through any pgtide instance.
 //!
+//! # What a hit guarantees
+//!
+//! - **Key** ([`Key`]): database, login user, the exact statement text (not its fingerprint:
+//!   `id = 1` and `id = 2`, `LIMIT 10` and `LIMIT 1000` are different entries; rules still
+//!   match by fingerprint), the Parse's parameter types, the Bind's values and parameter and
+//!   result formats, the protocol shape, and every session setting the client has (startup
+//!   parameters and SET/RESET/set_config as tracked by the session state: timezone, DateStyle,
+//!   IntervalStyle, search_path, role, session_authorization, custom settings read by
+//!   row-level security, ...). A client pgtide cannot vouch for (pinned, or
+//!   `standard_conforming_strings` off) does not use the cache (`session_cache::vouched`).
+//! - **Freshness**: an entry carries a WAL position it reflects at least (the health checks'
+//!   last look at the backend, taken before the read); a client with a read-your-writes
+//!   position only takes entries at or past it. A fill from a replica is stored only when
+//!   that position is past the last write through pgtide to each table it read ([`floors`]).
+//!   Reads of views depend on the views' base tables, from the catalog ([`views`]).
+//! - Writes that bypass pgtide are covered only by the rule's TTL (counted from the fill,
+//!   which on a replica may itself be up to the replica's lag behind).
+//!
 //! # Using it from a session
 //!
 //! ```text
-//! // once per statement that runs outside a read-write transaction:
+//! // once per statement that runs outside a transaction, for a vouched-for client:
 //! let hint = cache::Hint::of(sql);
-//! let Some(policy) = cache.policy(fingerprint.id, &classification, hint) else { run normally };
-//! let key = cache::Key { database, user, search_path, fingerprint: fingerprint.id, params,
-//!                        param_formats, result_formats, simple };
-//! match cache.get_or_wait(key, &policy).await {
+//! let Some(mut policy) = cache.policy(fingerprint.id, &classification, hint) else { run normally };
+//! policy.tables = cache.expand_reads(database, primary, &policy.tables).await?;  // views
+//! let key = cache::Key { database, user, settings, text, param_types, params, param_formats,
+//!                        result_formats, simple, describe };
+//! match cache.get_or_wait_at(key, &policy, read_your_writes_lsn).await {
 //!     Lookup::Hit(entry) => write entry.reply (+ ParseComplete/BindComplete as the batch needs,
 //!                           + ReadyForQuery for a simple query) without a backend,
-//!     Lookup::Miss(guard) => run the statement; capture RowDescription/DataRow/CommandComplete
+//!     Lookup::Miss(guard) => lease; guard.set_source(where it runs, health position); run
+//!                            the statement; capture RowDescription/DataRow/CommandComplete
 //!                            while the reply stays under guard.max_bytes(); on success
 //!                            guard.fill(bytes); on an error or an oversized reply drop guard,
 //! }
-//! // a write inside a transaction, once it ran (optional: the writer's later reads are in a
-//! // read-write transaction and bypass the cache anyway):
-//! cache.invalidate_local(&classification.writes);
+//! // a write, as it runs (its views' base tables too: cache.expand_writes):
+//! cache.invalidate_local(&written);
 //! // after a write's CommandComplete (autocommit) or the COMMIT's ReadyForQuery, with every
-//! // table the transaction wrote (nothing at ROLLBACK):
+//! // table the transaction wrote:
 //! cache.invalidate_tables(&written);   // local now + other instances via NOTIFY
 //! ```
 //!
@@ -48,12 +67,15 @@
 //! schema when invalidating (conservative), qualified names must agree. Memory is bounded by
 //! `max_memory` (see [`store`]); one reply is at most `max_memory / 64`.
 
+pub mod floors;
 pub mod names;
 pub mod notify;
 pub mod rules;
 pub mod store;
+pub mod views;
 
 mod index;
+mod key;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -66,7 +88,7 @@ use crate::backend::BackendTarget;
 
 pub use notify::ListenerStatus;
 pub use rules::{Hint, Policy, RuleStats, Rules};
-pub use store::{Entry, FillGuard, Key, Lookup, Store};
+pub use store::{Entry, FillGuard, Key, Lookup, Source, Store};
 
 /// The result cache of one pgtide instance.
 pub struct ResultCache {
@@ -77,6 +99,11 @@ pub struct ResultCache {
     switch: Mutex<()>,
     chan: Arc<notify::Channel>,
     listener: Mutex<Option<tokio::task::AbortHandle>>,
+    /// `host:port` of the listener's backend: replica fills are stored only for databases
+    /// whose primary it is (the floors are WAL positions of that cluster).
+    listener_label: Mutex<Option<String>>,
+    floors: Arc<floors::Floors>,
+    views: views::Views,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -94,13 +121,21 @@ pub struct Totals {
 
 impl ResultCache {
     pub fn new(config: &CacheConfig) -> ResultCache {
+        let floors: Arc<floors::Floors> = Arc::default();
         ResultCache {
             config: Mutex::new(config.clone()),
             rules: ArcSwap::from_pointee(Rules::new(config)),
-            store: ArcSwap::from_pointee(Store::new(config.max_memory)),
+            store: ArcSwap::from_pointee(Store::with_floors(
+                config.max_memory,
+                store::DEFAULT_WAIT,
+                floors.clone(),
+            )),
             switch: Mutex::new(()),
             chan: Arc::new(notify::Channel::new(&config.invalidate_channel)),
             listener: Mutex::new(None),
+            listener_label: Mutex::new(None),
+            floors,
+            views: views::Views::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -120,7 +155,8 @@ impl ResultCache {
         }
         if old.max_memory != config.max_memory {
             let _switch = lock(&self.switch);
-            let store = Store::new(config.max_memory);
+            let store =
+                Store::with_floors(config.max_memory, store::DEFAULT_WAIT, self.floors.clone());
             let online = self.store.load().online();
             if !online {
                 store.set_online(false);
@@ -149,8 +185,14 @@ impl ResultCache {
 
     /// A hit, or a miss whose guard must be filled or dropped (see the module docs).
     pub async fn get_or_wait(&self, key: Key, policy: &Policy) -> Lookup {
+        self.get_or_wait_at(key, policy, 0).await
+    }
+
+    /// [`ResultCache::get_or_wait`] for a client with a read-your-writes position: only an
+    /// entry read at `min_lsn` or later is a hit.
+    pub async fn get_or_wait_at(&self, key: Key, policy: &Policy, min_lsn: u64) -> Lookup {
         let store = self.store.load_full();
-        let lookup = store.get_or_wait(key, policy).await;
+        let lookup = store.get_or_wait_at(key, policy, min_lsn).await;
         let counter = match lookup {
             Lookup::Hit(_) => &self.hits,
             Lookup::Miss(_) => &self.misses,
@@ -165,8 +207,10 @@ impl ResultCache {
         if tables.is_empty() {
             return 0;
         }
+        // Pending before the generation moves: a fill that starts after it sees the floor.
+        let seq = self.floors.mark_local(tables, false);
         let n = self.invalidate_local(tables);
-        self.chan.publish(tables, false);
+        self.chan.publish(tables, false, seq);
         n
     }
 
@@ -177,8 +221,9 @@ impl ResultCache {
 
     /// Flushes this instance and tells the other instances to flush.
     pub fn invalidate_all(&self) {
+        let seq = self.floors.mark_local(&[], true);
         self.clear();
-        self.chan.publish(&[], true);
+        self.chan.publish(&[], true, seq);
     }
 
     /// Flushes this instance's cache (`CACHE CLEAR`).
@@ -230,6 +275,7 @@ impl ResultCache {
         if let Some(old) = slot.take() {
             old.abort();
         }
+        *lock(&self.listener_label) = Some(target.label());
         self.chan.mark_started();
         self.set_online(false);
         let task = tokio::spawn(notify::run(Arc::downgrade(self), self.chan.clone(), target));
@@ -238,6 +284,41 @@ impl ResultCache {
 
     pub fn listener_status(&self) -> ListenerStatus {
         self.chan.status()
+    }
+
+    /// May a miss on a replica of the database whose primary is `primary_label` be stored?
+    /// Only when the listener publishes on that primary (its WAL positions are the floors).
+    pub fn replica_fills_from(&self, primary_label: &str) -> bool {
+        lock(&self.listener_label).as_deref() == Some(primary_label)
+    }
+
+    /// See [`views::Views::expand_reads`].
+    pub async fn expand_reads(
+        &self,
+        database: &str,
+        target: &Arc<BackendTarget>,
+        reads: &[String],
+    ) -> Option<Vec<String>> {
+        self.views.expand_reads(database, target, reads).await
+    }
+
+    /// See [`views::Views::expand_writes`].
+    pub fn expand_writes(&self, writes: &[String]) -> Vec<String> {
+        self.views.expand_writes(writes)
+    }
+
+    /// Moves at each DDL seen through pgtide.
+    pub fn schema_generation(&self) -> u64 {
+        self.views.schema_generation()
+    }
+
+    /// DDL ran through pgtide: view dependencies are read again on next use.
+    pub fn schema_changed(&self) {
+        self.views.schema_changed();
+    }
+
+    pub(crate) fn floors(&self) -> &floors::Floors {
+        &self.floors
     }
 
     /// This instance's id in NOTIFY payloads.

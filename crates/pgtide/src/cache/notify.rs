@@ -5,8 +5,13 @@
 //! invalidations on it (`SELECT pg_notify(channel, payload)`, autocommit, so each is delivered
 //! as soon as it runs). Client backends are never used for either.
 //!
-//! Payload: JSON, `{"i":"<instance id>","t":["public.users","orders"]}` (tables as the
-//! classifier spells them), or `{"i":"..","all":true}` to flush everything. An instance ignores
+//! Payload: JSON, `{"l":"0/3000060","i":"<instance id>","t":["public.users","orders"]}` (tables
+//! as the classifier spells them), or `{"l":"..","i":"..","all":true}` to flush everything. `l` is
+//! the primary's WAL insert position taken by the publishing statement itself, after the
+//! writes it reports committed: receivers (and the publisher, from the statement's row) use it
+//! as the floor a replica must have replayed before its reads of those tables are cached (see
+//! [`super::floors`]). A message without a readable `l` blocks replica fills of its tables. An
+//! instance ignores
 //! its own messages; a payload it cannot read flushes its whole cache (it may come from a newer
 //! version). Table lists are split so a payload stays under PostgreSQL's 8000-byte limit.
 //!
@@ -43,6 +48,9 @@ const MAX_PENDING_TABLES: usize = 10_000;
 /// One message on the channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
+    /// First, so the publishing statement can splice the position in (see [`LSN_HOLE`]).
+    #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
+    pub lsn: Option<String>,
     #[serde(rename = "i")]
     pub instance: String,
     #[serde(rename = "t", default, skip_serializing_if = "Vec::is_empty")]
@@ -51,11 +59,16 @@ pub struct Message {
     pub all: bool,
 }
 
+/// Stands for the WAL position in a payload template; replaced by SQL when published.
+const LSN_HOLE: &str = "@LSN@";
+
 /// What to publish next.
 #[derive(Debug, Default, Clone)]
 struct Pending {
     tables: BTreeSet<String>,
     all: bool,
+    /// The last local invalidation (floors sequence) included.
+    seq: u64,
 }
 
 impl Pending {
@@ -66,8 +79,10 @@ impl Pending {
     /// The payloads, each under [`MAX_PAYLOAD`] bytes.
     fn payloads(&self, instance: &str) -> Vec<String> {
         let encode = |m: &Message| serde_json::to_string(m).unwrap_or_default();
+        let hole = Some(LSN_HOLE.to_string());
         if self.all {
             return vec![encode(&Message {
+                lsn: hole,
                 instance: instance.into(),
                 tables: Vec::new(),
                 all: true,
@@ -75,6 +90,7 @@ impl Pending {
         }
         let mut out = Vec::new();
         let mut batch = Message {
+            lsn: hole,
             instance: instance.into(),
             tables: Vec::new(),
             all: false,
@@ -158,13 +174,15 @@ impl Channel {
         }
     }
 
-    /// Queues tables (or everything) for the other instances.
-    pub(super) fn publish(&self, tables: &[String], all: bool) {
+    /// Queues tables (or everything) for the other instances; `seq` is the floors' sequence
+    /// number of this local invalidation.
+    pub(super) fn publish(&self, tables: &[String], all: bool, seq: u64) {
         if !self.started.load(Ordering::SeqCst) {
             return;
         }
         {
             let mut p = lock(&self.pending);
+            p.seq = p.seq.max(seq);
             if all || p.tables.len() + tables.len() > MAX_PENDING_TABLES {
                 p.all = true;
                 p.tables.clear();
@@ -182,6 +200,7 @@ impl Channel {
     /// Puts back what could not be confirmed as sent.
     fn requeue(&self, batch: Pending) {
         let mut p = lock(&self.pending);
+        p.seq = p.seq.max(batch.seq);
         if batch.all || p.all {
             p.all = true;
             p.tables.clear();
@@ -286,6 +305,9 @@ async fn serve(
     // ReadyForQuery count still expected.
     let mut sent: Option<Pending> = None;
     let mut awaiting = 0usize;
+    // The WAL position the publishing statements reported (the highest).
+    let mut published_at: Option<u64> = None;
+    let mut rows = 0usize;
     let mut deadline = Instant::now() + PING_EVERY;
     loop {
         if awaiting == 0 {
@@ -295,10 +317,11 @@ async fn serve(
                 let lit = pgtide_sql::quote_literal(name);
                 let payloads = batch.payloads(&chan.instance);
                 for p in &payloads {
-                    let sql = format!("SELECT pg_notify({lit}, {})", pgtide_sql::quote_literal(p));
-                    encode::query(&mut out, &sql);
+                    encode::query(&mut out, &publish_sql(&lit, p));
                 }
                 awaiting = payloads.len();
+                published_at = None;
+                rows = 0;
                 sent = Some(batch);
                 if let Err(e) = conn.send(&out).await {
                     chan.requeue(sent.take().unwrap_or_default());
@@ -327,12 +350,33 @@ async fn serve(
                             }
                         }
                     }
+                    tag::DATA_ROW => {
+                        let lsn = crate::backend::data_row_text(frame.body())
+                            .into_iter()
+                            .nth(1)
+                            .flatten()
+                            .and_then(|t| crate::topology::parse_lsn(&t));
+                        if let Some(lsn) = lsn {
+                            rows += 1;
+                            published_at = Some(published_at.map_or(lsn, |p| p.max(lsn)));
+                        }
+                    }
                     tag::READY_FOR_QUERY => {
                         awaiting = awaiting.saturating_sub(1);
                         if awaiting == 0 {
                             if let Some(b) = sent.take() {
-                                let n = b.payloads(&chan.instance).len() as u64;
-                                chan.published.fetch_add(n, Ordering::SeqCst);
+                                let n = b.payloads(&chan.instance).len();
+                                chan.published.fetch_add(n as u64, Ordering::SeqCst);
+                                // Every statement reported its position (none failed): the
+                                // floors of these tables are known. Otherwise they stay
+                                // pending (replica fills of them are not stored).
+                                let all_rows = rows == n;
+                                if let (Some(lsn), Some(c), true) =
+                                    (published_at.take(), cache.upgrade(), all_rows)
+                                {
+                                    let tables: Vec<String> = b.tables.into_iter().collect();
+                                    c.floors().confirm(&tables, b.all, b.seq, lsn);
+                                }
                             }
                             deadline = Instant::now() + PING_EVERY;
                         }
@@ -382,6 +426,13 @@ fn apply(cache: &ResultCache, chan: &Channel, payload: &str) {
         Ok(m) if m.instance == chan.instance => {}
         Ok(m) => {
             chan.received.fetch_add(1, Ordering::SeqCst);
+            // Before the entries go: a fill that starts after this sees the floor.
+            let lsn = m
+                .lsn
+                .as_deref()
+                .and_then(crate::topology::parse_lsn)
+                .unwrap_or(u64::MAX);
+            cache.floors().remote(&m.tables, m.all, lsn);
             if m.all {
                 cache.clear();
             } else {
@@ -393,6 +444,24 @@ fn apply(cache: &ResultCache, chan: &Channel, payload: &str) {
             tracing::warn!(error = %e, "unreadable cache invalidation payload: flushing the cache");
             cache.clear();
         }
+    }
+}
+
+/// The statement that publishes one payload template: the position is spliced in by the
+/// server, after every write the message reports has committed; the row also returns it.
+fn publish_sql(channel_literal: &str, template: &str) -> String {
+    let head = format!("{{\"l\":\"{LSN_HOLE}\"");
+    match template.strip_prefix(&head) {
+        Some(rest) => format!(
+            "SELECT pg_notify({channel_literal}, '{{\"l\":\"' || pg_current_wal_insert_lsn()::text || {}), \
+             pg_current_wal_insert_lsn()::text",
+            pgtide_sql::quote_literal(&format!("\"{rest}"))
+        ),
+        // Not a template (cannot happen): published without a position.
+        None => format!(
+            "SELECT pg_notify({channel_literal}, {})",
+            pgtide_sql::quote_literal(template)
+        ),
     }
 }
 
@@ -412,74 +481,5 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn payloads_round_trip_and_stay_small() {
-        let mut p = Pending::default();
-        p.tables.insert("public.users".into());
-        p.tables.insert("\"We\"\"ird\\\"".into());
-        let out = p.payloads("abc");
-        assert_eq!(out.len(), 1);
-        let m: Message = serde_json::from_str(&out[0]).expect("json");
-        assert_eq!(m.instance, "abc");
-        assert_eq!(m.tables, ["\"We\"\"ird\\\"", "public.users"]);
-        assert!(!m.all);
-
-        let mut big = Pending::default();
-        for i in 0..2_000 {
-            big.tables
-                .insert(format!("schema_{i}.table_with_a_long_name_{i}"));
-        }
-        let out = big.payloads("abc");
-        assert!(out.len() > 1);
-        let mut seen = 0;
-        for p in &out {
-            assert!(p.len() < 8000, "{}", p.len());
-            seen += serde_json::from_str::<Message>(p)
-                .expect("json")
-                .tables
-                .len();
-        }
-        assert_eq!(seen, 2_000);
-
-        let all = Pending {
-            all: true,
-            ..Pending::default()
-        };
-        assert_eq!(all.payloads("x"), [r#"{"i":"x","all":true}"#]);
-    }
-
-    #[test]
-    fn pending_collapses_into_a_flush() {
-        let chan = Channel::new("c");
-        chan.publish(&["a".into()], false);
-        assert!(
-            chan.take_pending().is_empty(),
-            "not started: nothing queued"
-        );
-        chan.mark_started();
-        chan.publish(&["a".into(), "b".into()], false);
-        chan.publish(&["a".into()], false);
-        let p = chan.take_pending();
-        assert_eq!(p.tables.len(), 2);
-        chan.requeue(p);
-        let many: Vec<String> = (0..MAX_PENDING_TABLES).map(|i| format!("t{i}")).collect();
-        chan.publish(&many, false);
-        let p = chan.take_pending();
-        assert!(p.all && p.tables.is_empty());
-    }
-
-    #[test]
-    fn notification_bodies_parse() {
-        let mut body = 42i32.to_be_bytes().to_vec();
-        body.extend_from_slice(b"chan\0{\"i\":\"x\"}\0");
-        assert_eq!(
-            notification(&body),
-            Some(("chan".to_string(), "{\"i\":\"x\"}".to_string()))
-        );
-        assert_eq!(notification(b"\0\0"), None);
-        assert_eq!(notification(b"\0\0\0\0chan"), None);
-    }
-}
+#[path = "notify_tests.rs"]
+mod tests;

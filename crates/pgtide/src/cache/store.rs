@@ -17,7 +17,9 @@ use moka::sync::Cache;
 use moka::Expiry;
 use tokio::sync::watch;
 
+use super::floors::Floors;
 use super::index::Index;
+pub use super::key::{Key, Source};
 use super::names::TableName;
 use super::rules::{Policy, RuleCounters};
 use crate::metrics_names as m;
@@ -33,40 +35,6 @@ pub fn max_entry_bytes(max_memory: u64) -> usize {
     (max_memory / 64).min(u64::from(u32::MAX) / 2) as usize
 }
 
-/// What a cached reply is stored under (PRODUCT.md §3: database, user, search_path, statement
-/// fingerprint, parameter values, result formats).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Key {
-    pub database: String,
-    pub user: String,
-    pub search_path: String,
-    pub fingerprint: u64,
-    /// Bind parameter values, or the literals of a simple query.
-    pub params: Vec<Option<Vec<u8>>>,
-    pub param_formats: Vec<i16>,
-    pub result_formats: Vec<i16>,
-    /// Simple-protocol reply (no ParseComplete/BindComplete), as opposed to extended.
-    pub simple: bool,
-    /// Extended protocol: the batch described its portal (the reply starts with RowDescription).
-    pub describe: bool,
-}
-
-impl Key {
-    /// Bytes this key holds (for the weigher).
-    pub fn size(&self) -> usize {
-        std::mem::size_of::<Key>()
-            + self.database.len()
-            + self.user.len()
-            + self.search_path.len()
-            + self
-                .params
-                .iter()
-                .map(|p| std::mem::size_of::<Option<Vec<u8>>>() + p.as_ref().map_or(0, Vec::len))
-                .sum::<usize>()
-            + 2 * (self.param_formats.len() + self.result_formats.len())
-    }
-}
-
 /// A cached reply.
 #[derive(Debug)]
 pub struct Entry {
@@ -77,6 +45,8 @@ pub struct Entry {
     pub tables: Vec<String>,
     /// The rule that admitted it (index in `[[cache.rules]]`, `rules.len()` for the hint).
     pub rule: usize,
+    /// A WAL position the reply reflects at least (see [`Source`]); 0 when unknown.
+    pub lsn: u64,
 }
 
 /// The answer of [`Store::get_or_wait`].
@@ -138,6 +108,7 @@ struct Inner {
     /// Entries and bytes held (all rules).
     held: Arc<RuleCounters>,
     wait: Duration,
+    floors: Arc<Floors>,
 }
 
 /// The cache's entries (cheap to clone: a handle).
@@ -153,6 +124,11 @@ impl Store {
 
     /// [`Store::new`] with a custom wait bound for coalesced misses.
     pub fn with_wait(max_memory: u64, wait: Duration) -> Store {
+        Store::with_floors(max_memory, wait, Arc::default())
+    }
+
+    /// A store whose replica fills obey `floors` (shared with the cache's other stores).
+    pub fn with_floors(max_memory: u64, wait: Duration, floors: Arc<Floors>) -> Store {
         let graveyard: Arc<Graveyard> = Arc::default();
         let held: Arc<RuleCounters> = Arc::default();
         let (dead, total) = (graveyard.clone(), held.clone());
@@ -180,6 +156,7 @@ impl Store {
                 max_entry: max_entry_bytes(max_memory),
                 held,
                 wait,
+                floors,
             }),
         }
     }
@@ -187,7 +164,13 @@ impl Store {
     /// A hit, or a miss: the first concurrent miss on a key gets a leading guard, later ones
     /// wait (up to the wait bound) until it fills (-> hit) or gives up (-> their own guard).
     pub async fn get_or_wait(&self, key: Key, policy: &Policy) -> Lookup {
-        if let Some(hit) = self.hit(&key, policy) {
+        self.get_or_wait_at(key, policy, 0).await
+    }
+
+    /// [`Store::get_or_wait`] for a client that must see WAL position `min_lsn` (its
+    /// read-your-writes position, 0 for none): an entry read before it is a miss.
+    pub async fn get_or_wait_at(&self, key: Key, policy: &Policy, min_lsn: u64) -> Lookup {
+        if let Some(hit) = self.hit(&key, policy, min_lsn) {
             return hit;
         }
         let key = Arc::new(key);
@@ -209,17 +192,20 @@ impl Store {
         };
         // Err (the guard is gone) is the wake-up; a timeout is the bound.
         let _ = tokio::time::timeout(self.inner.wait, rx.changed()).await;
-        if let Some(hit) = self.hit(&key, policy) {
+        if let Some(hit) = self.hit(&key, policy, min_lsn) {
             return hit;
         }
         self.miss(key, policy, None)
     }
 
-    fn hit(&self, key: &Key, policy: &Policy) -> Option<Lookup> {
+    fn hit(&self, key: &Key, policy: &Policy, min_lsn: u64) -> Option<Lookup> {
         if !self.online() {
             return None;
         }
         let slot = self.inner.cache.get(key)?;
+        if slot.entry.lsn < min_lsn {
+            return None;
+        }
         policy.counters.hits.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(m::CACHE_HITS_TOTAL).increment(1);
         Some(Lookup::Hit(slot.entry))
@@ -239,13 +225,22 @@ impl Store {
             policy: policy.clone(),
             snapshot: self.inner.generation.load(Ordering::SeqCst),
             leader,
+            source: Source::Primary(0),
         })
     }
 
-    /// Stores a reply unless it is too large, the cache is offline, or one of its tables was
-    /// invalidated (or the cache flushed) after `snapshot`.
-    fn store(&self, key: &Arc<Key>, reply: Bytes, policy: &Policy, snapshot: u64) -> bool {
-        if !self.online() || reply.len() > self.inner.max_entry {
+    /// Stores a reply unless it is too large, the cache is offline, one of its tables was
+    /// invalidated (or the cache flushed) after `snapshot`, or it came from a replica not
+    /// known to have replayed the last write to one of its tables.
+    fn store(
+        &self,
+        key: &Arc<Key>,
+        reply: Bytes,
+        policy: &Policy,
+        snapshot: u64,
+        source: Source,
+    ) -> bool {
+        if !self.online() || reply.len() > self.inner.max_entry || source == Source::Unusable {
             return false;
         }
         let names: Option<Vec<TableName>> =
@@ -265,6 +260,7 @@ impl Store {
                 reply,
                 tables: policy.tables.clone(),
                 rule: policy.rule,
+                lsn: source.lsn(),
             }),
             id,
             ttl: policy.ttl,
@@ -276,6 +272,11 @@ impl Store {
             let mut index = self.index();
             if index.stale(&names, snapshot) {
                 return false;
+            }
+            if let Source::Replica(replayed) = source {
+                if self.inner.floors.blocks(&names, replayed) {
+                    return false;
+                }
             }
             index.add(id, key, &names);
             // Under the index lock: an invalidation cannot slip between the check and here.
@@ -384,6 +385,7 @@ pub struct FillGuard {
     snapshot: u64,
     /// Set for the first miss on a key: (fill id, the sender whose drop wakes the waiters).
     leader: Option<(u64, watch::Sender<()>)>,
+    source: Source,
 }
 
 impl std::fmt::Debug for FillGuard {
@@ -402,7 +404,12 @@ impl FillGuard {
     /// result may predate a write that has committed since).
     pub fn fill(self, reply: Bytes) -> bool {
         self.store
-            .store(&self.key, reply, &self.policy, self.snapshot)
+            .store(&self.key, reply, &self.policy, self.snapshot, self.source)
+    }
+
+    /// Where the statement runs, known once a backend is leased and before the read starts.
+    pub fn set_source(&mut self, source: Source) {
+        self.source = source;
     }
 
     /// The largest reply [`fill`](Self::fill) accepts: stop capturing beyond it.

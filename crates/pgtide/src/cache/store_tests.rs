@@ -10,13 +10,14 @@ fn key(fp: u64, param: &str) -> Key {
     Key {
         database: "app".into(),
         user: "app".into(),
-        search_path: "\"$user\", public".into(),
-        fingerprint: fp,
+        settings: "search_path\0\"$user\", public\0".into(),
+        text: format!("SELECT {fp}"),
+        param_types: vec![],
         params: vec![Some(param.as_bytes().to_vec())],
         param_formats: vec![0],
         result_formats: vec![0],
         simple: false,
-        describe: false,
+        describe: 0,
     }
 }
 
@@ -62,7 +63,7 @@ async fn a_filled_entry_is_hit_until_its_ttl() {
     other.result_formats = vec![1];
     assert!(!is_hit(&store, other, &p).await, "other result formats");
     let mut other = key(1, "a");
-    other.search_path = "app".into();
+    other.settings = "search_path\0app\0".into();
     assert!(!is_hit(&store, other, &p).await, "other search_path");
     let deadline = Instant::now() + Duration::from_secs(5);
     while is_hit(&store, key(1, "a"), &p).await {
@@ -326,4 +327,66 @@ async fn rule_counters_follow_entries_in_and_out() {
     assert_eq!(store.bytes(), 0);
     assert_eq!(c.hits.load(Ordering::Relaxed), 1);
     assert_eq!(c.misses.load(Ordering::Relaxed), 3);
+}
+
+#[tokio::test]
+async fn a_client_takes_only_entries_read_at_or_past_its_position() {
+    let store = Store::new(1 << 20);
+    let p = policy(&["users"]);
+    match store.get_or_wait(key(1, "a"), &p).await {
+        Lookup::Miss(mut g) => {
+            g.set_source(Source::Primary(100));
+            assert!(g.fill(reply(10)));
+        }
+        Lookup::Hit(_) => panic!("expected a miss"),
+    }
+    assert!(matches!(
+        store.get_or_wait_at(key(1, "a"), &p, 100).await,
+        Lookup::Hit(e) if e.lsn == 100
+    ));
+    assert!(
+        matches!(
+            store.get_or_wait_at(key(1, "a"), &p, 101).await,
+            Lookup::Miss(_)
+        ),
+        "read before the client's write"
+    );
+    assert!(matches!(
+        store.get_or_wait_at(key(1, "a"), &p, u64::MAX).await,
+        Lookup::Miss(_)
+    ));
+}
+
+#[tokio::test]
+async fn replica_fills_wait_for_the_floor_and_unusable_sources_store_nothing() {
+    let floors: Arc<super::Floors> = Arc::default();
+    let store = Store::with_floors(1 << 20, DEFAULT_WAIT, floors.clone());
+    let p = policy(&["public.users"]);
+    let fill_from = |source: Source| {
+        let store = store.clone();
+        let p = p.clone();
+        async move {
+            match store.get_or_wait(key(1, "a"), &p).await {
+                Lookup::Miss(mut g) => {
+                    g.set_source(source);
+                    g.fill(reply(10))
+                }
+                Lookup::Hit(_) => panic!("expected a miss"),
+            }
+        }
+    };
+    assert!(!fill_from(Source::Unusable).await);
+    let seq = floors.mark_local(&["users".to_string()], false);
+    assert!(
+        !fill_from(Source::Replica(1_000)).await,
+        "the write's position is pending"
+    );
+    floors.confirm(&["users".to_string()], false, seq, 500);
+    assert!(!fill_from(Source::Replica(499)).await, "behind the write");
+    assert!(fill_from(Source::Replica(500)).await);
+    store.invalidate_tables(&["users".to_string()]);
+    assert!(
+        fill_from(Source::Primary(0)).await,
+        "the primary is never behind"
+    );
 }
