@@ -351,10 +351,12 @@ impl ClientStatements {
             },
             None => (None, None, None),
         };
-        if effects
-            .as_deref()
-            .is_some_and(|q| !statement_names(q).is_empty())
-        {
+        let prepares = |q: &str| {
+            statement_names(q)
+                .iter()
+                .any(|r| r.kind == StatementUse::Prepare)
+        };
+        if effects.as_deref().is_some_and(prepares) {
             self.own_sql_names = true;
         }
         match global {
@@ -538,6 +540,11 @@ impl ClientStatements {
         out.push_str(&sql[copied..]);
         result.sql = Some(out);
         result
+    }
+
+    /// The client's SQL PREPAREs keep their own names (and so pin it).
+    pub fn own_sql_names(&self) -> bool {
+        self.own_sql_names
     }
 
     pub fn has_pending_sql(&self) -> bool {

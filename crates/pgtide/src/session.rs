@@ -902,7 +902,8 @@ impl Session {
         self.insights.on_query(frame.body_bytes(), status != b'I');
         self.note_schema_change(sql);
         self.note_if_write(sql);
-        self.observe(sql, true);
+        let prepare_carried = !self.statements.own_sql_names();
+        self.observe(sql, prepare_carried);
         for effects in &rewritten.effects {
             self.observe(effects, false);
         }

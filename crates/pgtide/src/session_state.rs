@@ -214,7 +214,8 @@ impl ClientState {
             E::DiscardAll => {
                 // DISCARD ALL is SET SESSION AUTHORIZATION DEFAULT; RESET ALL; ...
                 self.announced_all = true;
-                self.pending.push(Change::Reset("session_authorization".into()));
+                self.pending
+                    .push(Change::Reset("session_authorization".into()));
                 self.pending.push(Change::Reset("role".into()));
                 self.pending.push(Change::ResetAll);
                 self.pending.push(Change::Unpin(None));
