@@ -8,6 +8,7 @@ use pgtide_devcluster::{Cluster, ClusterOptions};
 
 pub use pgtide::{ServerHandle, Shutdown};
 
+pub mod python;
 pub mod raw;
 
 /// The backend role pgtide logs in as (SCRAM on the server).

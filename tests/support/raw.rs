@@ -188,9 +188,15 @@ pub struct Raw {
 
 impl Raw {
     pub async fn connect(server: &ServerHandle) -> Raw {
-        let stream = hang("connect", TcpStream::connect(server.local_addr))
+        Raw::connect_to(server.local_addr).await
+    }
+
+    /// A raw connection to any address (e.g. PostgreSQL itself, as the oracle of a
+    /// differential test).
+    pub async fn connect_to(addr: std::net::SocketAddr) -> Raw {
+        let stream = hang("connect", TcpStream::connect(addr))
             .await
-            .expect("TCP connect to pgtide");
+            .expect("TCP connect");
         let (r, w) = stream.into_split();
         Raw {
             reader: Reader {
@@ -203,8 +209,14 @@ impl Raw {
 
     /// Logs in as the trust user and waits for ReadyForQuery.
     pub async fn login(server: &ServerHandle) -> Raw {
-        let mut raw = Raw::connect(server).await;
-        raw.send(&startup_message(RAW_USER, "app")).await;
+        Raw::login_to(server.local_addr, RAW_USER, "app").await
+    }
+
+    /// Logs in as `user` (a trust user: `trustuser` on the test cluster, [`RAW_USER`] on
+    /// pgtide) at `addr` and waits for ReadyForQuery.
+    pub async fn login_to(addr: std::net::SocketAddr, user: &str, database: &str) -> Raw {
+        let mut raw = Raw::connect_to(addr).await;
+        raw.send(&startup_message(user, database)).await;
         let greeting = raw
             .reader
             .until_ready()

@@ -51,15 +51,15 @@ impl<'a> Reader<'a> {
         self.array().map(u32::from_be_bytes)
     }
 
-    /// A non-negative i16 count, checked to fit `count * item_size` in the remaining bytes so
-    /// the caller may allocate `count` items safely. `negative` is the error text for a count < 0.
-    pub(crate) fn count(
-        &mut self,
-        item_size: usize,
-        negative: &'static str,
-    ) -> Result<usize, WireError> {
-        let n =
-            usize::try_from(self.i16()?).map_err(|_| WireError::Malformed { what: negative })?;
+    pub(crate) fn u16(&mut self) -> Result<u16, WireError> {
+        self.array().map(u16::from_be_bytes)
+    }
+
+    /// A count of items as PostgreSQL reads it (`pq_getmsgint(msg, 2)`: unsigned, up to
+    /// 65,535), checked to fit `count * item_size` in the remaining bytes so the caller may
+    /// allocate `count` items safely.
+    pub(crate) fn count(&mut self, item_size: usize) -> Result<usize, WireError> {
+        let n = usize::from(self.u16()?);
         if n.saturating_mul(item_size) > self.buf.len() {
             return Err(WireError::Truncated { what: self.what });
         }
@@ -132,17 +132,19 @@ mod tests {
     }
 
     #[test]
-    fn counts_are_checked_against_remaining() {
-        assert_eq!(Reader::new(&[0, 2, 1, 2, 3, 4], "t").count(2, "neg"), Ok(2));
+    fn counts_are_unsigned_and_checked_against_remaining() {
+        assert_eq!(Reader::new(&[0, 2, 1, 2, 3, 4], "t").count(2), Ok(2));
         assert_eq!(
-            Reader::new(&[0, 3, 1, 2, 3, 4], "t").count(2, "neg"),
+            Reader::new(&[0, 3, 1, 2, 3, 4], "t").count(2),
             Err(WireError::Truncated { what: "t" })
         );
+        // 0xffff is 65,535 items, as PostgreSQL reads it, not -1.
+        assert_eq!(Reader::new(&[0xff, 0xff], "t").count(0), Ok(65535));
+        assert_eq!(Reader::new(&[0x9c, 0x40], "t").count(0), Ok(40000));
         assert_eq!(
-            Reader::new(&[0xff, 0xff], "t").count(0, "neg"),
-            Err(WireError::Malformed { what: "neg" })
+            Reader::new(&[0x9c, 0x40], "t").count(1),
+            Err(WireError::Truncated { what: "t" })
         );
-        assert_eq!(Reader::new(&[0x7f, 0xff], "t").count(0, "neg"), Ok(32767));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Cancel requests. Each client gets a (process id, secret key) of pgtide's own; while it runs a
+//! Cancel requests. Each client gets a (process id, secret key) of pgtide's own (in session mode
+//! the process id is its backend's real one, the key still pgtide's); while it runs a
 //! query the session records which backend serves it, so a CancelRequest reaches that backend and
 //! nothing else. The per-session slot is an async mutex: releasing a backend waits for a cancel
 //! in flight, so a late cancel can never hit the next client of that backend. A cancel while the
@@ -18,14 +19,14 @@ use crate::pool::lock;
 pub type CancelSlot = Arc<tokio::sync::Mutex<Option<CancelTarget>>>;
 
 struct Entry {
-    secret_key: i32,
     slot: CancelSlot,
     running: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
 pub struct CancelRegistry {
-    entries: Mutex<HashMap<i32, Entry>>,
+    /// By (process id, secret key): real backend pids of different servers may be equal.
+    entries: Mutex<HashMap<(i32, i32), Entry>>,
 }
 
 /// Removes the client's entry when its session ends.
@@ -48,27 +49,32 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        lock(&self.registry.entries).remove(&self.process_id);
+        lock(&self.registry.entries).remove(&(self.process_id, self.secret_key));
     }
 }
 
 impl CancelRegistry {
+    /// A registration under a process id of pgtide's own.
     pub fn register(self: &Arc<Self>) -> Registration {
+        // Positive ids look like PostgreSQL pids to clients that print them.
+        let process_id = rand::rng().random_range(1..i32::MAX);
+        self.register_as(process_id)
+    }
+
+    /// A registration under `process_id` (a backend's real pid) with a secret key of pgtide's.
+    pub fn register_as(self: &Arc<Self>, process_id: i32) -> Registration {
         let mut rng = rand::rng();
         let slot: CancelSlot = Arc::default();
         let running: Arc<AtomicBool> = Arc::default();
         let mut entries = lock(&self.entries);
         loop {
-            // Positive ids look like PostgreSQL pids to clients that print them.
-            let process_id = rng.random_range(1..i32::MAX);
-            if entries.contains_key(&process_id) {
+            let secret_key = rng.random::<i32>();
+            if entries.contains_key(&(process_id, secret_key)) {
                 continue;
             }
-            let secret_key = rng.random::<i32>();
             entries.insert(
-                process_id,
+                (process_id, secret_key),
                 Entry {
-                    secret_key,
                     slot: slot.clone(),
                     running: running.clone(),
                 },
@@ -86,9 +92,9 @@ impl CancelRegistry {
     /// Forwards a client's CancelRequest; a wrong key or an idle client is silently ignored,
     /// exactly as PostgreSQL does.
     pub async fn cancel(&self, process_id: i32, secret_key: i32) {
-        let (slot, running) = match lock(&self.entries).get(&process_id) {
-            Some(e) if e.secret_key == secret_key => (e.slot.clone(), e.running.clone()),
-            _ => {
+        let (slot, running) = match lock(&self.entries).get(&(process_id, secret_key)) {
+            Some(e) => (e.slot.clone(), e.running.clone()),
+            None => {
                 tracing::debug!(process_id, "cancel request for an unknown key ignored");
                 return;
             }

@@ -11,6 +11,22 @@ use crate::auth_verify::{md5_hash, md5_verify, random_salt, ScramExchange};
 use crate::error::{ProxyError, Result};
 use crate::shared::Shared;
 
+/// PostgreSQL's caps on a client's authentication messages (length field included), so an
+/// unauthenticated client cannot make pgtide buffer up to max_message_size:
+/// PG_MAX_AUTH_TOKEN_LENGTH for a password (cleartext or md5) and PG_MAX_SASL_MESSAGE_LENGTH
+/// for a SASL message.
+const MAX_PASSWORD_MESSAGE: usize = 65_535;
+const MAX_SASL_MESSAGE: usize = 1_024;
+
+/// What to do with an authentication message over its cap, as PostgreSQL does: a password is
+/// dropped with the connection, no message (it takes it for a client gone); a SASL message
+/// fails authentication (28P01).
+#[derive(Clone, Copy)]
+enum Oversize {
+    Close,
+    BadPassword,
+}
+
 /// What a client asked for in its StartupMessage.
 #[derive(Debug, Clone)]
 pub struct StartupRequest {
@@ -111,7 +127,8 @@ pub async fn authenticate(
             let mut out = BytesMut::new();
             encode::authentication_md5(&mut out, salt);
             write_all(stream, &out).await?;
-            let body = read_password_message(stream, buf, max_message_size).await?;
+            let limit = (MAX_PASSWORD_MESSAGE, Oversize::Close);
+            let body = read_password_message(stream, buf, max_message_size, limit, user).await?;
             let response = pgtide_wire::password_text(&body)?;
             if md5_verify(&stored, salt, response) {
                 Ok(())
@@ -122,11 +139,12 @@ pub async fn authenticate(
         AuthMethod::ScramSha256 => {
             let secret = shared.scram_secret(user).ok_or_else(bad)?;
             let mut exchange = ScramExchange::new(secret);
+            let sasl = (MAX_SASL_MESSAGE, Oversize::BadPassword);
             let mut out = BytesMut::new();
             encode::authentication_sasl(&mut out, &["SCRAM-SHA-256"]);
             write_all(stream, &out).await?;
 
-            let body = read_password_message(stream, buf, max_message_size).await?;
+            let body = read_password_message(stream, buf, max_message_size, sasl, user).await?;
             let initial = pgtide_wire::sasl_initial_response(&body)?;
             if initial.mechanism != "SCRAM-SHA-256" {
                 return Err(ProxyError::ClientProtocolMsg(format!(
@@ -141,7 +159,7 @@ pub async fn authenticate(
             encode::authentication_sasl_continue(&mut out, &server_first);
             write_all(stream, &out).await?;
 
-            let body = read_password_message(stream, buf, max_message_size).await?;
+            let body = read_password_message(stream, buf, max_message_size, sasl, user).await?;
             let server_final = exchange.client_final(&body).map_err(|e| match e {
                 crate::auth_verify::AuthError::BadPassword => bad(),
                 other => ProxyError::ClientProtocolMsg(other.to_string()),
@@ -154,24 +172,42 @@ pub async fn authenticate(
     }
 }
 
-/// Reads the next message, which must be a PasswordMessage / SASL response ('p').
+/// Reads the next message, which must be a PasswordMessage / SASL response ('p') no longer
+/// than `limit` (and max_message_size).
 async fn read_password_message(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     max_message_size: usize,
+    (limit, oversize): (usize, Oversize),
+    user: &UserConfig,
 ) -> Result<bytes::Bytes> {
-    let decoder = FrameDecoder::new(max_message_size);
+    let decoder = FrameDecoder::new(limit.min(max_message_size));
     loop {
-        if let Some(frame) = decoder.decode(buf)? {
-            if frame.tag != frontend::PASSWORD {
-                return Err(ProxyError::ClientProtocolMsg(format!(
-                    "expected a password message, got '{}'",
-                    frame.tag as char
-                )));
+        match decoder.decode(buf) {
+            Ok(Some(frame)) => {
+                if frame.tag != frontend::PASSWORD {
+                    return Err(ProxyError::ClientProtocolMsg(format!(
+                        "expected a password message, got '{}'",
+                        frame.tag as char
+                    )));
+                }
+                let mut raw = frame.raw;
+                raw.advance(5);
+                return Ok(raw);
             }
-            let mut raw = frame.raw;
-            raw.advance(5);
-            return Ok(raw);
+            Ok(None) => {}
+            Err(e @ pgtide_wire::WireError::MessageTooLarge { .. }) => {
+                return Err(match oversize {
+                    Oversize::Close => ProxyError::ClientIo(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        e.to_string(),
+                    )),
+                    Oversize::BadPassword => ProxyError::BadPassword {
+                        user: user.name.clone(),
+                    },
+                });
+            }
+            Err(e) => return Err(e.into()),
         }
         let n = stream.read_buf(buf).await.map_err(ProxyError::ClientIo)?;
         if n == 0 {

@@ -6,6 +6,7 @@ pub mod auth_verify;
 pub mod backend;
 pub mod cache;
 pub mod cancel;
+pub mod client_backlog;
 pub mod client_startup;
 pub mod client_statements;
 pub mod clients;

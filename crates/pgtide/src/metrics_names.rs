@@ -24,3 +24,6 @@ pub const CACHE_HITS_TOTAL: &str = "pgtide_cache_hits_total";
 pub const CACHE_MISSES_TOTAL: &str = "pgtide_cache_misses_total";
 /// Bytes held by the result cache (sum of entry weights).
 pub const CACHE_BYTES: &str = "pgtide_cache_bytes";
+/// Times a session stopped reading a client because what waited for it (replies pgtide wrote
+/// itself included) was over the high-water mark.
+pub const CLIENT_READ_PAUSES_TOTAL: &str = "pgtide_client_read_pauses_total";

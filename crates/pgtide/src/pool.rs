@@ -58,6 +58,8 @@ pub struct Pool {
     known_statements: Mutex<HashSet<String>>,
     /// Startup settings ("name=value" as SET text) a backend of this pool has accepted.
     checked_settings: Mutex<HashSet<String>>,
+    /// How the server reports the checked startup settings (ParameterStatus spelling).
+    pub startup_reports: crate::startup_settings::Reports,
     /// RECONNECT: connections opened before this are closed when they come back.
     reconnect_before: Mutex<Option<Instant>>,
 }
@@ -90,6 +92,7 @@ impl Pool {
             server_params: Mutex::new(None),
             known_statements: Mutex::new(HashSet::new()),
             checked_settings: Mutex::new(HashSet::new()),
+            startup_reports: Default::default(),
             reconnect_before: Mutex::new(None),
         })
     }

@@ -78,11 +78,43 @@ pub struct ReplyQueue {
     /// An error ended the client's extended-protocol batch before its Sync arrived: the
     /// backend ignores every message until that Sync.
     discarding: bool,
+    /// Bytes of pgtide's own replies queued here, counted against the client's high-water
+    /// mark with what waits to be written to it.
+    synthetic_bytes: usize,
+    /// ReadyForQuery replies queued, so `awaits_ready` does not walk a long pipeline's queue
+    /// for every message.
+    readies: usize,
+}
+
+fn is_ready(e: &Expect) -> bool {
+    matches!(
+        e,
+        Expect::Backend {
+            completion: Completion::Ready,
+            ..
+        }
+    )
 }
 
 impl ReplyQueue {
+    fn push(&mut self, e: Expect) {
+        self.readies += usize::from(is_ready(&e));
+        self.queue.push_back(e);
+    }
+
+    fn pop(&mut self) -> Option<Expect> {
+        let e = self.queue.pop_front();
+        self.readies -= usize::from(e.as_ref().is_some_and(is_ready));
+        e
+    }
+
+    fn remove(&mut self, i: usize) {
+        let e = self.queue.remove(i);
+        self.readies -= usize::from(e.as_ref().is_some_and(is_ready));
+    }
+
     pub fn expect(&mut self, completion: Completion) {
-        self.queue.push_back(Expect::Backend {
+        self.push(Expect::Backend {
             completion,
             swallow: false,
             standalone: false,
@@ -93,7 +125,7 @@ impl ReplyQueue {
 
     /// A client Bind or Describe of a named statement (pgtide's name).
     pub fn expect_on_statement(&mut self, completion: Completion, global_name: String) {
-        self.queue.push_back(Expect::Backend {
+        self.push(Expect::Backend {
             completion,
             swallow: false,
             standalone: false,
@@ -104,7 +136,7 @@ impl ReplyQueue {
 
     /// The reply to a message pgtide injected into the client's batch.
     pub fn expect_swallowed(&mut self, completion: Completion, prepares: Option<String>) {
-        self.queue.push_back(Expect::Backend {
+        self.push(Expect::Backend {
             completion,
             swallow: true,
             standalone: false,
@@ -115,7 +147,7 @@ impl ReplyQueue {
 
     /// The reply to a message of an exchange pgtide runs on its own, ended by its own Sync.
     pub fn expect_standalone(&mut self, completion: Completion, prepares: Option<String>) {
-        self.queue.push_back(Expect::Backend {
+        self.push(Expect::Backend {
             completion,
             swallow: true,
             standalone: true,
@@ -125,7 +157,7 @@ impl ReplyQueue {
     }
 
     pub fn expect_parse(&mut self, prepares: String) {
-        self.queue.push_back(Expect::Backend {
+        self.push(Expect::Backend {
             completion: Completion::Parse,
             swallow: false,
             standalone: false,
@@ -180,7 +212,7 @@ impl ReplyQueue {
         if self.copy_in {
             self.copy_in = false;
         } else {
-            self.queue.push_back(Expect::CopyEnd);
+            self.push(Expect::CopyEnd);
         }
     }
 
@@ -191,7 +223,22 @@ impl ReplyQueue {
     }
 
     pub fn synthetic(&mut self, reply: Bytes) {
-        self.queue.push_back(Expect::Synthetic(reply));
+        self.synthetic_bytes += reply.len();
+        self.push(Expect::Synthetic(reply));
+    }
+
+    /// Bytes of pgtide's own replies still queued (due or waiting behind backend replies).
+    pub fn synthetic_bytes(&self) -> usize {
+        self.synthetic_bytes
+    }
+
+    /// Whether some of pgtide's own replies wait behind replies the backend still owes.
+    pub fn synthetic_waits_on_backend(&self) -> bool {
+        self.synthetic_bytes > 0
+            && !matches!(
+                self.queue.front(),
+                Some(Expect::Synthetic(_) | Expect::CopyEnd)
+            )
     }
 
     /// Whether the next backend message belongs to an exchange pgtide runs on its own (whose
@@ -212,15 +259,7 @@ impl ReplyQueue {
 
     /// Whether a ReadyForQuery is still owed (an earlier batch or query is unanswered).
     pub fn awaits_ready(&self) -> bool {
-        self.queue.iter().any(|e| {
-            matches!(
-                e,
-                Expect::Backend {
-                    completion: Completion::Ready,
-                    ..
-                }
-            )
-        })
+        self.readies > 0
     }
 
     pub fn len(&self) -> usize {
@@ -230,7 +269,8 @@ impl ReplyQueue {
     /// Moves pgtide's own replies that are now due into `out`.
     pub fn take_due_synthetic(&mut self, out: &mut Vec<Bytes>) {
         while let Some(Expect::Synthetic(_) | Expect::CopyEnd) = self.queue.front() {
-            if let Some(Expect::Synthetic(b)) = self.queue.pop_front() {
+            if let Some(Expect::Synthetic(b)) = self.pop() {
+                self.synthetic_bytes -= b.len();
                 out.push(b);
             }
         }
@@ -246,7 +286,7 @@ impl ReplyQueue {
         }) = self.queue.front()
         {
             if t == tag::READY_FOR_QUERY {
-                self.queue.pop_front();
+                self.pop();
             }
             return Verdict::Swallow;
         }
@@ -277,15 +317,14 @@ impl ReplyQueue {
                         self.discarding = false;
                         break;
                     }
-                    _ => {
-                        if let Some(Expect::Backend {
+                    _ => match self.pop() {
+                        Some(Expect::Backend {
                             prepares: Some(name),
                             ..
-                        }) = self.queue.pop_front()
-                        {
-                            forgotten.push(name);
-                        }
-                    }
+                        }) => forgotten.push(name),
+                        Some(Expect::Synthetic(b)) => self.synthetic_bytes -= b.len(),
+                        _ => {}
+                    },
                 }
             }
             return Verdict::Forward;
@@ -300,7 +339,7 @@ impl ReplyQueue {
                 if let Some(Expect::Backend {
                     prepares: Some(name),
                     ..
-                }) = self.queue.pop_front()
+                }) = self.pop()
                 {
                     self.prepared.push(name);
                 }
@@ -331,14 +370,14 @@ impl ReplyQueue {
         while i < self.queue.len() {
             match self.queue.get(i) {
                 Some(Expect::CopyEnd) => {
-                    self.queue.remove(i);
+                    self.remove(i);
                     return;
                 }
                 Some(Expect::Backend {
                     completion: Completion::Ready,
                     ..
                 }) => {
-                    self.queue.remove(i);
+                    self.remove(i);
                 }
                 _ => i += 1,
             }
@@ -349,146 +388,11 @@ impl ReplyQueue {
     pub fn clear(&mut self) {
         self.queue.clear();
         self.discarding = false;
+        self.synthetic_bytes = 0;
+        self.readies = 0;
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn error_before_the_sync_arrived_discards_until_it() {
-        let mut q = ReplyQueue::default();
-        let mut forgotten = Vec::new();
-        q.expect(Completion::Bind);
-        assert_eq!(q.on_backend_message(b'E', &mut forgotten), Verdict::Forward);
-        assert!(
-            q.is_discarding(),
-            "the client's Execute and Sync are still to come"
-        );
-        q.sync();
-        assert!(!q.is_discarding());
-        assert_eq!(q.on_backend_message(b'Z', &mut forgotten), Verdict::Forward);
-        assert!(q.is_empty(), "nothing left owed");
-        // A simple query's error: its ReadyForQuery is already owed, nothing is discarded.
-        q.expect(Completion::Ready);
-        q.on_backend_message(b'E', &mut forgotten);
-        assert!(!q.is_discarding());
-    }
-
-    #[test]
-    fn synthetic_reply_waits_for_earlier_replies() {
-        let mut q = ReplyQueue::default();
-        let mut forgotten = Vec::new();
-        q.expect(Completion::Bind);
-        q.synthetic(Bytes::from_static(b"1"));
-        q.expect(Completion::Ready);
-        let mut due = Vec::new();
-        q.take_due_synthetic(&mut due);
-        assert!(due.is_empty());
-        assert_eq!(q.on_backend_message(b'2', &mut forgotten), Verdict::Forward);
-        q.take_due_synthetic(&mut due);
-        assert_eq!(due.len(), 1);
-        assert_eq!(q.on_backend_message(b'Z', &mut forgotten), Verdict::Forward);
-        assert!(q.is_empty());
-    }
-
-    #[test]
-    fn injected_parse_reply_is_swallowed() {
-        let mut q = ReplyQueue::default();
-        let mut forgotten = Vec::new();
-        q.expect_swallowed(Completion::Parse, Some("s".into()));
-        q.expect(Completion::Bind);
-        assert_eq!(q.on_backend_message(b'1', &mut forgotten), Verdict::Swallow);
-        assert_eq!(q.on_backend_message(b'2', &mut forgotten), Verdict::Forward);
-    }
-
-    #[test]
-    fn error_drops_everything_up_to_sync() {
-        let mut q = ReplyQueue::default();
-        let mut forgotten = Vec::new();
-        q.expect_parse("a".into());
-        q.expect_swallowed(Completion::Parse, Some("b".into()));
-        q.synthetic(Bytes::from_static(b"x"));
-        q.expect(Completion::Execute);
-        q.expect(Completion::Ready);
-        q.expect(Completion::Bind);
-        assert_eq!(q.on_backend_message(b'E', &mut forgotten), Verdict::Forward);
-        assert_eq!(forgotten, vec!["a".to_string(), "b".to_string()]);
-        assert_eq!(q.len(), 2);
-        assert_eq!(q.on_backend_message(b'Z', &mut forgotten), Verdict::Forward);
-        assert_eq!(q.on_backend_message(b'2', &mut forgotten), Verdict::Forward);
-        assert!(q.is_empty());
-    }
-
-    #[test]
-    fn syncs_during_extended_copy_in_are_owed_nothing() {
-        let mut q = ReplyQueue::default();
-        let mut forgotten = Vec::new();
-        q.expect(Completion::Execute);
-        q.sync(); // sent right behind Execute, ignored by the backend in copy-in mode
-        assert_eq!(q.on_backend_message(b'G', &mut forgotten), Verdict::Forward);
-        q.sync(); // also ignored
-        q.copy_end();
-        q.sync(); // this one ends the batch
-        assert_eq!(q.on_backend_message(b'C', &mut forgotten), Verdict::Forward);
-        assert_eq!(q.len(), 1);
-        q.on_backend_message(b'Z', &mut forgotten);
-        assert!(q.is_empty());
-    }
-
-    #[test]
-    fn copy_data_pipelined_before_copy_in_response() {
-        let mut q = ReplyQueue::default();
-        let mut forgotten = Vec::new();
-        q.expect(Completion::Execute);
-        q.sync();
-        q.copy_end();
-        q.sync();
-        q.on_backend_message(b'G', &mut forgotten);
-        q.on_backend_message(b'C', &mut forgotten);
-        assert_eq!(q.len(), 1);
-        q.on_backend_message(b'Z', &mut forgotten);
-        assert!(q.is_empty());
-    }
-
-    #[test]
-    fn simple_query_copy_leaves_nothing_behind() {
-        let mut q = ReplyQueue::default();
-        let mut forgotten = Vec::new();
-        let mut due = Vec::new();
-        q.expect(Completion::Ready);
-        q.on_backend_message(b'G', &mut forgotten);
-        q.copy_end();
-        q.on_backend_message(b'C', &mut forgotten);
-        q.on_backend_message(b'Z', &mut forgotten);
-        q.take_due_synthetic(&mut due);
-        assert!(q.is_empty() && due.is_empty());
-    }
-
-    #[test]
-    fn pgtide_own_query_is_swallowed_whole() {
-        let mut q = ReplyQueue::default();
-        let mut forgotten = Vec::new();
-        q.expect_swallowed_query();
-        q.expect(Completion::Ready);
-        for t in [b'C', b'S', b'E', b'Z'] {
-            assert_eq!(q.on_backend_message(t, &mut forgotten), Verdict::Swallow);
-        }
-        assert_eq!(q.len(), 1);
-        assert_eq!(q.on_backend_message(b'C', &mut forgotten), Verdict::Forward);
-    }
-
-    #[test]
-    fn rows_inside_simple_query_do_not_complete_it() {
-        let mut q = ReplyQueue::default();
-        let mut forgotten = Vec::new();
-        q.expect(Completion::Ready);
-        for t in [b'T', b'D', b'C', b'I', b'n'] {
-            assert_eq!(q.on_backend_message(t, &mut forgotten), Verdict::Forward);
-            assert_eq!(q.len(), 1);
-        }
-        q.on_backend_message(b'Z', &mut forgotten);
-        assert!(q.is_empty());
-    }
-}
+#[path = "relay_tests.rs"]
+mod tests;

@@ -194,8 +194,20 @@ async fn handle_client(mut stream: TcpStream, shared: Arc<Shared>) {
     let over_limit = count > config.server.max_client_connections;
     let mut buf = BytesMut::with_capacity(1024);
     let startup_timeout = config.server.startup_timeout;
-    let outcome = tokio::time::timeout(
-        startup_timeout,
+    let deadline = tokio::time::Instant::now() + startup_timeout;
+    // A client that has said nothing by the deadline is closed without a message, as
+    // PostgreSQL closes one at authentication_timeout: it may be just sending an SSLRequest,
+    // and an ErrorResponse read as the answer to that fails it inside the SSL exchange.
+    match tokio::time::timeout_at(deadline, stream.peek(&mut [0u8; 1])).await {
+        Ok(Ok(n)) if n > 0 => {}
+        Ok(_) => return,
+        Err(_) => {
+            tracing::info!("client said nothing within startup_timeout: closed");
+            return;
+        }
+    }
+    let outcome = tokio::time::timeout_at(
+        deadline,
         startup(&mut stream, &mut buf, &shared, &config, over_limit),
     )
     .await
@@ -291,7 +303,6 @@ async fn startup(
         }
         PoolMode::Transaction => (None, pool.server_params().await?),
     };
-    let params = client_view_of_params(params, &request.params);
     let state = match crate::session_state::ClientState::from_startup(&request.params) {
         Ok(state) => state,
         Err(name) => {
@@ -305,16 +316,27 @@ async fn startup(
         }
     };
     let mut lease = lease;
-    if let Err(e) = startup_settings::check(&pool, state.settings(), lease.as_mut()).await {
-        if let Some(lease) = lease {
-            match e {
-                ProxyError::StartupSetting { .. } => pool.release(lease),
-                _ => pool.discard(lease),
+    let reported =
+        match startup_settings::check(&pool, state.settings(), lease.as_mut(), &params).await {
+            Ok(reported) => reported,
+            Err(e) => {
+                if let Some(lease) = lease {
+                    match e {
+                        ProxyError::StartupSetting { .. } => pool.release(lease),
+                        _ => pool.discard(lease),
+                    }
+                }
+                return Err(e);
             }
-        }
-        return Err(e);
-    }
-    let registration = shared.cancels.register();
+        };
+    let params = client_view_of_params(params, &request.params, &reported);
+    // Session mode: the client's backend is its own for the whole session, so it sees that
+    // backend's real process id (pg_backend_pid(), NOTIFY sender ids, pg_terminate_backend);
+    // the secret key stays pgtide's, so cancel requests still come here to be routed.
+    let registration = match &lease {
+        Some(lease) => shared.cancels.register_as(lease.conn.key.0),
+        None => shared.cancels.register(),
+    };
     let mut out = BytesMut::with_capacity(512);
     encode::authentication_ok(&mut out);
     for (k, v) in &params {
@@ -361,14 +383,18 @@ enum Start {
     },
 }
 
-/// The ParameterStatus set a client is greeted with: the server's, with the reported settings
-/// the client chose in its startup packet (pgtide applies them on every backend it uses).
+/// The ParameterStatus set a client is greeted with: the server's, with the settings the client
+/// chose in its startup packet as the server reported them when pgtide checked them (pgtide
+/// applies them on every backend it uses).
 fn client_view_of_params(
     mut server: Vec<(String, String)>,
     client: &[(String, String)],
+    reported: &[(String, String)],
 ) -> Vec<(String, String)> {
     for (name, value) in &mut server {
-        if let Some((_, v)) = client.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+        if let Some((_, v)) = reported.iter().find(|(k, _)| k == name) {
+            *value = v.clone();
+        } else if let Some((_, v)) = client.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
             *value = v.clone();
         }
     }

@@ -82,6 +82,11 @@ pub struct Session {
     cancel: Registration,
     phase: watch::Receiver<Phase>,
     closing: bool,
+    /// Client frames wait unread while too much waits for the client (see client_backlog).
+    backlog: crate::client_backlog::Backlog,
+    /// The backend sent the client a FATAL (e.g. pg_terminate_backend): when it then closes,
+    /// the client has its reason already, as from PostgreSQL, and gets no second one.
+    backend_fatal: bool,
 }
 
 enum Event {
@@ -169,6 +174,8 @@ impl Session {
             cancel,
             phase,
             closing: false,
+            backlog: Default::default(),
+            backend_fatal: false,
         }
     }
 
@@ -187,6 +194,18 @@ impl Session {
         let end = loop {
             if self.closing && self.to_client.is_empty() {
                 break End::ClientLeft;
+            }
+            if self.backlog.is_paused() {
+                // Backend replies may have made pgtide's own due: out to the client first.
+                self.flush_synthetic();
+                if self
+                    .backlog
+                    .resume(HIGH_WATER, &self.to_client, &self.replies)
+                {
+                    if let Err(e) = self.on_client_data().await {
+                        break End::Error(e);
+                    }
+                }
             }
             match self.next_event().await {
                 Event::ClientRead(Ok(0)) => break End::ClientLeft,
@@ -235,6 +254,7 @@ impl Session {
         let has_backend = b_reader.is_some();
         let client_reads = !self.closing
             && self.to_backend.len() < HIGH_WATER
+            && crate::client_backlog::queued(&self.to_client, &self.replies) < HIGH_WATER
             && !(self.router.held() && self.crbuf.len() >= HIGH_WATER);
         tokio::select! {
             biased;
@@ -255,6 +275,13 @@ impl Session {
     /// Handles every complete frame the client sent.
     async fn on_client_data(&mut self) -> Result<()> {
         while !self.closing {
+            let to_backend = self.lease.as_ref().map(|_| &mut self.to_backend);
+            if self
+                .backlog
+                .over(HIGH_WATER, &self.to_client, &self.replies, to_backend)
+            {
+                break;
+            }
             if self.lease.is_none()
                 && self.mode == PoolMode::Transaction
                 && self.router.active()
@@ -1097,6 +1124,9 @@ impl Session {
                 self.router.on_wal_position(frame.body());
             }
             if verdict == Verdict::Forward {
+                if frame.tag == btag::ERROR_RESPONSE && is_fatal(frame.body()) {
+                    self.backend_fatal = true;
+                }
                 if let Some(capture) = &mut self.cache_capture {
                     capture.on_message(frame.tag, &frame.raw);
                 }
@@ -1176,7 +1206,15 @@ impl Session {
                             if self.status == b'I' {
                                 self.cache_writes.commit(&self.shared.cache);
                                 let ryw = self.shared.config.load().routing.read_your_writes;
-                                if let Some(sql) = self.router.after_transaction(ryw) {
+                                // Only between the client's batches: behind part of a pipeline
+                                // it would run inside the client's batch, or be skipped with it
+                                // after an error and take the client's ReadyForQuery. Else at
+                                // the ReadyForQuery that ends the pipeline.
+                                let between = self.replies.is_empty() && !self.unsynced;
+                                if let Some(sql) = between
+                                    .then(|| self.router.after_transaction(ryw))
+                                    .flatten()
+                                {
                                     // Asked before the backend goes back; the client does not wait.
                                     encode::query(&mut self.to_backend, sql);
                                     self.replies.expect_swallowed_query();
@@ -1275,6 +1313,13 @@ impl Session {
         match &end {
             End::ClientLeft => {}
             End::Error(ProxyError::ClientIo(_)) => {}
+            End::Error(ProxyError::BackendLost(_)) if self.backend_fatal => {
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(1),
+                    self.client_w.write_all(&self.to_client),
+                )
+                .await;
+            }
             End::Error(e) => {
                 e.write_to(&mut self.to_client);
                 let _ = tokio::time::timeout(

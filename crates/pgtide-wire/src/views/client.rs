@@ -24,7 +24,7 @@ pub fn parse_message(body: &[u8]) -> Result<ParseView<'_>, WireError> {
     let mut r = Reader::new(body, "Parse message");
     let statement = r.cstr()?;
     let query = r.cstr()?;
-    let n = r.count(4, "Parse message has a negative parameter type count")?;
+    let n = r.count(4)?;
     let mut param_types = Vec::with_capacity(n);
     for _ in 0..n {
         param_types.push(r.u32()?);
@@ -51,9 +51,9 @@ pub fn bind_message(body: &[u8]) -> Result<BindView<'_>, WireError> {
     let mut r = Reader::new(body, "Bind message");
     let portal = r.cstr()?;
     let statement = r.cstr()?;
-    let param_formats = i16_list(&mut r, "Bind message has a negative parameter format count")?;
+    let param_formats = i16_list(&mut r)?;
     // Each parameter takes at least its 4-byte length, so `count` bounds the allocation.
-    let n = r.count(4, "Bind message has a negative parameter count")?;
+    let n = r.count(4)?;
     if param_formats.len() > 1 && param_formats.len() != n {
         return Err(WireError::Malformed {
             what: "Bind message parameter format count does not match its parameter count",
@@ -72,7 +72,7 @@ pub fn bind_message(body: &[u8]) -> Result<BindView<'_>, WireError> {
         };
         params.push(value);
     }
-    let result_formats = i16_list(&mut r, "Bind message has a negative result format count")?;
+    let result_formats = i16_list(&mut r)?;
     r.finish()?;
     Ok(BindView {
         portal,
@@ -83,9 +83,9 @@ pub fn bind_message(body: &[u8]) -> Result<BindView<'_>, WireError> {
     })
 }
 
-/// An i16 count followed by that many i16 values.
-fn i16_list(r: &mut Reader<'_>, negative: &'static str) -> Result<Vec<i16>, WireError> {
-    let n = r.count(2, negative)?;
+/// A count (unsigned, as PostgreSQL reads it) followed by that many i16 values.
+fn i16_list(r: &mut Reader<'_>) -> Result<Vec<i16>, WireError> {
+    let n = r.count(2)?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         out.push(r.i16()?);
@@ -196,9 +196,10 @@ mod tests {
             parse_message(b"\0q\0\0\x02\0\0\0\x17"),
             Err(WireError::Truncated { .. })
         ));
+        // 32,768 types announced (unsigned, not negative) and none there.
         assert!(matches!(
             parse_message(b"\0q\0\x80\0"),
-            Err(WireError::Malformed { .. })
+            Err(WireError::Truncated { .. })
         ));
         assert!(matches!(
             parse_message(b"\0q\0\x7f\xff"),
@@ -259,6 +260,27 @@ mod tests {
     }
 
     #[test]
+    fn counts_above_i16_max_as_postgresql_allows() {
+        let mut body = b"\0INSERT\0".to_vec();
+        body.extend_from_slice(&40000u16.to_be_bytes());
+        body.extend(std::iter::repeat_n([0, 0, 0, 23], 40000).flatten());
+        assert_eq!(parse_message(&body).unwrap().param_types.len(), 40000);
+
+        let mut body = b"\0\0".to_vec();
+        body.extend_from_slice(&1u16.to_be_bytes());
+        body.extend_from_slice(&1i16.to_be_bytes());
+        body.extend_from_slice(&40000u16.to_be_bytes());
+        for i in 0..40000u32 {
+            body.extend_from_slice(&4i32.to_be_bytes());
+            body.extend_from_slice(&i.to_be_bytes());
+        }
+        body.extend_from_slice(&0u16.to_be_bytes());
+        let b = bind_message(&body).unwrap();
+        assert_eq!((b.params.len(), b.param_formats.len()), (40000, 1));
+        assert_eq!(b.params[39999], Some(&39999u32.to_be_bytes()[..]));
+    }
+
+    #[test]
     fn bind_rejects_bad_counts_and_lengths() {
         let mismatch = bind_body(&[0, 0, 0], &[None, None], &[]);
         assert!(matches!(
@@ -276,15 +298,16 @@ mod tests {
             bind_message(&huge),
             Err(WireError::Truncated { .. })
         ));
-        let neg = b"\0\0\xff\xff".to_vec();
+        // Counts are unsigned: 0xffff announces 65,535 items, not -1.
+        let many = b"\0\0\xff\xff".to_vec();
         assert!(matches!(
-            bind_message(&neg),
-            Err(WireError::Malformed { .. })
+            bind_message(&many),
+            Err(WireError::Truncated { .. })
         ));
-        let neg = b"\0\0\0\0\xff\xfe".to_vec();
+        let many = b"\0\0\0\0\xff\xfe".to_vec();
         assert!(matches!(
-            bind_message(&neg),
-            Err(WireError::Malformed { .. })
+            bind_message(&many),
+            Err(WireError::Truncated { .. })
         ));
         // Parameter length -2, and a length past the end.
         let mut v = b"\0\0\0\0\0\x01".to_vec();
