@@ -424,7 +424,13 @@ fn scan_calls(toks: &[Token<'_>], plain_select: bool, out: &mut Vec<SessionEffec
         if ADVISORY_LOCKS.iter().any(|f| is_fn(t, f)) {
             push_once(out, SessionEffect::AdvisoryLock);
         } else if is_fn(t, "pg_advisory_unlock_all") {
-            push_once(out, SessionEffect::AdvisoryUnlockAll);
+            // Counted only where it surely runs (`SELECT pg_advisory_unlock_all()`, not
+            // `... WHERE false`): an unlock that may not have run keeps the pin.
+            let first_item = i == 1
+                || (i == 3 && is_fn(&toks[1], "pg_catalog") && toks[2].kind == TokenKind::Dot);
+            if once && depth == 0 && first_item && toks[0].is_kw("select") {
+                push_once(out, SessionEffect::AdvisoryUnlockAll);
+            }
         } else if is_fn(t, "set_config") {
             // Top level item: right after SELECT or a comma (or `pg_catalog.` just before).
             let mut p = i;

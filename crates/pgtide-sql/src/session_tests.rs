@@ -441,3 +441,14 @@ fn lock_and_unlock_in_one_statement_and_into_table() {
     }
     assert_eq!(fx("SELECT 1 INTO UNLOGGED TABLE t"), vec![]);
 }
+
+/// Review finding: an unlock-all that may not run does not undo the pin.
+#[test]
+fn unlock_all_counts_only_where_it_surely_runs() {
+    assert_eq!(fx("SELECT pg_advisory_unlock_all() WHERE false"), vec![]);
+    assert_eq!(fx("SELECT x FROM t, pg_advisory_unlock_all()"), vec![]);
+    assert_eq!(
+        fx("SELECT pg_catalog.pg_advisory_unlock_all()"),
+        vec![E::AdvisoryUnlockAll]
+    );
+}

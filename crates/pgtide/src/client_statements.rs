@@ -542,6 +542,26 @@ impl ClientStatements {
         result
     }
 
+    /// The client's statement names now (confirmed or about to be), for a DEALLOCATE ALL
+    /// being sent: those are the ones it drops once it runs.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.named.keys().cloned().collect();
+        for op in &self.pending_sql {
+            if let SqlOp::Prepare(n, _) = op {
+                names.push(n.clone());
+            }
+        }
+        names
+    }
+
+    /// A DEALLOCATE ALL ran: the statements the client had when it was sent are gone.
+    pub fn forget(&mut self, names: &[String]) {
+        for n in names {
+            self.named.remove(n);
+        }
+        self.own_sql_names = false;
+    }
+
     /// The client's SQL PREPAREs keep their own names (and so pin it).
     pub fn own_sql_names(&self) -> bool {
         self.own_sql_names

@@ -79,6 +79,9 @@ pub struct Session {
     ddl_in_flight: bool,
     /// Portals bound to statements with session effects, noted when they are executed.
     bound_effects: Vec<(String, String)>,
+    /// Per DEALLOCATE ALL / DISCARD ALL sent and not yet confirmed: the client's statement
+    /// names and the backend's statements when it was sent.
+    drop_all_sent: std::collections::VecDeque<(Vec<String>, Vec<String>)>,
     cancel: Registration,
     phase: watch::Receiver<Phase>,
     closing: bool,
@@ -169,6 +172,7 @@ impl Session {
             rerouting: false,
             ddl_in_flight: false,
             bound_effects: Vec::new(),
+            drop_all_sent: Default::default(),
             skip_until_sync: false,
             state,
             cancel,
@@ -703,6 +707,23 @@ impl Session {
         });
         self.status = b'I';
         self.statements.on_attach();
+        // A backend whose own default makes backslashes escapes (ALTER ROLE/DATABASE ... SET
+        // standard_conforming_strings = off) hides statements from pgtide's lexer.
+        if lease
+            .conn
+            .params
+            .get("standard_conforming_strings")
+            .map(String::as_str)
+            == Some("off")
+            && !self
+                .state
+                .settings()
+                .contains_key("standard_conforming_strings")
+        {
+            let pins_before = self.state.pins().len();
+            let observed = self.state.unreadable();
+            self.note_pins(pins_before, observed);
+        }
         self.lease = Some(lease);
         self.sync_settings();
         Ok(())
@@ -730,20 +751,23 @@ impl Session {
     fn observe(&mut self, sql: &str, prepare_carried: bool) {
         let pins_before = self.state.pins().len();
         let observed = self.state.observe_sql(sql, prepare_carried);
+        for _ in 0..observed.drops_all {
+            // What a DEALLOCATE / DISCARD ALL drops is what exists when it is sent; statements
+            // prepared after it (same query, pipelined) stay.
+            let backend = self
+                .lease
+                .as_ref()
+                .map(|l| l.conn.prepared.names())
+                .unwrap_or_default();
+            self.drop_all_sent
+                .push_back((self.statements.names(), backend));
+        }
         self.note_pins(pins_before, observed);
     }
 
     /// Shows a change of the client's pins in SHOW CLIENTS and counts a new one.
     fn note_pins(&mut self, pins_before: usize, observed: crate::session_state::Observed) {
-        if observed.pinned.is_some() || self.state.pins().len() != pins_before {
-            let pins: Vec<&'static str> = self.state.pins().iter().copied().collect();
-            self.registered.info.update(|live| live.pins = pins);
-        }
-        if let Some(reason) = observed.pinned {
-            tracing::debug!(reason, "client pinned to its backend");
-            metrics::counter!(crate::metrics_names::PINNED_CLIENTS_TOTAL, "reason" => reason)
-                .increment(1);
-        }
+        show_pins(&self.state, &self.registered, pins_before, observed);
     }
 
     /// Queues one client frame for the leased backend, noting the reply it is owed.
@@ -774,6 +798,12 @@ impl Session {
                 self.replies.expect(Completion::Ready)
             }
             ftag::FUNCTION_CALL => {
+                // A fast-path call names its function by OID: pgtide cannot tell what it does.
+                if transaction_mode {
+                    let pins_before = self.state.pins().len();
+                    let observed = self.state.unreadable();
+                    self.note_pins(pins_before, observed);
+                }
                 self.router.note_write();
                 self.state.batch_sent();
                 self.replies.expect(Completion::Ready)
@@ -925,6 +955,10 @@ impl Session {
             return;
         };
         let status = self.status;
+        // Observed before its statement names are rewritten: a DEALLOCATE ALL in it drops
+        // what exists now, not what the rewrite prepares after it.
+        let prepare_carried = !self.statements.own_sql_names();
+        self.observe(sql, prepare_carried);
         let lease = self
             .lease
             .as_mut()
@@ -938,8 +972,6 @@ impl Session {
         self.insights.on_query(frame.body_bytes(), status != b'I');
         self.note_schema_change(sql);
         self.note_if_write(sql);
-        let prepare_carried = !self.statements.own_sql_names();
-        self.observe(sql, prepare_carried);
         for effects in &rewritten.effects {
             self.observe(effects, false);
         }
@@ -1065,12 +1097,18 @@ impl Session {
                     )))
                 }
             };
+            let mut prior_parameter = None;
             match frame.tag {
                 btag::READY_FOR_QUERY => {
                     self.status = pgtide_wire::ready_for_query_status(frame.body())
                         .map_err(|e| ProxyError::BackendLost(e.to_string()))?;
                 }
-                btag::PARAMETER_STATUS => lease.conn.note_parameter(frame.body()),
+                btag::PARAMETER_STATUS => {
+                    prior_parameter = pgtide_wire::parameter_status(frame.body())
+                        .ok()
+                        .and_then(|(name, _)| lease.conn.params.get(&name).cloned());
+                    lease.conn.note_parameter(frame.body())
+                }
                 _ => {}
             }
             self.flush_synthetic();
@@ -1177,27 +1215,46 @@ impl Session {
                             self.state
                                 .on_command_complete(&mut lease.conn.settings, frame.body());
                             if drops_prepared(frame.body()) {
-                                // It ran: the backend's statements and the client's are gone.
-                                lease.conn.prepared.clear();
-                                self.statements.clear();
+                                // It ran: the statements it was sent over are gone.
+                                match self.drop_all_sent.pop_front() {
+                                    Some((client, backend)) => {
+                                        self.statements.forget(&client);
+                                        for name in backend {
+                                            lease.conn.prepared.forget(&name);
+                                        }
+                                    }
+                                    None => {
+                                        lease.conn.prepared.clear();
+                                        self.statements.clear();
+                                    }
+                                }
                             }
                             if self.statements.has_pending_sql() {
                                 self.statements.on_command_complete(frame.body())
                             }
                         }
                         btag::PARAMETER_STATUS => {
-                            if let Ok((name, _)) = pgtide_wire::parameter_status(frame.body()) {
+                            if let Ok((name, value)) = pgtide_wire::parameter_status(frame.body()) {
                                 let pins_before = self.state.pins().len();
-                                let observed = self.state.on_parameter_status(&name);
+                                let observed = self.state.on_parameter_status(
+                                    &name,
+                                    prior_parameter.as_deref(),
+                                    &value,
+                                );
                                 self.note_pins(pins_before, observed);
                             }
                         }
                         btag::READY_FOR_QUERY => {
-                            self.state.on_ready(self.status, &mut lease.conn.settings);
+                            let pins_before = self.state.pins().len();
+                            let observed =
+                                self.state.on_ready(self.status, &mut lease.conn.settings);
+                            show_pins(&self.state, &self.registered, pins_before, observed);
                             if self.status == b'I' {
                                 // Portals end with their transaction.
                                 self.bound_effects.clear();
                             }
+                            // A DEALLOCATE ALL not confirmed by now never ran.
+                            self.drop_all_sent.clear();
                             self.statements.on_ready(&mut lease.conn);
                             self.stale_plans.on_client_ready();
                             if let Some(capture) = self.cache_capture.take() {
@@ -1358,6 +1415,24 @@ impl Session {
             }
         }
         end
+    }
+}
+
+/// Shows a change of the client's pins in SHOW CLIENTS and counts a new one.
+fn show_pins(
+    state: &ClientState,
+    registered: &crate::clients::Registered,
+    pins_before: usize,
+    observed: crate::session_state::Observed,
+) {
+    if observed.pinned.is_some() || state.pins().len() != pins_before {
+        let pins: Vec<&'static str> = state.pins().iter().copied().collect();
+        registered.info.update(|live| live.pins = pins);
+    }
+    if let Some(reason) = observed.pinned {
+        tracing::debug!(reason, "client pinned to its backend");
+        metrics::counter!(crate::metrics_names::PINNED_CLIENTS_TOTAL, "reason" => reason)
+            .increment(1);
     }
 }
 

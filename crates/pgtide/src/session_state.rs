@@ -39,10 +39,26 @@ enum Change {
     /// The end of a client batch (a Query or a Sync): its ReadyForQuery settles what came
     /// before it.
     BatchEnd,
+    /// ROLLBACK TO SAVEPOINT, whose CommandComplete also says ROLLBACK: it ends nothing.
+    RollbackTo,
+    /// SAVEPOINT name, and whether the transaction had failed when it was set (ROLLBACK TO
+    /// undoes the changes after it and a failure after it).
+    Savepoint(String, bool),
 }
 
 /// Who the client is, in the order they must be set.
 const IDENTITY: [&str; 2] = ["session_authorization", "role"];
+
+/// Settings replayed and checked before the client's statement (see
+/// `ClientState::identity_sync_sql`): who the client is, and settings PostgreSQL checks against
+/// the catalog when they are set.
+const CHECKED: [&str; 5] = [
+    "session_authorization",
+    "role",
+    "default_text_search_config",
+    "default_tablespace",
+    "temp_tablespaces",
+];
 
 /// Settings PostgreSQL reports (ParameterStatus) that are not the client's session state.
 const SERVER_REPORTS: &[&str] = &[
@@ -84,15 +100,18 @@ pub struct ClientState {
     pending: Vec<Change>,
     /// The statement or transaction being run failed or rolled back: its changes are void.
     failed: bool,
-    /// Open savepoints: name, how many pending changes came before it, and whether the
-    /// transaction had failed then (ROLLBACK TO undoes later changes and a later failure).
-    savepoints: Vec<(String, usize, bool)>,
     pins: BTreeSet<PinReason>,
     /// Settings a statement of the running transaction named (SET, SET LOCAL, RESET); `all`
     /// after RESET ALL / DISCARD ALL. PostgreSQL's reports of other settings mean something
     /// pgtide did not read changed them.
     announced: BTreeSet<String>,
     announced_all: bool,
+    /// Of those, the settings changed for the session (SET / RESET, not SET LOCAL).
+    announced_session: BTreeSet<String>,
+    /// Reported settings of the running transaction: the value before its first report, and
+    /// the last reported. A SET LOCAL reverts by the end; a function's session-level change
+    /// does not, and pins even where a SET LOCAL of the same setting announced a report.
+    reported: BTreeMap<String, (Option<String>, String)>,
 }
 
 /// What the session must do about one statement, beyond forwarding it.
@@ -100,6 +119,8 @@ pub struct ClientState {
 pub struct Observed {
     /// The client was newly pinned for this reason.
     pub pinned: Option<PinReason>,
+    /// DEALLOCATE ALL / DISCARD ALL statements among those observed.
+    pub drops_all: usize,
 }
 
 impl ClientState {
@@ -137,7 +158,11 @@ impl ClientState {
         if state.settings.get(SCS).is_some_and(|v| !is_on(v)) {
             state.pins.insert(SCS);
         }
-        if state.settings.get("search_path").is_some_and(|v| temp_first(v)) {
+        if state
+            .settings
+            .get("search_path")
+            .is_some_and(|v| temp_first(v))
+        {
             state.pins.insert(TEMP_FIRST);
         }
         Ok(state)
@@ -172,9 +197,18 @@ impl ClientState {
     /// PostgreSQL reported a setting's new value while the client's statements ran. A
     /// reported setting no statement named was changed where pgtide could not see it (inside a
     /// function, say): the client is pinned, its backend now holds state pgtide cannot carry.
-    pub fn on_parameter_status(&mut self, name: &str) -> Observed {
+    pub fn on_parameter_status(
+        &mut self,
+        name: &str,
+        before: Option<&str>,
+        after: &str,
+    ) -> Observed {
         let name = name.to_ascii_lowercase();
         let mut observed = Observed::default();
+        self.reported
+            .entry(name.clone())
+            .or_insert_with(|| (before.map(str::to_string), String::new()))
+            .1 = after.to_string();
         let role_changed = ["role", "session_authorization"]
             .iter()
             .any(|r| self.announced.contains(*r));
@@ -221,6 +255,7 @@ impl ClientState {
                     self.pin(TEMP_FIRST, observed);
                 }
                 self.announced.insert(name.clone());
+                self.announced_session.insert(name.clone());
                 self.drop_role_with_authorization(&name);
                 self.pending.push(Change::Set(name, value))
             }
@@ -229,6 +264,7 @@ impl ClientState {
             }
             E::Reset { name } => {
                 self.announced.insert(name.clone());
+                self.announced_session.insert(name.clone());
                 self.drop_role_with_authorization(&name);
                 self.pending.push(Change::Reset(name))
             }
@@ -238,6 +274,7 @@ impl ClientState {
             }
             E::DiscardAll => {
                 // DISCARD ALL is SET SESSION AUTHORIZATION DEFAULT; RESET ALL; ...
+                observed.drops_all += 1;
                 self.announced_all = true;
                 self.pending
                     .push(Change::Reset("session_authorization".into()));
@@ -245,7 +282,10 @@ impl ClientState {
                 self.pending.push(Change::ResetAll);
                 self.pending.push(Change::Unpin(None));
             }
-            E::Deallocate { name: None } => self.pending.push(Change::Unpin(Some("prepare"))),
+            E::Deallocate { name: None } => {
+                observed.drops_all += 1;
+                self.pending.push(Change::Unpin(Some("prepare")))
+            }
             E::Prepare { .. } => self.pin("prepare", observed),
             E::Listen { .. } => self.pin("listen", observed),
             E::Unlisten { channel: None } => self.pending.push(Change::Unpin(Some("listen"))),
@@ -261,23 +301,32 @@ impl ClientState {
                 self.pending.push(Change::End)
             }
             E::TransactionControl(TxControl::Savepoint(name)) => {
-                self.savepoints
-                    .push((name, self.pending.len(), self.failed))
+                self.pending.push(Change::Savepoint(name, self.failed))
             }
             E::TransactionControl(TxControl::Release(name)) => {
-                if let Some(i) = self.savepoints.iter().rposition(|(n, ..)| *n == name) {
-                    self.savepoints.truncate(i);
+                // The savepoint and those after it go; their changes stay.
+                if let Some(i) = self.savepoint(&name) {
+                    let mut k = 0;
+                    self.pending.retain(|c| {
+                        k += 1;
+                        k <= i || !matches!(c, Change::Savepoint(..))
+                    });
                 }
             }
             E::TransactionControl(TxControl::RollbackTo(name)) => {
-                if let Some(i) = self.savepoints.iter().rposition(|(n, ..)| *n == name) {
-                    let (_, pending, failed) = self.savepoints[i];
+                if let Some(i) = self.savepoint(&name) {
+                    let Change::Savepoint(_, failed) = self.pending[i] else {
+                        return;
+                    };
                     // The savepoint itself stays; what came after it is undone (but batches
                     // still owed a ReadyForQuery stay owed).
-                    self.savepoints.truncate(i + 1);
-                    let after = self.pending.split_off(pending.min(self.pending.len()));
-                    self.pending
-                        .extend(after.into_iter().filter(|c| *c == Change::BatchEnd));
+                    let after = self.pending.split_off(i + 1);
+                    self.pending.extend(
+                        after
+                            .into_iter()
+                            .filter(|c| matches!(c, Change::BatchEnd | Change::Pin(_))),
+                    );
+                    self.pending.push(Change::RollbackTo);
                     self.failed = failed;
                 }
             }
@@ -306,7 +355,7 @@ impl ClientState {
         let mut i = 0;
         self.pending.retain(|c| {
             i += 1;
-            i > batch || *c != Change::End
+            i > batch || !matches!(c, Change::End | Change::RollbackTo)
         });
     }
 
@@ -333,39 +382,75 @@ impl ClientState {
             _ => return,
         };
         let batch = self.batch_len();
-        let Some(end) = self.pending[..batch].iter().position(|c| *c == Change::End) else {
+        let Some(end) = self.pending[..batch]
+            .iter()
+            .position(|c| matches!(c, Change::End | Change::RollbackTo))
+        else {
             return;
         };
+        if self.pending[end] == Change::RollbackTo {
+            // Its effect on what came before was applied when it was sent.
+            self.pending.remove(end);
+            return;
+        }
         let ended: Vec<Change> = self.pending.drain(..=end).collect();
         self.settle(ended, committed, backend);
-        self.savepoints.retain(|sp| sp.1 > end);
-        for sp in &mut self.savepoints {
-            sp.1 -= end + 1;
-        }
+    }
+
+    /// Where the latest savepoint `name` of the running transaction is in `pending`.
+    fn savepoint(&self, name: &str) -> Option<usize> {
+        self.pending
+            .iter()
+            .rposition(|c| matches!(c, Change::Savepoint(n, _) if n == name))
     }
 
     /// A ReadyForQuery: outside a transaction, pending changes either took effect or were
     /// undone. Returns the changes that took effect, for the backend's own record.
-    pub fn on_ready(&mut self, status: u8, backend: &mut Settings) {
+    pub fn on_ready(&mut self, status: u8, backend: &mut Settings) -> Observed {
+        let mut observed = Observed::default();
         let batch = self.batch_len();
         if batch < self.pending.len() {
             self.pending.remove(batch);
         }
         if status != b'I' {
-            return;
+            return observed;
         }
+        // A reported setting that ended the transaction changed, with no SET or RESET of it
+        // for the session: a function changed it (a SET LOCAL would have reverted).
+        let changed_unseen = self.reported.iter().any(|(name, (before, last))| {
+            before.as_deref() != Some(last.as_str())
+                && !self.announced_all
+                && !self.announced_session.contains(name)
+                && !SERVER_REPORTS.contains(&name.as_str())
+                && name != "is_superuser"
+        });
+        if changed_unseen {
+            self.pin("untracked_set", &mut observed);
+        }
+        self.reported.clear();
         self.announced.clear();
+        self.announced_session.clear();
         self.announced_all = false;
-        self.savepoints.clear();
         let done: Vec<Change> = self.pending.drain(..batch).collect();
         let committed = !self.failed;
         self.settle(done, committed, backend);
+        observed
     }
 
     /// A transaction ended: its changes take effect if it committed.
     fn settle(&mut self, changes: Vec<Change>, committed: bool, backend: &mut Settings) {
         self.failed = false;
-        if committed {
+        if !committed {
+            // A pin is a doubt: a rollback does not undo it (a session advisory lock taken in
+            // a failed transaction is still held).
+            for change in changes {
+                if let Change::Pin(reason) = change {
+                    self.pins.insert(reason);
+                }
+            }
+            return;
+        }
+        {
             for change in changes {
                 match change {
                     Change::Set(name, value) => {
@@ -393,7 +478,10 @@ impl ClientState {
                         backend.retain(|name, _| IDENTITY.contains(&name.as_str()));
                     }
                     Change::Unpin(Some(reason)) => {
-                        self.pins.remove(reason);
+                        // Unless a later statement, not yet settled, took the pin again.
+                        if !self.pending.contains(&Change::Pin(reason)) {
+                            self.pins.remove(reason);
+                        }
                     }
                     Change::Pin(reason) => {
                         self.pins.insert(reason);
@@ -404,26 +492,31 @@ impl ClientState {
                         if self.startup.get(SCS).is_some_and(|v| !is_on(v)) {
                             self.pins.insert(SCS);
                         }
-                        if self.startup.get("search_path").is_some_and(|v| temp_first(v)) {
+                        if self
+                            .startup
+                            .get("search_path")
+                            .is_some_and(|v| temp_first(v))
+                        {
                             self.pins.insert(TEMP_FIRST);
                         }
                     }
-                    Change::End | Change::BatchEnd => {}
+                    Change::End | Change::BatchEnd | Change::RollbackTo | Change::Savepoint(..) => {
+                    }
                 }
             }
         }
     }
 
-    /// The client acts as a role of its choosing (SET ROLE / SESSION AUTHORIZATION): replaying
-    /// that can fail long after the client set it (a REVOKE), and the client's statements must
-    /// then not run as someone else, so it is replayed apart and checked first
-    /// ([`Self::identity_sync_sql`]).
+    /// The client has a setting whose replay can fail long after the client set it (a role
+    /// whose grant was revoked, a text search configuration or tablespace dropped since): its
+    /// statements must then not run as someone else or without its settings, so those are
+    /// replayed apart and checked first ([`Self::identity_sync_sql`]).
     fn identity_checked(&self) -> bool {
-        IDENTITY.iter().any(|n| self.settings.contains_key(*n))
+        CHECKED.iter().any(|n| self.settings.contains_key(*n))
     }
 
     fn carried_here(&self, name: &str) -> bool {
-        !(self.identity_checked() && IDENTITY.contains(&name))
+        !(self.identity_checked() && CHECKED.contains(&name))
     }
 
     /// SQL that makes a backend's session settings equal to this client's, or None if they
@@ -458,14 +551,21 @@ impl ClientState {
     /// Session authorization goes first (setting it resets the role).
     pub fn identity_sync_sql(&self, backend: &Settings) -> Option<String> {
         if !self.identity_checked()
-            || IDENTITY
+            || CHECKED
                 .iter()
                 .all(|n| self.settings.get(*n) == backend.get(*n))
         {
             return None;
         }
+        let identity_differs = IDENTITY
+            .iter()
+            .any(|n| self.settings.get(*n) != backend.get(*n));
         let mut sql = String::new();
-        for name in IDENTITY {
+        for name in CHECKED {
+            let differs = self.settings.get(name) != backend.get(name);
+            if !(differs || identity_differs && IDENTITY.contains(&name)) {
+                continue;
+            }
             match self.settings.get(name) {
                 Some(value) => sql.push_str(&format!("SET {name} TO {value};")),
                 None => sql.push_str(&format!("RESET {name};")),
@@ -476,7 +576,7 @@ impl ClientState {
 
     /// The backend now acts as the client's role (after [`Self::identity_sync_sql`] ran).
     pub fn identity_synced(&self, backend: &mut Settings) {
-        for name in IDENTITY {
+        for name in CHECKED {
             match self.settings.get(name) {
                 Some(v) => backend.insert(name.to_string(), v.clone()),
                 None => backend.remove(name),

@@ -212,19 +212,35 @@ fn unannounced_parameter_status_pins() {
     let mut s = ClientState::default();
     let mut backend = Settings::new();
     s.observe_sql("SET TimeZone = 'UTC'", false);
-    assert_eq!(s.on_parameter_status("TimeZone").pinned, None);
-    assert_eq!(s.on_parameter_status("in_hot_standby").pinned, None);
+    assert_eq!(
+        s.on_parameter_status("TimeZone", Some("GMT"), "UTC").pinned,
+        None
+    );
+    assert_eq!(
+        s.on_parameter_status("in_hot_standby", Some("off"), "on")
+            .pinned,
+        None
+    );
     s.on_ready(b'I', &mut backend);
     s.observe_sql("SELECT my_function_that_sets_datestyle()", false);
     assert_eq!(
-        s.on_parameter_status("DateStyle").pinned,
+        s.on_parameter_status("DateStyle", Some("ISO, MDY"), "SQL, DMY")
+            .pinned,
         Some("untracked_set")
     );
     let mut r = ClientState::default();
     r.observe_sql("SET ROLE other", false);
-    assert_eq!(r.on_parameter_status("is_superuser").pinned, None);
+    assert_eq!(
+        r.on_parameter_status("is_superuser", Some("off"), "on")
+            .pinned,
+        None
+    );
     r.observe_sql("RESET ALL", false);
-    assert_eq!(r.on_parameter_status("application_name").pinned, None);
+    assert_eq!(
+        r.on_parameter_status("application_name", Some("a"), "")
+            .pinned,
+        None
+    );
 }
 
 /// Found by the session checker: an undo and a new pin in one transaction end pinned, and
@@ -318,4 +334,28 @@ fn reset_all_keeps_the_role_and_discard_all_does_not() {
     s.observe_sql("DISCARD ALL", false);
     s.on_ready(b'I', &mut backend);
     assert!(s.settings().is_empty());
+}
+
+/// Review finding F13: a SET LOCAL announces a report but not a session-level change.
+#[test]
+fn a_function_changing_a_setting_under_set_local_pins() {
+    let mut s = ClientState::default();
+    let mut backend = Settings::new();
+    s.observe_sql("BEGIN; SET LOCAL TimeZone = 'UTC'", false);
+    assert_eq!(
+        s.on_parameter_status("TimeZone", Some("GMT"), "UTC").pinned,
+        None
+    );
+    s.observe_sql("SELECT tokyo(); COMMIT", false);
+    s.on_parameter_status("TimeZone", Some("UTC"), "Asia/Tokyo");
+    s.on_command_complete(&mut backend, b"COMMIT\0");
+    assert_eq!(s.on_ready(b'I', &mut backend).pinned, Some("untracked_set"));
+
+    let mut l = ClientState::default();
+    l.observe_sql("BEGIN; SET LOCAL TimeZone = 'UTC'", false);
+    l.on_parameter_status("TimeZone", Some("GMT"), "UTC");
+    l.observe_sql("COMMIT", false);
+    l.on_parameter_status("TimeZone", Some("UTC"), "GMT");
+    l.on_command_complete(&mut backend, b"COMMIT\0");
+    assert_eq!(l.on_ready(b'I', &mut backend).pinned, None, "reverted");
 }

@@ -252,6 +252,11 @@ impl PreparedLru {
         self.used.clear();
     }
 
+    /// Every statement the backend has now.
+    pub fn names(&self) -> Vec<String> {
+        self.used.keys().cloned().collect()
+    }
+
     pub fn len(&self) -> usize {
         self.used.len()
     }
