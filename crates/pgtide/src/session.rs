@@ -874,8 +874,12 @@ impl Session {
 
     fn forward_parse(&mut self, frame: Frame) {
         self.unsynced = true;
+        let mut query = None;
         match pgtide_wire::parse_message(frame.body()) {
-            Ok(view) => self.note_schema_change(view.query),
+            Ok(view) => {
+                self.note_schema_change(view.query);
+                query = Some(view.query);
+            }
             Err(_) => {
                 let pins_before = self.state.pins().len();
                 let observed = self.state.unreadable();
@@ -883,6 +887,16 @@ impl Session {
             }
         }
         let search_path = self.search_path();
+        // Only when the backend surely is in a failed transaction: nothing sent since its
+        // ReadyForQuery said so (a pipelined ROLLBACK may be on its way).
+        let failed_transaction = self.status == b'E'
+            && self.replies.is_empty()
+            && !query.is_some_and(|q| {
+                // PostgreSQL accepts a COMMIT / ROLLBACK even in a failed transaction.
+                pgtide_sql::all_session_effects(q)
+                    .iter()
+                    .any(|e| matches!(e, pgtide_sql::SessionEffect::TransactionControl(_)))
+            });
         let lease = self
             .lease
             .as_mut()
@@ -892,7 +906,6 @@ impl Session {
             out: &mut self.to_backend,
             replies: &mut self.replies,
         };
-        let failed_transaction = self.status == b'E';
         self.statements
             .parse(&frame, search_path.as_deref(), failed_transaction, b);
     }
