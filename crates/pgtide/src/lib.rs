@@ -27,6 +27,7 @@ pub mod session_cache;
 pub mod session_insights;
 pub mod session_router;
 pub mod session_state;
+pub mod settings_replay;
 pub mod shared;
 pub mod stale_plan;
 pub mod startup_settings;

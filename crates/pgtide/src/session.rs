@@ -677,10 +677,14 @@ impl Session {
     /// the client's first message). A role the client chose is set and checked first: if the
     /// backend refuses it, the lease is given back and nothing of the client's runs.
     async fn attach(&mut self, mut lease: Lease) -> Result<()> {
-        if let Some(sql) = self.state.identity_sync_sql(&lease.conn.settings) {
+        if let Some(sql) =
+            crate::settings_replay::checked_sync_sql(&self.state, &lease.conn.settings)
+        {
             let pool = lease.pool.clone();
             match lease.conn.run_simple(&[&sql]).await {
-                Ok((b'I', None)) => self.state.identity_synced(&mut lease.conn.settings),
+                Ok((b'I', None)) => {
+                    crate::settings_replay::checked_synced(&self.state, &mut lease.conn.settings)
+                }
                 Ok((b'I', Some((code, message)))) => {
                     // One implicit transaction: the failure left the backend as it was.
                     pool.release(lease);
@@ -737,10 +741,10 @@ impl Session {
         let Some(lease) = self.lease.as_mut() else {
             return;
         };
-        if let Some(sql) = self.state.sync_sql(&lease.conn.settings) {
+        if let Some(sql) = crate::settings_replay::sync_sql(&self.state, &lease.conn.settings) {
             encode::query(&mut self.to_backend, &sql);
             self.replies.expect_swallowed_query();
-            self.state.synced(&mut lease.conn.settings);
+            crate::settings_replay::synced(&self.state, &mut lease.conn.settings);
             // A simple query replaces the backend's unnamed statement.
             self.statements.on_attach();
         }

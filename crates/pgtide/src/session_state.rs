@@ -47,18 +47,7 @@ enum Change {
 }
 
 /// Who the client is, in the order they must be set.
-const IDENTITY: [&str; 2] = ["session_authorization", "role"];
-
-/// Settings replayed and checked before the client's statement (see
-/// `ClientState::identity_sync_sql`): who the client is, and settings PostgreSQL checks against
-/// the catalog when they are set.
-const CHECKED: [&str; 5] = [
-    "session_authorization",
-    "role",
-    "default_text_search_config",
-    "default_tablespace",
-    "temp_tablespaces",
-];
+pub(crate) const IDENTITY: [&str; 2] = ["session_authorization", "role"];
 
 /// Settings PostgreSQL reports (ParameterStatus) that are not the client's session state.
 const SERVER_REPORTS: &[&str] = &[
@@ -155,17 +144,25 @@ impl ClientState {
             startup,
             ..Default::default()
         };
-        if state.settings.get(SCS).is_some_and(|v| !is_on(v)) {
-            state.pins.insert(SCS);
+        state.pins = state.startup_pins();
+        Ok(state)
+    }
+
+    /// Pins the startup settings alone call for: SQL pgtide cannot read (backslash escapes),
+    /// or unqualified objects made temporary (search_path starting with pg_temp).
+    fn startup_pins(&self) -> BTreeSet<PinReason> {
+        let mut pins = BTreeSet::new();
+        if self.startup.get(SCS).is_some_and(|v| !is_on(v)) {
+            pins.insert(SCS);
         }
-        if state
-            .settings
+        if self
+            .startup
             .get("search_path")
             .is_some_and(|v| temp_first(v))
         {
-            state.pins.insert(TEMP_FIRST);
+            pins.insert(TEMP_FIRST);
         }
-        Ok(state)
+        pins
     }
 
     pub fn settings(&self) -> &Settings {
@@ -487,100 +484,13 @@ impl ClientState {
                         self.pins.insert(reason);
                     }
                     Change::Unpin(None) => {
-                        // DISCARD ALL: back to the startup settings, and their pin if any.
-                        self.pins.clear();
-                        if self.startup.get(SCS).is_some_and(|v| !is_on(v)) {
-                            self.pins.insert(SCS);
-                        }
-                        if self
-                            .startup
-                            .get("search_path")
-                            .is_some_and(|v| temp_first(v))
-                        {
-                            self.pins.insert(TEMP_FIRST);
-                        }
+                        // DISCARD ALL: back to the startup settings, and their pins if any.
+                        self.pins = self.startup_pins();
                     }
                     Change::End | Change::BatchEnd | Change::RollbackTo | Change::Savepoint(..) => {
                     }
                 }
             }
-        }
-    }
-
-    /// The client has a setting whose replay can fail long after the client set it (a role
-    /// whose grant was revoked, a text search configuration or tablespace dropped since): its
-    /// statements must then not run as someone else or without its settings, so those are
-    /// replayed apart and checked first ([`Self::identity_sync_sql`]).
-    fn identity_checked(&self) -> bool {
-        CHECKED.iter().any(|n| self.settings.contains_key(*n))
-    }
-
-    fn carried_here(&self, name: &str) -> bool {
-        !(self.identity_checked() && CHECKED.contains(&name))
-    }
-
-    /// SQL that makes a backend's session settings equal to this client's, or None if they
-    /// are; without the role when that is checked apart.
-    pub fn sync_sql(&self, backend: &Settings) -> Option<String> {
-        let mut sql = String::new();
-        for (name, value) in &self.settings {
-            if backend.get(name) != Some(value) && self.carried_here(name) {
-                sql.push_str(&format!("SET {name} TO {value};"));
-            }
-        }
-        for name in backend.keys() {
-            if !self.settings.contains_key(name) && self.carried_here(name) {
-                sql.push_str(&format!("RESET {name};"));
-            }
-        }
-        (!sql.is_empty()).then_some(sql)
-    }
-
-    /// The backend's record once [`Self::sync_sql`] ran.
-    pub fn synced(&self, backend: &mut Settings) {
-        backend.retain(|name, _| !self.carried_here(name) || self.settings.contains_key(name));
-        for (name, value) in &self.settings {
-            if self.carried_here(name) {
-                backend.insert(name.clone(), value.clone());
-            }
-        }
-    }
-
-    /// SQL that makes the backend act as the client's chosen role, to run and check before
-    /// anything of the client's is sent; None if it does already or the client chose none.
-    /// Session authorization goes first (setting it resets the role).
-    pub fn identity_sync_sql(&self, backend: &Settings) -> Option<String> {
-        if !self.identity_checked()
-            || CHECKED
-                .iter()
-                .all(|n| self.settings.get(*n) == backend.get(*n))
-        {
-            return None;
-        }
-        let identity_differs = IDENTITY
-            .iter()
-            .any(|n| self.settings.get(*n) != backend.get(*n));
-        let mut sql = String::new();
-        for name in CHECKED {
-            let differs = self.settings.get(name) != backend.get(name);
-            if !(differs || identity_differs && IDENTITY.contains(&name)) {
-                continue;
-            }
-            match self.settings.get(name) {
-                Some(value) => sql.push_str(&format!("SET {name} TO {value};")),
-                None => sql.push_str(&format!("RESET {name};")),
-            }
-        }
-        Some(sql)
-    }
-
-    /// The backend now acts as the client's role (after [`Self::identity_sync_sql`] ran).
-    pub fn identity_synced(&self, backend: &mut Settings) {
-        for name in CHECKED {
-            match self.settings.get(name) {
-                Some(v) => backend.insert(name.to_string(), v.clone()),
-                None => backend.remove(name),
-            };
         }
     }
 }

@@ -108,13 +108,16 @@ fn sync_sql_is_the_difference() {
     let mut s = startup(&[("application_name", "web")]);
     let mut backend = Settings::new();
     assert_eq!(
-        s.sync_sql(&backend).as_deref(),
+        crate::settings_replay::sync_sql(&s, &backend).as_deref(),
         Some("SET application_name TO 'web';")
     );
     backend.insert("application_name".into(), "'web'".into());
-    assert_eq!(s.sync_sql(&backend), None);
+    assert_eq!(crate::settings_replay::sync_sql(&s, &backend), None);
     backend.insert("search_path".into(), "other".into());
-    assert_eq!(s.sync_sql(&backend).as_deref(), Some("RESET search_path;"));
+    assert_eq!(
+        crate::settings_replay::sync_sql(&s, &backend).as_deref(),
+        Some("RESET search_path;")
+    );
     s.observe_sql("RESET ALL", false);
     let mut b2 = Settings::new();
     s.on_ready(b'I', &mut b2);
@@ -267,7 +270,7 @@ fn order_within_a_transaction_counts() {
     r.on_ready(b'I', &mut backend);
     assert_eq!(r.settings().get("role").map(String::as_str), Some("b"));
     assert_eq!(
-        r.identity_sync_sql(&Settings::new()).as_deref(),
+        crate::settings_replay::checked_sync_sql(&r, &Settings::new()).as_deref(),
         Some("SET session_authorization TO app;SET role TO b;")
     );
 }
