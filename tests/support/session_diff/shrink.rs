@@ -73,9 +73,9 @@ pub async fn replay(
             // A state check that could not get a backend (another client is pinned to the only
             // one) reads as an empty answer: that is a blocked replay, not a divergence.
             let blocked = div.kind.contains("53300")
-                || t.simple_query("SELECT 1").await.is_err_and(|e| {
-                    e.code().map(|c| c.code()) == Some("53300")
-                });
+                || t.simple_query("SELECT 1")
+                    .await
+                    .is_err_and(|e| e.code().map(|c| c.code()) == Some("53300"));
             result = if blocked {
                 Replay::Blocked
             } else {
