@@ -39,6 +39,7 @@ pub mod lexer;
 pub mod prepared;
 mod quote;
 pub mod session;
+mod session_scan;
 mod set;
 
 #[cfg(test)]
