@@ -278,3 +278,42 @@ async fn one_clients_statements_are_bounded() {
     let row = a.simple("SELECT 1").await;
     assert_eq!(row, "1", "the session goes on");
 }
+
+/// A settings replay that PostgreSQL refuses part-way (a table access method dropped since the
+/// client set it) leaves the backend with the previous client's settings while pgtide's record
+/// says the replay ran: the next client that shares a recorded value must not inherit the
+/// previous one. Failed on the commit before the fix (C read Asia/Tokyo).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_settings_replay_never_reaches_another_client() {
+    let (cluster, server) = setup().await;
+    let superuser = |sql: &'static str| cluster.primary().psql_db(s::APP_DB, sql);
+    superuser("CREATE ACCESS METHOD heap2 TYPE TABLE HANDLER heap_tableam_handler")
+        .expect("access method");
+    let a = s::connect(&s::app_url(&server)).await.expect("a");
+    let b = s::connect(&s::app_url(&server)).await.expect("b");
+    let c = s::connect(&s::app_url(&server)).await.expect("c");
+    c.batch_execute("SET TimeZone = 'UTC'").await.expect("c utc");
+    a.batch_execute("SET default_table_access_method = 'heap2'")
+        .await
+        .expect("a am");
+    a.batch_execute("SET TimeZone = 'UTC'").await.expect("a utc");
+    b.batch_execute("SET TimeZone = 'Asia/Tokyo'")
+        .await
+        .expect("b tokyo");
+    superuser("DROP ACCESS METHOD heap2").expect("drop access method");
+    // A's replay fails at its first SET; PostgreSQL skips the TimeZone after it.
+    let _ = answer(&a, "SELECT 1").await;
+    assert_ne!(
+        answer(&c, "SHOW TimeZone").await,
+        Ok(Some("Asia/Tokyo".into())),
+        "c inherited b's TimeZone"
+    );
+    drop(a);
+    assert!(
+        s::eventually(Duration::from_secs(5), || async {
+            answer(&c, "SHOW TimeZone").await == Ok(Some("UTC".into()))
+        })
+        .await,
+        "c runs with its own TimeZone once a's backend is reset"
+    );
+}

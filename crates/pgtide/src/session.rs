@@ -612,6 +612,21 @@ impl Session {
             }
             self.flush_synthetic();
             let own_exchange = self.replies.front_is_standalone();
+            if own_exchange
+                && frame.tag == btag::ERROR_RESPONSE
+                && self.mode == PoolMode::Transaction
+            {
+                // One of pgtide's own exchanges failed (a settings replay, say, whose later SETs
+                // PostgreSQL then skipped): the backend is not in the state pgtide recorded. It
+                // stays with this client, is given all its settings again, and is reset before
+                // anyone else gets it.
+                let pins_before = self.state.pins().len();
+                let observed = self.state.unreadable();
+                show_pins(&self.state, &self.registered, pins_before, observed);
+                if let Some(lease) = self.lease.as_mut() {
+                    lease.conn.settings.clear();
+                }
+            }
             let mut verdict = self.replies.on_backend_message(frame.tag, &mut forgotten);
             let mut rerun = None;
             let mut reroute = false;
