@@ -292,11 +292,15 @@ async fn a_failed_settings_replay_never_reaches_another_client() {
     let a = s::connect(&s::app_url(&server)).await.expect("a");
     let b = s::connect(&s::app_url(&server)).await.expect("b");
     let c = s::connect(&s::app_url(&server)).await.expect("c");
-    c.batch_execute("SET TimeZone = 'UTC'").await.expect("c utc");
+    c.batch_execute("SET TimeZone = 'UTC'")
+        .await
+        .expect("c utc");
     a.batch_execute("SET default_table_access_method = 'heap2'")
         .await
         .expect("a am");
-    a.batch_execute("SET TimeZone = 'UTC'").await.expect("a utc");
+    a.batch_execute("SET TimeZone = 'UTC'")
+        .await
+        .expect("a utc");
     b.batch_execute("SET TimeZone = 'Asia/Tokyo'")
         .await
         .expect("b tokyo");

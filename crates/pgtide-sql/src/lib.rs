@@ -58,8 +58,9 @@ pub use fingerprint::{fingerprint, fingerprint_with_params, params_hash, Fingerp
 pub use lexer::{split_statements, tokens, Lexer, StrKind, Token, TokenKind};
 pub use prepared::{statement_names, NameRef, StatementUse};
 pub use session::{
-    changes_schema, quote_ident, quote_literal, raw_value_as_set_text, session_effects,
-    startup_options_to_sets, valid_guc_name, SessionEffect, TxControl,
+    changes_schema, quote_ident, quote_literal, raw_value_as_set_text,
+    search_path_starts_with_temp, session_effects, setting_is_on, startup_options_to_sets,
+    valid_guc_name, SessionEffect, TxControl,
 };
 
 /// The session effects of every statement in a (possibly multi-statement) string. The common

@@ -212,3 +212,25 @@ pub fn startup_options_to_sets(options: &str) -> Vec<(String, String)> {
     }
     out
 }
+
+/// Whether a boolean setting's SQL text (`on`, `'Yes'`, `"1"`, any unique prefix of true / yes,
+/// as PostgreSQL takes them) says on.
+pub fn setting_is_on(value: &str) -> bool {
+    let v = value
+        .trim()
+        .trim_matches(|c| c == '\'' || c == '"')
+        .trim()
+        .to_ascii_lowercase();
+    matches!(
+        v.as_str(),
+        "on" | "true" | "yes" | "1" | "t" | "y" | "tr" | "tru" | "ye"
+    )
+}
+
+/// Whether a search_path's SQL text puts the session's temporary schema first (unqualified
+/// CREATE then makes temporary objects).
+pub fn search_path_starts_with_temp(search_path: &str) -> bool {
+    let first = search_path.split(',').next().unwrap_or("");
+    let first = first.trim().trim_matches(|c| c == '\'' || c == '"');
+    first.to_ascii_lowercase().starts_with("pg_temp")
+}

@@ -17,7 +17,8 @@
 //! advisory locks stays pinned until `pg_advisory_unlock_all()`, DISCARD ALL or disconnect.
 
 pub use crate::quote::{
-    quote_ident, quote_literal, raw_value_as_set_text, startup_options_to_sets, valid_guc_name,
+    quote_ident, quote_literal, raw_value_as_set_text, search_path_starts_with_temp, setting_is_on,
+    startup_options_to_sets, valid_guc_name,
 };
 
 use crate::lexer::{split_statements, tokens, Token, TokenKind};

@@ -51,24 +51,12 @@ pub fn unknown_write() -> Classification {
     }
 }
 
-/// Whether pgtide reads the client's SQL as PostgreSQL does: with `standard_conforming_strings`
-/// off, a backslash in a plain string escapes the next character, which pgtide's lexer does not
-/// assume, so nothing it reads of the text is certain.
-pub fn lexes_as_sent(settings: &Settings) -> bool {
-    settings.get("standard_conforming_strings").is_none_or(|v| {
-        // PostgreSQL takes any unique prefix of true / yes, and on / 1.
-        matches!(
-            setting_word(v).as_str(),
-            "on" | "1" | "t" | "tr" | "tru" | "true" | "y" | "ye" | "yes" | "default"
-        )
-    })
-}
-
 /// Whether the client's session lets its reads run on a replica at all: its text must lex as
-/// pgtide reads it, and a standby refuses every transaction (0A000) when
-/// `default_transaction_isolation` is serializable.
-pub fn settings_allow_replica(settings: &Settings) -> bool {
-    lexes_as_sent(settings)
+/// pgtide reads it (`lexes_as_sent`, from [`crate::session_state::ClientState::lexes_as_sent`]),
+/// and a standby refuses every transaction (0A000) when `default_transaction_isolation` is
+/// serializable.
+pub fn settings_allow_replica(settings: &Settings, lexes_as_sent: bool) -> bool {
+    lexes_as_sent
         && settings
             .get("default_transaction_isolation")
             .is_none_or(|v| {
@@ -79,10 +67,10 @@ pub fn settings_allow_replica(settings: &Settings) -> bool {
             })
 }
 
-/// The classification routing and write tracking use for `sql` under the client's settings:
-/// anything when pgtide cannot lex it as PostgreSQL will is an [`unknown_write`].
-pub fn under_settings(c: Arc<Classification>, settings: &Settings) -> Arc<Classification> {
-    if lexes_as_sent(settings) {
+/// The classification routing and write tracking use for a statement: anything pgtide cannot
+/// lex as PostgreSQL will (`lexes_as_sent` false) is an [`unknown_write`].
+pub fn under_settings(c: Arc<Classification>, lexes_as_sent: bool) -> Arc<Classification> {
+    if lexes_as_sent {
         c
     } else {
         Arc::new(unknown_write())
@@ -291,18 +279,24 @@ mod tests {
     #[test]
     fn settings_that_keep_reads_off_replicas() {
         let with = |k: &str, v: &str| Settings::from([(k.to_string(), v.to_string())]);
-        assert!(settings_allow_replica(&Settings::new()));
+        let lexes = |v: &str| {
+            let startup = [("standard_conforming_strings".to_string(), v.to_string())];
+            crate::session_state::ClientState::from_startup(&startup)
+                .expect("valid")
+                .lexes_as_sent()
+        };
+        assert!(settings_allow_replica(&Settings::new(), true));
         for v in ["on", "'on'", "true", "'Yes'", "1"] {
             let s = with("standard_conforming_strings", v);
-            assert!(lexes_as_sent(&s) && settings_allow_replica(&s), "{v}");
+            assert!(lexes(v) && settings_allow_replica(&s, lexes(v)), "{v}");
         }
         for v in ["off", "'off'", "false", "0", "'of'"] {
             let s = with("standard_conforming_strings", v);
-            assert!(!lexes_as_sent(&s) && !settings_allow_replica(&s), "{v}");
-            let c = under_settings(classify("SELECT 1"), &s);
+            assert!(!lexes(v) && !settings_allow_replica(&s, lexes(v)), "{v}");
+            let c = under_settings(classify("SELECT 1"), lexes(v));
             assert_eq!(c.kind, StatementKind::Write, "{v}");
         }
-        let iso = |v: &str| settings_allow_replica(&with("default_transaction_isolation", v));
+        let iso = |v: &str| settings_allow_replica(&with("default_transaction_isolation", v), true);
         assert!(iso("'repeatable read'") && iso("'read committed'"));
         assert!(!iso("serializable") && !iso("'SERIALIZABLE'") && !iso("'something else'"));
     }

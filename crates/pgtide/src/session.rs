@@ -425,7 +425,8 @@ impl Session {
     /// What the transaction this frame opens intends (read or not, hints), from the frame and,
     /// for the extended protocol, the rest of its batch already read.
     fn intent_of(&self, frame: &Frame) -> Intent {
-        if !route_intent::settings_allow_replica(self.state.settings()) {
+        if !route_intent::settings_allow_replica(self.state.settings(), self.state.lexes_as_sent())
+        {
             return Intent::default();
         }
         let classifier = self.shared.classifier.load();
@@ -449,7 +450,7 @@ impl Session {
             return;
         }
         let c = self.shared.classifier.load().classify(sql);
-        let c = route_intent::under_settings(c, self.state.settings());
+        let c = route_intent::under_settings(c, self.state.lexes_as_sent());
         if routing && route_intent::writes(&c) {
             self.router.note_write();
         }
@@ -511,7 +512,7 @@ impl Session {
                 .contains_key("standard_conforming_strings")
         {
             let pins_before = self.state.pins().len();
-            let observed = self.state.unreadable();
+            let observed = self.state.backslash_escapes();
             self.note_pins(pins_before, observed);
         }
         self.lease = Some(lease);

@@ -68,20 +68,6 @@ const SCS: &str = "standard_conforming_strings";
 /// objects there); its pin reason.
 const TEMP_FIRST: &str = "search_path_pg_temp";
 
-fn temp_first(search_path: &str) -> bool {
-    let first = search_path.split(',').next().unwrap_or("");
-    let first = first.trim().trim_matches(|c| c == '\'' || c == '"');
-    first.to_ascii_lowercase().starts_with("pg_temp")
-}
-
-fn is_on(value: &str) -> bool {
-    let v = value.trim_matches('\'').to_ascii_lowercase();
-    matches!(
-        v.as_str(),
-        "on" | "true" | "yes" | "1" | "t" | "y" | "tr" | "tru" | "ye"
-    )
-}
-
 #[derive(Debug, Default)]
 pub struct ClientState {
     startup: Settings,
@@ -152,13 +138,17 @@ impl ClientState {
     /// or unqualified objects made temporary (search_path starting with pg_temp).
     fn startup_pins(&self) -> BTreeSet<PinReason> {
         let mut pins = BTreeSet::new();
-        if self.startup.get(SCS).is_some_and(|v| !is_on(v)) {
+        if self
+            .startup
+            .get(SCS)
+            .is_some_and(|v| !pgtide_sql::setting_is_on(v))
+        {
             pins.insert(SCS);
         }
         if self
             .startup
             .get("search_path")
-            .is_some_and(|v| temp_first(v))
+            .is_some_and(|v| pgtide_sql::search_path_starts_with_temp(v))
         {
             pins.insert(TEMP_FIRST);
         }
@@ -181,6 +171,20 @@ impl ClientState {
     /// alone, so answers computed for the same settings (the result cache) are the client's.
     pub fn vouched(&self) -> bool {
         self.pins.is_empty()
+    }
+
+    /// Whether pgtide reads the client's SQL as PostgreSQL does: not with
+    /// `standard_conforming_strings` off (its own, at startup or by SET, or the backend's
+    /// default), where a backslash in a plain string escapes the next character.
+    pub fn lexes_as_sent(&self) -> bool {
+        !self.pins.contains(SCS)
+    }
+
+    /// The backend's own default turns backslash escapes on: pinned as if the client had.
+    pub fn backslash_escapes(&mut self) -> Observed {
+        let mut observed = Observed::default();
+        self.pin(SCS, &mut observed);
+        observed
     }
 
     /// The client sent something pgtide cannot read (a query text that is not UTF-8, say):
@@ -243,11 +247,11 @@ impl ClientState {
         use SessionEffect as E;
         match effect {
             E::Set { name, value } => {
-                if name == SCS && !is_on(&value) {
+                if name == SCS && !pgtide_sql::setting_is_on(&value) {
                     // Backslashes in plain strings: pgtide can no longer read this client's SQL.
                     self.pin(SCS, observed);
                 }
-                if name == "search_path" && temp_first(&value) {
+                if name == "search_path" && pgtide_sql::search_path_starts_with_temp(&value) {
                     // Unqualified CREATE TABLE / VIEW / SELECT INTO now makes temporary objects.
                     self.pin(TEMP_FIRST, observed);
                 }
