@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pgtide_config::PoolMode;
 use pgtide_suite as s;
-use s::raw::{add_trust_user, bind, execute, execute_sync, first_column, msg, parse, Raw};
+use s::raw::{add_trust_user, bind, execute, execute_sync, first_column, msg, parse, query, Raw};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 async fn setup(size: usize) -> (pgtide_devcluster::Cluster, s::ServerHandle) {
@@ -273,5 +273,57 @@ async fn unnamed_statement_follows_its_client_across_transactions() {
     let err = a.reader.error().await.expect("an error");
     assert_eq!(err.code, "26000", "{err:?}");
     a.reader.until_ready().await.expect("ready after the error");
+    server.shutdown(s::Shutdown::Immediate).await;
+}
+
+/// Both replies of a pipelined pair, neither an error.
+async fn two_replies(raw: &mut Raw) {
+    for _ in 0..2 {
+        let reply = raw.reader.until_ready().await.expect("reply");
+        assert!(!reply.iter().any(|(t, _)| *t == b'E'), "{reply:?}");
+    }
+}
+
+/// Simple queries pipelined (sent before the previous answer): each PREPARE, DEALLOCATE and
+/// DEALLOCATE ALL takes effect with its own query, not with the ReadyForQuery of the query
+/// still running ahead of it. The slow first query keeps the later ones in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_simple_queries_settle_their_own_statements() {
+    let cluster = tokio::task::spawn_blocking(|| s::cluster(0))
+        .await
+        .expect("cluster task");
+    let mut config = s::config(&cluster, PoolMode::Transaction, 1);
+    add_trust_user(&mut config);
+    let server = s::start(config).await;
+    let mut raw = Raw::login(&server).await;
+    let slow = "SELECT pg_sleep(0.1)";
+    let pipelined = |second: &str| [query(slow), query(second)].concat();
+    raw.send(&pipelined("PREPARE p (int) AS SELECT $1 + 1"))
+        .await;
+    two_replies(&mut raw).await;
+    assert_eq!(
+        raw.simple("EXECUTE p(1)").await,
+        "2",
+        "prepared behind a slow query"
+    );
+    raw.send(&pipelined("DEALLOCATE p")).await;
+    two_replies(&mut raw).await;
+    raw.send(&query("EXECUTE p(1)")).await;
+    let err = raw
+        .reader
+        .error()
+        .await
+        .expect("deallocated behind a slow query");
+    assert_eq!(err.code, "26000", "{err:?}");
+    raw.reader.until_ready().await.expect("ready");
+    raw.simple_rows("PREPARE p (int) AS SELECT $1 + 2").await;
+    raw.send(&pipelined("DEALLOCATE ALL")).await;
+    two_replies(&mut raw).await;
+    raw.simple_rows("PREPARE p (int) AS SELECT $1 + 3").await;
+    assert_eq!(
+        raw.simple("EXECUTE p(1)").await,
+        "4",
+        "a fresh p after DEALLOCATE ALL"
+    );
     server.shutdown(s::Shutdown::Immediate).await;
 }

@@ -47,8 +47,16 @@ pub struct ClientStatements {
     unnamed_on_backend: bool,
     /// The session effects of the last unnamed Parse, noted when it is bound.
     unnamed_effects_sql: Option<String>,
-    /// SQL PREPAREs of the running query, confirmed in order by CommandComplete "PREPARE".
-    pending_sql: VecDeque<SqlOp>,
+    /// SQL PREPAREs and DEALLOCATEs sent, each with the client batch it is in, confirmed in
+    /// order by their CommandComplete.
+    pending_sql: VecDeque<(u64, SqlOp)>,
+    /// DEALLOCATE ALL / DISCARD ALL sent, with their batch and what existed when each was sent
+    /// (the client's names, the backend's names): what each drops once it runs.
+    drops_sent: VecDeque<(u64, Vec<String>, Vec<String>)>,
+    /// Client batches (Query, Sync, FunctionCall) sent and answered by ReadyForQuery: a
+    /// pipelining client has later batches in flight when an earlier one ends.
+    batches_sent: u64,
+    batches_ended: u64,
     /// Makes this client's SQL-prepared statement names unique across the process.
     session_tag: u64,
     /// SQL PREPARE ran through the extended protocol under the client's own name (pgtide does
@@ -67,6 +75,9 @@ impl ClientStatements {
             unnamed_on_backend: false,
             unnamed_effects_sql: None,
             pending_sql: VecDeque::new(),
+            drops_sent: VecDeque::new(),
+            batches_sent: 0,
+            batches_ended: 0,
             session_tag,
             serial: 0,
             own_sql_names: false,
@@ -152,13 +163,6 @@ impl ClientStatements {
             .map(|v| v.param_types)
     }
 
-    /// DISCARD ALL / DEALLOCATE ALL: the client has no statements any more.
-    pub fn clear(&mut self) {
-        self.named.clear();
-        self.pending_sql.clear();
-        self.own_sql_names = false;
-    }
-
     /// Whether the client may have a statement named `name` (see [`MAX_CLIENT_STATEMENTS`]).
     fn has_room_for(&self, name: &str) -> bool {
         self.named.len() + self.pending_sql.len() < MAX_CLIENT_STATEMENTS
@@ -166,7 +170,7 @@ impl ClientStatements {
     }
 
     fn resolve(&self, name: &str) -> Option<Arc<SharedStatement>> {
-        for op in self.pending_sql.iter().rev() {
+        for (_, op) in self.pending_sql.iter().rev() {
             match op {
                 SqlOp::Prepare(n, s) if n == name => return Some(s.clone()),
                 SqlOp::Deallocate(Some(n)) if n == name => return None,
@@ -179,7 +183,7 @@ impl ClientStatements {
     fn remove(&mut self, name: &str) -> bool {
         let pending = self.pending_sql.len();
         self.pending_sql
-            .retain(|op| !matches!(op, SqlOp::Prepare(n, _) if n == name));
+            .retain(|(_, op)| !matches!(op, SqlOp::Prepare(n, _) if n == name));
         self.named.remove(name).is_some() || pending != self.pending_sql.len()
     }
 

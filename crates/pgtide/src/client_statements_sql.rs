@@ -109,7 +109,7 @@ impl ClientStatements {
                         });
                         new_in_query.push((r.name.clone(), stmt.clone()));
                         self.pending_sql
-                            .push_back(SqlOp::Prepare(r.name.clone(), stmt));
+                            .push_back((self.batches_sent, SqlOp::Prepare(r.name.clone(), stmt)));
                         global
                     }
                 },
@@ -135,7 +135,8 @@ impl ClientStatements {
                     new_in_query.retain(|(n, _)| *n != r.name);
                     // Forgotten when PostgreSQL confirms it (the query may fail before it).
                     let name = known.then(|| r.name.clone());
-                    self.pending_sql.push_back(SqlOp::Deallocate(name));
+                    self.pending_sql
+                        .push_back((self.batches_sent, SqlOp::Deallocate(name)));
                     if !known {
                         if reserved(&r.name) {
                             // Another client's statement on this backend: never theirs to drop.
@@ -163,22 +164,35 @@ impl ClientStatements {
         result
     }
 
-    /// The client's statement names now (confirmed or about to be), for a DEALLOCATE ALL
-    /// being sent: those are the ones it drops once it runs.
-    pub fn names(&self) -> Vec<String> {
+    /// A DEALLOCATE ALL or DISCARD ALL is being sent in the current batch: it drops the
+    /// client's statements as they are now (confirmed or about to be) and `backend`'s, not
+    /// what is prepared after it in the same query or pipeline.
+    pub fn drop_all_sent(&mut self, backend: Vec<String>) {
         let mut names: Vec<String> = self.named.keys().cloned().collect();
-        for op in &self.pending_sql {
+        for (_, op) in &self.pending_sql {
             if let SqlOp::Prepare(n, _) = op {
                 names.push(n.clone());
             }
         }
-        names
+        self.drops_sent
+            .push_back((self.batches_sent, names, backend));
     }
 
-    /// A DEALLOCATE ALL ran: the statements the client had when it was sent are gone.
-    pub fn forget(&mut self, names: &[String]) {
-        for n in names {
+    /// A DEALLOCATE ALL or DISCARD ALL of the client's ran: the statements it was sent over
+    /// are gone, on the client's side and on the backend.
+    pub fn on_drop_all(&mut self, conn: &mut BackendConn) {
+        let Some((_, client, backend)) = self.drops_sent.pop_front() else {
+            // Not seen when sent (pgtide could not read the query): everything is gone.
+            conn.prepared.clear();
+            self.named.clear();
+            self.own_sql_names = false;
+            return;
+        };
+        for n in &client {
             self.named.remove(n);
+        }
+        for n in &backend {
+            conn.prepared.forget(n);
         }
         self.own_sql_names = false;
     }
@@ -188,8 +202,9 @@ impl ClientStatements {
         self.own_sql_names
     }
 
-    pub fn has_pending_sql(&self) -> bool {
-        !self.pending_sql.is_empty()
+    /// A client batch (Query, Sync, FunctionCall) went to the backend.
+    pub fn batch_sent(&mut self) {
+        self.batches_sent += 1;
     }
 
     /// A CommandComplete of the client's query: "PREPARE" and "DEALLOCATE" confirm the oldest
@@ -199,22 +214,44 @@ impl ClientStatements {
             return;
         }
         match self.pending_sql.pop_front() {
-            Some(SqlOp::Prepare(name, stmt)) => {
+            Some((_, SqlOp::Prepare(name, stmt))) => {
                 self.named.insert(name, stmt);
             }
-            Some(SqlOp::Deallocate(Some(name))) => {
+            Some((_, SqlOp::Deallocate(Some(name)))) => {
                 self.named.remove(&name);
             }
             _ => {}
         }
     }
 
-    /// The client's query ended: PREPAREs it did not confirm failed or never ran.
+    /// The client's oldest batch in flight ended: what it did not confirm failed or never
+    /// ran. Later batches of a pipeline keep theirs.
     pub fn on_ready(&mut self, conn: &mut BackendConn) {
-        for op in self.pending_sql.drain(..) {
-            if let SqlOp::Prepare(_, stmt) = op {
+        let ended = self.batches_ended;
+        while self.pending_sql.front().is_some_and(|(b, _)| *b <= ended) {
+            if let Some((_, SqlOp::Prepare(_, stmt))) = self.pending_sql.pop_front() {
                 conn.prepared.forget(&stmt.global_name);
             }
         }
+        while self.drops_sent.front().is_some_and(|(b, ..)| *b <= ended) {
+            self.drops_sent.pop_front();
+        }
+        self.batches_ended = (ended + 1).min(self.batches_sent);
+    }
+
+    /// The batches in flight were taken back unanswered (a read the replica refused runs
+    /// again on the primary): what they would have done is forgotten, and sent again. Returns
+    /// how many batches were taken back.
+    pub fn abandon_in_flight(&mut self, conn: Option<&mut BackendConn>) -> u64 {
+        let mut conn = conn;
+        for (_, op) in self.pending_sql.drain(..) {
+            if let (SqlOp::Prepare(_, stmt), Some(c)) = (op, conn.as_deref_mut()) {
+                c.prepared.forget(&stmt.global_name);
+            }
+        }
+        self.drops_sent.clear();
+        let taken_back = self.batches_sent - self.batches_ended;
+        self.batches_sent = self.batches_ended;
+        taken_back
     }
 }

@@ -86,9 +86,6 @@ pub struct Session {
     ddl_in_flight: bool,
     /// Portals bound to statements with session effects, noted when they are executed.
     bound_effects: Vec<(String, String)>,
-    /// Per DEALLOCATE ALL / DISCARD ALL sent and not yet confirmed: the client's statement
-    /// names and the backend's statements when it was sent.
-    drop_all_sent: std::collections::VecDeque<(Vec<String>, Vec<String>)>,
     cancel: Registration,
     phase: watch::Receiver<Phase>,
     closing: bool,
@@ -179,7 +176,6 @@ impl Session {
             rerouting: false,
             ddl_in_flight: false,
             bound_effects: Vec::new(),
-            drop_all_sent: Default::default(),
             skip_until_sync: false,
             state,
             cancel,
@@ -537,21 +533,25 @@ impl Session {
         }
     }
 
+    /// A client batch (Query, Sync, FunctionCall) went to the backend: its ReadyForQuery
+    /// settles what it changed.
+    fn batch_sent(&mut self) {
+        self.state.batch_sent();
+        self.statements.batch_sent();
+    }
+
     /// Notes the session effects of SQL the client is about to run. `prepare_carried`: SQL
     /// PREPAREs in it were given pgtide names and follow the client (no pin needed).
     fn observe(&mut self, sql: &str, prepare_carried: bool) {
         let pins_before = self.state.pins().len();
         let observed = self.state.observe_sql(sql, prepare_carried);
         for _ in 0..observed.drops_all {
-            // What a DEALLOCATE / DISCARD ALL drops is what exists when it is sent; statements
-            // prepared after it (same query, pipelined) stay.
             let backend = self
                 .lease
                 .as_ref()
                 .map(|l| l.conn.prepared.names())
                 .unwrap_or_default();
-            self.drop_all_sent
-                .push_back((self.statements.names(), backend));
+            self.statements.drop_all_sent(backend);
         }
         self.note_pins(pins_before, observed);
     }
@@ -730,23 +730,9 @@ impl Session {
                             self.state
                                 .on_command_complete(&mut lease.conn.settings, frame.body());
                             if drops_prepared(frame.body()) {
-                                // It ran: the statements it was sent over are gone.
-                                match self.drop_all_sent.pop_front() {
-                                    Some((client, backend)) => {
-                                        self.statements.forget(&client);
-                                        for name in backend {
-                                            lease.conn.prepared.forget(&name);
-                                        }
-                                    }
-                                    None => {
-                                        lease.conn.prepared.clear();
-                                        self.statements.clear();
-                                    }
-                                }
+                                self.statements.on_drop_all(&mut lease.conn);
                             }
-                            if self.statements.has_pending_sql() {
-                                self.statements.on_command_complete(frame.body())
-                            }
+                            self.statements.on_command_complete(frame.body());
                         }
                         btag::PARAMETER_STATUS => {
                             if let Ok((name, value)) = pgtide_wire::parameter_status(frame.body()) {
@@ -768,8 +754,6 @@ impl Session {
                                 // Portals end with their transaction.
                                 self.bound_effects.clear();
                             }
-                            // A DEALLOCATE ALL not confirmed by now never ran.
-                            self.drop_all_sent.clear();
                             self.statements.on_ready(&mut lease.conn);
                             self.stale_plans.on_client_ready();
                             if let Some(capture) = self.cache_capture.take() {

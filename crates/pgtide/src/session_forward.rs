@@ -28,7 +28,7 @@ impl Session {
                     self.insights
                         .on_query(frame.body_bytes(), self.status != b'I');
                 }
-                self.state.batch_sent();
+                self.batch_sent();
                 self.replies.expect(Completion::Ready)
             }
             ftag::FUNCTION_CALL => {
@@ -39,12 +39,12 @@ impl Session {
                     self.note_pins(pins_before, observed);
                 }
                 self.router.note_write();
-                self.state.batch_sent();
+                self.batch_sent();
                 self.replies.expect(Completion::Ready)
             }
             ftag::SYNC => {
                 self.unsynced = false;
-                self.state.batch_sent();
+                self.batch_sent();
                 self.replies.sync();
             }
             ftag::COPY_DONE | ftag::COPY_FAIL => self.replies.copy_end(),
@@ -196,7 +196,7 @@ impl Session {
             let pins_before = self.state.pins().len();
             let observed = self.state.unreadable();
             self.note_pins(pins_before, observed);
-            self.state.batch_sent();
+            self.batch_sent();
             self.replies.expect(Completion::Ready);
             self.to_backend.extend_from_slice(&frame.raw);
             return;
@@ -222,7 +222,7 @@ impl Session {
         for effects in &rewritten.effects {
             self.observe(effects, false);
         }
-        self.state.batch_sent();
+        self.batch_sent();
         self.replies.expect(Completion::Ready);
         match rewritten.sql {
             Some(sql) => encode::query(&mut self.to_backend, &sql),

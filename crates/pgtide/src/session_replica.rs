@@ -36,6 +36,10 @@ impl Session {
         let Some(replay) = self.replica_replay.take() else {
             return Ok(());
         };
+        let taken_back = self
+            .statements
+            .abandon_in_flight(self.lease.as_mut().map(|l| &mut l.conn));
+        self.state.abandon_batches(taken_back);
         if let Some(lease) = self.lease.take() {
             *self.cancel.slot.lock().await = None;
             let pool = lease.pool.clone();

@@ -365,6 +365,18 @@ impl ClientState {
         self.pending.push(Change::BatchEnd);
     }
 
+    /// The last `batches` sent were taken back unanswered (they run again elsewhere, and are
+    /// observed again as they are sent): their pending changes go. Pins taken stay.
+    pub fn abandon_batches(&mut self, batches: u64) {
+        for _ in 0..batches {
+            if self.pending.last() == Some(&Change::BatchEnd) {
+                self.pending.pop();
+            }
+            let kept = self.pending.iter().rposition(|c| *c == Change::BatchEnd);
+            self.pending.truncate(kept.map_or(0, |i| i + 1));
+        }
+    }
+
     /// How many pending changes belong to the oldest unanswered batch.
     fn batch_len(&self) -> usize {
         self.pending
