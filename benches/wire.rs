@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use pgtide::relay::{Completion, ReplyQueue, Verdict};
+use pgtide::internals::{Completion, ReplyQueue, Verdict};
 use pgtide_wire::{backend as btag, encode, FrameDecoder};
 
 const MAX_MESSAGE: usize = 64 << 20;

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use pgtide::auth_verify::{md5_hash, ScramSecret};
+use pgtide::internals::{md5_hash, ScramSecret};
 use pgtide_config::{AuthMethod, BackendUrl, Config, DatabaseConfig, PoolMode, UserConfig};
 use pgtide_devcluster::Cluster;
 use pgtide_suite as s;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use pgtide::cache::{Hint, Key, Lookup, Policy, ResultCache};
+use pgtide::internals::{Hint, Key, Lookup, Policy, ResultCache};
 use pgtide_config::{CacheConfig, CacheRule, PoolMode};
 use pgtide_suite as s;
 
@@ -74,7 +74,7 @@ async fn notify_invalidates_other_instances_and_reconnects_after_loss() {
         .await
         .expect("cluster task");
     let config = s::config(&cluster, PoolMode::Transaction, 1);
-    let target = pgtide::shared::primary_target(&config.databases[0], &config.users[0]);
+    let target = pgtide::internals::primary_target(&config.databases[0], &config.users[0]);
 
     let a = Arc::new(ResultCache::new(&cache_config()));
     let b = Arc::new(ResultCache::new(&cache_config()));

@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use pgtide::insights::{ClientPatterns, Execution, Insights, Route};
+use pgtide::internals::{ClientPatterns, Execution, Insights, Route};
 use pgtide_config::InsightsConfig;
 
 const STATEMENTS: &[(&str, &str)] = &[

@@ -12,9 +12,7 @@ pub mod sqlstate {
     pub const PROTOCOL_VIOLATION: &str = "08P01";
     pub const CONNECTION_FAILURE: &str = "08006";
     pub const ADMIN_SHUTDOWN: &str = "57P01";
-    pub const QUERY_CANCELED: &str = "57014";
     pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
-    pub const INTERNAL_ERROR: &str = "XX000";
 }
 
 #[derive(Debug, thiserror::Error)]

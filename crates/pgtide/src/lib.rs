@@ -1,38 +1,34 @@
 //! pgtide: a PostgreSQL wire-protocol proxy. The library runs the whole server in-process
-//! (used by `main.rs`, the end-to-end tests and the benches).
+//! (used by the `pgtide` binary, the end-to-end tests and the benches). Its API is
+//! [`start`], the [`ServerHandle`] it returns and the config types; the modules are private.
+//!
+//! Layout: `frontend/` (client handshake, auth, cancel, client registry), `session/` (one
+//! client's event loop and what it tracks), `routing/` (where a transaction runs), `upstream/`
+//! (backend connections, pools, topology, health), `cache/`, `insights/`, `admin/` (console),
+//! `http/` (metrics and API), `server/` (listener and the state all sessions share).
 
-pub mod admin;
-pub mod auth_verify;
-pub mod backend;
-pub mod cache;
-pub mod cancel;
-pub mod client_backlog;
-pub mod client_startup;
-pub mod client_statements;
-pub mod clients;
-pub mod error;
-pub mod health;
-pub mod http;
-pub mod insights;
-pub mod metrics_names;
-pub mod pause;
-pub mod pool;
-pub mod relay;
-pub mod replica_replay;
-pub mod route_intent;
-pub mod routing;
-pub mod server;
-pub mod session;
-pub mod session_cache;
-pub mod session_insights;
-pub mod session_router;
-pub mod session_state;
-pub mod settings_replay;
-pub mod shared;
-pub mod stale_plan;
-pub mod startup_settings;
-pub mod statement_inject;
-pub mod statements;
-pub mod topology;
+mod admin;
+mod cache;
+mod error;
+mod frontend;
+mod http;
+mod insights;
+mod metrics_names;
+mod routing;
+mod server;
+mod session;
+mod upstream;
 
+pub use admin::Control;
+pub use pgtide_config as config;
 pub use server::{start, ServerHandle, Shutdown};
+
+/// Internals that the end-to-end tests and benches drive directly (not a stable API).
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::cache::{Hint, Key, Lookup, Policy, ResultCache};
+    pub use crate::frontend::auth::{md5_hash, ScramSecret};
+    pub use crate::insights::{ClientPatterns, Execution, Insights, Route};
+    pub use crate::server::shared::primary_target;
+    pub use crate::session::replies::{Completion, ReplyQueue, Verdict};
+}

@@ -14,8 +14,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::pool::lock;
-use crate::shared::{Phase, Shared};
+use crate::server::shared::{Phase, Shared};
+use crate::upstream::pool::lock;
 
 /// What the console asks of whoever runs the process.
 #[derive(Debug)]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::Reply;
-use crate::shared::Shared;
+use crate::server::shared::Shared;
 
 fn text(v: impl ToString) -> Option<String> {
     Some(v.to_string())

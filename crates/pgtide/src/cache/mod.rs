@@ -84,11 +84,11 @@ use arc_swap::ArcSwap;
 use pgtide_config::CacheConfig;
 use pgtide_sql::Classification;
 
-use crate::backend::BackendTarget;
+use crate::upstream::conn::BackendTarget;
 
 pub use notify::ListenerStatus;
 pub use rules::{Hint, Policy, RuleStats, Rules};
-pub use store::{Entry, FillGuard, Key, Lookup, Source, Store};
+pub use store::{FillGuard, Key, Lookup, Source, Store};
 
 /// The result cache of one pgtide instance.
 pub struct ResultCache {

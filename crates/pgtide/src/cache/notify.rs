@@ -34,7 +34,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::ResultCache;
-use crate::backend::{BackendConn, BackendTarget};
+use crate::upstream::conn::{BackendConn, BackendTarget};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -351,11 +351,11 @@ async fn serve(
                         }
                     }
                     tag::DATA_ROW => {
-                        let lsn = crate::backend::data_row_text(frame.body())
+                        let lsn = crate::upstream::conn::data_row_text(frame.body())
                             .into_iter()
                             .nth(1)
                             .flatten()
-                            .and_then(|t| crate::topology::parse_lsn(&t));
+                            .and_then(|t| crate::upstream::topology::parse_lsn(&t));
                         if let Some(lsn) = lsn {
                             rows += 1;
                             published_at = Some(published_at.map_or(lsn, |p| p.max(lsn)));
@@ -430,7 +430,7 @@ fn apply(cache: &ResultCache, chan: &Channel, payload: &str) {
             let lsn = m
                 .lsn
                 .as_deref()
-                .and_then(crate::topology::parse_lsn)
+                .and_then(crate::upstream::topology::parse_lsn)
                 .unwrap_or(u64::MAX);
             cache.floors().remote(&m.tables, m.all, lsn);
             if m.all {

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::backend::{BackendConn, BackendTarget};
+use crate::upstream::conn::{BackendConn, BackendTarget};
 
 use super::names::TableName;
 

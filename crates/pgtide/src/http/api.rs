@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::insights_view;
 use super::ready::Readiness;
-use crate::shared::{Phase, Shared};
+use crate::server::shared::{Phase, Shared};
 
 /// Per database: its backends with role, health, lag, weight and share of reads.
 pub(super) async fn backends(shared: &Arc<Shared>, ready: &Readiness) -> Value {

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::shared::Shared;
+use crate::server::shared::Shared;
 
 /// Rows of the insights module, serialised as they are.
 fn rows<T: serde::Serialize>(items: Vec<T>) -> Vec<Value> {

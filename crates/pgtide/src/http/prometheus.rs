@@ -9,8 +9,8 @@ use std::time::Duration;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::metrics_names as m;
-use crate::pool::lock;
-use crate::shared::Shared;
+use crate::server::shared::Shared;
+use crate::upstream::pool::lock;
 
 /// Query latencies: sub-millisecond cache hits up to half-minute reports.
 const QUERY_BUCKETS: &[f64] = &[

@@ -1,6 +1,6 @@
 //! `/readyz`: ready while every configured database has a reachable, writable primary.
 //!
-//! A database with replicas is checked in the background by `health.rs` (started with its
+//! A database with replicas is checked in the background by `upstream/health.rs` (started with its
 //! topology); this reads what the last round found. A database with only a primary has no
 //! background checker, so the same check (`health::check_round`, on its own connection, never
 //! a pool's) runs here on demand, at most once per `health_check_interval`.
@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use pgtide_config::{Config, DatabaseConfig};
 
-use crate::backend::BackendConn;
-use crate::shared::{Phase, Shared};
-use crate::topology::Topology;
+use crate::server::shared::{Phase, Shared};
+use crate::upstream::conn::BackendConn;
+use crate::upstream::topology::Topology;
 
 /// Right after start the background checker may not have finished its first round.
 const FIRST_CHECK_WAIT: Duration = Duration::from_secs(2);
@@ -105,7 +105,7 @@ impl Readiness {
             return;
         }
         probe.conns.resize_with(topology.backends.len(), || None);
-        crate::health::check_round(topology, config, &mut probe.conns).await;
+        crate::upstream::health::check_round(topology, config, &mut probe.conns).await;
         probe.last = Some(Instant::now());
     }
 }

@@ -1,0 +1,214 @@
+//! The client's startup phase: SSL/GSSENC negotiation (answered 'N' until TLS lands), cancel
+//! requests, the StartupMessage, and password authentication against the configured users.
+
+use bytes::{Buf, BytesMut};
+use pgtide_config::{AuthMethod, Secret, UserConfig};
+use pgtide_wire::{encode, frontend, FrameDecoder, StartupPacket};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::error::{ProxyError, Result};
+use crate::frontend::auth::{md5_hash, md5_verify, random_salt, ScramExchange};
+use crate::server::shared::Shared;
+
+/// PostgreSQL's caps on a client's authentication messages (length field included), so an
+/// unauthenticated client cannot make pgtide buffer up to max_message_size:
+/// PG_MAX_AUTH_TOKEN_LENGTH for a password (cleartext or md5) and PG_MAX_SASL_MESSAGE_LENGTH
+/// for a SASL message.
+const MAX_PASSWORD_MESSAGE: usize = 65_535;
+const MAX_SASL_MESSAGE: usize = 1_024;
+
+/// What to do with an authentication message over its cap, as PostgreSQL does: a password is
+/// dropped with the connection, no message (it takes it for a client gone); a SASL message
+/// fails authentication (28P01).
+#[derive(Clone, Copy)]
+enum Oversize {
+    Close,
+    BadPassword,
+}
+
+/// What a client asked for in its StartupMessage.
+#[derive(Debug, Clone)]
+pub struct StartupRequest {
+    pub user: String,
+    pub database: String,
+    pub params: Vec<(String, String)>,
+}
+
+/// The outcome of reading startup packets.
+pub enum Hello {
+    Startup(StartupRequest),
+    /// A CancelRequest was handled; the connection just closes.
+    Cancelled,
+    /// The client went away before saying anything useful.
+    Gone,
+}
+
+/// Reads startup packets until a StartupMessage or CancelRequest arrives. `buf` keeps any bytes
+/// the client sent beyond the startup packet (a pipelining client's first query).
+pub async fn read_hello(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    shared: &Shared,
+) -> Result<Hello> {
+    loop {
+        match pgtide_wire::decode_startup(buf)? {
+            Some(StartupPacket::SslRequest) | Some(StartupPacket::GssEncRequest) => {
+                // No TLS/GSS yet: 'N' makes clients continue in plain text (or give up when
+                // they require encryption, which is their call).
+                write_all(stream, b"N").await?;
+            }
+            Some(StartupPacket::Cancel {
+                process_id,
+                secret_key,
+            }) => {
+                shared.cancels.cancel(process_id, secret_key).await;
+                return Ok(Hello::Cancelled);
+            }
+            Some(StartupPacket::Startup { params, .. }) => {
+                let user = params
+                    .iter()
+                    .find(|(k, _)| k == "user")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                let database = params
+                    .iter()
+                    .find(|(k, _)| k == "database")
+                    .map(|(_, v)| v.clone())
+                    .filter(|d| !d.is_empty())
+                    .unwrap_or_else(|| user.clone());
+                return Ok(Hello::Startup(StartupRequest {
+                    user,
+                    database,
+                    params,
+                }));
+            }
+            None => {
+                let n = stream.read_buf(buf).await.map_err(ProxyError::ClientIo)?;
+                if n == 0 {
+                    return Ok(Hello::Gone);
+                }
+            }
+        }
+    }
+}
+
+/// Proves the client is `user`, by the user's auth method. On success nothing is written yet:
+/// the caller sends AuthenticationOk with the rest of the greeting in one write.
+pub async fn authenticate(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    shared: &Shared,
+    user: &UserConfig,
+    method: AuthMethod,
+    max_message_size: usize,
+) -> Result<()> {
+    let bad = || ProxyError::BadPassword {
+        user: user.name.clone(),
+    };
+    match method {
+        AuthMethod::Trust => Ok(()),
+        AuthMethod::Md5 => {
+            let stored = match user.secret() {
+                Secret::Plain(p) => md5_hash(&user.name, &p),
+                Secret::Md5Hash(h) => h,
+                _ => return Err(bad()),
+            };
+            let salt = random_salt();
+            let mut out = BytesMut::new();
+            encode::authentication_md5(&mut out, salt);
+            write_all(stream, &out).await?;
+            let limit = (MAX_PASSWORD_MESSAGE, Oversize::Close);
+            let body = read_password_message(stream, buf, max_message_size, limit, user).await?;
+            let response = pgtide_wire::password_text(&body)?;
+            if md5_verify(&stored, salt, response) {
+                Ok(())
+            } else {
+                Err(bad())
+            }
+        }
+        AuthMethod::ScramSha256 => {
+            let secret = shared.scram_secret(user).ok_or_else(bad)?;
+            let mut exchange = ScramExchange::new(secret);
+            let sasl = (MAX_SASL_MESSAGE, Oversize::BadPassword);
+            let mut out = BytesMut::new();
+            encode::authentication_sasl(&mut out, &["SCRAM-SHA-256"]);
+            write_all(stream, &out).await?;
+
+            let body = read_password_message(stream, buf, max_message_size, sasl, user).await?;
+            let initial = pgtide_wire::sasl_initial_response(&body)?;
+            if initial.mechanism != "SCRAM-SHA-256" {
+                return Err(ProxyError::ClientProtocolMsg(format!(
+                    "unsupported SASL mechanism \"{}\"",
+                    initial.mechanism
+                )));
+            }
+            let server_first = exchange
+                .client_first(initial.data)
+                .map_err(|e| ProxyError::ClientProtocolMsg(e.to_string()))?;
+            out.clear();
+            encode::authentication_sasl_continue(&mut out, &server_first);
+            write_all(stream, &out).await?;
+
+            let body = read_password_message(stream, buf, max_message_size, sasl, user).await?;
+            let server_final = exchange.client_final(&body).map_err(|e| match e {
+                crate::frontend::auth::AuthError::BadPassword => bad(),
+                other => ProxyError::ClientProtocolMsg(other.to_string()),
+            })?;
+            out.clear();
+            encode::authentication_sasl_final(&mut out, &server_final);
+            write_all(stream, &out).await?;
+            Ok(())
+        }
+    }
+}
+
+/// Reads the next message, which must be a PasswordMessage / SASL response ('p') no longer
+/// than `limit` (and max_message_size).
+async fn read_password_message(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    max_message_size: usize,
+    (limit, oversize): (usize, Oversize),
+    user: &UserConfig,
+) -> Result<bytes::Bytes> {
+    let decoder = FrameDecoder::new(limit.min(max_message_size));
+    loop {
+        match decoder.decode(buf) {
+            Ok(Some(frame)) => {
+                if frame.tag != frontend::PASSWORD {
+                    return Err(ProxyError::ClientProtocolMsg(format!(
+                        "expected a password message, got '{}'",
+                        frame.tag as char
+                    )));
+                }
+                let mut raw = frame.raw;
+                raw.advance(5);
+                return Ok(raw);
+            }
+            Ok(None) => {}
+            Err(e @ pgtide_wire::WireError::MessageTooLarge { .. }) => {
+                return Err(match oversize {
+                    Oversize::Close => ProxyError::ClientIo(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        e.to_string(),
+                    )),
+                    Oversize::BadPassword => ProxyError::BadPassword {
+                        user: user.name.clone(),
+                    },
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let n = stream.read_buf(buf).await.map_err(ProxyError::ClientIo)?;
+        if n == 0 {
+            return Err(ProxyError::ClientProtocolMsg(
+                "client closed the connection during authentication".into(),
+            ));
+        }
+    }
+}
+
+pub async fn write_all(stream: &mut TcpStream, bytes: &[u8]) -> Result<()> {
+    stream.write_all(bytes).await.map_err(ProxyError::ClientIo)
+}

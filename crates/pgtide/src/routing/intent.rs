@@ -1,0 +1,354 @@
+//! What the messages that open a transaction intend, for routing: a simple Query is
+//! classified as a whole; an extended-protocol batch only counts as a read when it is complete
+//! (its Sync already arrived) and every statement it parses or binds is a certain read. A
+//! batch that is not all there yet goes to the primary: a later message could be a write.
+
+use std::sync::Arc;
+
+use pgtide_sql::{Classification, StatementKind, TransactionStatement};
+use pgtide_wire::{frontend as ftag, Frame};
+
+use crate::routing::Intent;
+use crate::session::client_state::Settings;
+
+/// The intent of one classified statement text.
+pub fn of_classification(c: &Classification) -> Intent {
+    match c.kind {
+        StatementKind::Read => Intent {
+            read: true,
+            read_only_transaction: false,
+            hint: c.hint,
+        },
+        StatementKind::Transaction(TransactionStatement::Begin { read_only: true }) => Intent {
+            read: true,
+            read_only_transaction: true,
+            hint: c.hint,
+        },
+        _ => Intent {
+            read: false,
+            read_only_transaction: false,
+            hint: c.hint,
+        },
+    }
+}
+
+/// Whether a statement writes (for read-your-writes): anything that is not a read, a
+/// transaction statement or a session command.
+pub fn writes(c: &Classification) -> bool {
+    c.kind == StatementKind::Write
+}
+
+/// A statement pgtide cannot account for: a write to unknown tables (read-your-writes is taken
+/// after it, and the result cache flushes everything when it commits).
+pub fn unknown_write() -> Classification {
+    Classification {
+        kind: StatementKind::Write,
+        hint: None,
+        reads: Vec::new(),
+        writes: Vec::new(),
+        volatile: true,
+        statements: 1,
+    }
+}
+
+/// Whether the client's session lets its reads run on a replica at all: its text must lex as
+/// pgtide reads it (`lexes_as_sent`, from [`crate::session::client_state::ClientState::lexes_as_sent`]),
+/// and a standby refuses every transaction (0A000) when `default_transaction_isolation` is
+/// serializable.
+pub fn settings_allow_replica(settings: &Settings, lexes_as_sent: bool) -> bool {
+    lexes_as_sent
+        && settings
+            .get("default_transaction_isolation")
+            .is_none_or(|v| {
+                matches!(
+                    setting_word(v).as_str(),
+                    "read committed" | "repeatable read" | "read uncommitted" | "default"
+                )
+            })
+}
+
+/// The classification routing and write tracking use for a statement: anything pgtide cannot
+/// lex as PostgreSQL will (`lexes_as_sent` false) is an [`unknown_write`].
+pub fn under_settings(c: Arc<Classification>, lexes_as_sent: bool) -> Arc<Classification> {
+    if lexes_as_sent {
+        c
+    } else {
+        Arc::new(unknown_write())
+    }
+}
+
+/// A setting's SQL text (`'Serializable'`, `off`, `"on"`) as one lower-case word or phrase.
+fn setting_word(value: &str) -> String {
+    let v = value.trim();
+    let v = v
+        .strip_prefix('\'')
+        .and_then(|v| v.strip_suffix('\''))
+        .or_else(|| v.strip_prefix('"').and_then(|v| v.strip_suffix('"')))
+        .unwrap_or(v);
+    v.trim().to_ascii_lowercase()
+}
+
+/// The intent of an extended-protocol batch starting with `first`, whose following bytes (not
+/// yet decoded) are `rest`. `classify` gives a statement text's classification; `known`
+/// gives the text of a statement the client prepared earlier ("" for the unnamed one).
+pub fn of_batch(
+    first: &Frame,
+    rest: &[u8],
+    classify: &dyn Fn(&str) -> Arc<Classification>,
+    known: &dyn Fn(&str) -> Option<String>,
+) -> Intent {
+    let mut intent = Intent {
+        read: true,
+        read_only_transaction: false,
+        hint: None,
+    };
+    let mut parsed: Vec<(String, Intent)> = Vec::new();
+    let mut statements = 0usize;
+    let note = |i: Intent, intent: &mut Intent| {
+        intent.read &= i.read && !i.read_only_transaction;
+        if intent.hint.is_none() {
+            intent.hint = i.hint;
+        }
+    };
+    let mut frames = std::iter::once((first.tag, first.body().to_vec())).chain(RawFrames(rest));
+    for (tag, body) in &mut frames {
+        match tag {
+            ftag::PARSE => {
+                let Ok(view) = pgtide_wire::parse_message(&body) else {
+                    return Intent::default();
+                };
+                let i = of_classification(&classify(view.query));
+                statements += 1;
+                note(i, &mut intent);
+                parsed.push((view.statement.to_string(), i));
+            }
+            ftag::BIND => {
+                let Some((_, name)) = crate::session::prepared::bind_names(&body) else {
+                    return Intent::default();
+                };
+                let i = match parsed.iter().rev().find(|(n, _)| n == name) {
+                    Some((_, i)) => *i,
+                    None => match known(name) {
+                        Some(text) => of_classification(&classify(&text)),
+                        None => return Intent::default(),
+                    },
+                };
+                statements += 1;
+                note(i, &mut intent);
+            }
+            // A Describe of a statement prepared earlier (its Parse answered by pgtide alone).
+            ftag::DESCRIBE if body.first() == Some(&b'S') => {
+                let name = body
+                    .get(1..body.len().saturating_sub(1))
+                    .and_then(|n| std::str::from_utf8(n).ok())
+                    .unwrap_or_default();
+                let i = match parsed.iter().rev().find(|(n, _)| n == name) {
+                    Some((_, i)) => *i,
+                    None => match known(name) {
+                        Some(text) => of_classification(&classify(&text)),
+                        None => return Intent::default(),
+                    },
+                };
+                statements += 1;
+                note(i, &mut intent);
+            }
+            ftag::DESCRIBE | ftag::EXECUTE | ftag::CLOSE | ftag::FLUSH => {}
+            ftag::SYNC => {
+                if statements == 0 {
+                    intent.read = false;
+                }
+                return intent;
+            }
+            _ => return Intent::default(),
+        }
+    }
+    // No Sync yet: the rest of the batch is unknown.
+    Intent {
+        read: false,
+        ..intent
+    }
+}
+
+/// Whether `buf` starts an extended-protocol batch whose next message has only partly arrived
+/// before its Sync: the client is still writing it, and routing waits for the rest rather than
+/// sending a read to the primary for want of its Sync. (A batch that ends at a message
+/// boundary without Sync is decided at once: that client may be waiting for replies.)
+pub fn batch_arriving(buf: &[u8]) -> bool {
+    const MAX_WAIT_BYTES: usize = 1 << 20;
+    if buf.len() > MAX_WAIT_BYTES
+        || !matches!(
+            buf.first(),
+            Some(&(ftag::PARSE | ftag::BIND | ftag::DESCRIBE | ftag::EXECUTE | ftag::CLOSE))
+        )
+    {
+        return false;
+    }
+    let mut rest = buf;
+    loop {
+        let Some((&tag, after)) = rest.split_first() else {
+            return false;
+        };
+        let Some(len) = after
+            .get(..4)
+            .map(|l| i32::from_be_bytes([l[0], l[1], l[2], l[3]]))
+        else {
+            return true;
+        };
+        let Ok(len) = usize::try_from(len) else {
+            return false;
+        };
+        if len < 4 {
+            return false;
+        }
+        if after.len() < len {
+            return true;
+        }
+        if tag == ftag::SYNC {
+            return false;
+        }
+        rest = &after[len..];
+    }
+}
+
+/// Whole messages at the front of a byte buffer, without consuming it (a partial one ends it).
+struct RawFrames<'a>(&'a [u8]);
+
+impl Iterator for RawFrames<'_> {
+    type Item = (u8, Vec<u8>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (&tag, rest) = self.0.split_first()?;
+        let len = rest.get(..4)?;
+        let len = usize::try_from(i32::from_be_bytes([len[0], len[1], len[2], len[3]])).ok()?;
+        if len < 4 {
+            return None;
+        }
+        let body = rest.get(4..len)?;
+        self.0 = &rest[len..];
+        Some((tag, body.to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        out.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn parse(name: &str, sql: &str) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(name.as_bytes());
+        b.push(0);
+        b.extend_from_slice(sql.as_bytes());
+        b.push(0);
+        b.extend_from_slice(&0i16.to_be_bytes());
+        msg(b'P', &b)
+    }
+
+    fn bind(name: &str) -> Vec<u8> {
+        let mut b = vec![0];
+        b.extend_from_slice(name.as_bytes());
+        b.push(0);
+        b.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        msg(b'B', &b)
+    }
+
+    fn frame(bytes: &[u8]) -> Frame {
+        Frame {
+            tag: bytes[0],
+            raw: Bytes::copy_from_slice(bytes),
+        }
+    }
+
+    fn classify(sql: &str) -> Arc<Classification> {
+        Arc::new(pgtide_sql::classify_uncached(sql, &[]))
+    }
+
+    fn intent(batch: &[Vec<u8>], known: &dyn Fn(&str) -> Option<String>) -> Intent {
+        let first = frame(&batch[0]);
+        let rest: Vec<u8> = batch[1..].concat();
+        of_batch(&first, &rest, &classify, known)
+    }
+
+    #[test]
+    fn settings_that_keep_reads_off_replicas() {
+        let with = |k: &str, v: &str| Settings::from([(k.to_string(), v.to_string())]);
+        let lexes = |v: &str| {
+            let startup = [("standard_conforming_strings".to_string(), v.to_string())];
+            crate::session::client_state::ClientState::from_startup(&startup)
+                .expect("valid")
+                .lexes_as_sent()
+        };
+        assert!(settings_allow_replica(&Settings::new(), true));
+        for v in ["on", "'on'", "true", "'Yes'", "1"] {
+            let s = with("standard_conforming_strings", v);
+            assert!(lexes(v) && settings_allow_replica(&s, lexes(v)), "{v}");
+        }
+        for v in ["off", "'off'", "false", "0", "'of'"] {
+            let s = with("standard_conforming_strings", v);
+            assert!(!lexes(v) && !settings_allow_replica(&s, lexes(v)), "{v}");
+            let c = under_settings(classify("SELECT 1"), lexes(v));
+            assert_eq!(c.kind, StatementKind::Write, "{v}");
+        }
+        let iso = |v: &str| settings_allow_replica(&with("default_transaction_isolation", v), true);
+        assert!(iso("'repeatable read'") && iso("'read committed'"));
+        assert!(!iso("serializable") && !iso("'SERIALIZABLE'") && !iso("'something else'"));
+    }
+
+    #[test]
+    fn waits_only_for_a_message_cut_in_the_middle() {
+        let sync = msg(b'S', &[]);
+        let mut batch = [parse("", "SELECT 1"), bind(""), sync.clone()].concat();
+        assert!(!batch_arriving(&batch), "complete");
+        batch.truncate(batch.len() - 2);
+        assert!(batch_arriving(&batch), "the Sync is half there");
+        let flushed = [parse("", "SELECT 1"), msg(b'H', &[])].concat();
+        assert!(
+            !batch_arriving(&flushed),
+            "a Flush: the client waits for replies"
+        );
+        assert!(
+            !batch_arriving(&msg(b'Q', b"SELECT 1\0")),
+            "simple queries decode whole anyway"
+        );
+    }
+
+    #[test]
+    fn a_complete_batch_of_reads_is_a_read() {
+        let none = |_: &str| None;
+        let sync = msg(b'S', &[]);
+        let exec = msg(b'E', &[0, 0, 0, 0, 0]);
+        let read = intent(
+            &[parse("", "SELECT 1"), bind(""), exec.clone(), sync.clone()],
+            &none,
+        );
+        assert!(read.read);
+        let write = intent(
+            &[
+                parse("", "SELECT 1"),
+                bind(""),
+                exec.clone(),
+                parse("", "INSERT INTO t VALUES (1)"),
+                bind(""),
+                exec.clone(),
+                sync.clone(),
+            ],
+            &none,
+        );
+        assert!(!write.read, "any write sends the batch to the primary");
+        let unfinished = intent(&[parse("", "SELECT 1"), bind(""), exec.clone()], &none);
+        assert!(!unfinished.read, "no Sync yet");
+        let known = |name: &str| (name == "s1").then(|| "SELECT * FROM t".to_string());
+        assert!(intent(&[bind("s1"), exec.clone(), sync.clone()], &known).read);
+        assert!(
+            !intent(&[bind("s2"), exec, sync], &known).read,
+            "unknown statement"
+        );
+    }
+}

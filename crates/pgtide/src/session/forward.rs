@@ -1,0 +1,232 @@
+//! Forwarding the client's messages to the leased backend: each one noted (statement names,
+//! session effects, insights, writes) and owed its reply.
+
+use super::*;
+
+impl Session {
+    /// Queues one client frame for the leased backend, noting the reply it is owed.
+    pub(super) fn forward(&mut self, frame: Frame) {
+        if self.replies.is_discarding() && frame.tag != ftag::SYNC {
+            // The backend already failed this batch and ignores everything up to the Sync:
+            // as if it never came (no statement created or closed, nothing owed).
+            return;
+        }
+        self.cancel.running(true);
+        if let Some(replay) = &mut self.replica_replay {
+            replay.log(&frame);
+        }
+        let transaction_mode = self.mode == PoolMode::Transaction;
+        if transaction_mode {
+            let batch_start = self.status == b'I' && !self.replies.awaits_ready();
+            self.stale_plans.on_client_frame(&frame, batch_start);
+        }
+        match frame.tag {
+            ftag::QUERY if transaction_mode => return self.forward_query(frame),
+            ftag::QUERY => {
+                if let Ok(sql) = pgtide_wire::query_text(frame.body()) {
+                    self.observe(sql, false);
+                    self.insights
+                        .on_query(frame.body_bytes(), self.status != b'I');
+                }
+                self.batch_sent();
+                self.replies.expect(Completion::Ready)
+            }
+            ftag::FUNCTION_CALL => {
+                // A fast-path call names its function by OID: pgtide cannot tell what it does.
+                if transaction_mode {
+                    let pins_before = self.state.pins().len();
+                    let observed = self.state.unreadable();
+                    self.note_pins(pins_before, observed);
+                }
+                self.router.note_write();
+                self.batch_sent();
+                self.replies.expect(Completion::Ready)
+            }
+            ftag::SYNC => {
+                self.unsynced = false;
+                self.batch_sent();
+                self.replies.sync();
+            }
+            ftag::COPY_DONE | ftag::COPY_FAIL => self.replies.copy_end(),
+            // A Flush alone leaves nothing pending on the backend (messages before it do).
+            ftag::FLUSH => {}
+            ftag::PARSE if transaction_mode => return self.forward_parse(frame),
+            ftag::BIND if transaction_mode => return self.forward_bind(frame),
+            ftag::DESCRIBE | ftag::CLOSE if transaction_mode => {
+                return self.forward_describe_or_close(frame)
+            }
+            ftag::PARSE => self.extended(Completion::Parse),
+            ftag::BIND => self.extended(Completion::Bind),
+            ftag::DESCRIBE => self.extended(Completion::Describe),
+            ftag::CLOSE => self.extended(Completion::Close),
+            ftag::EXECUTE => {
+                self.insights.on_execute(self.status != b'I');
+                self.observe_execute(&frame);
+                self.extended(Completion::Execute)
+            }
+            // CopyData / CopyDone / CopyFail belong to a statement already owed a reply.
+            _ => {}
+        }
+        self.to_backend.extend_from_slice(&frame.raw);
+    }
+
+    /// An Execute of a portal whose statement changes session state: noted now.
+    pub(super) fn observe_execute(&mut self, frame: &Frame) {
+        if self.bound_effects.is_empty() {
+            return;
+        }
+        let Ok(execute) = pgtide_wire::execute_message(frame.body()) else {
+            return;
+        };
+        if let Some(i) = self
+            .bound_effects
+            .iter()
+            .position(|(p, _)| p == execute.portal)
+        {
+            let (_, sql) = self.bound_effects.swap_remove(i);
+            self.observe(&sql, false);
+        }
+    }
+
+    pub(super) fn extended(&mut self, completion: Completion) {
+        self.unsynced = true;
+        self.replies.expect(completion);
+    }
+
+    pub(super) fn search_path(&self) -> Option<String> {
+        self.state.settings().get("search_path").cloned()
+    }
+
+    /// DDL can change the row shape of statements prepared before it: new Parses get new names
+    /// from now on, and again once it commits.
+    pub(super) fn note_schema_change(&mut self, sql: &str) {
+        if pgtide_sql::changes_schema(sql) {
+            self.shared.epochs.schema_changed();
+            self.ddl_in_flight = true;
+        }
+    }
+
+    pub(super) fn forward_parse(&mut self, frame: Frame) {
+        self.unsynced = true;
+        let mut query = None;
+        match pgtide_wire::parse_message(frame.body()) {
+            Ok(view) => {
+                self.note_schema_change(view.query);
+                query = Some(view.query);
+            }
+            Err(_) => {
+                let pins_before = self.state.pins().len();
+                let observed = self.state.unreadable();
+                self.note_pins(pins_before, observed);
+            }
+        }
+        let search_path = self.search_path();
+        // Only when the backend surely is in a failed transaction: nothing sent since its
+        // ReadyForQuery said so (a pipelined ROLLBACK may be on its way).
+        let failed_transaction = self.status == b'E'
+            && self.replies.is_empty()
+            && !query.is_some_and(|q| {
+                // PostgreSQL accepts a COMMIT / ROLLBACK even in a failed transaction.
+                pgtide_sql::all_session_effects(q)
+                    .iter()
+                    .any(|e| matches!(e, pgtide_sql::SessionEffect::TransactionControl(_)))
+            });
+        let lease = self
+            .lease
+            .as_mut()
+            .expect("forwarding only happens with a leased backend");
+        let b = Backendward {
+            conn: &mut lease.conn,
+            out: &mut self.to_backend,
+            replies: &mut self.replies,
+        };
+        self.statements
+            .parse(&frame, search_path.as_deref(), failed_transaction, b);
+    }
+
+    pub(super) fn forward_bind(&mut self, frame: Frame) {
+        self.unsynced = true;
+        let routing = self.router.active() && !self.router.on_replica();
+        if routing || self.shared.cache.in_use() || self.insights.enabled() {
+            let text = crate::session::prepared::bind_names(frame.body())
+                .and_then(|(_, name)| self.statements.text_of(name));
+            if let Some(sql) = &text {
+                self.note_if_write(sql);
+            }
+            let params = crate::session::insights::bind_params_hash(frame.body());
+            self.insights.on_bind(text, params);
+        }
+        let lease = self
+            .lease
+            .as_mut()
+            .expect("forwarding only happens with a leased backend");
+        let b = Backendward {
+            conn: &mut lease.conn,
+            out: &mut self.to_backend,
+            replies: &mut self.replies,
+        };
+        if let Some(sql) = self.statements.bind(&frame, b) {
+            // Its effects count when a portal of it is executed (a Bind alone runs nothing).
+            let portal = crate::session::prepared::bind_names(frame.body())
+                .map(|(portal, _)| portal.to_string())
+                .unwrap_or_default();
+            self.bound_effects.retain(|(p, _)| *p != portal);
+            self.bound_effects.push((portal, sql));
+        }
+    }
+
+    pub(super) fn forward_describe_or_close(&mut self, frame: Frame) {
+        self.unsynced = true;
+        let lease = self
+            .lease
+            .as_mut()
+            .expect("forwarding only happens with a leased backend");
+        let b = Backendward {
+            conn: &mut lease.conn,
+            out: &mut self.to_backend,
+            replies: &mut self.replies,
+        };
+        self.statements.describe_or_close(&frame, b);
+    }
+
+    /// A simple Query in transaction mode: its statement names become pgtide's.
+    pub(super) fn forward_query(&mut self, frame: Frame) {
+        let Ok(sql) = pgtide_wire::query_text(frame.body()) else {
+            // Not UTF-8 (a client_encoding such as LATIN1): pgtide cannot read what it does.
+            let pins_before = self.state.pins().len();
+            let observed = self.state.unreadable();
+            self.note_pins(pins_before, observed);
+            self.batch_sent();
+            self.replies.expect(Completion::Ready);
+            self.to_backend.extend_from_slice(&frame.raw);
+            return;
+        };
+        let status = self.status;
+        // Observed before its statement names are rewritten: a DEALLOCATE ALL in it drops
+        // what exists now, not what the rewrite prepares after it.
+        let prepare_carried = !self.statements.own_sql_names();
+        self.observe(sql, prepare_carried);
+        let lease = self
+            .lease
+            .as_mut()
+            .expect("forwarding only happens with a leased backend");
+        let b = Backendward {
+            conn: &mut lease.conn,
+            out: &mut self.to_backend,
+            replies: &mut self.replies,
+        };
+        let rewritten = self.statements.rewrite_query(sql, status, b);
+        self.insights.on_query(frame.body_bytes(), status != b'I');
+        self.note_schema_change(sql);
+        self.note_if_write(sql);
+        for effects in &rewritten.effects {
+            self.observe(effects, false);
+        }
+        self.batch_sent();
+        self.replies.expect(Completion::Ready);
+        match rewritten.sql {
+            Some(sql) => encode::query(&mut self.to_backend, &sql),
+            None => self.to_backend.extend_from_slice(&frame.raw),
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! Answering the client without a backend: a held BEGIN, pgtide's own route setting, Parse/Close
+//! of known statements between transactions, and result-cache hits (with the capture of a miss).
+
+use super::*;
+
+impl Session {
+    /// `[routing] transactions = "first_statement"`: a lone BEGIN is answered here and held
+    /// until the next statement chooses the backend (a COMMIT or ROLLBACK right after it is
+    /// answered here too: the transaction was empty).
+    pub(super) fn defer_begin(&mut self, frame: &Frame) -> bool {
+        use pgtide_sql::{StatementKind as K, TransactionStatement as T};
+        if frame.tag != ftag::QUERY
+            || self.mode != PoolMode::Transaction
+            || !self.router.active()
+            || self.shared.config.load().routing.transactions
+                != pgtide_config::TransactionRouting::FirstStatement
+        {
+            return false;
+        }
+        let Ok(sql) = pgtide_wire::query_text(frame.body()) else {
+            return false;
+        };
+        let c = self.shared.classifier.load().classify(sql);
+        if c.statements != 1 || c.hint.is_some() {
+            return false;
+        }
+        let (tag, status) = match (c.kind, self.deferred_begin.is_some()) {
+            (K::Transaction(T::Begin { read_only: false }), false) => {
+                self.deferred_begin = Some(sql.to_string());
+                ("BEGIN", b'T')
+            }
+            (K::Transaction(T::Commit), true) => ("COMMIT", b'I'),
+            (K::Transaction(T::Rollback), true) => ("ROLLBACK", b'I'),
+            _ => return false,
+        };
+        if status == b'I' {
+            self.deferred_begin = None;
+        }
+        self.status = status;
+        let mut reply = BytesMut::with_capacity(24);
+        encode::command_complete(&mut reply, tag);
+        encode::ready_for_query(&mut reply, status);
+        self.replies.synthetic(reply.freeze());
+        true
+    }
+
+    /// `SET pgtide.route = ...` is pgtide's own setting: answered here, never sent on.
+    pub(super) fn answer_route_setting(&mut self, frame: &Frame) -> bool {
+        if frame.tag != ftag::QUERY || self.replies.awaits_ready() {
+            return false;
+        }
+        let Some(route) = pgtide_wire::query_text(frame.body())
+            .ok()
+            .and_then(SessionRoute::from_statement)
+        else {
+            return false;
+        };
+        self.session_route = route;
+        let mut reply = BytesMut::with_capacity(16);
+        encode::command_complete(&mut reply, "SET");
+        encode::ready_for_query(&mut reply, self.status);
+        self.replies.synthetic(reply.freeze());
+        true
+    }
+
+    /// Between transactions in transaction mode, a few messages need no backend: a Parse of a
+    /// statement the pool knows, a Close, and the Sync or Flush after only such messages.
+    /// Answering them here keeps a client that prepares synchronously from waiting for a
+    /// backend (possibly held by another client waiting on that very client's thread).
+    pub(super) fn answer_without_backend(&mut self, frame: &Frame) -> bool {
+        if self.mode != PoolMode::Transaction {
+            return false;
+        }
+        match frame.tag {
+            ftag::PARSE => {
+                let search_path = self.search_path();
+                self.statements.parse_without_backend(
+                    frame,
+                    search_path.as_deref(),
+                    &self.pool,
+                    &mut self.replies,
+                )
+            }
+            ftag::CLOSE => self
+                .statements
+                .close_without_backend(frame, &mut self.replies),
+            ftag::SYNC => {
+                let mut ready = BytesMut::with_capacity(6);
+                encode::ready_for_query(&mut ready, b'I');
+                self.replies.synthetic(ready.freeze());
+                true
+            }
+            ftag::FLUSH => true,
+            _ => false,
+        }
+    }
+
+    /// A cacheable extended-protocol batch (`[Parse] Bind [Describe] Execute Sync`) outside a
+    /// transaction: a hit is answered here — ParseComplete and BindComplete as the batch needs,
+    /// the stored reply, ReadyForQuery — without a backend; a miss runs with its reply captured.
+    pub(super) async fn answer_batch_from_cache(&mut self, frame: &Frame) -> bool {
+        if !matches!(frame.tag, ftag::PARSE | ftag::BIND)
+            || self.mode != PoolMode::Transaction
+            || self.status != b'I'
+            || !self.shared.cache.in_use()
+        {
+            return false;
+        }
+        let Some(batch) = crate::session::result_cache::batch(frame, &self.crbuf) else {
+            return false;
+        };
+        let text = match batch.parse {
+            Some((_, query)) => Some((query.to_string(), batch.parse_types.clone())),
+            None => self
+                .statements
+                .text_of(batch.bind.statement)
+                .zip(self.statements.param_types_of(batch.bind.statement)),
+        };
+        let Some((text, types)) = text else {
+            return false;
+        };
+        let classification = self.shared.classifier.load().classify(&text);
+        let lookup = crate::session::result_cache::lookup_batch(
+            &self.shared.cache,
+            self.shared.insights.fingerprint_id(&text),
+            (&text, types),
+            &classification,
+            &self.cache_client(),
+            &batch,
+        )
+        .await;
+        let (has_parse, rest_len) = (batch.parse.is_some(), batch.rest_len);
+        drop(batch);
+        match lookup {
+            Some(crate::cache::Lookup::Hit(entry)) => {
+                if has_parse {
+                    let search_path = self.search_path();
+                    self.statements
+                        .register_parse(frame, search_path.as_deref());
+                }
+                self.crbuf.advance(rest_len);
+                let mut reply = BytesMut::with_capacity(entry.reply.len() + 16);
+                if has_parse {
+                    encode::parse_complete(&mut reply);
+                }
+                encode::bind_complete(&mut reply);
+                reply.extend_from_slice(&entry.reply);
+                encode::ready_for_query(&mut reply, b'I');
+                self.replies.synthetic(reply.freeze());
+                self.insights.record_cache_hit(
+                    &text,
+                    crate::session::result_cache::rows_in(&entry.reply),
+                    &self.shared.insights,
+                    &self.pool.database,
+                    &self.pool.user,
+                    &self.registered.info.application_name,
+                );
+                true
+            }
+            Some(crate::cache::Lookup::Miss(guard)) => {
+                self.cache_capture = Some(crate::session::result_cache::Capture::new(guard));
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// A cacheable simple query outside a transaction: a hit is answered here without a
+    /// backend (true); a miss goes on to a backend with its reply captured to fill the entry.
+    pub(super) async fn answer_from_cache(&mut self, frame: &Frame) -> bool {
+        if frame.tag != ftag::QUERY
+            || self.mode != PoolMode::Transaction
+            || self.status != b'I'
+            || !self.shared.cache.enabled()
+        {
+            return false;
+        }
+        let Ok(sql) = pgtide_wire::query_text(frame.body()) else {
+            return false;
+        };
+        // No rules and nothing cached: only a /* pgtide:cache */ hint can make it cacheable.
+        if !self.shared.cache.in_use() && !sql.contains("pgtide:cache") {
+            return false;
+        }
+        let classification = self.shared.classifier.load().classify(sql);
+        let lookup = crate::session::result_cache::lookup(
+            &self.shared.cache,
+            self.shared.insights.fingerprint_id(sql),
+            sql,
+            &classification,
+            &self.cache_client(),
+        )
+        .await;
+        match lookup {
+            Some(crate::cache::Lookup::Hit(entry)) => {
+                self.insights.record_cache_hit(
+                    sql,
+                    crate::session::result_cache::rows_in(&entry.reply),
+                    &self.shared.insights,
+                    &self.pool.database,
+                    &self.pool.user,
+                    &self.registered.info.application_name,
+                );
+                let mut reply = BytesMut::with_capacity(entry.reply.len() + 6);
+                reply.extend_from_slice(&entry.reply);
+                encode::ready_for_query(&mut reply, b'I');
+                self.replies.synthetic(reply.freeze());
+                true
+            }
+            Some(crate::cache::Lookup::Miss(guard)) => {
+                self.cache_capture = Some(crate::session::result_cache::Capture::new(guard));
+                false
+            }
+            None => false,
+        }
+    }
+
+    pub(super) fn cache_client(&self) -> crate::session::result_cache::Client<'_> {
+        crate::session::result_cache::Client {
+            database: &self.pool.database,
+            user: &self.pool.user,
+            state: &self.state,
+            min_lsn: self.router.read_your_writes_lsn(),
+            target: &self.pool.target,
+        }
+    }
+}

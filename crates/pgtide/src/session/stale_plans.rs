@@ -1,0 +1,200 @@
+//! "cached plan must not change result type" (SQLSTATE 0A000): DDL changed the columns of a
+//! statement a backend prepared earlier, and PostgreSQL refuses to run it. In transaction mode
+//! the statement may have been prepared by another client, so pgtide recovers where it is safe:
+//! outside a client's transaction, when nothing of the batch has run yet and the client asked
+//! for the (new) row description in the same batch, the client's statement is prepared again
+//! under a fresh name and the batch re-run once. Otherwise the error goes to the client, as
+//! PostgreSQL would send it; the stale name is never prepared again for a client holding it
+//! (it knows the old row shape), and the client's next Parse of the text gets a fresh name.
+
+use pgtide_wire::{frontend as ftag, Frame};
+
+use crate::session::prepared::client::ClientStatements;
+use crate::session::prepared::SchemaEpochs;
+use crate::session::replies::{Completion, ReplyQueue};
+
+/// One session's recovery from stale plans: the batch it may re-run, and what it owes.
+#[derive(Debug, Default)]
+pub struct StalePlans {
+    log: Option<RetryLog>,
+    /// An Execute was sent since the last Sync: a re-run could repeat its effects.
+    executed_in_batch: bool,
+    /// The batch being answered is a re-run; it is not re-run again.
+    rerun: bool,
+    /// The failed run already sent a statement's ParameterDescription; the re-run's is dropped.
+    skip_parameter_description: bool,
+}
+
+impl StalePlans {
+    /// A client frame about to be forwarded (transaction mode). `batch_start`: outside a
+    /// transaction, with nothing owed from an earlier batch.
+    pub fn on_client_frame(&mut self, frame: &Frame, batch_start: bool) {
+        if let Some(log) = &mut self.log {
+            if !log.push(frame) {
+                self.log = None;
+            }
+        } else if (frame.tag == ftag::BIND || frame.tag == ftag::DESCRIBE)
+            && batch_start
+            && !self.executed_in_batch
+            && !self.rerun
+        {
+            self.log = Some(RetryLog::start(frame));
+        }
+        match frame.tag {
+            ftag::EXECUTE => self.executed_in_batch = true,
+            ftag::SYNC => self.executed_in_batch = false,
+            _ => {}
+        }
+    }
+
+    /// An ErrorResponse answered the client's Bind or Describe (`completion`) of `global`. If
+    /// its cached plan went stale, the name is never prepared again for its holders, and where
+    /// safe the client's statement is renewed under a fresh name for a re-run of the batch.
+    /// Returns true when the error is to be swallowed (the re-run answers instead).
+    pub fn on_error(
+        &mut self,
+        body: &[u8],
+        global: &str,
+        completion: Completion,
+        epochs: &SchemaEpochs,
+        statements: &mut ClientStatements,
+        replies: &mut ReplyQueue,
+    ) -> bool {
+        if !is_stale_plan_error(body) {
+            return false;
+        }
+        epochs.went_stale(global);
+        let replayable = self.log.as_ref().is_some_and(RetryLog::replayable);
+        if replayable && !self.rerun && statements.renew(global) && replies.swallow_next_ready() {
+            tracing::debug!(
+                statement = global,
+                "stale cached plan: re-preparing and re-running"
+            );
+            self.rerun = true;
+            // A statement Describe sent its ParameterDescription before failing.
+            self.skip_parameter_description = completion == Completion::Describe;
+            return true;
+        }
+        false
+    }
+
+    /// Whether a ParameterDescription of the client's must be dropped (see on_error).
+    pub fn drop_parameter_description(&mut self) -> bool {
+        std::mem::take(&mut self.skip_parameter_description)
+    }
+
+    /// pgtide's own ReadyForQuery ended the failed run: the batch to send again, if any.
+    pub fn take_rerun(&mut self) -> Option<Vec<Frame>> {
+        if !self.rerun {
+            return None;
+        }
+        self.log.take().map(RetryLog::into_frames)
+    }
+
+    /// The client's ReadyForQuery: the batch is answered.
+    pub fn on_client_ready(&mut self) {
+        self.log = None;
+        self.rerun = false;
+    }
+}
+
+/// Beyond this many bytes of client messages a batch is not kept for a re-run.
+const MAX_LOGGED_BYTES: usize = 64 * 1024;
+
+/// The client's messages from the batch's first Bind or Describe up to its Sync.
+#[derive(Debug)]
+pub struct RetryLog {
+    frames: Vec<Frame>,
+    bytes: usize,
+    describes: bool,
+    synced: bool,
+    /// The client pipelined more behind the Sync: a re-run would come after it, out of order.
+    trailing: bool,
+}
+
+impl RetryLog {
+    /// Starts at the batch's first Bind or Describe.
+    pub fn start(first: &Frame) -> RetryLog {
+        RetryLog {
+            frames: vec![first.clone()],
+            bytes: first.raw.len(),
+            describes: first.tag == ftag::DESCRIBE,
+            synced: false,
+            trailing: false,
+        }
+    }
+
+    /// Adds a message the client sent after the Bind; false when the batch cannot be re-run.
+    pub fn push(&mut self, frame: &Frame) -> bool {
+        if self.synced {
+            self.trailing = true;
+            return false;
+        }
+        self.bytes += frame.raw.len();
+        match frame.tag {
+            ftag::DESCRIBE => self.describes = true,
+            ftag::SYNC => self.synced = true,
+            ftag::COPY_DATA | ftag::COPY_DONE | ftag::COPY_FAIL | ftag::FUNCTION_CALL => {
+                return false
+            }
+            _ => {}
+        }
+        self.frames.push(frame.clone());
+        self.bytes <= MAX_LOGGED_BYTES
+    }
+
+    /// The batch is complete, and re-running it tells the client the new row shape.
+    pub fn replayable(&self) -> bool {
+        self.synced && self.describes && !self.trailing
+    }
+
+    pub fn into_frames(self) -> Vec<Frame> {
+        self.frames
+    }
+}
+
+/// Whether an ErrorResponse body is PostgreSQL's stale cached plan error.
+pub fn is_stale_plan_error(body: &[u8]) -> bool {
+    let Ok(fields) = pgtide_wire::error_fields(body) else {
+        return false;
+    };
+    fields.code == "0A000"
+        && fields
+            .message
+            .starts_with("cached plan must not change result type")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn frame(tag: u8) -> Frame {
+        Frame {
+            tag,
+            raw: Bytes::from(vec![tag, 0, 0, 0, 4]),
+        }
+    }
+
+    #[test]
+    fn replayable_only_with_describe_and_sync() {
+        let mut log = RetryLog::start(&frame(ftag::BIND));
+        assert!(log.push(&frame(ftag::EXECUTE)));
+        assert!(log.push(&frame(ftag::SYNC)));
+        assert!(
+            !log.replayable(),
+            "no Describe: the client keeps the old row shape"
+        );
+        let mut log = RetryLog::start(&frame(ftag::BIND));
+        log.push(&frame(ftag::DESCRIBE));
+        log.push(&frame(ftag::EXECUTE));
+        assert!(!log.replayable(), "no Sync yet");
+        log.push(&frame(ftag::SYNC));
+        assert!(log.replayable());
+        assert!(!log.push(&frame(ftag::BIND)), "a pipelined batch behind it");
+        assert!(!log.replayable());
+        assert_eq!(log.into_frames().len(), 4);
+        let mut log = RetryLog::start(&frame(ftag::BIND));
+        assert!(!log.push(&frame(ftag::COPY_DATA)));
+    }
+}
