@@ -4,6 +4,23 @@
 use super::*;
 
 impl Session {
+    /// The phase before any backend: true when pgtide answered the frame itself.
+    pub(super) async fn answer_locally(&mut self, frame: &Frame) -> bool {
+        if self.answer_route_setting(frame) {
+            return true;
+        }
+        if self.lease.is_some() {
+            return false;
+        }
+        if self.defer_begin(frame) {
+            return true;
+        }
+        self.deferred_begin.is_none()
+            && (self.answer_batch_from_cache(frame).await
+                || self.answer_without_backend(frame)
+                || self.answer_from_cache(frame).await)
+    }
+
     /// `[routing] transactions = "first_statement"`: a lone BEGIN is answered here and held
     /// until the next statement chooses the backend (a COMMIT or ROLLBACK right after it is
     /// answered here too: the transaction was empty).

@@ -26,11 +26,13 @@ use crate::session::stale_plans::StalePlans;
 use crate::upstream::pool::{Lease, Pool};
 use crate::upstream::topology::Topology;
 
+mod backend_replies;
 pub(crate) mod backlog;
 pub(crate) mod client_state;
 mod forward;
 pub(crate) mod insights;
 mod local;
+mod observers;
 pub(crate) mod prepared;
 pub(crate) mod replica_replay;
 mod replica_rerun;
@@ -61,8 +63,8 @@ pub struct Session {
     status: u8,
     /// The client's named statements (transaction mode).
     statements: ClientStatements,
-    /// After a failed lease, client messages up to the next Sync are answered by pgtide.
-    skip_until_sync: bool,
+    /// What happens to the client's next message (see [`Intake`]).
+    intake: Intake,
     /// Session settings to carry and reasons to stay pinned (transaction mode).
     state: ClientState,
     /// Recovery from stale cached plans (transaction mode).
@@ -94,7 +96,6 @@ pub struct Session {
     bound_effects: Vec<(String, String)>,
     cancel: Registration,
     phase: watch::Receiver<Phase>,
-    closing: bool,
     /// Client frames wait unread while too much waits for the client (see backlog.rs).
     backlog: crate::session::backlog::Backlog,
     /// The backend sent the client a FATAL (e.g. pg_terminate_backend): when it then closes,
@@ -108,6 +109,19 @@ enum Event {
     BackendRead(std::io::Result<usize>),
     BackendWrote(std::io::Result<usize>),
     PhaseChanged,
+}
+
+/// What the session does with the client's next message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Intake {
+    /// Answered by pgtide or forwarded.
+    Open,
+    /// A lease failed inside an extended-protocol batch: messages up to its Sync are dropped
+    /// and the Sync is answered (the client already has the error).
+    SkipUntilSync,
+    /// Terminate, shutdown or a fatal error: nothing more is read; the session ends once the
+    /// client has what it is owed.
+    Closing,
 }
 
 /// How the session ended, for logs.
@@ -182,11 +196,10 @@ impl Session {
             rerouting: false,
             ddl_in_flight: false,
             bound_effects: Vec::new(),
-            skip_until_sync: false,
+            intake: Intake::Open,
             state,
             cancel,
             phase,
-            closing: false,
             backlog: Default::default(),
             backend_fatal: false,
         }
@@ -205,7 +218,7 @@ impl Session {
             }
         }
         let end = loop {
-            if self.closing && self.to_client.is_empty() {
+            if self.intake == Intake::Closing && self.to_client.is_empty() {
                 break End::ClientLeft;
             }
             if self.backlog.is_paused() {
@@ -265,7 +278,7 @@ impl Session {
             None => (None, None, None),
         };
         let has_backend = b_reader.is_some();
-        let client_reads = !self.closing
+        let client_reads = self.intake != Intake::Closing
             && self.to_backend.len() < HIGH_WATER
             && crate::session::backlog::queued(&self.to_client, &self.replies) < HIGH_WATER
             && !(self.router.held() && self.crbuf.len() >= HIGH_WATER);
@@ -285,91 +298,90 @@ impl Session {
         }
     }
 
-    /// Handles every complete frame the client sent.
+    /// Handles every complete frame the client sent, each through the phases in order: intake
+    /// (Terminate, skipping to Sync), answered by pgtide itself, a backend leased (or the kept
+    /// one brought up to date), forwarded. Replies go through `on_backend_data`.
     async fn on_client_data(&mut self) -> Result<()> {
-        while !self.closing {
-            let to_backend = self.lease.as_ref().map(|_| &mut self.to_backend);
-            if self
-                .backlog
-                .over(HIGH_WATER, &self.to_client, &self.replies, to_backend)
-            {
+        while self.intake != Intake::Closing {
+            if self.intake_waits() {
                 break;
             }
-            if self.lease.is_none()
-                && self.mode == PoolMode::Transaction
-                && self.router.active()
-                && intent::batch_arriving(&self.crbuf)
-            {
-                // Routing needs the whole batch; the rest is on its way.
+            let Some(frame) = self.decoder.decode(&mut self.crbuf)? else {
                 break;
-            }
-            if self.lease.is_some()
-                && self
-                    .router
-                    .hold_next_batch(!self.unsynced, self.replies.awaits_ready())
-            {
-                // A replica leased for an earlier batch takes no other: this one waits.
-                break;
-            }
-            let frame = match self.decoder.decode(&mut self.crbuf)? {
-                Some(f) => f,
-                None => break,
             };
-            if frame.tag == ftag::TERMINATE {
-                self.closing = true;
-                break;
-            }
-            if self.skip_until_sync {
-                if frame.tag == ftag::SYNC {
-                    self.skip_until_sync = false;
-                    encode::ready_for_query(&mut self.to_client, b'I');
+            match self.intake {
+                _ if frame.tag == ftag::TERMINATE => {
+                    self.intake = Intake::Closing;
+                    break;
                 }
-                continue;
-            }
-            if self.answer_route_setting(&frame) {
-                continue;
-            }
-            if self.lease.is_none() && self.defer_begin(&frame) {
-                continue;
-            }
-            if self.lease.is_none()
-                && self.deferred_begin.is_none()
-                && self.answer_batch_from_cache(&frame).await
-            {
-                continue;
-            }
-            if self.lease.is_none()
-                && self.deferred_begin.is_none()
-                && self.answer_without_backend(&frame)
-            {
-                continue;
-            }
-            if self.lease.is_none()
-                && self.deferred_begin.is_none()
-                && self.answer_from_cache(&frame).await
-            {
-                continue;
-            }
-            if self.lease.is_none() {
-                if !self.lease_backend(&frame).await? {
-                    self.cache_capture = None;
+                Intake::SkipUntilSync => {
+                    if frame.tag == ftag::SYNC {
+                        self.intake = Intake::Open;
+                        encode::ready_for_query(&mut self.to_client, b'I');
+                    }
                     continue;
                 }
-                if let (Some(c), Some(l)) = (&mut self.cache_capture, &self.lease) {
-                    c.set_source(crate::session::result_cache::source(
-                        &self.shared.cache,
-                        &self.router,
-                        l,
-                    ));
-                }
-            } else if self.status == b'I' && !self.unsynced && !self.replies.awaits_ready() {
-                // A new transaction on a backend the client kept (session mode, pinned).
-                self.sync_settings();
+                Intake::Open | Intake::Closing => {}
+            }
+            if self.answer_locally(&frame).await {
+                continue;
+            }
+            if !self.backend_for(&frame).await? {
+                continue;
             }
             self.forward(frame);
         }
         self.flush_synthetic();
         Ok(())
+    }
+
+    /// The client's next message waits unread: too much waits for the client, a routed batch
+    /// is not complete yet, or a replica serves an earlier batch.
+    fn intake_waits(&mut self) -> bool {
+        let to_backend = self.lease.as_ref().map(|_| &mut self.to_backend);
+        if self
+            .backlog
+            .over(HIGH_WATER, &self.to_client, &self.replies, to_backend)
+        {
+            return true;
+        }
+        if self.lease.is_none()
+            && self.mode == PoolMode::Transaction
+            && self.router.active()
+            && intent::batch_arriving(&self.crbuf)
+        {
+            // Routing needs the whole batch; the rest is on its way.
+            return true;
+        }
+        // A replica leased for an earlier batch takes no other: this one waits.
+        self.lease.is_some()
+            && self
+                .router
+                .hold_next_batch(!self.unsynced, self.replies.awaits_ready())
+    }
+
+    /// A backend for this frame: the leased one (brought up to date at a new transaction on a
+    /// kept backend), or a new lease. False when the lease failed (the client has the error).
+    async fn backend_for(&mut self, frame: &Frame) -> Result<bool> {
+        if self.lease.is_some() {
+            if self.status == b'I' && !self.unsynced && !self.replies.awaits_ready() {
+                // A new transaction on a backend the client kept (session mode, pinned).
+                self.sync_settings();
+            }
+            return Ok(true);
+        }
+        if !self.lease_backend(frame).await? {
+            self.cache_capture = None;
+            return Ok(false);
+        }
+        if let (Some(c), Some(l)) = (&mut self.cache_capture, &self.lease) {
+            c.set_source(crate::session::result_cache::source(
+                &self.shared.cache,
+                &self.router,
+                l,
+            ));
+        }
+        Ok(true)
     }
 
     /// Leases a backend for the transaction this frame starts. On failure the client gets the
@@ -417,7 +429,7 @@ impl Session {
                         encode::ready_for_query(&mut self.to_client, b'I')
                     }
                     ftag::SYNC => encode::ready_for_query(&mut self.to_client, b'I'),
-                    _ => self.skip_until_sync = true,
+                    _ => self.intake = Intake::SkipUntilSync,
                 }
                 Ok(false)
             }
@@ -590,239 +602,6 @@ impl Session {
         self.to_client.extend_from_slice(message);
     }
 
-    /// Handles every complete frame the backend sent, then returns the backend if the
-    /// transaction is over.
-    async fn on_backend_data(&mut self) -> Result<()> {
-        let decoder = FrameDecoder::new(BACKEND_MAX_MESSAGE);
-        let mut forgotten = Vec::new();
-        while let Some(lease) = self.lease.as_mut() {
-            let frame = match decoder.decode(&mut lease.conn.rbuf) {
-                Ok(Some(f)) => f,
-                Ok(None) => break,
-                Err(e) => {
-                    return Err(ProxyError::BackendLost(format!(
-                        "bad message from server: {e}"
-                    )))
-                }
-            };
-            let mut prior_parameter = None;
-            match frame.tag {
-                btag::READY_FOR_QUERY => {
-                    self.status = pgtide_wire::ready_for_query_status(frame.body())
-                        .map_err(|e| ProxyError::BackendLost(e.to_string()))?;
-                }
-                btag::PARAMETER_STATUS => {
-                    prior_parameter = pgtide_wire::parameter_status(frame.body())
-                        .ok()
-                        .and_then(|(name, _)| lease.conn.params.get(&name).cloned());
-                    lease.conn.note_parameter(frame.body())
-                }
-                _ => {}
-            }
-            self.flush_synthetic();
-            let own_exchange = self.replies.front_is_standalone();
-            if own_exchange
-                && frame.tag == btag::ERROR_RESPONSE
-                && self.mode == PoolMode::Transaction
-            {
-                // One of pgtide's own exchanges failed (a settings replay, say, whose later SETs
-                // PostgreSQL then skipped): the backend is not in the state pgtide recorded. It
-                // stays with this client, is given all its settings again, and is reset before
-                // anyone else gets it.
-                let pins_before = self.state.pins().len();
-                let observed = self.state.unreadable();
-                show_pins(&self.state, &self.registered, pins_before, observed);
-                if let Some(lease) = self.lease.as_mut() {
-                    lease.conn.settings.clear();
-                }
-            }
-            let mut verdict = self.replies.on_backend_message(frame.tag, &mut forgotten);
-            let mut rerun = None;
-            let mut reroute = false;
-            if frame.tag == btag::ERROR_RESPONSE
-                && self.router.on_replica()
-                && is_fatal(frame.body())
-                && self
-                    .replica_replay
-                    .as_ref()
-                    .is_some_and(ReplicaReplay::replayable)
-            {
-                // The replica is going away (shutdown, crash) before answering: the same as
-                // a lost connection.
-                if self.reroute_after_loss().await {
-                    continue;
-                }
-            } else if frame.tag == btag::ERROR_RESPONSE
-                && !own_exchange
-                && self.refused_by_replica(frame.body())
-            {
-                verdict = Verdict::Swallow;
-            } else if frame.tag == btag::ERROR_RESPONSE {
-                if let Some((global, completion)) = self.replies.take_failed_statement() {
-                    if self.stale_plans.on_error(
-                        frame.body(),
-                        &global,
-                        completion,
-                        &self.shared.epochs,
-                        &mut self.statements,
-                        &mut self.replies,
-                    ) {
-                        verdict = Verdict::Swallow;
-                    }
-                }
-            } else if frame.tag == btag::PARAMETER_DESCRIPTION
-                && !own_exchange
-                && self.stale_plans.drop_parameter_description()
-            {
-                verdict = Verdict::Swallow;
-            } else if frame.tag == btag::READY_FOR_QUERY && own_exchange {
-                rerun = self.stale_plans.take_rerun();
-                reroute = self.rerouting;
-                if self.router.capturing_lsn() {
-                    self.router.wal_position_done();
-                }
-            } else if frame.tag == btag::DATA_ROW && own_exchange && self.router.capturing_lsn() {
-                self.router.on_wal_position(frame.body());
-            }
-            if verdict == Verdict::Forward {
-                if frame.tag == btag::ERROR_RESPONSE && is_fatal(frame.body()) {
-                    self.backend_fatal = true;
-                }
-                if let Some(capture) = &mut self.cache_capture {
-                    capture.on_message(frame.tag, &frame.raw);
-                }
-                self.emit(&frame.raw);
-            }
-            if let Some(lease) = self.lease.as_mut() {
-                for name in forgotten.drain(..) {
-                    lease.conn.prepared.forget(&name);
-                }
-                for name in self.replies.take_prepared() {
-                    self.pool.note_statement(&name);
-                }
-                if !own_exchange && verdict == Verdict::Forward && self.insights.enabled() {
-                    if frame.tag == btag::DATA_ROW {
-                        self.insights.on_row();
-                    } else if matches!(
-                        frame.tag,
-                        btag::COMMAND_COMPLETE
-                            | btag::EMPTY_QUERY_RESPONSE
-                            | btag::PORTAL_SUSPENDED
-                            | btag::ERROR_RESPONSE
-                            | btag::READY_FOR_QUERY
-                    ) {
-                        let route = if self.router.on_replica() {
-                            crate::insights::Route::Replica
-                        } else {
-                            crate::insights::Route::Primary
-                        };
-                        let cx = crate::session::insights::Context {
-                            insights: &self.shared.insights,
-                            route,
-                            backend: &lease.pool.label,
-                            database: &self.pool.database,
-                            user: &self.pool.user,
-                            application_name: &self.registered.info.application_name,
-                        };
-                        match frame.tag {
-                            btag::ERROR_RESPONSE => self.insights.on_error(&cx),
-                            btag::READY_FOR_QUERY => self.insights.on_ready(self.status, &cx),
-                            _ => self.insights.on_execute_done(&cx),
-                        }
-                    }
-                }
-                if !own_exchange && verdict == Verdict::Forward {
-                    match frame.tag {
-                        btag::ERROR_RESPONSE => self.state.on_error(),
-                        btag::COMMAND_COMPLETE => {
-                            self.state
-                                .on_command_complete(&mut lease.conn.settings, frame.body());
-                            if drops_prepared(frame.body()) {
-                                self.statements.on_drop_all(&mut lease.conn);
-                            }
-                            self.statements.on_command_complete(frame.body());
-                        }
-                        btag::PARAMETER_STATUS => {
-                            if let Ok((name, value)) = pgtide_wire::parameter_status(frame.body()) {
-                                let pins_before = self.state.pins().len();
-                                let observed = self.state.on_parameter_status(
-                                    &name,
-                                    prior_parameter.as_deref(),
-                                    &value,
-                                );
-                                self.note_pins(pins_before, observed);
-                            }
-                        }
-                        btag::READY_FOR_QUERY => {
-                            let pins_before = self.state.pins().len();
-                            let observed =
-                                self.state.on_ready(self.status, &mut lease.conn.settings);
-                            show_pins(&self.state, &self.registered, pins_before, observed);
-                            if self.status == b'I' {
-                                // Portals end with their transaction.
-                                self.bound_effects.clear();
-                            }
-                            self.statements.on_ready(&mut lease.conn);
-                            self.stale_plans.on_client_ready();
-                            if let Some(capture) = self.cache_capture.take() {
-                                capture.finish();
-                            }
-                            if self.status == b'I' {
-                                self.cache_writes.commit(&self.shared.cache);
-                                let ryw = self.shared.config.load().routing.read_your_writes;
-                                // Only between the client's batches: behind part of a pipeline
-                                // it would run inside the client's batch, or be skipped with it
-                                // after an error and take the client's ReadyForQuery. Else at
-                                // the ReadyForQuery that ends the pipeline.
-                                let between = self.replies.is_empty() && !self.unsynced;
-                                if let Some(sql) = between
-                                    .then(|| self.router.after_transaction(ryw))
-                                    .flatten()
-                                {
-                                    // Asked before the backend goes back; the client does not wait.
-                                    encode::query(&mut self.to_backend, sql);
-                                    self.replies.expect_swallowed_query();
-                                }
-                            }
-                            if self.ddl_in_flight && self.status == b'I' {
-                                self.ddl_in_flight = false;
-                                self.shared.epochs.schema_changed();
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            for frame in rerun.into_iter().flatten() {
-                self.forward(frame);
-            }
-            if reroute {
-                self.reroute_to_primary(false).await?;
-                continue;
-            }
-            if frame.tag == btag::READY_FOR_QUERY {
-                self.flush_synthetic();
-                if self.replies.is_empty() && !self.unsynced && self.to_backend.is_empty() {
-                    self.cancel.running(false);
-                }
-                if self.transaction_done() {
-                    self.release().await;
-                } else if self.mode == PoolMode::Session
-                    && self.shared.phase() != Phase::Running
-                    && self.replies.is_empty()
-                    && self.status == b'I'
-                {
-                    self.close_with(ProxyError::ShuttingDown);
-                }
-            }
-        }
-        if self.router.take_held() {
-            // The replica's batch may be over: the held one is routed (or held again).
-            self.on_client_data().await?;
-        }
-        Ok(())
-    }
-
     /// Nothing is owed and the backend is idle outside a transaction.
     fn transaction_done(&self) -> bool {
         self.mode == PoolMode::Transaction
@@ -865,9 +644,9 @@ impl Session {
     }
 
     fn close_with(&mut self, e: ProxyError) {
-        if !self.closing {
+        if self.intake != Intake::Closing {
             e.write_to(&mut self.to_client);
-            self.closing = true;
+            self.intake = Intake::Closing;
         }
     }
 
