@@ -123,10 +123,7 @@ impl Session {
             btag::ERROR_RESPONSE
                 if self.router.on_replica()
                     && is_fatal(frame.body())
-                    && self
-                        .replica_replay
-                        .as_ref()
-                        .is_some_and(ReplicaReplay::replayable) =>
+                    && self.replica_run.replayable() =>
             {
                 // The replica is going away (shutdown, crash) before answering: the same as
                 // a lost connection.
@@ -156,7 +153,7 @@ impl Session {
             }
             btag::READY_FOR_QUERY if own_exchange => {
                 j.rerun = self.stale_plans.take_rerun();
-                j.reroute = self.rerouting;
+                j.reroute = matches!(self.replica_run, ReplicaRun::Refused(_));
                 if self.router.capturing_lsn() {
                     self.router.wal_position_done();
                 }

@@ -12,9 +12,7 @@ impl Session {
             return;
         }
         self.cancel.running(true);
-        if let Some(replay) = &mut self.replica_replay {
-            replay.log(&frame);
-        }
+        self.replica_run.log(&frame);
         let transaction_mode = self.mode == PoolMode::Transaction;
         if transaction_mode {
             let batch_start = self.status == b'I' && !self.replies.awaits_ready();

@@ -36,6 +36,7 @@ mod observers;
 pub(crate) mod prepared;
 pub(crate) mod replica_replay;
 mod replica_rerun;
+use replica_rerun::ReplicaRun;
 pub(crate) mod replies;
 pub(crate) mod result_cache;
 pub(crate) mod settings_replay;
@@ -84,12 +85,8 @@ pub struct Session {
     /// `[routing] transactions = "first_statement"`: a BEGIN held until the transaction's first
     /// statement says where it runs.
     deferred_begin: Option<String>,
-    /// What was sent to a replica, to run on the primary if the replica cannot answer.
-    replica_replay: Option<ReplicaReplay>,
-    /// Replies of a re-run the client already has from the first run: dropped.
-    replay_drop: usize,
-    /// The replica refused the read as a write: re-run it once its reply has ended.
-    rerouting: bool,
+    /// A read on a replica that may still have to run on the primary.
+    replica_run: ReplicaRun,
     /// DDL was sent: statements prepared until it commits get a new epoch again after it.
     ddl_in_flight: bool,
     /// Portals bound to statements with session effects, noted when they are executed.
@@ -191,9 +188,7 @@ impl Session {
             cache_capture: None,
             cache_writes: Default::default(),
             deferred_begin: None,
-            replica_replay: None,
-            replay_drop: 0,
-            rerouting: false,
+            replica_run: ReplicaRun::Idle,
             ddl_in_flight: false,
             bound_effects: Vec::new(),
             intake: Intake::Open,
@@ -406,7 +401,11 @@ impl Session {
         };
         let lease = match lease {
             Ok(lease) => {
-                self.replica_replay = self.router.on_replica().then(ReplicaReplay::default);
+                self.replica_run = if self.router.on_replica() {
+                    ReplicaRun::Reading(ReplicaReplay::default())
+                } else {
+                    ReplicaRun::Idle
+                };
                 self.attach(lease).await
             }
             Err(e) => Err(e),
@@ -415,7 +414,7 @@ impl Session {
             Ok(()) => {
                 if let Some(begin) = self.deferred_begin.take() {
                     // The held BEGIN opens the transaction where its first statement runs.
-                    self.replica_replay = None;
+                    self.replica_run = ReplicaRun::Idle;
                     encode::query(&mut self.to_backend, &begin);
                     self.replies.expect_swallowed_query();
                 }
@@ -592,12 +591,8 @@ impl Session {
 
     /// One whole message for the client (tag first), unless a re-run already sent it.
     fn emit(&mut self, message: &[u8]) {
-        if self.replay_drop > 0 {
-            self.replay_drop -= 1;
+        if !self.replica_run.reaches_client(message.first().copied()) {
             return;
-        }
-        if let (Some(replay), Some(tag)) = (&mut self.replica_replay, message.first()) {
-            replay.sent(*tag);
         }
         self.to_client.extend_from_slice(message);
     }
@@ -622,7 +617,7 @@ impl Session {
             });
         }
         // Whatever ran on a replica is answered: nothing to run elsewhere any more.
-        self.replica_replay = None;
+        self.replica_run = ReplicaRun::Idle;
         if self.shared.phase() != Phase::Running {
             self.close_with(ProxyError::ShuttingDown);
         }

@@ -3,14 +3,59 @@
 
 use super::*;
 
+/// A read on a replica, from its lease to its answer or its re-run on the primary.
+#[derive(Default)]
+pub(super) enum ReplicaRun {
+    /// No read on a replica that could still run elsewhere.
+    #[default]
+    Idle,
+    /// On a replica: what the client sent is kept, and what reached it counted, for a re-run.
+    Reading(ReplicaReplay),
+    /// The replica refused it as a write: it runs on the primary once the refusal has ended.
+    Refused(ReplicaReplay),
+    /// Running again on the primary: this many replies the client already has are dropped.
+    Replaying { drop: usize },
+}
+
+impl ReplicaRun {
+    /// Still runnable elsewhere: nothing but headers reached the client.
+    pub(super) fn replayable(&self) -> bool {
+        matches!(self, ReplicaRun::Reading(r) if r.replayable())
+    }
+
+    /// A client message sent to the replica.
+    pub(super) fn log(&mut self, frame: &Frame) {
+        if let ReplicaRun::Reading(r) = self {
+            r.log(frame);
+        }
+    }
+
+    /// A reply is about to reach the client: false when a re-run drops it (the client has it).
+    pub(super) fn reaches_client(&mut self, tag: Option<u8>) -> bool {
+        match self {
+            ReplicaRun::Replaying { drop } if *drop > 0 => {
+                *drop -= 1;
+                if *drop == 0 {
+                    *self = ReplicaRun::Idle;
+                }
+                false
+            }
+            ReplicaRun::Reading(r) => {
+                if let Some(tag) = tag {
+                    r.sent(tag);
+                }
+                true
+            }
+            _ => true,
+        }
+    }
+}
+
 impl Session {
     /// The replica refused the client's read as a write (25006): if nothing of it reached the
     /// client yet, its error and ReadyForQuery are swallowed and it runs on the primary.
     pub(super) fn refused_by_replica(&mut self, body: &[u8]) -> bool {
-        let replayable = self
-            .replica_replay
-            .as_ref()
-            .is_some_and(ReplicaReplay::replayable);
+        let replayable = self.replica_run.replayable();
         let refusal = replica_refusal(body);
         if !self.router.on_replica()
             || !replayable
@@ -25,15 +70,18 @@ impl Session {
             tracing::info!("a read the replica refused as a write runs on the primary");
             self.router.refused_as_write();
         }
-        self.rerouting = true;
+        if let ReplicaRun::Reading(replay) = std::mem::take(&mut self.replica_run) {
+            self.replica_run = ReplicaRun::Refused(replay);
+        }
         true
     }
 
     /// Runs what the replica was given on the primary instead, dropping the replies the client
     /// already has. `lost`: the replica's connection broke (it is discarded, not returned).
     pub(super) async fn reroute_to_primary(&mut self, lost: bool) -> Result<()> {
-        self.rerouting = false;
-        let Some(replay) = self.replica_replay.take() else {
+        let (ReplicaRun::Reading(replay) | ReplicaRun::Refused(replay)) =
+            std::mem::take(&mut self.replica_run)
+        else {
             return Ok(());
         };
         let taken_back = self
@@ -64,7 +112,9 @@ impl Session {
             }
         }
         let (frames, sent) = replay.take();
-        self.replay_drop = sent;
+        if sent > 0 {
+            self.replica_run = ReplicaRun::Replaying { drop: sent };
+        }
         for frame in frames {
             self.forward(frame);
         }
@@ -74,11 +124,7 @@ impl Session {
     /// The backend connection broke. A read on a replica with no row sent yet runs on the
     /// primary (true); anything else ends the session (false).
     pub(super) async fn reroute_after_loss(&mut self) -> bool {
-        let replayable = self
-            .replica_replay
-            .as_ref()
-            .is_some_and(ReplicaReplay::replayable);
-        if !self.router.on_replica() || !replayable {
+        if !self.router.on_replica() || !self.replica_run.replayable() {
             return false;
         }
         tracing::warn!("replica connection lost mid-read: running it on the primary");
