@@ -224,7 +224,7 @@ async fn command(shared: &Arc<Shared>, stmt: &str) -> Reply {
         }
         Some("shutdown") => {
             if !shared.control.send(Control::Shutdown) {
-                shared.phase.send_replace(Phase::Draining);
+                shared.set_phase(Phase::Draining);
             }
             Reply::Done("SHUTDOWN".into())
         }

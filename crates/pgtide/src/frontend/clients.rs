@@ -31,6 +31,8 @@ pub struct ClientInfo {
     pub connected_at: SystemTime,
     pub connected: Instant,
     live: Mutex<Live>,
+    /// Wakes the session when the server's phase changes.
+    pub phase_signal: crate::server::phase_signal::PhaseSignal,
 }
 
 impl ClientInfo {
@@ -84,11 +86,19 @@ impl ClientRegistry {
                 state: "idle",
                 ..Live::default()
             }),
+            phase_signal: Default::default(),
         });
         lock(&self.map).insert(id, info.clone());
         Registered {
             registry: self.clone(),
             info,
+        }
+    }
+
+    /// The server's phase changed: every session hears it.
+    pub fn phase_changed(&self) {
+        for info in lock(&self.map).values() {
+            info.phase_signal.notify();
         }
     }
 

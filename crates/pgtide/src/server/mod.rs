@@ -2,6 +2,7 @@
 //! under startup_timeout, hands it to a `Session`, and owns reload and shutdown.
 
 pub(crate) mod pause;
+pub(crate) mod phase_signal;
 pub(crate) mod shared;
 
 use std::net::SocketAddr;
@@ -111,13 +112,13 @@ impl ServerHandle {
     pub async fn shutdown(self, how: Shutdown) {
         let timeout = self.shared.config.load().server.shutdown_timeout;
         if how == Shutdown::Drain {
-            self.shared.phase.send_replace(Phase::Draining);
+            self.shared.set_phase(Phase::Draining);
             let drained = wait_for_no_clients(&self.shared, timeout).await;
             if !drained {
                 tracing::warn!("shutdown_timeout reached with clients still in transactions");
             }
         }
-        self.shared.phase.send_replace(Phase::Stopping);
+        self.shared.set_phase(Phase::Stopping);
         wait_for_no_clients(&self.shared, Duration::from_secs(5)).await;
         self.accept_task.abort();
         for pool in self.shared.pools.all() {

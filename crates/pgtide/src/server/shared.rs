@@ -19,10 +19,11 @@ use crate::upstream::topology::Topology;
 /// Where the server is in its life: SIGTERM moves it to Draining, SIGINT or the drain deadline
 /// to Stopping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Phase {
-    Running,
-    Draining,
-    Stopping,
+    Running = 0,
+    Draining = 1,
+    Stopping = 2,
 }
 
 pub struct Shared {
@@ -31,7 +32,10 @@ pub struct Shared {
     pub cancels: Arc<CancelRegistry>,
     /// The backends of each database and their health, by database name.
     topologies: Mutex<HashMap<String, Arc<Topology>>>,
+    /// The phase for those that wait on it off the hot path (listener, admin, HTTP); sessions
+    /// read `phase_now` and are woken by their own signal (see phase_signal.rs).
     pub phase: watch::Sender<Phase>,
+    phase_now: std::sync::atomic::AtomicU8,
     pub clients: AtomicUsize,
     /// Per-query latency, slow queries, N+1 patterns.
     pub insights: crate::insights::Insights,
@@ -66,6 +70,7 @@ impl Shared {
             cancels: Arc::new(CancelRegistry::default()),
             topologies: Mutex::new(HashMap::new()),
             phase,
+            phase_now: std::sync::atomic::AtomicU8::new(Phase::Running as u8),
             clients: AtomicUsize::new(0),
             insights: crate::insights::Insights::new(&insights_config),
             cache: Arc::new(crate::cache::ResultCache::new(&cache_config)),
@@ -86,7 +91,18 @@ impl Shared {
     }
 
     pub fn phase(&self) -> Phase {
-        *self.phase.borrow()
+        match self.phase_now.load(Ordering::Acquire) {
+            0 => Phase::Running,
+            1 => Phase::Draining,
+            _ => Phase::Stopping,
+        }
+    }
+
+    /// Moves the server to `phase` and tells every session and waiter.
+    pub fn set_phase(&self, phase: Phase) {
+        self.phase_now.store(phase as u8, Ordering::Release);
+        self.phase.send_replace(phase);
+        self.client_registry.phase_changed();
     }
 
     /// The SCRAM secret for a user: a stored verifier as is, a plain password derived once.

@@ -10,7 +10,6 @@ use pgtide_config::PoolMode;
 use pgtide_wire::{backend as btag, encode, frontend as ftag, Frame, FrameDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::watch;
 
 use crate::error::{ProxyError, Result};
 use crate::frontend::cancel::Registration;
@@ -92,7 +91,6 @@ pub struct Session {
     /// Portals bound to statements with session effects, noted when they are executed.
     bound_effects: Vec<(String, String)>,
     cancel: Registration,
-    phase: watch::Receiver<Phase>,
     /// Client frames wait unread while too much waits for the client (see backlog.rs).
     backlog: crate::session::backlog::Backlog,
     /// The backend sent the client a FATAL (e.g. pg_terminate_backend): when it then closes,
@@ -160,7 +158,6 @@ impl Session {
             identity,
         } = start;
         let router = SessionRouter::new(topology, pool.database.clone(), pool.user.clone());
-        let phase = shared.phase.subscribe();
         let number = shared.next_session_number();
         let shared_insights_enabled = shared.config.load().insights.enabled;
         let statements = ClientStatements::new(number, shared.epochs.clone());
@@ -194,7 +191,6 @@ impl Session {
             intake: Intake::Open,
             state,
             cancel,
-            phase,
             backlog: Default::default(),
             backend_fatal: false,
         }
@@ -205,6 +201,10 @@ impl Session {
             if let Err(e) = self.attach(lease).await {
                 return self.finish(End::Error(e)).await;
             }
+        }
+        // A phase change between startup and registration signalled no one.
+        if self.shared.phase() != Phase::Running {
+            self.on_phase_change().await;
         }
         // The client may have pipelined its first messages right behind the startup packet.
         if !self.crbuf.is_empty() {
@@ -279,13 +279,7 @@ impl Session {
             && !(self.router.held() && self.crbuf.len() >= HIGH_WATER);
         tokio::select! {
             biased;
-            r = self.phase.changed() => {
-                if r.is_err() {
-                    // The server is gone: nothing will change any more.
-                    std::future::pending::<()>().await;
-                }
-                Event::PhaseChanged
-            }
+            () = self.registered.info.phase_signal.changed() => Event::PhaseChanged,
             r = self.client_w.write(&self.to_client), if !self.to_client.is_empty() => Event::ClientWrote(r),
             r = write_opt(b_writer, &self.to_backend), if has_backend && !self.to_backend.is_empty() => Event::BackendWrote(r),
             r = read_opt(b_reader, b_rbuf), if has_backend && self.to_client.len() < HIGH_WATER => Event::BackendRead(r),
@@ -624,7 +618,7 @@ impl Session {
     }
 
     async fn on_phase_change(&mut self) {
-        let phase = *self.phase.borrow_and_update();
+        let phase = self.shared.phase();
         match phase {
             Phase::Running => {}
             // Idle clients go now; a client in a transaction goes when it ends (see release).
