@@ -30,9 +30,11 @@ pub(crate) mod backlog;
 pub(crate) mod client_state;
 mod forward;
 pub(crate) mod insights;
+mod lease;
 mod local;
 mod observers;
 pub(crate) mod prepared;
+mod release;
 pub(crate) mod replica_replay;
 mod replica_rerun;
 use replica_rerun::ReplicaRun;
@@ -373,62 +375,6 @@ impl Session {
         Ok(true)
     }
 
-    /// Leases a backend for the transaction this frame starts. On failure the client gets the
-    /// error (and, for a simple query, ReadyForQuery) and the session goes on: false is returned.
-    async fn lease_backend(&mut self, frame: &Frame) -> Result<bool> {
-        if self.shared.phase() != Phase::Running {
-            return Err(ProxyError::ShuttingDown);
-        }
-        // pgtide's answers to what came before belong to no backend: out before this lease.
-        self.flush_synthetic();
-        if self.shared.pause.is_paused(&self.pool.database) {
-            // PAUSE (admin console): wait for RESUME; what the client sent waits with it.
-            self.shared.pause.wait(&self.pool.database).await;
-        }
-        let lease = if self.mode == PoolMode::Transaction && self.router.active() {
-            let intent = self.intent_of(frame);
-            self.router
-                .lease(&self.shared, intent, self.session_route)
-                .await
-        } else {
-            self.pool.checkout().await
-        };
-        let lease = match lease {
-            Ok(lease) => {
-                self.replica_run = if self.router.on_replica() {
-                    ReplicaRun::Reading(ReplicaReplay::default())
-                } else {
-                    ReplicaRun::Idle
-                };
-                self.attach(lease).await
-            }
-            Err(e) => Err(e),
-        };
-        match lease {
-            Ok(()) => {
-                if let Some(begin) = self.deferred_begin.take() {
-                    // The held BEGIN opens the transaction where its first statement runs.
-                    self.replica_run = ReplicaRun::Idle;
-                    encode::query(&mut self.to_backend, &begin);
-                    self.replies.expect_swallowed_query();
-                }
-                Ok(true)
-            }
-            Err(e) => {
-                tracing::warn!(database = %self.pool.database, error = %e, "no backend for client");
-                e.write_to(&mut self.to_client);
-                match frame.tag {
-                    ftag::QUERY | ftag::FUNCTION_CALL => {
-                        encode::ready_for_query(&mut self.to_client, b'I')
-                    }
-                    ftag::SYNC => encode::ready_for_query(&mut self.to_client, b'I'),
-                    _ => self.intake = Intake::SkipUntilSync,
-                }
-                Ok(false)
-            }
-        }
-    }
-
     /// What the transaction this frame opens intends (read or not, hints), from the frame and,
     /// for the extended protocol, the rest of its batch already read.
     fn intent_of(&self, frame: &Frame) -> Intent {
@@ -462,87 +408,6 @@ impl Session {
         }
         if caching {
             self.cache_writes.note(sql, &c, &self.shared.cache);
-        }
-    }
-
-    /// Makes a leased backend this client's: cancel requests now reach it, and its session
-    /// settings are brought in line with the client's (one swallowed query, in the same write as
-    /// the client's first message). A role the client chose is set and checked first: if the
-    /// backend refuses it, the lease is given back and nothing of the client's runs.
-    async fn attach(&mut self, mut lease: Lease) -> Result<()> {
-        if let Some(sql) =
-            crate::session::settings_replay::checked_sync_sql(&self.state, &lease.conn.settings)
-        {
-            let pool = lease.pool.clone();
-            match lease.conn.run_simple(&[&sql]).await {
-                Ok((b'I', None)) => crate::session::settings_replay::checked_synced(
-                    &self.state,
-                    &mut lease.conn.settings,
-                ),
-                Ok((b'I', Some((code, message)))) => {
-                    // One implicit transaction: the failure left the backend as it was.
-                    pool.release(lease);
-                    return Err(ProxyError::SettingReplay { code, message });
-                }
-                Ok(_) => {
-                    pool.discard(lease);
-                    return Err(ProxyError::BackendLost(
-                        "role replay left a transaction".into(),
-                    ));
-                }
-                Err(e) => {
-                    pool.discard(lease);
-                    return Err(e);
-                }
-            }
-        }
-        *self.cancel.slot.lock().await = Some(lease.conn.cancel_target());
-        let backend = (lease.pool.label.clone(), lease.conn.id);
-        self.registered.info.update(|live| {
-            live.state = "active";
-            live.backend = Some(backend);
-            live.transactions += 1;
-        });
-        self.status = b'I';
-        self.statements.on_attach();
-        // A backend whose own default makes backslashes escapes (ALTER ROLE/DATABASE ... SET
-        // standard_conforming_strings = off) hides statements from pgtide's lexer.
-        if lease
-            .conn
-            .params
-            .get("standard_conforming_strings")
-            .map(String::as_str)
-            == Some("off")
-            && !self
-                .state
-                .settings()
-                .contains_key("standard_conforming_strings")
-        {
-            let pins_before = self.state.pins().len();
-            let observed = self.state.backslash_escapes();
-            self.note_pins(pins_before, observed);
-        }
-        self.lease = Some(lease);
-        self.sync_settings();
-        Ok(())
-    }
-
-    /// Brings the leased backend's session settings in line with the client's (one swallowed
-    /// query in the same write as the client's next message). Needed at attach, and on a kept
-    /// backend after RESET (which returns the backend to its own default, not to the client's
-    /// startup value).
-    fn sync_settings(&mut self) {
-        let Some(lease) = self.lease.as_mut() else {
-            return;
-        };
-        if let Some(sql) =
-            crate::session::settings_replay::sync_sql(&self.state, &lease.conn.settings)
-        {
-            encode::query(&mut self.to_backend, &sql);
-            self.replies.expect_swallowed_query();
-            crate::session::settings_replay::synced(&self.state, &mut lease.conn.settings);
-            // A simple query replaces the backend's unnamed statement.
-            self.statements.on_attach();
         }
     }
 
@@ -589,107 +454,6 @@ impl Session {
             return;
         }
         self.to_client.extend_from_slice(message);
-    }
-
-    /// Nothing is owed and the backend is idle outside a transaction.
-    fn transaction_done(&self) -> bool {
-        self.mode == PoolMode::Transaction
-            && self.replies.is_empty()
-            && !self.unsynced
-            && self.status == b'I'
-            && self.to_backend.is_empty()
-            && !self.state.is_pinned()
-    }
-
-    async fn release(&mut self) {
-        if let Some(lease) = self.lease.take() {
-            *self.cancel.slot.lock().await = None;
-            lease.pool.clone().release(lease);
-            self.registered.info.update(|live| {
-                live.state = "idle";
-                live.backend = None;
-            });
-        }
-        // Whatever ran on a replica is answered: nothing to run elsewhere any more.
-        self.replica_run = ReplicaRun::Idle;
-        if self.shared.phase() != Phase::Running {
-            self.close_with(ProxyError::ShuttingDown);
-        }
-    }
-
-    async fn on_phase_change(&mut self) {
-        let phase = self.shared.phase();
-        match phase {
-            Phase::Running => {}
-            // Idle clients go now; a client in a transaction goes when it ends (see release).
-            Phase::Draining if self.lease.is_none() || self.mode == PoolMode::Session => {
-                if self.replies.is_empty() && self.status == b'I' {
-                    self.close_with(ProxyError::ShuttingDown)
-                }
-            }
-            Phase::Draining => {}
-            Phase::Stopping => self.close_with(ProxyError::ShuttingDown),
-        }
-    }
-
-    fn close_with(&mut self, e: ProxyError) {
-        if self.intake != Intake::Closing {
-            e.write_to(&mut self.to_client);
-            self.intake = Intake::Closing;
-        }
-    }
-
-    /// Ends the session: tells the client why (when it can still hear), then makes sure the
-    /// backend goes back clean or not at all.
-    async fn finish(mut self, end: End) -> End {
-        match &end {
-            End::ClientLeft => {}
-            End::Error(ProxyError::ClientIo(_)) => {}
-            End::Error(ProxyError::BackendLost(_)) if self.backend_fatal => {
-                let _ = tokio::time::timeout(
-                    std::time::Duration::from_secs(1),
-                    self.client_w.write_all(&self.to_client),
-                )
-                .await;
-            }
-            End::Error(e) => {
-                e.write_to(&mut self.to_client);
-                let _ = tokio::time::timeout(
-                    std::time::Duration::from_secs(1),
-                    self.client_w.write_all(&self.to_client),
-                )
-                .await;
-            }
-        }
-        if !self.to_client.is_empty() && matches!(end, End::ClientLeft) {
-            let _ = tokio::time::timeout(
-                std::time::Duration::from_secs(1),
-                self.client_w.write_all(&self.to_client),
-            )
-            .await;
-        }
-        let _ = self.client_w.shutdown().await;
-        if let Some(lease) = self.lease.take() {
-            *self.cancel.slot.lock().await = None;
-            let backend_broken = matches!(end, End::Error(ProxyError::BackendLost(_)));
-            let clean = self.replies.is_empty() && !self.unsynced && self.to_backend.is_empty();
-            // A pinned backend holds state no other client may inherit: reset it like session mode.
-            let session_mode = self.mode == PoolMode::Session || self.state.is_pinned();
-            let status = self.status;
-            let pool = lease.pool.clone();
-            if backend_broken {
-                pool.discard(lease);
-            } else {
-                tokio::spawn(crate::upstream::pool::reset_and_return(
-                    pool,
-                    lease,
-                    clean,
-                    status,
-                    session_mode,
-                ));
-            }
-        }
-        end
     }
 }
 

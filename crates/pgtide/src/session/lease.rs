@@ -1,0 +1,143 @@
+//! The lease phase: a backend for the transaction a client message opens (routing, checkout,
+//! PAUSE), made the client's (cancel target, settings replayed, checked role first).
+
+use super::*;
+
+impl Session {
+    /// Leases a backend for the transaction this frame starts. On failure the client gets the
+    /// error (and, for a simple query, ReadyForQuery) and the session goes on: false is returned.
+    pub(super) async fn lease_backend(&mut self, frame: &Frame) -> Result<bool> {
+        if self.shared.phase() != Phase::Running {
+            return Err(ProxyError::ShuttingDown);
+        }
+        // pgtide's answers to what came before belong to no backend: out before this lease.
+        self.flush_synthetic();
+        if self.shared.pause.is_paused(&self.pool.database) {
+            // PAUSE (admin console): wait for RESUME; what the client sent waits with it.
+            self.shared.pause.wait(&self.pool.database).await;
+        }
+        let lease = if self.mode == PoolMode::Transaction && self.router.active() {
+            let intent = self.intent_of(frame);
+            self.router
+                .lease(&self.shared, intent, self.session_route)
+                .await
+        } else {
+            self.pool.checkout().await
+        };
+        let lease = match lease {
+            Ok(lease) => {
+                self.replica_run = if self.router.on_replica() {
+                    ReplicaRun::Reading(ReplicaReplay::default())
+                } else {
+                    ReplicaRun::Idle
+                };
+                self.attach(lease).await
+            }
+            Err(e) => Err(e),
+        };
+        match lease {
+            Ok(()) => {
+                if let Some(begin) = self.deferred_begin.take() {
+                    // The held BEGIN opens the transaction where its first statement runs.
+                    self.replica_run = ReplicaRun::Idle;
+                    encode::query(&mut self.to_backend, &begin);
+                    self.replies.expect_swallowed_query();
+                }
+                Ok(true)
+            }
+            Err(e) => {
+                tracing::warn!(database = %self.pool.database, error = %e, "no backend for client");
+                e.write_to(&mut self.to_client);
+                match frame.tag {
+                    ftag::QUERY | ftag::FUNCTION_CALL => {
+                        encode::ready_for_query(&mut self.to_client, b'I')
+                    }
+                    ftag::SYNC => encode::ready_for_query(&mut self.to_client, b'I'),
+                    _ => self.intake = Intake::SkipUntilSync,
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// Makes a leased backend this client's: cancel requests now reach it, and its session
+    /// settings are brought in line with the client's (one swallowed query, in the same write as
+    /// the client's first message). A role the client chose is set and checked first: if the
+    /// backend refuses it, the lease is given back and nothing of the client's runs.
+    pub(super) async fn attach(&mut self, mut lease: Lease) -> Result<()> {
+        if let Some(sql) =
+            crate::session::settings_replay::checked_sync_sql(&self.state, &lease.conn.settings)
+        {
+            let pool = lease.pool.clone();
+            match lease.conn.run_simple(&[&sql]).await {
+                Ok((b'I', None)) => crate::session::settings_replay::checked_synced(
+                    &self.state,
+                    &mut lease.conn.settings,
+                ),
+                Ok((b'I', Some((code, message)))) => {
+                    // One implicit transaction: the failure left the backend as it was.
+                    pool.release(lease);
+                    return Err(ProxyError::SettingReplay { code, message });
+                }
+                Ok(_) => {
+                    pool.discard(lease);
+                    return Err(ProxyError::BackendLost(
+                        "role replay left a transaction".into(),
+                    ));
+                }
+                Err(e) => {
+                    pool.discard(lease);
+                    return Err(e);
+                }
+            }
+        }
+        *self.cancel.slot.lock().await = Some(lease.conn.cancel_target());
+        let backend = (lease.pool.label.clone(), lease.conn.id);
+        self.registered.info.update(|live| {
+            live.state = "active";
+            live.backend = Some(backend);
+            live.transactions += 1;
+        });
+        self.status = b'I';
+        self.statements.on_attach();
+        // A backend whose own default makes backslashes escapes (ALTER ROLE/DATABASE ... SET
+        // standard_conforming_strings = off) hides statements from pgtide's lexer.
+        if lease
+            .conn
+            .params
+            .get("standard_conforming_strings")
+            .map(String::as_str)
+            == Some("off")
+            && !self
+                .state
+                .settings()
+                .contains_key("standard_conforming_strings")
+        {
+            let pins_before = self.state.pins().len();
+            let observed = self.state.backslash_escapes();
+            self.note_pins(pins_before, observed);
+        }
+        self.lease = Some(lease);
+        self.sync_settings();
+        Ok(())
+    }
+
+    /// Brings the leased backend's session settings in line with the client's (one swallowed
+    /// query in the same write as the client's next message). Needed at attach, and on a kept
+    /// backend after RESET (which returns the backend to its own default, not to the client's
+    /// startup value).
+    pub(super) fn sync_settings(&mut self) {
+        let Some(lease) = self.lease.as_mut() else {
+            return;
+        };
+        if let Some(sql) =
+            crate::session::settings_replay::sync_sql(&self.state, &lease.conn.settings)
+        {
+            encode::query(&mut self.to_backend, &sql);
+            self.replies.expect_swallowed_query();
+            crate::session::settings_replay::synced(&self.state, &mut lease.conn.settings);
+            // A simple query replaces the backend's unnamed statement.
+            self.statements.on_attach();
+        }
+    }
+}
