@@ -17,6 +17,7 @@ mod metrics_names;
 mod routing;
 mod server;
 mod session;
+mod sqlstate;
 mod upstream;
 
 pub use admin::Control;

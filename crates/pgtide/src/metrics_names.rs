@@ -1,5 +1,6 @@
-//! Every metric name pgtide exports, in one place (PRODUCT.md §5). Labels come from small fixed
-//! sets (database, backend label, route, state), never SQL text.
+//! Every metric name pgtide exports, in one place; docs/reference/metrics.md gives each one's type,
+//! labels and meaning (a test keeps the two in step). Labels come from small fixed sets
+//! (database, backend label, route, state), never SQL text.
 
 pub const CLIENT_CONNECTIONS: &str = "pgtide_client_connections";
 pub const BACKEND_CONNECTIONS: &str = "pgtide_backend_connections";
@@ -27,3 +28,39 @@ pub const CACHE_BYTES: &str = "pgtide_cache_bytes";
 /// Times a session stopped reading a client because what waited for it (replies pgtide wrote
 /// itself included) was over the high-water mark.
 pub const CLIENT_READ_PAUSES_TOTAL: &str = "pgtide_client_read_pauses_total";
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    const PAGE: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/reference/metrics.md"
+    ));
+
+    #[test]
+    fn metrics_page_lists_every_name_and_no_other() {
+        let names: BTreeSet<&str> = include_str!("metrics_names.rs")
+            .lines()
+            .filter_map(|l| l.strip_prefix("pub const ")?.split_once(": &str = \""))
+            .filter_map(|(_, v)| v.strip_suffix("\";"))
+            .collect();
+        assert!(names.len() >= 17, "{names:?}");
+        let documented: BTreeSet<&str> = PAGE
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `")?.split_once('`'))
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(
+            names, documented,
+            "metrics_names.rs against metrics.md's table"
+        );
+        for row in PAGE.lines().filter(|l| l.starts_with("| `")) {
+            let kind = row.split('|').nth(2).map(str::trim);
+            assert!(
+                matches!(kind, Some("counter" | "gauge" | "histogram")),
+                "{row}"
+            );
+        }
+    }
+}

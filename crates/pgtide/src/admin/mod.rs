@@ -1,9 +1,8 @@
 //! The admin console: clients connect to database `pgtide` as a user with `admin = true` and
-//! speak simple queries (psql works): SHOW POOLS / CLIENTS / SERVERS / BACKENDS / QUERIES /
-//! SLOW_QUERIES / N_PLUS_ONE / CACHE / CONFIG / VERSION, and RELOAD, PAUSE [db], RESUME [db],
-//! RECONNECT [db], SHUTDOWN, RESET QUERIES, CACHE CLEAR [table]. Results are ordinary
-//! RowDescription / DataRow sets of text columns.
+//! speak simple queries (psql works); the commands are in `command::COMMANDS` and
+//! docs/reference/admin.md. Results are ordinary RowDescription / DataRow sets of text columns.
 
+mod command;
 mod show;
 
 use std::sync::Arc;
@@ -14,8 +13,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::error::ProxyError;
 use crate::server::shared::{Phase, Shared};
 use crate::upstream::pool::lock;
+use command::Command;
 
 /// What the console asks of whoever runs the process.
 #[derive(Debug)]
@@ -53,7 +54,7 @@ pub(crate) enum Reply {
         rows: Vec<Vec<Option<String>>>,
     },
     Done(String),
-    Error(&'static str, String),
+    Error(ProxyError),
 }
 
 /// Runs the console on a client that has authenticated as an admin.
@@ -96,13 +97,13 @@ pub async fn run(
                 Ok(Some(f)) => break Some(f),
                 Ok(None) => {}
                 Err(e) => {
-                    encode::error_response(&mut out, "FATAL", "08P01", &e.to_string());
+                    ProxyError::ClientProtocol(e).write_to(&mut out);
                     break None;
                 }
             }
             if shared.phase() != Phase::Running {
                 // Draining or stopping: the console goes too (it must not hold up the drain).
-                encode::error_response(&mut out, "FATAL", "57P01", "pgtide is shutting down");
+                ProxyError::ShuttingDown.write_to(&mut out);
                 let _ = stream.write_all(&out).await;
                 return;
             }
@@ -133,12 +134,7 @@ pub async fn run(
             }
             _ if skip_until_sync => {}
             _ => {
-                encode::error_response(
-                    &mut out,
-                    "ERROR",
-                    "0A000",
-                    "the admin console answers simple queries only",
-                );
+                ProxyError::AdminSimpleQueryOnly.write_to(&mut out);
                 skip_until_sync = true;
             }
         }
@@ -156,7 +152,7 @@ fn write_reply(out: &mut BytesMut, reply: Reply) {
             encode::command_complete(out, "SHOW");
         }
         Reply::Done(tag) => encode::command_complete(out, &tag),
-        Reply::Error(code, message) => encode::error_response(out, "ERROR", code, &message),
+        Reply::Error(e) => e.write_to(out),
     }
 }
 
@@ -182,25 +178,24 @@ async fn command(shared: &Arc<Shared>, stmt: &str) -> Reply {
     let words: Vec<String> = pgtide_sql::tokens(stmt)
         .filter_map(|t| t.ident().map(|w| w.to_string()))
         .collect();
-    let word = |i: usize| words.get(i).map(|w| w.to_ascii_lowercase());
-    let arg = words.get(1).cloned();
-    match word(0).as_deref() {
-        Some("show") => match word(1).as_deref() {
-            Some(what) => show::show(shared, what),
-            None => Reply::Error("42601", "SHOW what? (POOLS, CLIENTS, ...)".into()),
-        },
-        Some("pause") => {
-            for db in databases(shared, arg.as_deref()) {
+    let command = match command::parse(&words, stmt) {
+        Ok(c) => c,
+        Err(e) => return Reply::Error(e),
+    };
+    match command {
+        Command::Show(topic) => show::show(shared, topic),
+        Command::Pause(db) => {
+            for db in databases(shared, db.as_deref()) {
                 shared.pause.pause(&db);
             }
             Reply::Done("PAUSE".into())
         }
-        Some("resume") => {
-            shared.pause.resume(arg.as_deref());
+        Command::Resume(db) => {
+            shared.pause.resume(db.as_deref());
             Reply::Done("RESUME".into())
         }
-        Some("reconnect") => {
-            let dbs = databases(shared, arg.as_deref());
+        Command::Reconnect(db) => {
+            let dbs = databases(shared, db.as_deref());
             for pool in shared.pools.all() {
                 if dbs.contains(&pool.database) {
                     pool.reconnect();
@@ -208,31 +203,25 @@ async fn command(shared: &Arc<Shared>, stmt: &str) -> Reply {
             }
             Reply::Done("RECONNECT".into())
         }
-        Some("reload") => {
+        Command::Reload => {
             let (tx, rx) = oneshot::channel();
             if !shared.control.send(Control::Reload(tx)) {
-                return Reply::Error(
-                    "55000",
-                    "RELOAD needs the pgtide binary (it re-reads the config file and flags)".into(),
-                );
+                return Reply::Error(ProxyError::ReloadUnavailable);
             }
             match rx.await {
                 Ok(Ok(_)) => Reply::Done("RELOAD".into()),
-                Ok(Err(why)) => Reply::Error("F0000", format!("reload refused: {why}")),
-                Err(_) => Reply::Error("55000", "nobody answered the reload".into()),
+                Ok(Err(why)) => Reply::Error(ProxyError::ReloadRefused(why)),
+                Err(_) => Reply::Error(ProxyError::ReloadUnanswered),
             }
         }
-        Some("shutdown") => {
+        Command::Shutdown => {
             if !shared.control.send(Control::Shutdown) {
                 shared.set_phase(Phase::Draining);
             }
             Reply::Done("SHUTDOWN".into())
         }
-        Some("reset") if word(1).as_deref() == Some("queries") => show::reset_queries(shared),
-        Some("cache") if word(1).as_deref() == Some("clear") => {
-            show::cache_clear(shared, words.get(2))
-        }
-        _ => Reply::Error("42601", format!("unknown admin command: {}", stmt.trim())),
+        Command::ResetQueries => show::reset_queries(shared),
+        Command::CacheClear(table) => show::cache_clear(shared, table.as_ref()),
     }
 }
 

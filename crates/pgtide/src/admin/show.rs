@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use super::command::Topic;
 use super::Reply;
 use crate::server::shared::Shared;
 
@@ -14,26 +15,21 @@ fn secs(d: Duration) -> Option<String> {
     Some(format!("{:.1}", d.as_secs_f64()))
 }
 
-pub(super) fn show(shared: &Arc<Shared>, what: &str) -> Reply {
-    match what {
-        "pools" => pools(shared),
-        "clients" => clients(shared),
-        "servers" => servers(shared),
-        "backends" => backends(shared),
-        "config" => config(shared),
-        "version" => Reply::Rows {
+pub(super) fn show(shared: &Arc<Shared>, topic: Topic) -> Reply {
+    match topic {
+        Topic::Pools => pools(shared),
+        Topic::Clients => clients(shared),
+        Topic::Servers => servers(shared),
+        Topic::Backends => backends(shared),
+        Topic::Config => config(shared),
+        Topic::Version => Reply::Rows {
             columns: vec!["version"],
             rows: vec![vec![text(concat!("pgtide ", env!("CARGO_PKG_VERSION")))]],
         },
-        "queries" | "slow_queries" | "n_plus_one" => insights(shared, what),
-        "cache" => cache(shared),
-        other => Reply::Error(
-            "42601",
-            format!(
-                "unknown SHOW {other}: POOLS, CLIENTS, SERVERS, BACKENDS, QUERIES, SLOW_QUERIES, \
-                 N_PLUS_ONE, CACHE, CONFIG, VERSION"
-            ),
-        ),
+        Topic::Queries => insights(shared, "queries"),
+        Topic::SlowQueries => insights(shared, "slow_queries"),
+        Topic::NPlusOne => insights(shared, "n_plus_one"),
+        Topic::Cache => cache(shared),
     }
 }
 

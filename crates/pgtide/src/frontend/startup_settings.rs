@@ -105,10 +105,13 @@ pub async fn check(
             }
             Ok(reported)
         }
-        (status, None, _) => Err(ProxyError::BackendLost(format!(
-            "backend left in transaction state {} after checking startup settings",
-            status as char
-        ))),
+        (status, None, _) => Err(ProxyError::BackendSetup(
+            format!(
+                "backend left in transaction state {} after checking startup settings",
+                status as char
+            )
+            .into(),
+        )),
     }
 }
 

@@ -116,6 +116,7 @@ impl SessionRouter {
             }
             Err(e) if chosen != primary => {
                 tracing::warn!(backend = %self.topology.backends[chosen].label, error = %e,
+                    side = %e.side(), retry_safe = %e.retry_safe(),
                     "replica gave no connection: reading from the primary");
                 metrics::counter!(m::REPLICA_RETRIES_TOTAL).increment(1);
                 let lease = self.pool(shared, primary)?.checkout().await?;

@@ -221,7 +221,8 @@ async fn handle_client(mut stream: TcpStream, shared: Arc<Shared>) {
         Ok(None) => return,
         Err(e) => {
             if !matches!(e, ProxyError::ClientIo(_)) {
-                tracing::info!(error = %e, "client rejected");
+                tracing::info!(error = %e, side = %e.side(), retry_safe = %e.retry_safe(),
+                    "client rejected");
                 metrics::counter!(m::CLIENT_ERRORS_TOTAL, "sqlstate" => e.sqlstate().to_string())
                     .increment(1);
                 let mut out = BytesMut::new();
@@ -243,7 +244,8 @@ async fn handle_client(mut stream: TcpStream, shared: Arc<Shared>) {
     let session = Session::new(shared, start, r, w, buf);
     match session.run().await {
         End::ClientLeft => tracing::debug!("client left"),
-        End::Error(e) => tracing::info!(error = %e, "session ended"),
+        End::Error(e) => tracing::info!(error = %e, side = %e.side(),
+            retry_safe = %e.retry_safe(), "session ended"),
     }
 }
 
@@ -314,7 +316,7 @@ async fn startup(
                 pool.release(lease);
             }
             return Err(ProxyError::StartupSetting {
-                code: "42704".into(),
+                code: crate::sqlstate::UNDEFINED_OBJECT.into(),
                 message: format!("unrecognized configuration parameter \"{name}\""),
             });
         }

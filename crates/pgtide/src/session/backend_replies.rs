@@ -28,9 +28,9 @@ impl Session {
                 Ok(Some(f)) => f,
                 Ok(None) => break,
                 Err(e) => {
-                    return Err(ProxyError::BackendLost(format!(
-                        "bad message from server: {e}"
-                    )))
+                    return Err(ProxyError::BackendLost(
+                        format!("bad message from server: {e}").into(),
+                    ))
                 }
             };
             let prior_parameter = self.note_connection_report(&frame)?;
@@ -86,7 +86,7 @@ impl Session {
         match frame.tag {
             btag::READY_FOR_QUERY => {
                 self.status = pgtide_wire::ready_for_query_status(frame.body())
-                    .map_err(|e| ProxyError::BackendLost(e.to_string()))?;
+                    .map_err(|e| ProxyError::BackendLost(e.into()))?;
                 Ok(None)
             }
             btag::PARAMETER_STATUS => {

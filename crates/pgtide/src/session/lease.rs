@@ -46,7 +46,8 @@ impl Session {
                 Ok(true)
             }
             Err(e) => {
-                tracing::warn!(database = %self.pool.database, error = %e, "no backend for client");
+                tracing::warn!(database = %self.pool.database, error = %e, side = %e.side(),
+                    retry_safe = %e.retry_safe(), "no backend for client");
                 e.write_to(&mut self.to_client);
                 match frame.tag {
                     ftag::QUERY | ftag::FUNCTION_CALL => {
@@ -81,7 +82,7 @@ impl Session {
                 }
                 Ok(_) => {
                     pool.discard(lease);
-                    return Err(ProxyError::BackendLost(
+                    return Err(ProxyError::BackendSetup(
                         "role replay left a transaction".into(),
                     ));
                 }

@@ -255,7 +255,7 @@ impl Session {
                 }
                 Event::BackendRead(Err(e)) | Event::BackendWrote(Err(e)) => {
                     if !self.reroute_after_loss().await {
-                        break End::Error(ProxyError::BackendLost(e.to_string()));
+                        break End::Error(ProxyError::BackendLost(e.into()));
                     }
                 }
                 Event::BackendWrote(Ok(n)) => self.to_backend.advance(n),

@@ -42,7 +42,7 @@ impl Session {
                 }
             }
             Phase::Draining => {}
-            Phase::Stopping => self.close_with(ProxyError::ShuttingDown),
+            Phase::Stopping => self.close_with(ProxyError::Stopped),
         }
     }
 

@@ -6,6 +6,7 @@
 //! RowDescription: the same prefix comes back from the primary). A write is never re-run: only
 //! replica leases log.
 
+use crate::sqlstate;
 use pgtide_wire::{backend as btag, Frame};
 
 /// Beyond this many bytes of client messages the read is not kept for a re-run.
@@ -75,10 +76,12 @@ pub enum Refusal {
 pub fn replica_refusal(body: &[u8]) -> Option<Refusal> {
     let e = pgtide_wire::error_fields(body).ok()?;
     match e.code.as_str() {
-        "25006" => Some(Refusal::Write),
+        sqlstate::READ_ONLY_SQL_TRANSACTION => Some(Refusal::Write),
         // 0A000 says many things (a stale cached plan too): only this one (in English; a
         // translated message is left alone).
-        "0A000" if e.message.contains("serializable mode in a hot standby") => {
+        sqlstate::FEATURE_NOT_SUPPORTED
+            if e.message.contains("serializable mode in a hot standby") =>
+        {
             Some(Refusal::Serializable)
         }
         _ => None,

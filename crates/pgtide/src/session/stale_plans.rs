@@ -158,7 +158,7 @@ pub fn is_stale_plan_error(body: &[u8]) -> bool {
     let Ok(fields) = pgtide_wire::error_fields(body) else {
         return false;
     };
-    fields.code == "0A000"
+    fields.code == crate::sqlstate::FEATURE_NOT_SUPPORTED
         && fields
             .message
             .starts_with("cached plan must not change result type")

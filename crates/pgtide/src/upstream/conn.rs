@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
-use crate::error::{ProxyError, Result};
+use crate::error::{Lost, ProxyError, Result};
 use crate::session::prepared::PreparedLru;
 
 /// Where and as whom pgtide logs in to a PostgreSQL server.
@@ -74,17 +74,17 @@ impl BackendConn {
         timeout: Duration,
         max_prepared: usize,
     ) -> Result<BackendConn> {
-        let fail = |reason: String| ProxyError::BackendConnect {
+        let fail = |source: Lost| ProxyError::BackendConnect {
             backend: target.label(),
-            reason,
+            source,
         };
         let stream = tokio::time::timeout(
             timeout,
             TcpStream::connect((target.host.as_str(), target.port)),
         )
         .await
-        .map_err(|_| fail(format!("connect timed out after {timeout:?}")))?
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|_| fail(format!("connect timed out after {timeout:?}").into()))?
+        .map_err(|e| fail(e.into()))?;
         let _ = stream.set_nodelay(true);
         let (reader, writer) = stream.into_split();
         let mut conn = BackendConn {
@@ -102,9 +102,9 @@ impl BackendConn {
         };
         tokio::time::timeout(timeout, conn.login(startup_params))
             .await
-            .map_err(|_| fail(format!("login timed out after {timeout:?}")))?
+            .map_err(|_| fail(format!("login timed out after {timeout:?}").into()))?
             .map_err(|e| match e {
-                ProxyError::BackendLost(reason) => fail(reason),
+                ProxyError::BackendSetup(lost) => fail(lost),
                 other => other,
             })?;
         Ok(conn)
@@ -205,7 +205,7 @@ impl BackendConn {
         self.writer
             .write_all(bytes)
             .await
-            .map_err(|e| ProxyError::BackendLost(e.to_string()))
+            .map_err(|e| ProxyError::BackendSetup(e.into()))
     }
 
     /// Reads one whole message (used outside the session relay: login, resets, health checks).
@@ -219,11 +219,9 @@ impl BackendConn {
                 .reader
                 .read_buf(&mut self.rbuf)
                 .await
-                .map_err(|e| ProxyError::BackendLost(e.to_string()))?;
+                .map_err(|e| ProxyError::BackendSetup(e.into()))?;
             if n == 0 {
-                return Err(ProxyError::BackendLost(
-                    "server closed the connection".into(),
-                ));
+                return Err(ProxyError::BackendSetup(Lost::Closed));
             }
         }
     }
@@ -266,9 +264,9 @@ impl BackendConn {
             }
         }
         match (error, row) {
-            (Some(e), _) => Err(ProxyError::BackendLost(e)),
+            (Some(e), _) => Err(ProxyError::BackendSetup(e.into())),
             (None, Some(row)) => Ok(row),
-            (None, None) => Err(ProxyError::BackendLost(format!("no row for {sql}"))),
+            (None, None) => Err(lost(format!("no row for {sql}"))),
         }
     }
 
@@ -352,8 +350,9 @@ impl CancelTarget {
     }
 }
 
-fn lost(e: impl std::fmt::Display) -> ProxyError {
-    ProxyError::BackendLost(e.to_string())
+/// A failure in an exchange pgtide runs itself (login, checks, resets, health queries).
+fn lost(e: impl Into<Lost>) -> ProxyError {
+    ProxyError::BackendSetup(e.into())
 }
 
 /// A DataRow's columns as text (None for NULL or a malformed field).

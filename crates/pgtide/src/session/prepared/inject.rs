@@ -103,9 +103,10 @@ pub const MAX_CLIENT_STATEMENTS: usize = 10_000;
 /// PREPARE past [`MAX_CLIENT_STATEMENTS`].
 pub(crate) fn too_many_statements_sql() -> String {
     format!(
-        "DO $pgtide$BEGIN RAISE EXCEPTION USING ERRCODE = '54000', MESSAGE = \
+        "DO $pgtide$BEGIN RAISE EXCEPTION USING ERRCODE = '{}', MESSAGE = \
          'too many prepared statements: pgtide keeps at most {MAX_CLIENT_STATEMENTS} per client; \
-         DEALLOCATE or Close some first'; END$pgtide$"
+         DEALLOCATE or Close some first'; END$pgtide$",
+        crate::sqlstate::PROGRAM_LIMIT_EXCEEDED
     )
 }
 
