@@ -1,5 +1,5 @@
 //! Authentication end to end: clients proving who they are to pgtide (SCRAM-SHA-256, md5,
-//! trust; plain passwords and stored secrets), the errors of PRODUCT.md §6 for bad passwords and
+//! trust; plain passwords and stored secrets), the errors of docs/reference/sqlstates.md for bad passwords and
 //! unknown users/databases, and pgtide logging in to PostgreSQL with every backend auth method.
 
 use std::future::Future;

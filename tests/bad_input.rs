@@ -1,4 +1,4 @@
-//! Hostile and broken clients speaking raw bytes: each gets the ErrorResponse of PRODUCT.md §6
+//! Hostile and broken clients speaking raw bytes: each gets the ErrorResponse of docs/reference/sqlstates.md
 //! (or a clean close where it left first), and pgtide keeps serving everyone else — a client
 //! connected before the bad one and a client connecting after it.
 

@@ -1,4 +1,4 @@
-//! HTTP on `server.http_listen` (PRODUCT.md §5): Prometheus text on /metrics, /healthz,
+//! HTTP on `server.http_listen` (docs/reference/metrics.md): Prometheus text on /metrics, /healthz,
 //! /readyz following the primary, the JSON API, and the dashboard rendered in headless
 //! Chromium with live data.
 //!
@@ -217,7 +217,7 @@ async fn metrics_health_readiness_and_api_follow_a_real_primary() {
     let ready = get(http, "/readyz").await;
     assert_eq!(ready.status, 200, "{}", ready.body);
 
-    // Prometheus text with the series of PRODUCT.md §5 that the workload produced.
+    // Prometheus text with the series of docs/reference/metrics.md that the workload produced.
     let metrics = get(http, "/metrics").await;
     assert_eq!(metrics.status, 200);
     assert!(metrics

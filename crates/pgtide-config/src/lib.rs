@@ -1,4 +1,4 @@
-//! pgtide's configuration: the TOML schema with its defaults (PRODUCT.md §2), parsing that names
+//! pgtide's configuration: the TOML schema with its defaults (config/pgtide.toml), parsing that names
 //! every bad key, semantic validation that reports every problem at once, the command-line/env
 //! overlay for sidecar use, and the diff between two configs for reloads.
 //!

@@ -1,4 +1,4 @@
-//! The typed config: one struct per TOML section, every field defaulted as PRODUCT.md §2 says,
+//! The typed config: one struct per TOML section, every field defaulted as config/pgtide.toml says,
 //! unknown keys rejected everywhere.
 
 use std::fmt;

@@ -1,5 +1,5 @@
-//! The result cache (PRODUCT.md §2 `[cache]`, §3 Cache): whitelisted reads answered from memory,
-//! dropped when a table they read is written through any pgtide instance.
+//! The result cache (`[cache]` in config/pgtide.toml, README "Result cache"): whitelisted reads
+//! answered from memory, dropped when a table they read is written through any pgtide instance.
 //!
 //! # What a hit guarantees
 //!

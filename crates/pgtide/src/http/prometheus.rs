@@ -139,7 +139,7 @@ fn build_and_install() -> PrometheusHandle {
     handle
 }
 
-/// HELP lines for the series of PRODUCT.md §5.
+/// HELP lines for the series of docs/reference/metrics.md.
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_gauge!(m::CLIENT_CONNECTIONS, "Client connections open to pgtide.");
@@ -169,7 +169,7 @@ fn describe() {
     );
     describe_counter!(
         m::CLIENT_ERRORS_TOTAL,
-        "Errors sent to clients, by SQLSTATE."
+        "Clients refused before their session started, by SQLSTATE."
     );
     describe_counter!(
         m::SLOW_QUERIES_TOTAL,
