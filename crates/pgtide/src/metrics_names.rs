@@ -31,7 +31,7 @@ pub const CLIENT_READ_PAUSES_TOTAL: &str = "pgtide_client_read_pauses_total";
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
 
     const PAGE: &str = include_str!(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -55,11 +55,58 @@ mod tests {
             names, documented,
             "metrics_names.rs against metrics.md's table"
         );
+    }
+
+    /// The type metrics.md gives each name is the macro the code records it with.
+    #[test]
+    fn metrics_page_types_are_the_ones_recorded() {
+        let consts: BTreeMap<&str, &str> = include_str!("metrics_names.rs")
+            .lines()
+            .filter_map(|l| l.strip_prefix("pub const ")?.split_once(": &str = \""))
+            .filter_map(|(c, v)| Some((c, v.strip_suffix("\";")?)))
+            .collect();
+        let mut used: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+        let mut sources = vec![std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src"
+        ))];
+        while let Some(path) = sources.pop() {
+            if path.is_dir() {
+                let entries = std::fs::read_dir(&path).expect("src is readable");
+                sources.extend(entries.map(|e| e.expect("a directory entry").path()));
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("a source file");
+            for kind in ["counter", "gauge", "histogram"] {
+                for (at, _) in text.match_indices(&format!("{kind}!(")) {
+                    let rest = text[at + kind.len() + 2..].trim_start();
+                    let rest = rest
+                        .strip_prefix("m::")
+                        .or_else(|| rest.strip_prefix("crate::metrics_names::"));
+                    let Some(rest) = rest else { continue };
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                        .collect();
+                    used.entry(name).or_default().insert(kind);
+                }
+            }
+        }
         for row in PAGE.lines().filter(|l| l.starts_with("| `")) {
-            let kind = row.split('|').nth(2).map(str::trim);
-            assert!(
-                matches!(kind, Some("counter" | "gauge" | "histogram")),
-                "{row}"
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let name = cells[1].trim_matches('`');
+            let Some((constant, _)) = consts.iter().find(|(_, v)| **v == name) else {
+                continue; // the other test names it
+            };
+            let kinds = used.get(*constant).cloned().unwrap_or_default();
+            assert_eq!(
+                kinds,
+                BTreeSet::from([cells[2]]),
+                "{name}: metrics.md says {}, the code records it as {kinds:?}",
+                cells[2]
             );
         }
     }
