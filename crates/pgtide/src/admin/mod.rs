@@ -148,12 +148,16 @@ pub async fn run(
 fn write_reply(out: &mut BytesMut, reply: Reply) {
     match reply {
         Reply::Rows { columns, rows } => {
-            encode::row_description(out, &columns);
-            for row in &rows {
-                let values: Vec<Option<&str>> = row.iter().map(|v| v.as_deref()).collect();
-                encode::data_row(out, &values);
+            let start = out.len();
+            let written = encode::row_description(out, &columns)
+                .and_then(|()| rows.iter().try_for_each(|row| encode::data_row(out, row)));
+            match written {
+                Ok(()) => encode::command_complete(out, "SHOW"),
+                Err(e) => {
+                    out.truncate(start);
+                    encode::error_response(out, "ERROR", e.sqlstate(), &e.to_string());
+                }
             }
-            encode::command_complete(out, "SHOW");
         }
         Reply::Done(tag) => encode::command_complete(out, &tag),
         Reply::Error(code, message) => encode::error_response(out, "ERROR", code, &message),
