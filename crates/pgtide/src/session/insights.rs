@@ -142,7 +142,7 @@ impl SessionInsights {
         if let Some(failed) = self.pending.front().filter(|p| p.simple).map(|p| p.failed) {
             self.finish(cx, failed);
         }
-        let in_transaction = status != b'I';
+        let in_transaction = status != pgtide_wire::status::IDLE;
         if self.in_transaction && !in_transaction {
             cx.insights
                 .end_transaction(&mut self.patterns, cx.database, cx.application_name);

@@ -280,7 +280,7 @@ impl BackendConn {
         mut count: usize,
     ) -> Result<(u8, Option<(String, String)>)> {
         let mut first_error = None;
-        let mut status = b'I';
+        let mut status = pgtide_wire::status::IDLE;
         while count > 0 {
             let frame = self.read_frame().await?;
             match frame.tag {

@@ -16,8 +16,8 @@ use crate::session::prepared::inject::{
     MAX_CLIENT_STATEMENTS, NOT_YOURS,
 };
 use crate::session::prepared::{
-    bind_names, has_session_effects, parse_of, refuse_in_batch, rewrite_bind, target_message,
-    Preparation, SchemaEpochs, SharedStatement,
+    bind_names, fail_in_batch, has_session_effects, parse_of, refuse_in_batch, rewrite_bind,
+    target_message, Preparation, SchemaEpochs, SharedStatement,
 };
 use crate::session::replies::{Completion, ReplyQueue};
 use crate::upstream::conn::BackendConn;
@@ -288,11 +288,7 @@ impl ClientStatements {
             }
         };
         if !self.has_room_for(&name) {
-            // The backend raises the error itself, so the batch fails as PostgreSQL's would.
-            crate::session::prepared::run_in_batch(b.out, &too_many_statements_sql());
-            b.replies.expect_swallowed(Completion::Parse, None);
-            b.replies.expect_swallowed(Completion::Bind, None);
-            b.replies.expect(Completion::Parse);
+            fail_in_batch(&mut b, Completion::Parse, &too_many_statements_sql());
             self.unnamed_on_backend = false;
             return;
         }

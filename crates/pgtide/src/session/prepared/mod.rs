@@ -160,15 +160,22 @@ pub fn refusal_sql(e: &WireError) -> String {
     )
 }
 
-/// In place of a client message that cannot be encoded under pgtide's names: [`refusal_sql`] in
-/// the batch, its Parse and Bind swallowed and its error answering the client's `completion`.
+/// In place of a client message that cannot be encoded under pgtide's names: [`refusal_sql`]
+/// (see [`fail_in_batch`]).
 pub(crate) fn refuse_in_batch(
     b: &mut client::Backendward<'_>,
     completion: Completion,
     e: &WireError,
 ) {
     tracing::warn!(error = %e, "client message too long once renamed: refused with 54000");
-    run_in_batch(b.out, &refusal_sql(e));
+    fail_in_batch(b, completion, &refusal_sql(e));
+}
+
+/// In place of a client message: `sql`, which fails, in the batch, its Parse and Bind swallowed
+/// and its error answering the client's `completion`. The backend raises the error itself, so
+/// the batch fails as PostgreSQL's would (and it replaces the backend's unnamed statement).
+pub(crate) fn fail_in_batch(b: &mut client::Backendward<'_>, completion: Completion, sql: &str) {
+    run_in_batch(b.out, sql);
     b.replies.expect_swallowed(Completion::Parse, None);
     b.replies.expect_swallowed(Completion::Bind, None);
     b.replies.expect(completion);
