@@ -214,7 +214,10 @@ impl ClientStatements {
     /// A CommandComplete of the client's query: "PREPARE" and "DEALLOCATE" confirm the oldest
     /// pending one.
     pub fn on_command_complete(&mut self, body: &[u8]) {
-        if body != b"PREPARE\0" && body != b"DEALLOCATE\0" {
+        if !matches!(
+            pgtide_wire::command_complete_tag(body),
+            Ok("PREPARE" | "DEALLOCATE")
+        ) {
             return;
         }
         match self.pending_sql.pop_front() {
