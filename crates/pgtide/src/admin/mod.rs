@@ -80,7 +80,7 @@ pub async fn run(
         encode::parameter_status(&mut out, k, v);
     }
     encode::backend_key_data(&mut out, 0, 0);
-    encode::ready_for_query(&mut out, b'I');
+    encode::ready_for_query(&mut out, pgtide_wire::status::IDLE);
     let decoder = FrameDecoder::new(max_message);
     let mut skip_until_sync = false;
     let mut phase = shared.phase.subscribe();
@@ -125,11 +125,11 @@ pub async fn run(
                 for reply in execute(&shared, sql).await {
                     write_reply(&mut out, reply);
                 }
-                encode::ready_for_query(&mut out, b'I');
+                encode::ready_for_query(&mut out, pgtide_wire::status::IDLE);
             }
             ftag::SYNC => {
                 skip_until_sync = false;
-                encode::ready_for_query(&mut out, b'I');
+                encode::ready_for_query(&mut out, pgtide_wire::status::IDLE);
             }
             _ if skip_until_sync => {}
             _ => {

@@ -425,7 +425,7 @@ impl ClientState {
         if batch < self.pending.len() {
             self.pending.remove(batch);
         }
-        if status != b'I' {
+        if status != pgtide_wire::status::IDLE {
             return observed;
         }
         // A reported setting that ended the transaction changed, with no SET or RESET of it
