@@ -98,19 +98,10 @@ mod tests {
     }
 
     fn error(code: &str, message: &str) -> Vec<u8> {
-        let mut b = Vec::new();
-        for (f, v) in [
-            (b'S', "ERROR"),
-            (b'V', "ERROR"),
-            (b'C', code),
-            (b'M', message),
-        ] {
-            b.push(f);
-            b.extend_from_slice(v.as_bytes());
-            b.push(0);
-        }
-        b.push(0);
-        b
+        let mut b = bytes::BytesMut::new();
+        pgtide_wire::encode::error_response(&mut b, "ERROR", code, message);
+        let (_, body) = pgtide_wire::Frames::new(&b).next().expect("one message");
+        body.to_vec()
     }
 
     #[test]
