@@ -120,14 +120,14 @@ mod tests {
     fn replayable_until_a_row_is_sent() {
         let mut r = ReplicaReplay::default();
         assert!(!r.replayable(), "nothing logged");
-        r.log(&frame(b'P'));
+        r.log(&frame(pgtide_wire::frontend::PARSE));
         r.sent(btag::PARSE_COMPLETE);
         r.sent(btag::ROW_DESCRIPTION);
         assert!(r.replayable());
         r.sent(btag::DATA_ROW);
         assert!(!r.replayable());
         let mut r = ReplicaReplay::default();
-        r.log(&frame(b'Q'));
+        r.log(&frame(pgtide_wire::frontend::QUERY));
         r.sent(btag::PARSE_COMPLETE);
         let (frames, sent) = r.take();
         assert_eq!((frames.len(), sent), (1, 1));
