@@ -17,50 +17,31 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use pgtide::internals::{Completion, ReplyQueue, Verdict};
-use pgtide_wire::{backend as btag, encode, FrameDecoder};
+use pgtide_wire::{
+    backend as btag, encode, frontend as ftag, target, BindView, FrameDecoder, Frames,
+};
 
 const MAX_MESSAGE: usize = 64 << 20;
 const PGBENCH_SELECT: &str = "SELECT abalance FROM pgbench_accounts WHERE aid = $1;";
 
-/// A tagged message written by hand (the client messages the crate only reads).
-fn raw(buf: &mut BytesMut, tag: u8, body: &[u8]) {
-    buf.put_u8(tag);
-    buf.put_i32(i32::try_from(body.len() + 4).expect("small message"));
-    buf.put_slice(body);
+/// A Bind with text parameters and text results, as libpq sends it.
+fn bind(buf: &mut BytesMut, statement: &str, params: &[&str]) {
+    let view = BindView {
+        portal: "",
+        statement,
+        param_formats: Vec::new(), // all parameters in text format
+        params: params.iter().map(|p| Some(p.as_bytes())).collect(),
+        result_formats: Vec::new(), // all results in text format
+    };
+    encode::bind(buf, &view).expect("small message");
 }
 
-fn cstr(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(s.as_bytes());
-    out.push(0);
-}
-
-fn parse_body(statement: &str, sql: &str, param_types: &[u32]) -> Vec<u8> {
-    let mut b = Vec::new();
-    cstr(&mut b, statement);
-    cstr(&mut b, sql);
-    b.extend_from_slice(&i16::try_from(param_types.len()).expect("few").to_be_bytes());
-    for t in param_types {
-        b.extend_from_slice(&t.to_be_bytes());
-    }
-    b
-}
-
-/// A Bind body with text parameters and text results, as libpq sends it.
-fn bind_body(portal: &str, statement: &str, params: &[&str]) -> Vec<u8> {
-    let mut b = Vec::new();
-    cstr(&mut b, portal);
-    cstr(&mut b, statement);
-    b.extend_from_slice(&0i16.to_be_bytes()); // all parameters in text format
-    b.extend_from_slice(&i16::try_from(params.len()).expect("few").to_be_bytes());
-    for p in params {
-        b.extend_from_slice(&i32::try_from(p.len()).expect("short").to_be_bytes());
-        b.extend_from_slice(p.as_bytes());
-    }
-    b.extend_from_slice(&0i16.to_be_bytes()); // all results in text format
-    b
+/// The body of the one message in `buf`.
+fn body_of(buf: &[u8]) -> Vec<u8> {
+    Frames::new(buf).next().expect("one message").1.to_vec()
 }
 
 /// What `pgbench -M extended` and `-M simple` clients pipeline at a proxy, interleaved:
@@ -68,18 +49,18 @@ fn bind_body(portal: &str, statement: &str, params: &[&str]) -> Vec<u8> {
 /// number of messages.
 fn client_stream(rounds: usize) -> (BytesMut, usize) {
     let mut buf = BytesMut::new();
-    let parse = parse_body("", PGBENCH_SELECT, &[23]);
     for i in 0..rounds {
         let aid = (i * 7919 % 1_000_000 + 1).to_string();
-        raw(&mut buf, b'P', &parse);
-        raw(&mut buf, b'B', &bind_body("", "", &[&aid]));
-        raw(&mut buf, b'D', b"P\0");
-        raw(&mut buf, b'E', b"\0\0\0\0\0");
-        raw(&mut buf, b'S', b"");
+        encode::parse(&mut buf, "", PGBENCH_SELECT, &[23]).expect("small message");
+        bind(&mut buf, "", &[&aid]);
+        encode::describe(&mut buf, target::PORTAL, "").expect("small message");
+        encode::execute(&mut buf, "", 0).expect("small message");
+        encode::sync(&mut buf);
         encode::query(
             &mut buf,
             &format!("SELECT abalance FROM pgbench_accounts WHERE aid = {aid};"),
-        );
+        )
+        .expect("small message");
     }
     (buf, rounds * 6)
 }
@@ -88,15 +69,16 @@ fn client_stream(rounds: usize) -> (BytesMut, usize) {
 /// filler char(84)) + CommandComplete + ReadyForQuery. Returns the bytes and the message count.
 fn backend_reply(rows: usize) -> (BytesMut, usize) {
     let mut buf = BytesMut::new();
-    encode::row_description(&mut buf, &["aid", "bid", "abalance", "filler"]);
+    encode::row_description(&mut buf, &["aid", "bid", "abalance", "filler"]).expect("small");
     let filler = " ".repeat(84);
     for i in 0..rows {
         let aid = (i + 1).to_string();
         let bid = (i / 100_000 + 1).to_string();
         encode::data_row(
             &mut buf,
-            &[Some(&aid), Some(&bid), Some("0"), Some(filler.as_str())],
-        );
+            &[Some(aid.as_str()), Some(&bid), Some("0"), Some(&filler)],
+        )
+        .expect("small message");
     }
     encode::command_complete(&mut buf, &format!("SELECT {rows}"));
     encode::ready_for_query(&mut buf, b'I');
@@ -139,16 +121,16 @@ fn bench_client_stream(c: &mut Criterion) {
             per_message(iters, &stream, messages, |buf| {
                 while let Ok(Some(frame)) = decoder.decode(buf) {
                     match frame.tag {
-                        b'Q' => {
+                        ftag::QUERY => {
                             let _ = black_box(pgtide_wire::query_text(frame.body()));
                         }
-                        b'P' => {
+                        ftag::PARSE => {
                             let _ = black_box(pgtide_wire::parse_message(frame.body()));
                         }
-                        b'B' => {
+                        ftag::BIND => {
                             let _ = black_box(pgtide_wire::bind_message(frame.body()));
                         }
-                        b'E' => {
+                        ftag::EXECUTE => {
                             let _ = black_box(pgtide_wire::execute_message(frame.body()));
                         }
                         _ => {}
@@ -172,7 +154,8 @@ fn bench_startup(c: &mut Criterion) {
             ("client_encoding", "UTF8"),
             ("DateStyle", "ISO"),
         ],
-    );
+    )
+    .expect("small packet");
     let mut ssl = BytesMut::new();
     encode::ssl_request(&mut ssl);
     let mut cancel = BytesMut::new();
@@ -200,10 +183,14 @@ fn bench_startup(c: &mut Criterion) {
 }
 
 fn bench_bind_view(c: &mut Criterion) {
-    let one = bind_body("", "pgtide_s12", &["48213"]);
+    let mut buf = BytesMut::new();
+    bind(&mut buf, "pgtide_s12", &["48213"]);
+    let one = body_of(&buf);
     let ten_values: Vec<String> = (0..10).map(|i| format!("value-{i}-{}", i * 31)).collect();
     let ten_refs: Vec<&str> = ten_values.iter().map(String::as_str).collect();
-    let ten = bind_body("", "pgtide_s12", &ten_refs);
+    let mut buf = BytesMut::new();
+    bind(&mut buf, "pgtide_s12", &ten_refs);
+    let ten = body_of(&buf);
 
     let mut g = c.benchmark_group("bind_view");
     for (name, body) in [("1_param", &one), ("10_params", &ten)] {

@@ -48,6 +48,12 @@ pub enum WireError {
     /// A StartupMessage naming the same parameter twice.
     #[error("duplicate startup parameter \"{name}\"")]
     DuplicateParameter { name: String },
+    /// An encoder was asked for a message longer than its i32 length field can state.
+    #[error("cannot encode {what}: {len} bytes exceed the protocol's limit of 2147483647")]
+    TooLong { what: &'static str, len: usize },
+    /// An encoder was asked for more items than the protocol's unsigned 16-bit count holds.
+    #[error("cannot encode {what}: {count} items exceed the protocol's limit of 65535")]
+    TooMany { what: &'static str, count: usize },
 }
 
 impl WireError {
@@ -56,7 +62,8 @@ impl WireError {
         match self {
             WireError::UnsupportedProtocol { .. } => "0A000", // feature_not_supported
             WireError::MissingUser => "28000",                // invalid_authorization_specification
-            _ => "08P01",                                     // protocol_violation
+            WireError::TooLong { .. } | WireError::TooMany { .. } => "54000", // program_limit_exceeded
+            _ => "08P01",                                                     // protocol_violation
         }
     }
 }
@@ -97,5 +104,11 @@ mod tests {
             "0A000"
         );
         assert_eq!(WireError::Malformed { what: "x" }.sqlstate(), "08P01");
+        let e = WireError::TooMany {
+            what: "Bind message",
+            count: 65536,
+        };
+        assert_eq!(e.sqlstate(), "54000");
+        assert!(e.to_string().contains("65536 items"));
     }
 }

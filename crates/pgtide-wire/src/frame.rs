@@ -85,14 +85,10 @@ impl FrameDecoder {
 
     /// Validates a visible header; returns the tag and the total message size (tag included).
     fn header(&self, buf: &[u8]) -> Result<Option<(u8, usize)>, WireError> {
-        let Some(&[tag, l0, l1, l2, l3]) = buf.get(..FRAME_HEADER_LEN) else {
+        let Some((tag, total)) = header(buf)? else {
             return Ok(None);
         };
-        let len = i32::from_be_bytes([l0, l1, l2, l3]);
-        let body_len = usize::try_from(len)
-            .ok()
-            .filter(|&l| l >= 4)
-            .ok_or(WireError::BadLength { tag, len })?;
+        let body_len = total - 1;
         if body_len > self.max_message_size {
             return Err(WireError::MessageTooLarge {
                 tag,
@@ -100,7 +96,70 @@ impl FrameDecoder {
                 max: self.max_message_size,
             });
         }
-        Ok(Some((tag, body_len + 1)))
+        Ok(Some((tag, total)))
+    }
+}
+
+/// The tag and total size (tag included) of the message at the front of `buf`, once its
+/// 5-byte header is there; a length field below 4 is an error.
+fn header(buf: &[u8]) -> Result<Option<(u8, usize)>, WireError> {
+    let Some(&[tag, l0, l1, l2, l3]) = buf.get(..FRAME_HEADER_LEN) else {
+        return Ok(None);
+    };
+    let len = i32::from_be_bytes([l0, l1, l2, l3]);
+    let body_len = usize::try_from(len)
+        .ok()
+        .filter(|&l| l >= 4)
+        .ok_or(WireError::BadLength { tag, len })?;
+    Ok(Some((tag, body_len + 1)))
+}
+
+/// The whole messages at the front of a byte slice, as `(tag, body)`, borrowed: for looking
+/// ahead into bytes not yet decoded (a batch still in the read buffer) or walking stored replies.
+/// Stops at the first message that is incomplete or has an invalid length; [`Frames::partial`]
+/// tells an incomplete one from nothing or garbage.
+#[derive(Debug, Clone)]
+pub struct Frames<'a> {
+    buf: &'a [u8],
+    offset: usize,
+}
+
+impl<'a> Frames<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Frames { buf, offset: 0 }
+    }
+
+    /// Bytes taken by the messages yielded so far.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// The bytes after the messages yielded so far.
+    pub fn rest(&self) -> &'a [u8] {
+        self.buf.get(self.offset..).unwrap_or_default()
+    }
+
+    /// Whether [`rest`](Self::rest) is the start of a message that has not fully arrived (a
+    /// partial header, or a valid header with part of its body).
+    pub fn partial(&self) -> bool {
+        let rest = self.rest();
+        match header(rest) {
+            Ok(Some((_, total))) => rest.len() < total,
+            Ok(None) => !rest.is_empty(),
+            Err(_) => false,
+        }
+    }
+}
+
+impl<'a> Iterator for Frames<'a> {
+    type Item = (u8, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = self.rest();
+        let (tag, total) = header(rest).ok()??;
+        let body = rest.get(FRAME_HEADER_LEN..total)?;
+        self.offset += total;
+        Some((tag, body))
     }
 }
 
@@ -193,6 +252,35 @@ mod tests {
         assert_eq!(d.decode_bytes(&mut short), Ok(None));
         let mut bad = Bytes::from_static(&[b'Z', 0, 0, 0, 1]);
         assert!(d.decode_bytes(&mut bad).is_err());
+    }
+
+    #[test]
+    fn frames_walk_whole_messages_and_tell_partial_from_garbage() {
+        let mut wire = msg(b'P', b"\0q\0\0\0");
+        wire.extend(msg(b'S', b""));
+        let mut it = Frames::new(&wire);
+        assert_eq!(it.next(), Some((b'P', &b"\0q\0\0\0"[..])));
+        assert_eq!(it.offset(), 10);
+        assert_eq!(it.next(), Some((b'S', &b""[..])));
+        assert_eq!((it.next(), it.offset(), it.partial()), (None, 15, false));
+        assert!(it.rest().is_empty());
+        for cut in 1..wire.len() {
+            let mut it = Frames::new(&wire[..cut]);
+            let whole = it.by_ref().count();
+            assert_eq!(whole, usize::from(cut >= 10), "cut {cut}");
+            assert_eq!(it.partial(), cut != 10, "cut {cut}");
+        }
+        for bad in [&[b'Q', 0, 0, 0, 3][..], &[b'Q', 0xff, 0xff, 0xff, 0xff, 0]] {
+            let mut it = Frames::new(bad);
+            assert_eq!((it.next(), it.partial(), it.rest()), (None, false, bad));
+        }
+        // Agrees with the decoder over a buffer of whole messages.
+        let d = FrameDecoder::new(1 << 20);
+        let mut b = Bytes::from(wire.clone());
+        for (tag, body) in Frames::new(&wire) {
+            let f = d.decode_bytes(&mut b).unwrap().unwrap();
+            assert_eq!((f.tag, f.body()), (tag, body));
+        }
     }
 
     #[test]

@@ -19,5 +19,5 @@ pub use error::*;
 pub use frame::*;
 pub use fuzz::fuzz_decode_all;
 pub use startup::*;
-pub use tags::{backend, frontend};
+pub use tags::{backend, frontend, status, target};
 pub use views::*;

@@ -1,5 +1,6 @@
 //! Message tags by direction. The same byte means different things each way ('D' is DataRow
-//! from the server but Describe from the client), so the constants live in two modules.
+//! from the server but Describe from the client), so the constants live in two modules; the
+//! values inside two messages (Close/Describe targets, transaction status) have their own.
 
 /// Tags of messages sent by the server.
 pub mod backend {
@@ -46,4 +47,20 @@ pub mod frontend {
     pub const TERMINATE: u8 = b'X';
     /// PasswordMessage, SASLInitialResponse, SASLResponse and GSSResponse all share 'p'.
     pub const PASSWORD: u8 = b'p';
+}
+
+/// The target kinds of a Close or Describe.
+pub mod target {
+    pub const STATEMENT: u8 = b'S';
+    pub const PORTAL: u8 = b'P';
+}
+
+/// The transaction status a ReadyForQuery reports.
+pub mod status {
+    /// Not in a transaction block.
+    pub const IDLE: u8 = b'I';
+    /// In a transaction block.
+    pub const IN_TRANSACTION: u8 = b'T';
+    /// In a failed transaction block (queries are rejected until it ends).
+    pub const FAILED: u8 = b'E';
 }

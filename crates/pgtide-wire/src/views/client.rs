@@ -83,6 +83,27 @@ pub fn bind_message(body: &[u8]) -> Result<BindView<'_>, WireError> {
     })
 }
 
+/// The two names at the front of a Bind, and the rest of its body unread: what a proxy needs to
+/// route or rename a Bind without the cost of reading its parameters (PostgreSQL validates them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BindNames<'a> {
+    pub portal: &'a str,
+    pub statement: &'a str,
+    /// Formats, parameters and result formats, as sent (see [`crate::encode::bind_renamed`]).
+    pub rest: &'a [u8],
+}
+
+pub fn bind_names(body: &[u8]) -> Result<BindNames<'_>, WireError> {
+    let mut r = Reader::new(body, "Bind message");
+    let portal = r.cstr()?;
+    let statement = r.cstr()?;
+    Ok(BindNames {
+        portal,
+        statement,
+        rest: r.rest(),
+    })
+}
+
 /// A count (unsigned, as PostgreSQL reads it) followed by that many i16 values.
 fn i16_list(r: &mut Reader<'_>) -> Result<Vec<i16>, WireError> {
     let n = r.count(2)?;
@@ -257,6 +278,25 @@ mod tests {
         for cut in 0..body.len() {
             assert!(bind_message(&body[..cut]).is_err(), "cut {cut}");
         }
+    }
+
+    #[test]
+    fn bind_names_read_only_the_front() {
+        let body = bind_body(&[1], &[Some(b"7")], &[]);
+        let n = bind_names(&body).unwrap();
+        assert_eq!((n.portal, n.statement), ("p1", "s1"));
+        assert_eq!(n.rest, &body[6..]);
+        let n = bind_names(b"\0s\0").unwrap();
+        assert_eq!((n.portal, n.statement, n.rest), ("", "s", &b""[..]));
+        assert!(matches!(
+            bind_names(b"p\0s1"),
+            Err(WireError::MissingNul { .. })
+        ));
+        assert!(matches!(bind_names(b""), Err(WireError::MissingNul { .. })));
+        assert!(matches!(
+            bind_names(b"\xff\0\0"),
+            Err(WireError::InvalidUtf8 { .. })
+        ));
     }
 
     #[test]

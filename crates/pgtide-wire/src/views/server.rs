@@ -96,6 +96,54 @@ pub fn command_complete_tag(body: &[u8]) -> Result<&str, WireError> {
     Ok(tag)
 }
 
+/// A DataRow: each column's value, `None` for SQL NULL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataRowView<'a> {
+    pub columns: Vec<Option<&'a [u8]>>,
+}
+
+pub fn data_row(body: &[u8]) -> Result<DataRowView<'_>, WireError> {
+    let mut r = Reader::new(body, "DataRow message");
+    // Each column takes at least its 4-byte length, so `count` bounds the allocation.
+    let n = r.count(4)?;
+    let mut columns = Vec::with_capacity(n);
+    for _ in 0..n {
+        columns.push(match r.i32()? {
+            -1 => None,
+            len => {
+                let len = usize::try_from(len).map_err(|_| WireError::Malformed {
+                    what: "DataRow message has a negative column length",
+                })?;
+                Some(r.bytes(len)?)
+            }
+        });
+    }
+    r.finish()?;
+    Ok(DataRowView { columns })
+}
+
+/// A NotificationResponse ('A'). Channel and payload are raw bytes: they are in the server's
+/// encoding, which need not be UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationView<'a> {
+    pub process_id: i32,
+    pub channel: &'a [u8],
+    pub payload: &'a [u8],
+}
+
+pub fn notification_response(body: &[u8]) -> Result<NotificationView<'_>, WireError> {
+    let mut r = Reader::new(body, "NotificationResponse message");
+    let process_id = r.i32()?;
+    let channel = r.cstr_bytes()?;
+    let payload = r.cstr_bytes()?;
+    r.finish()?;
+    Ok(NotificationView {
+        process_id,
+        channel,
+        payload,
+    })
+}
+
 /// What an Authentication ('R') message asks of the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthRequest {
@@ -250,6 +298,54 @@ mod tests {
         assert_eq!(command_complete_tag(b"INSERT 0 1\0"), Ok("INSERT 0 1"));
         assert!(command_complete_tag(b"SELECT 1").is_err());
         assert!(command_complete_tag(b"A\0B\0").is_err());
+    }
+
+    #[test]
+    fn data_rows() {
+        let row = data_row(b"\0\x03\0\0\0\x011\xff\xff\xff\xff\0\0\0\0").unwrap();
+        assert_eq!(row.columns, vec![Some(&b"1"[..]), None, Some(&b""[..])]);
+        assert_eq!(
+            data_row(b"\0\0").unwrap().columns,
+            Vec::<Option<&[u8]>>::new()
+        );
+        let body = b"\0\x02\0\0\0\x02ab\0\0\0\x01c";
+        for cut in 0..body.len() {
+            assert!(data_row(&body[..cut]).is_err(), "cut {cut}");
+        }
+        assert!(matches!(
+            data_row(b"\0\x01\xff\xff\xff\xfe"),
+            Err(WireError::Malformed { .. })
+        ));
+        assert!(matches!(
+            data_row(b"\0\x01\0\0\0\0x"),
+            Err(WireError::TrailingBytes { .. })
+        ));
+        // Unsigned count with nothing behind it: refused before allocating.
+        assert!(matches!(
+            data_row(b"\xff\xff"),
+            Err(WireError::Truncated { .. })
+        ));
+    }
+
+    #[test]
+    fn notifications() {
+        let n = notification_response(b"\0\0\0\x2achan\0{\"i\":1}\0").unwrap();
+        assert_eq!(
+            (n.process_id, n.channel, n.payload),
+            (42, &b"chan"[..], &b"{\"i\":1}"[..])
+        );
+        assert!(matches!(
+            notification_response(b"\0\0"),
+            Err(WireError::Truncated { .. })
+        ));
+        assert!(matches!(
+            notification_response(b"\0\0\0\0chan"),
+            Err(WireError::MissingNul { .. })
+        ));
+        assert!(matches!(
+            notification_response(b"\0\0\0\0c\0p\0x"),
+            Err(WireError::TrailingBytes { .. })
+        ));
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub async fn run(
         encode::parameter_status(&mut out, k, v);
     }
     encode::backend_key_data(&mut out, 0, 0);
-    encode::ready_for_query(&mut out, b'I');
+    encode::ready_for_query(&mut out, pgtide_wire::status::IDLE);
     let decoder = FrameDecoder::new(max_message);
     let mut skip_until_sync = false;
     let mut phase = shared.phase.subscribe();
@@ -126,11 +126,11 @@ pub async fn run(
                 for reply in execute(&shared, sql).await {
                     write_reply(&mut out, reply);
                 }
-                encode::ready_for_query(&mut out, b'I');
+                encode::ready_for_query(&mut out, pgtide_wire::status::IDLE);
             }
             ftag::SYNC => {
                 skip_until_sync = false;
-                encode::ready_for_query(&mut out, b'I');
+                encode::ready_for_query(&mut out, pgtide_wire::status::IDLE);
             }
             _ if skip_until_sync => {}
             _ => {
@@ -144,12 +144,16 @@ pub async fn run(
 fn write_reply(out: &mut BytesMut, reply: Reply) {
     match reply {
         Reply::Rows { columns, rows } => {
-            encode::row_description(out, &columns);
-            for row in &rows {
-                let values: Vec<Option<&str>> = row.iter().map(|v| v.as_deref()).collect();
-                encode::data_row(out, &values);
+            let start = out.len();
+            let written = encode::row_description(out, &columns)
+                .and_then(|()| rows.iter().try_for_each(|row| encode::data_row(out, row)));
+            match written {
+                Ok(()) => encode::command_complete(out, "SHOW"),
+                Err(e) => {
+                    out.truncate(start);
+                    encode::error_response(out, "ERROR", e.sqlstate(), &e.to_string());
+                }
             }
-            encode::command_complete(out, "SHOW");
         }
         Reply::Done(tag) => encode::command_complete(out, &tag),
         Reply::Error(e) => e.write_to(out),

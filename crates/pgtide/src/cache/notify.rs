@@ -316,10 +316,14 @@ async fn serve(
                 let mut out = BytesMut::new();
                 let lit = pgtide_sql::quote_literal(name);
                 let payloads = batch.payloads(&chan.instance);
+                awaiting = 0;
                 for p in &payloads {
-                    encode::query(&mut out, &publish_sql(&lit, p));
+                    // Payloads are bounded (MAX_PENDING_TABLES, then "all"): always encodable.
+                    match encode::query(&mut out, &publish_sql(&lit, p)) {
+                        Ok(()) => awaiting += 1,
+                        Err(e) => tracing::error!(error = %e, "invalidation too long to publish"),
+                    }
                 }
-                awaiting = payloads.len();
                 published_at = None;
                 rows = 0;
                 sent = Some(batch);
@@ -409,7 +413,9 @@ async fn serve(
                 }
                 // Idle: an empty query proves the connection is alive.
                 let mut out = BytesMut::new();
-                encode::query(&mut out, "");
+                if let Err(e) = encode::query(&mut out, "") {
+                    return Exit::Lost(e.to_string());
+                }
                 if let Err(e) = conn.send(&out).await {
                     return Exit::Lost(e.to_string());
                 }
@@ -465,15 +471,13 @@ fn publish_sql(channel_literal: &str, template: &str) -> String {
     }
 }
 
-/// NotificationResponse body: process id, channel, payload.
+/// A NotificationResponse's channel and payload.
 fn notification(body: &[u8]) -> Option<(String, String)> {
-    let rest = body.get(4..)?;
-    let end = rest.iter().position(|&b| b == 0)?;
-    let channel = String::from_utf8_lossy(&rest[..end]).into_owned();
-    let rest = &rest[end + 1..];
-    let end = rest.iter().position(|&b| b == 0)?;
-    let payload = String::from_utf8_lossy(&rest[..end]).into_owned();
-    Some((channel, payload))
+    let n = pgtide_wire::notification_response(body).ok()?;
+    Some((
+        String::from_utf8_lossy(n.channel).into_owned(),
+        String::from_utf8_lossy(n.payload).into_owned(),
+    ))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

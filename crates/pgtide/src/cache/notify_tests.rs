@@ -65,10 +65,14 @@ fn pending_collapses_into_a_flush() {
 
 #[test]
 fn notification_bodies_parse() {
-    let mut body = 42i32.to_be_bytes().to_vec();
-    body.extend_from_slice(b"chan\0{\"i\":\"x\"}\0");
+    let mut message = bytes::BytesMut::new();
+    pgtide_wire::encode::notification_response(&mut message, 42, "chan", "{\"i\":\"x\"}")
+        .expect("encodable");
+    let (_, body) = pgtide_wire::Frames::new(&message)
+        .next()
+        .expect("one message");
     assert_eq!(
-        notification(&body),
+        notification(body),
         Some(("chan".to_string(), "{\"i\":\"x\"}".to_string()))
     );
     assert_eq!(notification(b"\0\0"), None);

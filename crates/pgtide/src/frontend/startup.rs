@@ -1,7 +1,7 @@
 //! The client's startup phase: SSL/GSSENC negotiation (answered 'N' until TLS lands), cancel
 //! requests, the StartupMessage, and password authentication against the configured users.
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use pgtide_config::{AuthMethod, Secret, UserConfig};
 use pgtide_wire::{encode, frontend, FrameDecoder, StartupPacket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -132,7 +132,7 @@ pub async fn authenticate(
             let mut exchange = ScramExchange::new(secret);
             let sasl = (MAX_SASL_MESSAGE, Oversize::BadPassword);
             let mut out = BytesMut::new();
-            encode::authentication_sasl(&mut out, &["SCRAM-SHA-256"]);
+            encode::authentication_sasl(&mut out, &["SCRAM-SHA-256"])?;
             write_all(stream, &out).await?;
 
             let body = read_password_message(stream, buf, max_message_size, sasl, user).await?;
@@ -182,9 +182,7 @@ async fn read_password_message(
                         frame.tag as char
                     )));
                 }
-                let mut raw = frame.raw;
-                raw.advance(5);
-                return Ok(raw);
+                return Ok(frame.body_bytes());
             }
             Ok(None) => {}
             Err(e @ pgtide_wire::WireError::MessageTooLarge { .. }) => {

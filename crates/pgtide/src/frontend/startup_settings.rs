@@ -82,7 +82,7 @@ pub async fn check(
             let mut lease = pool.checkout().await?;
             let outcome = try_settings(&mut lease, &statements).await;
             match outcome {
-                Ok((b'I', _, _)) => pool.release(lease),
+                Ok((pgtide_wire::status::IDLE, _, _)) => pool.release(lease),
                 _ => pool.discard(lease),
             }
             outcome
@@ -90,7 +90,7 @@ pub async fn check(
     };
     match outcome? {
         (_, Some((code, message)), _) => Err(ProxyError::StartupSetting { code, message }),
-        (b'I', None, params) => {
+        (pgtide_wire::status::IDLE, None, params) => {
             for (name, value) in unchecked {
                 pool.note_setting_checked(name, value);
                 let Some(r) = reported_name(server_params, name) else {

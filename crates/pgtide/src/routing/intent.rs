@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use pgtide_sql::{Classification, StatementKind, TransactionStatement};
-use pgtide_wire::{frontend as ftag, Frame};
+use pgtide_wire::{frontend as ftag, target, Frame, Frames};
 
 use crate::routing::Intent;
 use crate::session::client_state::Settings;
@@ -110,11 +110,11 @@ pub fn of_batch(
             intent.hint = i.hint;
         }
     };
-    let mut frames = std::iter::once((first.tag, first.body().to_vec())).chain(RawFrames(rest));
-    for (tag, body) in &mut frames {
+    let frames = std::iter::once((first.tag, first.body())).chain(Frames::new(rest));
+    for (tag, body) in frames {
         match tag {
             ftag::PARSE => {
-                let Ok(view) = pgtide_wire::parse_message(&body) else {
+                let Ok(view) = pgtide_wire::parse_message(body) else {
                     return Intent::default();
                 };
                 let i = of_classification(&classify(view.query));
@@ -123,7 +123,7 @@ pub fn of_batch(
                 parsed.push((view.statement.to_string(), i));
             }
             ftag::BIND => {
-                let Some((_, name)) = crate::session::prepared::bind_names(&body) else {
+                let Some((_, name)) = crate::session::prepared::bind_names(body) else {
                     return Intent::default();
                 };
                 let i = match parsed.iter().rev().find(|(n, _)| n == name) {
@@ -137,11 +137,14 @@ pub fn of_batch(
                 note(i, &mut intent);
             }
             // A Describe of a statement prepared earlier (its Parse answered by pgtide alone).
-            ftag::DESCRIBE if body.first() == Some(&b'S') => {
-                let name = body
-                    .get(1..body.len().saturating_sub(1))
-                    .and_then(|n| std::str::from_utf8(n).ok())
-                    .unwrap_or_default();
+            ftag::DESCRIBE => {
+                let Ok(described) = pgtide_wire::close_or_describe(body) else {
+                    return Intent::default();
+                };
+                if described.kind != target::STATEMENT {
+                    continue;
+                }
+                let name = described.name;
                 let i = match parsed.iter().rev().find(|(n, _)| n == name) {
                     Some((_, i)) => *i,
                     None => match known(name) {
@@ -152,7 +155,7 @@ pub fn of_batch(
                 statements += 1;
                 note(i, &mut intent);
             }
-            ftag::DESCRIBE | ftag::EXECUTE | ftag::CLOSE | ftag::FLUSH => {}
+            ftag::EXECUTE | ftag::CLOSE | ftag::FLUSH => {}
             ftag::SYNC => {
                 if statements == 0 {
                     intent.read = false;
@@ -183,50 +186,11 @@ pub fn batch_arriving(buf: &[u8]) -> bool {
     {
         return false;
     }
-    let mut rest = buf;
-    loop {
-        let Some((&tag, after)) = rest.split_first() else {
-            return false;
-        };
-        let Some(len) = after
-            .get(..4)
-            .map(|l| i32::from_be_bytes([l[0], l[1], l[2], l[3]]))
-        else {
-            return true;
-        };
-        let Ok(len) = usize::try_from(len) else {
-            return false;
-        };
-        if len < 4 {
-            return false;
-        }
-        if after.len() < len {
-            return true;
-        }
-        if tag == ftag::SYNC {
-            return false;
-        }
-        rest = &after[len..];
+    let mut frames = Frames::new(buf);
+    if frames.any(|(tag, _)| tag == ftag::SYNC) {
+        return false;
     }
-}
-
-/// Whole messages at the front of a byte buffer, without consuming it (a partial one ends it).
-struct RawFrames<'a>(&'a [u8]);
-
-impl Iterator for RawFrames<'_> {
-    type Item = (u8, Vec<u8>);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let (&tag, rest) = self.0.split_first()?;
-        let len = rest.get(..4)?;
-        let len = usize::try_from(i32::from_be_bytes([len[0], len[1], len[2], len[3]])).ok()?;
-        if len < 4 {
-            return None;
-        }
-        let body = rest.get(4..len)?;
-        self.0 = &rest[len..];
-        Some((tag, body.to_vec()))
-    }
+    frames.partial()
 }
 
 #[cfg(test)]
@@ -234,29 +198,39 @@ mod tests {
     use super::*;
     use bytes::Bytes;
 
-    fn msg(tag: u8, body: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        out.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
-        out.extend_from_slice(body);
-        out
+    use bytes::BytesMut;
+    use pgtide_wire::{encode, BindView};
+
+    fn msg(f: impl FnOnce(&mut BytesMut) -> Result<(), pgtide_wire::WireError>) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        f(&mut out).expect("encodable");
+        out.to_vec()
     }
 
     fn parse(name: &str, sql: &str) -> Vec<u8> {
-        let mut b = Vec::new();
-        b.extend_from_slice(name.as_bytes());
-        b.push(0);
-        b.extend_from_slice(sql.as_bytes());
-        b.push(0);
-        b.extend_from_slice(&0i16.to_be_bytes());
-        msg(b'P', &b)
+        msg(|b| encode::parse(b, name, sql, &[]))
     }
 
     fn bind(name: &str) -> Vec<u8> {
-        let mut b = vec![0];
-        b.extend_from_slice(name.as_bytes());
-        b.push(0);
-        b.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
-        msg(b'B', &b)
+        let view = BindView {
+            portal: "",
+            statement: name,
+            param_formats: Vec::new(),
+            params: Vec::new(),
+            result_formats: Vec::new(),
+        };
+        msg(|b| encode::bind(b, &view))
+    }
+
+    fn sync() -> Vec<u8> {
+        msg(|b| {
+            encode::sync(b);
+            Ok(())
+        })
+    }
+
+    fn exec() -> Vec<u8> {
+        msg(|b| encode::execute(b, "", 0))
     }
 
     fn frame(bytes: &[u8]) -> Frame {
@@ -303,27 +277,32 @@ mod tests {
 
     #[test]
     fn waits_only_for_a_message_cut_in_the_middle() {
-        let sync = msg(b'S', &[]);
-        let mut batch = [parse("", "SELECT 1"), bind(""), sync.clone()].concat();
+        let mut batch = [parse("", "SELECT 1"), bind(""), sync()].concat();
         assert!(!batch_arriving(&batch), "complete");
         batch.truncate(batch.len() - 2);
         assert!(batch_arriving(&batch), "the Sync is half there");
-        let flushed = [parse("", "SELECT 1"), msg(b'H', &[])].concat();
+        let flush = msg(|b| {
+            encode::flush(b);
+            Ok(())
+        });
+        let flushed = [parse("", "SELECT 1"), flush].concat();
         assert!(
             !batch_arriving(&flushed),
             "a Flush: the client waits for replies"
         );
         assert!(
-            !batch_arriving(&msg(b'Q', b"SELECT 1\0")),
+            !batch_arriving(&msg(|b| encode::query(b, "SELECT 1"))),
             "simple queries decode whole anyway"
         );
+        let mut garbage = parse("", "SELECT 1");
+        garbage.extend_from_slice(&[ftag::BIND, 0, 0, 0, 1]);
+        assert!(!batch_arriving(&garbage), "an invalid length is no batch");
     }
 
     #[test]
     fn a_complete_batch_of_reads_is_a_read() {
         let none = |_: &str| None;
-        let sync = msg(b'S', &[]);
-        let exec = msg(b'E', &[0, 0, 0, 0, 0]);
+        let (sync, exec) = (sync(), exec());
         let read = intent(
             &[parse("", "SELECT 1"), bind(""), exec.clone(), sync.clone()],
             &none,
@@ -347,8 +326,22 @@ mod tests {
         let known = |name: &str| (name == "s1").then(|| "SELECT * FROM t".to_string());
         assert!(intent(&[bind("s1"), exec.clone(), sync.clone()], &known).read);
         assert!(
-            !intent(&[bind("s2"), exec, sync], &known).read,
+            !intent(&[bind("s2"), exec.clone(), sync.clone()], &known).read,
             "unknown statement"
         );
+        let describe = |name: &str| msg(|b| encode::describe(b, target::STATEMENT, name));
+        let portal = msg(|b| encode::describe(b, target::PORTAL, ""));
+        assert!(intent(&[describe("s1"), sync.clone()], &known).read);
+        assert!(intent(&[bind("s1"), portal, exec.clone(), sync.clone()], &known).read);
+        assert!(
+            !intent(&[describe("s2"), sync.clone()], &known).read,
+            "a Describe of an unknown statement"
+        );
+        let bad_describe = msg(|b| {
+            encode::describe(b, target::STATEMENT, "s1")?;
+            b.truncate(b.len() - 1);
+            Ok(())
+        });
+        assert!(!intent(&[bad_describe, sync], &known).read, "malformed");
     }
 }

@@ -349,7 +349,7 @@ async fn startup(
         encode::parameter_status(&mut out, k, v);
     }
     encode::backend_key_data(&mut out, registration.process_id, registration.secret_key);
-    encode::ready_for_query(&mut out, b'I');
+    encode::ready_for_query(&mut out, pgtide_wire::status::IDLE);
     if let Err(e) = write_all(stream, &out).await {
         if let Some(lease) = lease {
             pool.release(lease);

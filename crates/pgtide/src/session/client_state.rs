@@ -389,9 +389,9 @@ impl ClientState {
     /// came before them, committed only when PostgreSQL says COMMIT (a COMMIT of a failed
     /// transaction answers ROLLBACK).
     pub fn on_command_complete(&mut self, backend: &mut Settings, tag: &[u8]) {
-        let committed = match tag {
-            b"COMMIT\0" => true,
-            b"ROLLBACK\0" | b"PREPARE TRANSACTION\0" => false,
+        let committed = match pgtide_wire::command_complete_tag(tag) {
+            Ok("COMMIT") => true,
+            Ok("ROLLBACK" | "PREPARE TRANSACTION") => false,
             _ => return,
         };
         let batch = self.batch_len();
@@ -425,7 +425,7 @@ impl ClientState {
         if batch < self.pending.len() {
             self.pending.remove(batch);
         }
-        if status != b'I' {
+        if status != pgtide_wire::status::IDLE {
             return observed;
         }
         // A reported setting that ended the transaction changed, with no SET or RESET of it

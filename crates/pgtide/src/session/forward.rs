@@ -223,7 +223,7 @@ impl Session {
         self.batch_sent();
         self.replies.expect(Completion::Ready);
         match rewritten.sql {
-            Some(sql) => encode::query(&mut self.to_backend, &sql),
+            Some(sql) => crate::session::prepared::query_or_refusal(&mut self.to_backend, &sql),
             None => self.to_backend.extend_from_slice(&frame.raw),
         }
     }

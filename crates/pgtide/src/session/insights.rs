@@ -12,8 +12,9 @@ use crate::insights::{ClientPatterns, Execution, Insights, Route};
 
 #[derive(Debug)]
 struct Pending {
-    /// The statement text (a slice of the client's message: no copy).
-    sql: Bytes,
+    /// The statement text (a slice of the client's message: no copy); None when the message
+    /// was malformed (it still ends at its reply, but is not recorded).
+    sql: Option<Bytes>,
     params_hash: u64,
     started: Instant,
     rows: u64,
@@ -49,11 +50,9 @@ pub struct SessionInsights {
 /// A hash of a Bind's parameters (everything after its two names), to tell repeats with
 /// different values apart.
 pub fn bind_params_hash(body: &[u8]) -> u64 {
-    let mut fields = body.splitn(3, |b| *b == 0);
-    let _ = fields.next();
-    let _ = fields.next();
+    let params = pgtide_wire::bind_names(body).map_or(&[][..], |names| names.rest);
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    fields.next().unwrap_or_default().hash(&mut h);
+    params.hash(&mut h);
     h.finish()
 }
 
@@ -74,9 +73,9 @@ impl SessionInsights {
         if !self.enabled {
             return;
         }
-        let text = body.slice(..body.len().saturating_sub(1));
+        let text = pgtide_wire::query_text(&body).map(|sql| body.slice(..sql.len()));
         self.pending.push_back(Pending {
-            sql: text,
+            sql: text.ok(),
             params_hash: 0,
             started: Instant::now(),
             rows: 0,
@@ -98,7 +97,7 @@ impl SessionInsights {
     pub fn on_execute(&mut self, in_transaction: bool) {
         if let Some((sql, params_hash)) = &self.bound {
             self.pending.push_back(Pending {
-                sql: sql.clone(),
+                sql: Some(sql.clone()),
                 params_hash: *params_hash,
                 started: Instant::now(),
                 rows: 0,
@@ -143,7 +142,7 @@ impl SessionInsights {
         if let Some(failed) = self.pending.front().filter(|p| p.simple).map(|p| p.failed) {
             self.finish(cx, failed);
         }
-        let in_transaction = status != b'I';
+        let in_transaction = status != pgtide_wire::status::IDLE;
         if self.in_transaction && !in_transaction {
             cx.insights
                 .end_transaction(&mut self.patterns, cx.database, cx.application_name);
@@ -189,7 +188,7 @@ impl SessionInsights {
         let Some(p) = self.pending.pop_front() else {
             return;
         };
-        let Ok(sql) = std::str::from_utf8(&p.sql) else {
+        let Some(Ok(sql)) = p.sql.as_deref().map(std::str::from_utf8) else {
             return;
         };
         let execution = Execution {

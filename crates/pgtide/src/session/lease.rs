@@ -40,7 +40,7 @@ impl Session {
                 if let Some(begin) = self.deferred_begin.take() {
                     // The held BEGIN opens the transaction where its first statement runs.
                     self.replica_run = ReplicaRun::Idle;
-                    encode::query(&mut self.to_backend, &begin);
+                    crate::session::prepared::query_or_refusal(&mut self.to_backend, &begin);
                     self.replies.expect_swallowed_query();
                 }
                 Ok(true)
@@ -134,7 +134,7 @@ impl Session {
         if let Some(sql) =
             crate::session::settings_replay::sync_sql(&self.state, &lease.conn.settings)
         {
-            encode::query(&mut self.to_backend, &sql);
+            crate::session::prepared::query_or_refusal(&mut self.to_backend, &sql);
             self.replies.expect_swallowed_query();
             crate::session::settings_replay::synced(&self.state, &mut lease.conn.settings);
             // A simple query replaces the backend's unnamed statement.

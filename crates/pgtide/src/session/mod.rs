@@ -477,7 +477,10 @@ fn show_pins(
 
 /// The CommandComplete of DEALLOCATE ALL or DISCARD ALL: every prepared statement is gone.
 fn drops_prepared(body: &[u8]) -> bool {
-    body == b"DEALLOCATE ALL\0" || body == b"DISCARD ALL\0"
+    matches!(
+        pgtide_wire::command_complete_tag(body),
+        Ok("DEALLOCATE ALL" | "DISCARD ALL")
+    )
 }
 
 async fn read_opt(

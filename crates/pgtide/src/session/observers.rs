@@ -111,7 +111,7 @@ impl Session {
             .flatten()
         {
             // Asked before the backend goes back; the client does not wait.
-            encode::query(&mut self.to_backend, sql);
+            crate::session::prepared::query_or_refusal(&mut self.to_backend, sql);
             self.replies.expect_swallowed_query();
         }
         if self.ddl_in_flight {

@@ -101,19 +101,10 @@ mod tests {
     }
 
     fn error(code: &str, message: &str) -> Vec<u8> {
-        let mut b = Vec::new();
-        for (f, v) in [
-            (b'S', "ERROR"),
-            (b'V', "ERROR"),
-            (b'C', code),
-            (b'M', message),
-        ] {
-            b.push(f);
-            b.extend_from_slice(v.as_bytes());
-            b.push(0);
-        }
-        b.push(0);
-        b
+        let mut b = bytes::BytesMut::new();
+        pgtide_wire::encode::error_response(&mut b, "ERROR", code, message);
+        let (_, body) = pgtide_wire::Frames::new(&b).next().expect("one message");
+        body.to_vec()
     }
 
     #[test]
@@ -132,14 +123,14 @@ mod tests {
     fn replayable_until_a_row_is_sent() {
         let mut r = ReplicaReplay::default();
         assert!(!r.replayable(), "nothing logged");
-        r.log(&frame(b'P'));
+        r.log(&frame(pgtide_wire::frontend::PARSE));
         r.sent(btag::PARSE_COMPLETE);
         r.sent(btag::ROW_DESCRIPTION);
         assert!(r.replayable());
         r.sent(btag::DATA_ROW);
         assert!(!r.replayable());
         let mut r = ReplicaReplay::default();
-        r.log(&frame(b'Q'));
+        r.log(&frame(pgtide_wire::frontend::QUERY));
         r.sent(btag::PARSE_COMPLETE);
         let (frames, sent) = r.take();
         assert_eq!((frames.len(), sent), (1, 1));

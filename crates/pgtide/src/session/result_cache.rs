@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use pgtide_sql::{Classification, StatementKind};
-use pgtide_wire::backend as btag;
+use pgtide_wire::{backend as btag, target, Frames};
 
 use crate::cache::{FillGuard, Hint, Key, Lookup, Policy, ResultCache, Source};
 use crate::routing::session_router::SessionRouter;
@@ -200,16 +200,15 @@ pub struct Batch<'a> {
 /// are `rest`; None for any other shape, or when its Sync has not arrived.
 pub fn batch<'a>(first: &'a pgtide_wire::Frame, rest: &'a [u8]) -> Option<Batch<'a>> {
     use pgtide_wire::frontend as f;
-    let mut messages =
-        std::iter::once((first.tag, first.body(), 0usize)).chain(Messages { buf: rest, at: 0 });
-    let (mut tag, mut body, _) = messages.next()?;
+    let mut frames = Frames::new(rest);
+    let (mut tag, mut body) = (first.tag, first.body());
     let mut parse = None;
     let mut parse_types = Vec::new();
     if tag == f::PARSE {
         let view = pgtide_wire::parse_message(body).ok()?;
         parse = Some((view.statement, view.query));
         parse_types = view.param_types;
-        (tag, body, _) = messages.next()?;
+        (tag, body) = frames.next()?;
     }
     if tag != f::BIND {
         return None;
@@ -218,47 +217,33 @@ pub fn batch<'a>(first: &'a pgtide_wire::Frame, rest: &'a [u8]) -> Option<Batch<
     if !bind.portal.is_empty() || parse.is_some_and(|(name, _)| name != bind.statement) {
         return None;
     }
-    (tag, body, _) = messages.next()?;
-    let describe = match body {
-        b"P\0" if tag == f::DESCRIBE => b'P',
-        [b'S', name @ .., 0] if tag == f::DESCRIBE && name == bind.statement.as_bytes() => b'S',
+    (tag, body) = frames.next()?;
+    let described = (tag == f::DESCRIBE)
+        .then(|| pgtide_wire::close_or_describe(body).ok())
+        .flatten();
+    let describe = match described {
+        Some(d) if d.kind == target::PORTAL && d.name.is_empty() => target::PORTAL,
+        Some(d) if d.kind == target::STATEMENT && d.name == bind.statement => target::STATEMENT,
         _ => 0,
     };
     if describe != 0 {
-        (tag, body, _) = messages.next()?;
+        (tag, body) = frames.next()?;
     }
     // Execute of the unnamed portal, all rows.
-    if tag != f::EXECUTE || body != b"\0\0\0\0\0" {
+    let execute = (tag == f::EXECUTE)
+        .then(|| pgtide_wire::execute_message(body).ok())
+        .flatten();
+    if !execute.is_some_and(|e| e.portal.is_empty() && e.max_rows == 0) {
         return None;
     }
-    let (tag, _, end) = messages.next()?;
+    let (tag, _) = frames.next()?;
     (tag == f::SYNC).then_some(Batch {
         parse,
         parse_types,
         bind,
         describe,
-        rest_len: end,
+        rest_len: frames.offset(),
     })
-}
-
-/// Whole messages in a byte buffer: tag, body, and the offset just past the message.
-struct Messages<'a> {
-    buf: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Iterator for Messages<'a> {
-    type Item = (u8, &'a [u8], usize);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let rest = self.buf.get(self.at..)?;
-        let (&tag, after) = rest.split_first()?;
-        let len = after.get(..4)?;
-        let len = usize::try_from(i32::from_be_bytes([len[0], len[1], len[2], len[3]])).ok()?;
-        let body = after.get(4..len)?;
-        self.at += 1 + len;
-        Some((tag, body, self.at))
-    }
 }
 
 /// Looks an extended-protocol batch up (`text` and `param_types`: the bound statement's).
@@ -337,15 +322,8 @@ impl Writes {
 
 /// DataRows in a cached reply (for insights).
 pub fn rows_in(reply: &[u8]) -> u64 {
-    let mut rows = 0;
-    let mut rest = reply;
-    while let Some((&tag, after)) = rest.split_first() {
-        let Some(len) = after.get(..4) else { break };
-        let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]).max(4) as usize;
-        if tag == btag::DATA_ROW {
-            rows += 1;
-        }
-        rest = after.get(len..).unwrap_or_default();
-    }
-    rows
+    let rows = Frames::new(reply)
+        .filter(|&(tag, _)| tag == btag::DATA_ROW)
+        .count();
+    u64::try_from(rows).unwrap_or(u64::MAX)
 }

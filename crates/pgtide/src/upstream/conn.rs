@@ -118,7 +118,7 @@ impl BackendConn {
         ];
         params.extend(startup_params.iter().copied());
         let mut out = BytesMut::new();
-        encode::startup_message(&mut out, &params);
+        encode::startup_message(&mut out, &params).map_err(lost)?;
         self.send(&out).await?;
 
         let password = target.password.clone().unwrap_or_default();
@@ -133,6 +133,7 @@ impl BackendConn {
                         AuthRequest::Ok => continue,
                         AuthRequest::CleartextPassword => {
                             encode::password_message(&mut out, password.as_bytes())
+                                .map_err(lost)?;
                         }
                         AuthRequest::Md5Password { salt } => {
                             let hash = postgres_protocol::authentication::md5_hash(
@@ -140,7 +141,7 @@ impl BackendConn {
                                 password.as_bytes(),
                                 salt,
                             );
-                            encode::password_message(&mut out, hash.as_bytes());
+                            encode::password_message(&mut out, hash.as_bytes()).map_err(lost)?;
                         }
                         AuthRequest::Sasl { mechanisms } => {
                             if !mechanisms.iter().any(|m| m == "SCRAM-SHA-256") {
@@ -152,7 +153,8 @@ impl BackendConn {
                                 password.as_bytes(),
                                 ChannelBinding::unsupported(),
                             );
-                            encode::sasl_initial_response(&mut out, "SCRAM-SHA-256", s.message());
+                            encode::sasl_initial_response(&mut out, "SCRAM-SHA-256", s.message())
+                                .map_err(lost)?;
                             scram = Some(s);
                         }
                         AuthRequest::SaslContinue(data) => {
@@ -160,7 +162,7 @@ impl BackendConn {
                                 .as_mut()
                                 .ok_or_else(|| lost("unexpected SASL continue"))?;
                             s.update(&data).map_err(|e| lost(format!("SCRAM: {e}")))?;
-                            encode::sasl_response(&mut out, s.message());
+                            encode::sasl_response(&mut out, s.message()).map_err(lost)?;
                         }
                         AuthRequest::SaslFinal(data) => {
                             let s = scram
@@ -236,7 +238,7 @@ impl BackendConn {
     ) -> Result<(u8, Option<(String, String)>)> {
         let mut out = BytesMut::new();
         for s in statements {
-            encode::query(&mut out, s);
+            encode::query(&mut out, s)?;
         }
         self.send(&out).await?;
         self.drain_ready(statements.len()).await
@@ -246,7 +248,7 @@ impl BackendConn {
     /// error reply is returned as BackendLost with the server's message.
     pub async fn query_row(&mut self, sql: &str) -> Result<Vec<Option<String>>> {
         let mut out = BytesMut::new();
-        encode::query(&mut out, sql);
+        encode::query(&mut out, sql)?;
         self.send(&out).await?;
         let mut row = None;
         let mut error = None;
@@ -276,7 +278,7 @@ impl BackendConn {
         mut count: usize,
     ) -> Result<(u8, Option<(String, String)>)> {
         let mut first_error = None;
-        let mut status = b'I';
+        let mut status = pgtide_wire::status::IDLE;
         while count > 0 {
             let frame = self.read_frame().await?;
             match frame.tag {
@@ -355,31 +357,13 @@ fn lost(e: impl Into<Lost>) -> ProxyError {
     ProxyError::BackendSetup(e.into())
 }
 
-/// A DataRow's columns as text (None for NULL or a malformed field).
+/// A DataRow's columns as text (None for NULL); no columns when the row is malformed.
 pub fn data_row_text(body: &[u8]) -> Vec<Option<String>> {
-    let mut out = Vec::new();
-    let Some(count) = body.get(..2).map(|b| i16::from_be_bytes([b[0], b[1]])) else {
-        return out;
+    let Ok(row) = pgtide_wire::data_row(body) else {
+        return Vec::new();
     };
-    let mut at = 2usize;
-    for _ in 0..count.max(0) {
-        let Some(len) = body
-            .get(at..at + 4)
-            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-        else {
-            break;
-        };
-        at += 4;
-        if len < 0 {
-            out.push(None);
-            continue;
-        }
-        let end = at + len as usize;
-        out.push(
-            body.get(at..end)
-                .map(|v| String::from_utf8_lossy(v).into_owned()),
-        );
-        at = end;
-    }
-    out
+    row.columns
+        .iter()
+        .map(|c| c.map(|v| String::from_utf8_lossy(v).into_owned()))
+        .collect()
 }

@@ -380,7 +380,7 @@ pub async fn reset_and_return(
         return;
     }
     let mut statements: Vec<&str> = Vec::new();
-    if status != b'I' {
+    if status != pgtide_wire::status::IDLE {
         statements.push("ROLLBACK");
     }
     if session_mode {
@@ -396,7 +396,7 @@ pub async fn reset_and_return(
     )
     .await;
     match reset {
-        Ok(Ok((b'I', None))) => {
+        Ok(Ok((pgtide_wire::status::IDLE, None))) => {
             if session_mode {
                 lease.conn.prepared.clear();
                 lease.conn.settings.clear();

@@ -9,15 +9,15 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use pgtide_sql::{statement_names, StatementUse};
-use pgtide_wire::{frontend as ftag, Frame};
+use pgtide_wire::{frontend as ftag, target, Frame, WireError};
 
 use crate::session::prepared::inject::{
     close_complete, ensure, make_room, parse_complete, reserved, too_many_statements_sql, Place,
     MAX_CLIENT_STATEMENTS, NOT_YOURS,
 };
 use crate::session::prepared::{
-    bind_names, has_session_effects, rewrite_bind, run_in_batch, target_message, Preparation,
-    SchemaEpochs, SharedStatement,
+    bind_names, fail_in_batch, has_session_effects, parse_of, refuse_in_batch, rewrite_bind,
+    target_message, Preparation, SchemaEpochs, SharedStatement,
 };
 use crate::session::replies::{Completion, ReplyQueue};
 use crate::upstream::conn::BackendConn;
@@ -30,6 +30,9 @@ pub struct Backendward<'a> {
     pub out: &'a mut BytesMut,
     pub replies: &'a mut ReplyQueue,
 }
+
+/// A client's statement name and pgtide's statement for it, or why it cannot be encoded.
+type Named = Result<(String, Arc<SharedStatement>), WireError>;
 
 #[path = "client_sql.rs"]
 mod sql;
@@ -134,14 +137,10 @@ impl ClientStatements {
     pub fn text_of(&self, name: &str) -> Option<String> {
         if name.is_empty() {
             let parse = self.unnamed_parse.as_ref()?;
-            return pgtide_wire::parse_message(parse.get(5..)?)
-                .ok()
-                .map(|v| v.query.to_string());
+            return parse_of(parse).map(|v| v.query.to_string());
         }
         match &self.resolve(name)?.prepare {
-            Preparation::Parse(parse) => pgtide_wire::parse_message(parse.get(5..)?)
-                .ok()
-                .map(|v| v.query.to_string()),
+            Preparation::Parse(parse) => parse_of(parse).map(|v| v.query.to_string()),
             Preparation::Sql(sql) => Some(sql.clone()),
         }
     }
@@ -157,9 +156,7 @@ impl ClientStatements {
                 Preparation::Sql(_) => return Some(Vec::new()),
             }
         };
-        pgtide_wire::parse_message(parse.get(5..)?)
-            .ok()
-            .map(|v| v.param_types)
+        parse_of(&parse).map(|v| v.param_types)
     }
 
     /// Whether the client may have a statement named `name` (see [`MAX_CLIENT_STATEMENTS`]).
@@ -187,19 +184,15 @@ impl ClientStatements {
     }
 
     /// A named statement, built from a client Parse. None for the unnamed statement (which
-    /// lives only inside the client's own batch) and for bodies the backend should reject.
-    fn statement_of_parse(
-        &self,
-        frame: &Frame,
-        search_path: Option<&str>,
-    ) -> Option<(String, Arc<SharedStatement>)> {
+    /// lives only inside the client's own batch) and for bodies the backend should reject; an
+    /// error when its Parse under pgtide's name would be too long.
+    fn statement_of_parse(&self, frame: &Frame, search_path: Option<&str>) -> Option<Named> {
         let view = pgtide_wire::parse_message(frame.body()).ok()?;
         if view.statement.is_empty() {
             return None;
         }
-        let name_len = view.statement.len();
-        let stmt = SharedStatement::from_parse(frame.body(), name_len, search_path, &self.epochs);
-        Some((view.statement.to_string(), Arc::new(stmt)))
+        let stmt = SharedStatement::from_parse(&view, search_path, &self.epochs);
+        Some(stmt.map(|stmt| (view.statement.to_string(), Arc::new(stmt))))
     }
 
     /// A Parse while no backend is leased: answered by pgtide when a backend of the pool has
@@ -213,7 +206,7 @@ impl ClientStatements {
         replies: &mut ReplyQueue,
     ) -> bool {
         match self.statement_of_parse(frame, search_path) {
-            Some((name, stmt))
+            Some(Ok((name, stmt)))
                 if pool.statement_known(&stmt.global_name) && self.has_room_for(&name) =>
             {
                 self.named.insert(name, stmt);
@@ -228,11 +221,13 @@ impl ClientStatements {
     /// Parse follows it to the backend of its next Bind or Describe).
     pub fn register_parse(&mut self, frame: &Frame, search_path: Option<&str>) {
         match self.statement_of_parse(frame, search_path) {
-            Some((name, stmt)) => {
+            Some(Ok((name, stmt))) => {
                 if self.has_room_for(&name) {
                     self.named.insert(name, stmt);
                 }
             }
+            // Too long under pgtide's name: unknown, so a later Bind of it fails in PostgreSQL.
+            Some(Err(_)) => {}
             None => {
                 self.unnamed_parse = Some(frame.raw.clone());
                 self.unnamed_on_backend = false;
@@ -247,7 +242,7 @@ impl ClientStatements {
         let Ok(target) = pgtide_wire::close_or_describe(frame.body()) else {
             return false;
         };
-        if target.kind == b'S' && !target.name.is_empty() {
+        if target.kind == target::STATEMENT && !target.name.is_empty() {
             let name = target.name.to_string();
             self.remove(&name);
         }
@@ -262,34 +257,38 @@ impl ClientStatements {
         frame: &Frame,
         search_path: Option<&str>,
         failed_transaction: bool,
-        b: Backendward<'_>,
+        mut b: Backendward<'_>,
     ) {
         let named = self
             .statement_of_parse(frame, search_path)
             .filter(|_| !failed_transaction);
-        let Some((name, stmt)) = named else {
-            // The unnamed statement, or a malformed body for the backend to reject itself.
-            let view = pgtide_wire::parse_message(frame.body()).ok();
-            if view.as_ref().is_some_and(|v| v.statement.is_empty()) {
-                self.unnamed_parse = Some(frame.raw.clone());
-                self.unnamed_on_backend = true;
+        let (name, stmt) = match named {
+            Some(Ok(named)) => named,
+            Some(Err(e)) => {
+                refuse_in_batch(&mut b, Completion::Parse, &e);
+                self.unnamed_on_backend = false;
+                return;
             }
-            if view.as_ref().is_none_or(|v| v.statement.is_empty()) {
-                self.unnamed_effects_sql = view
-                    .map(|v| v.query)
-                    .filter(|q| has_session_effects(q))
-                    .map(str::to_string);
+            None => {
+                // The unnamed statement, or a malformed body for the backend to reject itself.
+                let view = pgtide_wire::parse_message(frame.body()).ok();
+                if view.as_ref().is_some_and(|v| v.statement.is_empty()) {
+                    self.unnamed_parse = Some(frame.raw.clone());
+                    self.unnamed_on_backend = true;
+                }
+                if view.as_ref().is_none_or(|v| v.statement.is_empty()) {
+                    self.unnamed_effects_sql = view
+                        .map(|v| v.query)
+                        .filter(|q| has_session_effects(q))
+                        .map(str::to_string);
+                }
+                b.replies.expect(Completion::Parse);
+                b.out.extend_from_slice(&frame.raw);
+                return;
             }
-            b.replies.expect(Completion::Parse);
-            b.out.extend_from_slice(&frame.raw);
-            return;
         };
         if !self.has_room_for(&name) {
-            // The backend raises the error itself, so the batch fails as PostgreSQL's would.
-            run_in_batch(b.out, &too_many_statements_sql());
-            b.replies.expect_swallowed(Completion::Parse, None);
-            b.replies.expect_swallowed(Completion::Bind, None);
-            b.replies.expect(Completion::Parse);
+            fail_in_batch(&mut b, Completion::Parse, &too_many_statements_sql());
             self.unnamed_on_backend = false;
             return;
         }
@@ -316,30 +315,32 @@ impl ClientStatements {
     pub fn bind(&mut self, frame: &Frame, mut b: Backendward<'_>) -> Option<String> {
         // Only the two names at the front matter here; PostgreSQL validates the rest (and
         // reports a malformed body itself, under the statement name it knows).
-        let names = bind_names(frame.body()).map(|(portal, stmt)| (portal.len(), stmt.to_string()));
+        let names = bind_names(frame.body()).map(|(_, stmt)| stmt.to_string());
         let (effects, msg, global) = match names {
-            Some((_, stmt)) if stmt.is_empty() => {
+            Some(stmt) if stmt.is_empty() => {
                 self.ensure_unnamed(&mut b);
                 (self.unnamed_effects_sql.clone(), None, None)
             }
-            Some((portal_len, client_name)) => match self.resolve(&client_name) {
+            Some(client_name) => match self.resolve(&client_name) {
                 Some(stmt) if self.ensure(&stmt, &mut b, Place::InBatch) => {
-                    let msg = rewrite_bind(
-                        frame.body(),
-                        portal_len,
-                        client_name.len(),
-                        &stmt.global_name,
-                    );
+                    let msg = rewrite_bind(frame.body(), &stmt.global_name);
                     let global = Some(stmt.global_name.clone());
                     (stmt.effects_sql.clone(), Some(msg), global)
                 }
                 _ if reserved(&client_name) => {
-                    let msg = rewrite_bind(frame.body(), portal_len, client_name.len(), NOT_YOURS);
-                    (None, Some(msg), None)
+                    (None, Some(rewrite_bind(frame.body(), NOT_YOURS)), None)
                 }
                 _ => (None, None, None),
             },
             None => (None, None, None),
+        };
+        let msg = match msg.transpose() {
+            Ok(msg) => msg,
+            Err(e) => {
+                refuse_in_batch(&mut b, Completion::Bind, &e);
+                self.unnamed_on_backend = false;
+                return None;
+            }
         };
         let prepares = |q: &str| {
             statement_names(q)
@@ -367,7 +368,7 @@ impl ClientStatements {
         };
         let target = pgtide_wire::close_or_describe(frame.body())
             .ok()
-            .filter(|t| t.kind == b'S')
+            .filter(|t| t.kind == target::STATEMENT)
             .map(|t| t.name.to_string());
         if target.as_deref() == Some("") && !close {
             self.ensure_unnamed(&mut b);
@@ -383,16 +384,30 @@ impl ClientStatements {
                 .resolve(&name)
                 .filter(|stmt| self.ensure(stmt, &mut b, Place::InBatch))
             {
-                b.replies
-                    .expect_on_statement(completion, stmt.global_name.clone());
-                b.out
-                    .extend_from_slice(&target_message(ftag::DESCRIBE, b'S', &stmt.global_name));
+                match target_message(ftag::DESCRIBE, target::STATEMENT, &stmt.global_name) {
+                    Ok(msg) => {
+                        b.replies
+                            .expect_on_statement(completion, stmt.global_name.clone());
+                        b.out.extend_from_slice(&msg);
+                    }
+                    Err(e) => {
+                        refuse_in_batch(&mut b, completion, &e);
+                        self.unnamed_on_backend = false;
+                    }
+                }
                 return;
             }
             if reserved(&name) && !close {
-                b.replies.expect(completion);
-                b.out
-                    .extend_from_slice(&target_message(ftag::DESCRIBE, b'S', NOT_YOURS));
+                match target_message(ftag::DESCRIBE, target::STATEMENT, NOT_YOURS) {
+                    Ok(msg) => {
+                        b.replies.expect(completion);
+                        b.out.extend_from_slice(&msg);
+                    }
+                    Err(e) => {
+                        refuse_in_batch(&mut b, completion, &e);
+                        self.unnamed_on_backend = false;
+                    }
+                }
                 return;
             }
         }

@@ -5,13 +5,15 @@
 use std::sync::Arc;
 
 use pgtide_sql::{statement_names, StatementUse};
-use pgtide_wire::encode;
+use pgtide_wire::status;
 
 use super::{Backendward, ClientStatements};
 use crate::session::prepared::inject::{
     make_room, reserved, too_many_statements_sql, Place, NOT_YOURS,
 };
-use crate::session::prepared::{has_session_effects, Preparation, SharedStatement};
+use crate::session::prepared::{
+    has_session_effects, query_or_refusal, Preparation, SharedStatement,
+};
 use crate::upstream::conn::BackendConn;
 
 /// A simple Query's SQL once pgtide's statement names are in.
@@ -47,7 +49,7 @@ impl ClientStatements {
         // A simple Query replaces the unnamed statement (PostgreSQL uses it internally).
         self.unnamed_parse = None;
         self.unnamed_on_backend = false;
-        if status == b'E' {
+        if status == status::FAILED {
             return result;
         }
         let refs = statement_names(sql);
@@ -152,7 +154,7 @@ impl ClientStatements {
                     // made for the purpose, so the client still sees DEALLOCATE succeed.
                     self.serial += 1;
                     let stand_in = format!("pgtide_d{}_{}", self.session_tag, self.serial);
-                    encode::query(b.out, &format!("PREPARE {stand_in} AS SELECT 1"));
+                    query_or_refusal(b.out, &format!("PREPARE {stand_in} AS SELECT 1"));
                     b.replies.expect_swallowed_query();
                     stand_in
                 }
@@ -212,7 +214,10 @@ impl ClientStatements {
     /// A CommandComplete of the client's query: "PREPARE" and "DEALLOCATE" confirm the oldest
     /// pending one.
     pub fn on_command_complete(&mut self, body: &[u8]) {
-        if body != b"PREPARE\0" && body != b"DEALLOCATE\0" {
+        if !matches!(
+            pgtide_wire::command_complete_tag(body),
+            Ok("PREPARE" | "DEALLOCATE")
+        ) {
             return;
         }
         match self.pending_sql.pop_front() {

@@ -3,7 +3,7 @@
 //! statements its own.
 
 use bytes::{Bytes, BytesMut};
-use pgtide_wire::{encode, frontend as ftag};
+use pgtide_wire::{encode, frontend as ftag, target};
 
 use crate::session::prepared::{run_in_batch, target_message, Preparation, SharedStatement};
 use crate::session::replies::{Completion, ReplyQueue};
@@ -77,7 +77,14 @@ fn close_statement(
     place: Place,
 ) {
     let Some(name) = name else { return };
-    out.extend_from_slice(&target_message(ftag::CLOSE, b'S', &name));
+    match target_message(ftag::CLOSE, target::STATEMENT, &name) {
+        Ok(close) => out.extend_from_slice(&close),
+        Err(e) => {
+            // Unreachable: the names pgtide gives statements are under 100 bytes.
+            tracing::error!(error = %e, "could not encode a Close");
+            return;
+        }
+    }
     match place {
         Place::InBatch => replies.expect_swallowed(Completion::Close, None),
         Place::BeforeQuery => {
@@ -114,9 +121,9 @@ pub(crate) fn too_many_statements_sql() -> String {
 pub(crate) const NOT_YOURS: &str = "pgtide_not_prepared_by_this_client";
 
 pub fn parse_complete() -> Bytes {
-    Bytes::from_static(&[b'1', 0, 0, 0, 4])
+    Bytes::from_static(encode::PARSE_COMPLETE_MESSAGE)
 }
 
 pub fn close_complete() -> Bytes {
-    Bytes::from_static(&[b'3', 0, 0, 0, 4])
+    Bytes::from_static(encode::CLOSE_COMPLETE_MESSAGE)
 }

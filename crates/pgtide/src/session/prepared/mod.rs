@@ -10,7 +10,10 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
+use pgtide_wire::{encode, frontend as ftag, BindView, Frames, ParseView, WireError};
+
+use crate::session::replies::Completion;
 
 /// How a backend gets a statement it lacks.
 #[derive(Debug)]
@@ -32,40 +35,36 @@ pub struct SharedStatement {
 }
 
 impl SharedStatement {
-    /// Builds the pgtide-wide statement for a client Parse body whose own name is `client_name`.
-    /// The client's search_path is part of the identity: the same text can name other tables.
+    /// Builds the pgtide-wide statement for a client's Parse. The client's search_path is part of
+    /// the identity: the same text can name other tables. Fails when the Parse under pgtide's
+    /// name no longer fits a message (see [`refuse_in_batch`]).
     pub fn from_parse(
-        body: &[u8],
-        client_name_len: usize,
+        view: &ParseView<'_>,
         search_path: Option<&str>,
         epochs: &SchemaEpochs,
-    ) -> SharedStatement {
-        // Everything after the client's name (query, parameter types) identifies the statement.
-        let rest = body.get(client_name_len + 1..).unwrap_or_default();
+    ) -> Result<SharedStatement, WireError> {
+        // The query and parameter types (not the client's name) identify the statement.
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        rest.hash(&mut hasher);
+        view.query.hash(&mut hasher);
+        view.param_types.hash(&mut hasher);
         search_path.hash(&mut hasher);
         // After DDL a new name: the backends' copies may have been planned for another shape.
+        let len = view.query.len();
         let global_name = match epochs.current() {
-            0 => format!("pgtide_{:016x}_{}", hasher.finish(), rest.len()),
-            e => format!("pgtide_{:016x}_{}_e{e}", hasher.finish(), rest.len()),
+            0 => format!("pgtide_{:016x}_{len}", hasher.finish()),
+            e => format!("pgtide_{:016x}_{len}_e{e}", hasher.finish()),
         };
-        let mut parse = BytesMut::with_capacity(rest.len() + global_name.len() + 6);
-        parse.put_u8(b'P');
-        parse.put_i32((4 + global_name.len() + 1 + rest.len()) as i32);
-        parse.put_slice(global_name.as_bytes());
-        parse.put_u8(0);
-        parse.put_slice(rest);
-        let effects_sql = pgtide_wire::parse_message(body)
-            .ok()
-            .map(|v| v.query)
+        let mut parse =
+            BytesMut::with_capacity(global_name.len() + len + 4 * view.param_types.len() + 9);
+        encode::parse(&mut parse, &global_name, view.query, &view.param_types)?;
+        let effects_sql = Some(view.query)
             .filter(|q| has_session_effects(q))
             .map(str::to_string);
-        SharedStatement {
+        Ok(SharedStatement {
             global_name,
             prepare: Preparation::Parse(parse.freeze()),
             effects_sql,
-        }
+        })
     }
 }
 
@@ -116,25 +115,70 @@ impl SchemaEpochs {
 
 /// An unnamed Parse, Bind and Execute of a utility statement, to run SQL in the middle of a
 /// client's extended-protocol batch (where a simple Query would end its implicit transaction).
+/// SQL too long for a Parse runs as [`refusal_sql`] instead, in the same three messages.
 pub fn run_in_batch(out: &mut BytesMut, sql: &str) {
-    out.put_u8(b'P');
-    out.put_i32((4 + 1 + sql.len() + 1 + 2) as i32);
-    out.put_u8(0);
-    out.put_slice(sql.as_bytes());
-    out.put_u8(0);
-    out.put_i16(0);
-    // Bind: unnamed portal and statement, no parameter formats, no parameters, no result formats.
-    out.put_u8(b'B');
-    out.put_i32(4 + 1 + 1 + 2 + 2 + 2);
-    out.put_u8(0);
-    out.put_u8(0);
-    out.put_i16(0);
-    out.put_i16(0);
-    out.put_i16(0);
-    out.put_u8(b'E');
-    out.put_i32(4 + 1 + 4);
-    out.put_u8(0);
-    out.put_i32(0);
+    let start = out.len();
+    let unnamed = BindView {
+        portal: "",
+        statement: "",
+        param_formats: Vec::new(),
+        params: Vec::new(),
+        result_formats: Vec::new(),
+    };
+    let written = encode::parse(out, "", sql, &[])
+        .or_else(|e| encode::parse(out, "", &refusal_sql(&e), &[]))
+        .and_then(|()| encode::bind(out, &unnamed))
+        .and_then(|()| encode::execute(out, "", 0));
+    if let Err(e) = written {
+        // Unreachable: the refusal and the unnamed Bind and Execute are a few bytes.
+        out.truncate(start);
+        tracing::error!(error = %e, "could not encode a utility statement");
+    }
+}
+
+/// A simple Query of `sql`, or of [`refusal_sql`] when `sql` is too long for one (it grew past
+/// the protocol's limit when pgtide put its statement names in): either way one Query, so the
+/// replies the caller expects stay in step.
+pub fn query_or_refusal(out: &mut BytesMut, sql: &str) {
+    if let Err(e) = encode::query(out, sql) {
+        if let Err(e) = encode::query(out, &refusal_sql(&e)) {
+            tracing::error!(error = %e, "could not encode a refusal"); // a few bytes: unreachable
+        }
+    }
+}
+
+/// SQL that fails with `54000` (program_limit_exceeded), run in place of a message pgtide cannot
+/// encode, so the client's statement fails as PostgreSQL's own would.
+pub fn refusal_sql(e: &WireError) -> String {
+    let what = match e {
+        WireError::TooMany { what, .. } | WireError::TooLong { what, .. } => what,
+        _ => "message",
+    };
+    format!(
+        "DO $pgtide$BEGIN RAISE EXCEPTION USING ERRCODE = '54000', MESSAGE = \
+         '{what} too long for the protocol once pgtide named its statement'; END$pgtide$"
+    )
+}
+
+/// In place of a client message that cannot be encoded under pgtide's names: [`refusal_sql`]
+/// (see [`fail_in_batch`]).
+pub(crate) fn refuse_in_batch(
+    b: &mut client::Backendward<'_>,
+    completion: Completion,
+    e: &WireError,
+) {
+    tracing::warn!(error = %e, "client message too long once renamed: refused with 54000");
+    fail_in_batch(b, completion, &refusal_sql(e));
+}
+
+/// In place of a client message: `sql`, which fails, in the batch, its Parse and Bind swallowed
+/// and its error answering the client's `completion`. The backend raises the error itself, so
+/// the batch fails as PostgreSQL's would (and it replaces the backend's unnamed statement).
+pub(crate) fn fail_in_batch(b: &mut client::Backendward<'_>, completion: Completion, sql: &str) {
+    run_in_batch(b.out, sql);
+    b.replies.expect_swallowed(Completion::Parse, None);
+    b.replies.expect_swallowed(Completion::Bind, None);
+    b.replies.expect(completion);
 }
 
 impl SharedStatement {
@@ -144,16 +188,19 @@ impl SharedStatement {
         let Preparation::Parse(parse) = &self.prepare else {
             return None;
         };
-        let body = parse.get(5..)?;
-        let view = pgtide_wire::parse_message(body).ok()?;
-        let name_len = view.statement.len();
+        let view = parse_of(parse)?;
         // The search_path is already part of the old name's hash; the new one only needs to
         // differ from it and be the same for every client renewing this statement.
-        let mut fresh =
-            SharedStatement::from_parse(body, name_len, Some(&self.global_name), epochs);
+        let mut fresh = SharedStatement::from_parse(&view, Some(&self.global_name), epochs).ok()?;
         fresh.effects_sql = self.effects_sql.clone();
         Some(fresh)
     }
+}
+
+/// The Parse in a whole stored Parse message (pgtide's or a client's unnamed one).
+pub fn parse_of(message: &[u8]) -> Option<ParseView<'_>> {
+    let (_, body) = Frames::new(message).next()?;
+    pgtide_wire::parse_message(body).ok()
 }
 
 /// Whether a statement changes session state pgtide must carry or pin for.
@@ -163,39 +210,26 @@ pub fn has_session_effects(sql: &str) -> bool {
 
 /// The portal and statement names at the front of a Bind body, without reading the rest.
 pub fn bind_names(body: &[u8]) -> Option<(&str, &str)> {
-    let mut fields = body.splitn(3, |b| *b == 0);
-    let portal = std::str::from_utf8(fields.next()?).ok()?;
-    let stmt = std::str::from_utf8(fields.next()?).ok()?;
-    // splitn yields the remainder only when both NULs were present.
-    fields.next()?;
-    Some((portal, stmt))
+    let names = pgtide_wire::bind_names(body).ok()?;
+    Some((names.portal, names.statement))
 }
 
-/// Replaces the statement name at the start of a Bind body's second field (after the portal).
-pub fn rewrite_bind(body: &[u8], portal_len: usize, stmt_len: usize, new_stmt: &str) -> Bytes {
-    let portal = body.get(..portal_len + 1).unwrap_or_default();
-    let rest = body
-        .get(portal_len + 1 + stmt_len + 1..)
-        .unwrap_or_default();
+/// The client's Bind under another statement name, its portal and parameters untouched.
+pub fn rewrite_bind(body: &[u8], new_stmt: &str) -> Result<Bytes, WireError> {
+    let names = pgtide_wire::bind_names(body)?;
     let mut out = BytesMut::with_capacity(body.len() + new_stmt.len() + 5);
-    out.put_u8(b'B');
-    out.put_i32((4 + portal.len() + new_stmt.len() + 1 + rest.len()) as i32);
-    out.put_slice(portal);
-    out.put_slice(new_stmt.as_bytes());
-    out.put_u8(0);
-    out.put_slice(rest);
-    out.freeze()
+    encode::bind_renamed(&mut out, names.portal, new_stmt, names.rest)?;
+    Ok(out.freeze())
 }
 
-/// A Describe or Close message for a statement or portal.
-pub fn target_message(tag: u8, kind: u8, name: &str) -> Bytes {
+/// A Describe or Close (`tag`) of a statement or portal.
+pub fn target_message(tag: u8, kind: u8, name: &str) -> Result<Bytes, WireError> {
     let mut out = BytesMut::with_capacity(name.len() + 7);
-    out.put_u8(tag);
-    out.put_i32((4 + 1 + name.len() + 1) as i32);
-    out.put_u8(kind);
-    out.put_slice(name.as_bytes());
-    out.put_u8(0);
-    out.freeze()
+    match tag {
+        ftag::CLOSE => encode::close(&mut out, kind, name)?,
+        _ => encode::describe(&mut out, kind, name)?,
+    }
+    Ok(out.freeze())
 }
 
 /// The statements one backend connection has prepared, least recently used evicted first.
@@ -273,49 +307,34 @@ impl PreparedLru {
 mod tests {
     use super::*;
 
-    fn parse_body(name: &str, query: &str) -> Vec<u8> {
-        let mut b = Vec::new();
-        b.extend_from_slice(name.as_bytes());
-        b.push(0);
-        b.extend_from_slice(query.as_bytes());
-        b.push(0);
-        b.extend_from_slice(&0i16.to_be_bytes());
-        b
+    fn statement(
+        name: &str,
+        query: &str,
+        search_path: Option<&str>,
+        epochs: &SchemaEpochs,
+    ) -> SharedStatement {
+        let view = ParseView {
+            statement: name,
+            query,
+            param_types: Vec::new(),
+        };
+        SharedStatement::from_parse(&view, search_path, epochs).expect("encodable")
     }
 
     #[test]
     fn same_query_same_global_name_across_clients() {
-        let a = SharedStatement::from_parse(
-            &parse_body("s1", "SELECT 1"),
-            2,
-            None,
-            &SchemaEpochs::default(),
-        );
-        let b = SharedStatement::from_parse(
-            &parse_body("other", "SELECT 1"),
-            5,
-            None,
-            &SchemaEpochs::default(),
-        );
-        let c = SharedStatement::from_parse(
-            &parse_body("s1", "SELECT 2"),
-            2,
-            None,
-            &SchemaEpochs::default(),
-        );
-        let d = SharedStatement::from_parse(
-            &parse_body("s1", "SELECT 1"),
-            2,
-            Some("tenant1"),
-            &SchemaEpochs::default(),
-        );
+        let epochs = SchemaEpochs::default();
+        let a = statement("s1", "SELECT 1", None, &epochs);
+        let b = statement("other", "SELECT 1", None, &epochs);
+        let c = statement("s1", "SELECT 2", None, &epochs);
+        let d = statement("s1", "SELECT 1", Some("tenant1"), &epochs);
         assert_eq!(a.global_name, b.global_name);
         assert_ne!(a.global_name, c.global_name);
         assert_ne!(a.global_name, d.global_name);
         let Preparation::Parse(parse) = &a.prepare else {
             panic!("a Parse")
         };
-        let view = pgtide_wire::parse_message(&parse[5..]).expect("valid parse");
+        let view = parse_of(parse).expect("valid parse");
         assert_eq!(view.statement, a.global_name);
         assert_eq!(view.query, "SELECT 1");
     }
@@ -337,28 +356,53 @@ mod tests {
         assert_eq!((bind.portal, bind.statement), ("", ""));
     }
 
-    #[test]
-    fn bind_rewrite_keeps_portal_and_params() {
-        let mut body = Vec::new();
-        body.extend_from_slice(b"p\0s1\0");
-        body.extend_from_slice(&0i16.to_be_bytes());
-        body.extend_from_slice(&1i16.to_be_bytes());
-        body.extend_from_slice(&1i32.to_be_bytes());
-        body.push(b'7');
-        body.extend_from_slice(&0i16.to_be_bytes());
-        let msg = rewrite_bind(&body, 1, 2, "pgtide_x");
-        let view = pgtide_wire::bind_message(&msg[5..]).expect("valid bind");
-        assert_eq!(view.portal, "p");
-        assert_eq!(view.statement, "pgtide_x");
-        assert_eq!(view.params, vec![Some(&b"7"[..])]);
+    fn body_of(message: &[u8]) -> &[u8] {
+        Frames::new(message).next().expect("one message").1
     }
 
     #[test]
-    fn bind_names_reads_only_the_front() {
-        assert_eq!(bind_names(b"p\0s1\0\x00\x05"), Some(("p", "s1")));
-        assert_eq!(bind_names(b"\0s1\0"), Some(("", "s1")));
+    fn bind_rewrite_keeps_portal_and_params() {
+        let mut bind = BytesMut::new();
+        let view = BindView {
+            portal: "p",
+            statement: "s1",
+            param_formats: Vec::new(),
+            params: vec![Some(b"7")],
+            result_formats: Vec::new(),
+        };
+        encode::bind(&mut bind, &view).expect("encodable");
+        let msg = rewrite_bind(body_of(&bind), "pgtide_x").expect("encodable");
+        let view = pgtide_wire::bind_message(body_of(&msg)).expect("valid bind");
+        assert_eq!(view.portal, "p");
+        assert_eq!(view.statement, "pgtide_x");
+        assert_eq!(view.params, vec![Some(&b"7"[..])]);
+        assert_eq!(bind_names(body_of(&bind)), Some(("p", "s1")));
         assert_eq!(bind_names(b"p\0s1"), None);
-        assert_eq!(bind_names(b""), None);
+    }
+
+    #[test]
+    fn describe_close_and_refusals() {
+        let msg = target_message(ftag::CLOSE, pgtide_wire::target::STATEMENT, "pgtide_x")
+            .expect("encodable");
+        assert_eq!(msg.first(), Some(&ftag::CLOSE));
+        let t = pgtide_wire::close_or_describe(body_of(&msg)).expect("valid");
+        assert_eq!(
+            (t.kind, t.name),
+            (pgtide_wire::target::STATEMENT, "pgtide_x")
+        );
+        let msg =
+            target_message(ftag::DESCRIBE, pgtide_wire::target::PORTAL, "").expect("encodable");
+        assert_eq!(msg.first(), Some(&ftag::DESCRIBE));
+
+        let e = WireError::TooMany {
+            what: "Parse message",
+            count: 70_000,
+        };
+        let mut out = BytesMut::new();
+        query_or_refusal(&mut out, &refusal_sql(&e));
+        let sql = pgtide_wire::query_text(body_of(&out)).expect("query");
+        assert!(sql.contains("'54000'") && sql.contains("Parse message too long"));
+        assert_eq!(pgtide_sql::classify_uncached(sql, &[]).statements, 1);
     }
 
     #[test]
@@ -375,9 +419,9 @@ mod tests {
     #[test]
     fn epochs_rename_new_statements_and_stale_ones_stay_out() {
         let epochs = SchemaEpochs::default();
-        let before = SharedStatement::from_parse(&parse_body("s1", "SELECT 1"), 2, None, &epochs);
+        let before = statement("s1", "SELECT 1", None, &epochs);
         epochs.schema_changed();
-        let after = SharedStatement::from_parse(&parse_body("s1", "SELECT 1"), 2, None, &epochs);
+        let after = statement("s1", "SELECT 1", None, &epochs);
         assert_ne!(before.global_name, after.global_name, "no reuse across DDL");
         assert!(!epochs.is_stale(&before.global_name));
         epochs.went_stale(&before.global_name);
