@@ -142,6 +142,13 @@ impl Classifier {
         }
     }
 
+    /// Everything pgtide needs from a simple-Query string, from one pass of the lexer (see
+    /// [`crate::Analysis`]). A classification the lexical layer decides skips the cache (a text
+    /// never seen before costs no hash, lock or entry); one that needs sqlparser comes from it.
+    pub fn analyze(&self, sql: &str) -> crate::Analysis {
+        crate::analysis::analyze_with(sql, &self.extra, |s| self.classify(s))
+    }
+
     /// Classifies a simple-Query string (possibly several statements) or one Parse's query
     /// text, from the cache when this exact text was seen before.
     pub fn classify(&self, sql: &str) -> Arc<Classification> {
