@@ -25,6 +25,7 @@ use pgtide_config::InsightsConfig;
 
 use crate::metrics_names as m;
 
+pub(crate) use fingerprints::Fp;
 pub use n_plus_one::{ClientPatterns, NPlusOne};
 pub use slow::SlowQuery;
 pub use stats::QueryStats;
@@ -187,10 +188,25 @@ impl Insights {
         self.record_at(e, patterns, Instant::now());
     }
 
+    /// [`record`](Self::record) of a statement whose fingerprint is known already (a simple
+    /// Query's analysis): no text cache, no second lexing.
+    pub(crate) fn record_fingerprinted(
+        &self,
+        e: &Execution<'_>,
+        fp: &Fp,
+        patterns: &mut ClientPatterns,
+    ) {
+        self.record_with(e, fp, patterns, Instant::now());
+    }
+
     fn record_at(&self, e: &Execution<'_>, patterns: &mut ClientPatterns, now: Instant) {
         let fp = self.texts.get(e.sql);
+        self.record_with(e, &fp, patterns, now);
+    }
+
+    fn record_with(&self, e: &Execution<'_>, fp: &Fp, patterns: &mut ClientPatterns, now: Instant) {
         let now_ms = self.clock.unix_ms(now);
-        self.stats.record(&fp, e, self.clock.tick(now), now_ms);
+        self.stats.record(fp, e, self.clock.tick(now), now_ms);
 
         let handles = match &patterns.metrics {
             Some(h) if h.database == e.database => h,
@@ -201,7 +217,7 @@ impl Insights {
         handles.durations[i].record(e.duration.as_secs_f64());
 
         if nanos(e.duration) > self.settings.slow_ns.load(Ordering::Relaxed) {
-            self.slow.record(&fp, e, now, now_ms);
+            self.slow.record(fp, e, now, now_ms);
         }
         if !e.error {
             let params = match e.params_hash {
@@ -209,7 +225,7 @@ impl Insights {
                 h => h,
             };
             let seen = n_plus_one::Seen {
-                fp: &fp,
+                fp,
                 params,
                 duration: e.duration,
                 now,
