@@ -16,7 +16,7 @@ use crate::classify::statement::classify_tokens;
 use crate::classify::{Classification, Combined, Part, StatementKind};
 use crate::fingerprint::{fingerprint_tokens, Fingerprint};
 use crate::lexer::{Lexer, Token, TokenKind};
-use crate::prepared::{may_name_statements, names_in, NameRef};
+use crate::prepared::{names_in, NameRef};
 use crate::session::{effects_in, SessionEffect};
 use crate::split::{split_code, Segment};
 
@@ -69,7 +69,6 @@ pub(crate) fn analyze_with(
     let mut segments: Vec<Segment> = Vec::new();
     split_code(sql, &code, &mut segments);
 
-    let may_name = may_name_statements(sql);
     let mut effects = Vec::new();
     let mut names = Vec::new();
     let mut changes_schema = false;
@@ -99,9 +98,7 @@ pub(crate) fn analyze_with(
         } else {
             effects.extend(found);
         }
-        if may_name {
-            names_in(stmt, offset, toks, &mut names);
-        }
+        names_in(stmt, offset, toks, &mut names);
         if let Some(c) = &mut combined {
             let part = if open_comment.is_some_and(|at| seg.text.contains(&at)) {
                 Some(Part::of(StatementKind::Write))

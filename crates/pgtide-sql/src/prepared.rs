@@ -61,6 +61,14 @@ pub fn statement_names(sql: &str) -> Vec<NameRef> {
 /// The statement-name reference of one statement `stmt` starting at byte `offset` of the whole
 /// string, given its code tokens (offsets relative to `stmt`).
 pub(crate) fn names_in(stmt: &str, offset: usize, all: &[Token<'_>], out: &mut Vec<NameRef>) {
+    let head = all.first();
+    if !head.is_some_and(|h| {
+        ["prepare", "execute", "deallocate", "explain", "create"]
+            .iter()
+            .any(|k| h.is_kw(k))
+    }) {
+        return;
+    }
     // EXPLAIN [ANALYZE] EXECUTE name and CREATE TABLE t AS EXECUTE name run a statement too.
     // Every EXECUTE keyword in the right place is a candidate: a table may be named
     // `execute` (`CREATE TABLE execute AS EXECUTE p`).

@@ -113,24 +113,48 @@ pub enum TxControl {
     RollbackPrepared,
 }
 
-/// Case-insensitive "does `hay` contain any of `needles`" (needles lowercase ASCII), one pass:
-/// a table lookup per byte, a full comparison only where a needle could start.
+/// Case-insensitive "does `hay` contain any of `needles`" (needles lowercase ASCII starting
+/// with a letter), one pass: a bit test per byte, a full comparison only where a needle could
+/// start.
 pub(crate) fn mentions(hay: &str, needles: &[&str]) -> bool {
-    let mut first = [false; 256];
+    let mut first = 0u32;
     for n in needles {
         if let Some(&c) = n.as_bytes().first() {
-            first[usize::from(c)] = true;
-            first[usize::from(c.to_ascii_uppercase())] = true;
+            first |= letter_bit(c);
         }
     }
     let h = hay.as_bytes();
     h.iter().enumerate().any(|(i, &c)| {
-        first[usize::from(c)]
+        letter_bit(c) & first != 0
             && needles.iter().any(|n| {
-                h.get(i..i + n.len())
-                    .is_some_and(|w| w.eq_ignore_ascii_case(n.as_bytes()))
+                n.as_bytes().first() == Some(&(c | 0x20))
+                    && h.get(i..i + n.len()).is_some_and(|w| {
+                        // Byte by byte, out at the first difference (most candidates differ
+                        // at once).
+                        w.iter()
+                            .zip(n.as_bytes())
+                            .all(|(a, b)| a.to_ascii_lowercase() == *b)
+                    })
             })
     })
+}
+
+/// A bit per ASCII letter, either case (0 for any other byte).
+fn letter_bit(c: u8) -> u32 {
+    LETTER_BITS[usize::from(c)]
+}
+
+static LETTER_BITS: [u32; 256] = letter_bits();
+
+const fn letter_bits() -> [u32; 256] {
+    let mut out = [0u32; 256];
+    let mut c = 0;
+    while c < 26 {
+        out[b'a' as usize + c] = 1 << c;
+        out[b'A' as usize + c] = 1 << c;
+        c += 1;
+    }
+    out
 }
 
 /// The first keyword, lowercased into a stack buffer (no keyword we care about is longer).
