@@ -29,8 +29,8 @@ pub struct Analysis {
     pub names: Vec<NameRef>,
     /// A statement is CREATE / ALTER / DROP (as `changes_schema`).
     pub changes_schema: bool,
-    /// As `Classifier::classify`.
-    pub classification: Arc<Classification>,
+    /// As `Classifier::classify`; None when it was not asked for.
+    pub classification: Option<Arc<Classification>>,
     /// As `fingerprint_with_params(..).0`.
     pub fingerprint: Fingerprint,
     /// The hash of the literals (as `params_hash`).
@@ -39,14 +39,17 @@ pub struct Analysis {
 
 /// [`Analysis`] of `sql`, classified without a cache and without configured write functions.
 pub fn analyze(sql: &str) -> Analysis {
-    analyze_with(sql, &[], |s| Arc::new(crate::classify_uncached(s, &[])))
+    analyze_with(sql, &[], true, |s| {
+        Arc::new(crate::classify_uncached(s, &[]))
+    })
 }
 
-/// [`Analysis`] of `sql`; `undecided` classifies the whole text when the lexical layer alone
-/// cannot (sqlparser is needed).
+/// [`Analysis`] of `sql`, classified if `classify`; `undecided` classifies the whole text when
+/// the lexical layer alone cannot (sqlparser is needed).
 pub(crate) fn analyze_with(
     sql: &str,
     extra: &[String],
+    classify: bool,
     undecided: impl FnOnce(&str) -> Arc<Classification>,
 ) -> Analysis {
     let mut code: Vec<Token<'_>> = Vec::with_capacity(sql.len() / 5 + 4);
@@ -72,7 +75,8 @@ pub(crate) fn analyze_with(
     let mut effects = Vec::new();
     let mut names = Vec::new();
     let mut changes_schema = false;
-    let mut combined = Some(Combined::default());
+    let mut combined = classify.then(Combined::default);
+    let mut decided = true;
     let mut rebased: Vec<Token<'_>> = Vec::new();
     for seg in &segments {
         let stmt = sql.get(seg.text.clone()).unwrap_or("");
@@ -107,16 +111,20 @@ pub(crate) fn analyze_with(
             };
             match part {
                 Some(p) => c.add(p),
-                None => combined = None,
+                None => {
+                    combined = None;
+                    decided = false;
+                }
             }
         }
     }
     let classification = match combined {
         Some(c) => {
             crate::counts::classified();
-            Arc::new(c.finish(hint))
+            Some(Arc::new(c.finish(hint)))
         }
-        None => undecided(sql),
+        None if !decided => Some(undecided(sql)),
+        None => None,
     };
     let mut text = String::new();
     let (id, params_hash) = fingerprint_tokens(sql.len(), &code, &mut text);

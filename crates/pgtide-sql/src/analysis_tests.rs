@@ -4,7 +4,7 @@
 
 use crate::{
     all_session_effects, analyze, changes_schema, classify_uncached, fingerprint_with_params,
-    statement_names, Classifier,
+    statement_names, Analysis, Classifier,
 };
 
 const TEST_SOURCES: &[&str] = &[
@@ -263,8 +263,8 @@ fn check(sql: &str, classifier: &Classifier, extra: &[String]) {
         "schema change {sql:?}"
     );
     assert_eq!(
-        *a.classification,
-        classify_uncached(sql, &[]),
+        a.classification.as_deref(),
+        Some(&classify_uncached(sql, &[])),
         "class of {sql:?}"
     );
     let (fp, params) = fingerprint_with_params(sql);
@@ -272,9 +272,18 @@ fn check(sql: &str, classifier: &Classifier, extra: &[String]) {
     assert_eq!(a.params_hash, params, "params of {sql:?}");
     let with_extra = classifier.analyze(sql);
     assert_eq!(
-        *with_extra.classification,
-        classify_uncached(sql, extra),
+        with_extra.classification.as_deref(),
+        Some(&classify_uncached(sql, extra)),
         "class (write functions) of {sql:?}"
+    );
+    let unclassified = classifier.analyze_with(sql, false);
+    assert_eq!(unclassified.classification, None);
+    assert_eq!(
+        Analysis {
+            classification: a.classification.clone(),
+            ..unclassified
+        },
+        a
     );
 }
 
@@ -303,5 +312,13 @@ fn a_pgbench_statement_is_lexed_once_and_never_parsed() {
         a.fingerprint.text,
         "SELECT abalance FROM pgbench_accounts WHERE aid = $1"
     );
-    assert_eq!(a.classification.reads, ["pgbench_accounts"]);
+    let reads = a.classification.map(|c| c.reads.clone());
+    assert_eq!(reads, Some(vec!["pgbench_accounts".to_string()]));
+    let before = crate::counts();
+    let a = classifier.analyze_with(
+        "SELECT abalance FROM pgbench_accounts WHERE aid = 5;",
+        false,
+    );
+    assert!(a.classification.is_none());
+    assert_eq!(crate::counts().classifications, before.classifications);
 }

@@ -14,44 +14,40 @@ pub(crate) struct QueryAnalysis {
 }
 
 impl QueryAnalysis {
-    /// The analysis of `frame` (a Query), made now unless it was made already. None: not a
+    /// The analysis of `frame` (a Query), made now unless it was made already; classified if
+    /// `classify` (routing and the result cache need it, nothing else does). None: not a
     /// Query, or its text is not UTF-8.
-    pub(crate) fn of(&mut self, frame: &Frame, classifier: &Classifier) -> Option<&Analysis> {
-        if !self.holds(frame) {
-            self.last = None;
-            let analysis = analyze(frame, classifier)?;
-            self.last = Some((frame.raw.clone(), analysis));
+    pub(crate) fn of(
+        &mut self,
+        frame: &Frame,
+        classifier: &Classifier,
+        classify: bool,
+    ) -> Option<&Analysis> {
+        let sql = match frame.tag {
+            ftag::QUERY => pgtide_wire::query_text(frame.body()).ok()?,
+            _ => return None,
+        };
+        let (raw, mut analysis) = match self.last.take() {
+            Some((raw, analysis)) if raw[..] == frame.raw[..] => (raw, analysis),
+            _ => (frame.raw.clone(), classifier.analyze_with(sql, classify)),
+        };
+        if classify && analysis.classification.is_none() {
+            // Made unclassified, wanted classified after all (routing became active).
+            analysis.classification = Some(classifier.classify(sql));
         }
-        self.last.as_ref().map(|(_, a)| a)
+        Some(&self.last.insert((raw, analysis)).1)
     }
 
-    /// The analysis of `frame`, for its forwarding: taken from what [`of`](Self::of) made, or
-    /// made now.
-    pub(crate) fn take(&mut self, frame: &Frame, classifier: &Classifier) -> Option<Analysis> {
-        match self.last.take() {
-            Some((raw, analysis)) if same(&raw, &frame.raw) => Some(analysis),
-            _ => analyze(frame, classifier),
-        }
+    /// The analysis of `frame`, for its forwarding: what [`of`](Self::of) made, or made now.
+    pub(crate) fn take(
+        &mut self,
+        frame: &Frame,
+        classifier: &Classifier,
+        classify: bool,
+    ) -> Option<Analysis> {
+        self.of(frame, classifier, classify)?;
+        self.last.take().map(|(_, a)| a)
     }
-
-    fn holds(&self, frame: &Frame) -> bool {
-        self.last
-            .as_ref()
-            .is_some_and(|(raw, _)| same(raw, &frame.raw))
-    }
-}
-
-/// The same message: the same text has the same analysis.
-fn same(a: &Bytes, b: &Bytes) -> bool {
-    a[..] == b[..]
-}
-
-fn analyze(frame: &Frame, classifier: &Classifier) -> Option<Analysis> {
-    if frame.tag != ftag::QUERY {
-        return None;
-    }
-    let sql = pgtide_wire::query_text(frame.body()).ok()?;
-    Some(classifier.analyze(sql))
 }
 
 #[cfg(test)]

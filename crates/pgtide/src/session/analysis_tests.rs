@@ -31,10 +31,11 @@ fn one_query_is_lexed_classified_and_fingerprinted_once() {
 
     // Routing's intent before the lease, then the forward: one analysis.
     let read = memo
-        .of(&frame, &classifier)
-        .map(|a| a.classification.kind == pgtide_sql::StatementKind::Read);
+        .of(&frame, &classifier, true)
+        .and_then(|a| a.classification.as_ref())
+        .map(|c| c.kind == pgtide_sql::StatementKind::Read);
     assert_eq!(read, Some(true));
-    let analysis = memo.take(&frame, &classifier).expect("analysed");
+    let analysis = memo.take(&frame, &classifier, true).expect("analysed");
     let observed = state.observe_effects(&analysis.effects, false);
     assert_eq!(observed.pinned, None);
     assert!(analysis.names.is_empty() && !analysis.changes_schema);
@@ -59,4 +60,22 @@ fn one_query_is_lexed_classified_and_fingerprinted_once() {
         queries[0].fingerprint,
         "SELECT abalance FROM pgbench_accounts WHERE aid = $1"
     );
+}
+
+#[test]
+fn without_routing_or_cache_a_query_is_not_classified() {
+    let mut buf = BytesMut::new();
+    encode::query(&mut buf, "SELECT 1");
+    let frame = FrameDecoder::new(1 << 20)
+        .decode(&mut buf)
+        .ok()
+        .flatten()
+        .expect("a whole Query frame");
+    let classifier = Classifier::new(&[]);
+    let before = counts();
+    let mut memo = QueryAnalysis::default();
+    let a = memo.take(&frame, &classifier, false).expect("analysed");
+    assert!(a.classification.is_none());
+    assert_eq!(counts().classifications, before.classifications);
+    assert_eq!(counts().lexes - before.lexes, 1);
 }

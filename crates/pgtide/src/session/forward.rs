@@ -23,9 +23,9 @@ impl Session {
         match frame.tag {
             ftag::QUERY if transaction_mode => return self.forward_query(frame),
             ftag::QUERY => {
-                let analysis = self
-                    .query_analysis
-                    .take(&frame, &self.shared.classifier.load());
+                let analysis =
+                    self.query_analysis
+                        .take(&frame, &self.shared.classifier.load(), false);
                 if let Some(analysis) = analysis {
                     self.observe(&analysis.effects, false);
                     self.insights
@@ -206,9 +206,11 @@ impl Session {
         };
         let status = self.status;
         let analysis = {
+            // Routing and the result cache read the classification; nothing else does.
+            let classify = self.router.active() || self.shared.cache.in_use();
             let classifier = self.shared.classifier.load();
-            let made = self.query_analysis.take(&frame, &classifier);
-            made.unwrap_or_else(|| classifier.analyze(sql))
+            let made = self.query_analysis.take(&frame, &classifier, classify);
+            made.unwrap_or_else(|| classifier.analyze_with(sql, classify))
         };
         // Observed before its statement names are rewritten: a DEALLOCATE ALL in it drops
         // what exists now, not what the rewrite prepares after it.

@@ -438,8 +438,9 @@ impl Session {
         if frame.tag == ftag::QUERY {
             return self
                 .query_analysis
-                .of(frame, &classifier)
-                .map(|a| intent::of_classification(&a.classification))
+                .of(frame, &classifier, true)
+                .and_then(|a| a.classification.as_deref())
+                .map(intent::of_classification)
                 .unwrap_or_default();
         }
         let classify = |sql: &str| classifier.classify(sql);
@@ -457,8 +458,8 @@ impl Session {
         if !routing && !caching {
             return;
         }
-        let c = match analysis {
-            Some(a) => Arc::clone(&a.classification),
+        let c = match analysis.and_then(|a| a.classification.clone()) {
+            Some(c) => c,
             None => self.shared.classifier.load().classify(sql),
         };
         let c = intent::under_settings(c, self.state.lexes_as_sent());
