@@ -2,7 +2,8 @@
 //! sends a new literal every time, as ORMs that interpolate parameters do): before, one call per
 //! consumer, each lexing the text again (session effects, statement names, schema change, two
 //! classifications through the cache as routing and write bookkeeping made them, the insights
-//! fingerprint); after, one `Classifier::analyze`.
+//! fingerprint); after, one `Classifier::analyze` (and without the classification, as the
+//! server runs it when neither routing nor the result cache is on).
 //! `cargo bench -p pgtide-sql --bench sql_pass`
 
 use std::hint::black_box;
@@ -58,6 +59,14 @@ fn bench(c: &mut Criterion) {
             b.iter_batched_ref(
                 &mut fresh,
                 |sql| black_box(classifier.analyze(black_box(sql.as_str()))),
+                BatchSize::SmallInput,
+            )
+        });
+        // Without routing or the result cache the server does not classify.
+        group.bench_function(format!("{name}/after_unclassified"), |b| {
+            b.iter_batched_ref(
+                &mut fresh,
+                |sql| black_box(classifier.analyze_with(black_box(sql.as_str()), false)),
                 BatchSize::SmallInput,
             )
         });

@@ -1,5 +1,5 @@
 //! Runs the SQL work for N never-seen pgbench -S texts, for profiling with callgrind or perf:
-//! `sql_pass_profile before|after N`. Instruction counts per statement are steadier than time
+//! `sql_pass_profile before|after|unclassified N`. Instruction counts per statement are steadier than time
 //! on a shared machine: run with N and with 0 and divide the difference by N.
 
 use std::fmt::Write;
@@ -32,6 +32,8 @@ fn main() {
             black_box(classifier.classify(sql));
             black_box(stable_hash(sql.as_bytes()));
             black_box(fingerprint_with_params(sql));
+        } else if mode == "unclassified" {
+            black_box(classifier.analyze_with(sql, false));
         } else {
             black_box(classifier.analyze(sql));
         }
