@@ -1,7 +1,7 @@
 //! Statement fingerprints: the text with its literals and parameters taken out, so every run of
 //! "the same query" adds up under one name (SHOW QUERIES, slow queries, N+1, cache rules).
 //!
-//! Lexical, not a parse: one pass over [`Lexer`] tokens, so it never fails and costs about as
+//! Lexical, not a parse: one pass over [`Lexer`](crate::Lexer) tokens, so it never fails and costs about as
 //! much as lexing. The rules:
 //! - numbers, strings of every kind (`'..'`, `E'..'`, `U&'..'`, `$tag$..$tag$`, `B'..'`/`X'..'`)
 //!   and parameters become `$1`, `$2`, ... numbered by their place in the output (as

@@ -5,7 +5,10 @@
 //! must carry (SET) or pin for (LISTEN, temp tables, advisory locks, ...). On top of it,
 //! [`classify`](crate::classify): read / write / transaction control / session command, the
 //! relations read and written, volatility and routing hints, with sqlparser for what the
-//! lexical fast path does not cover and a cache in [`Classifier`].
+//! lexical fast path does not cover and a cache in [`Classifier`]. A server reads a simple
+//! Query with [`Classifier::analyze`] ([`Analysis`]): one lexing pass yields the session
+//! effects, statement names, schema change, classification and fingerprint, each equal to what
+//! its own function gives.
 //!
 //! ```
 //! use pgtide_sql::{Classifier, StatementKind};

@@ -1,9 +1,10 @@
 //! Query insights: what ran, how often, how fast, where, and which statements repeat as N+1.
 //!
-//! Sessions call [`Insights::record`] once per finished statement. The hot path for a statement
-//! text seen before is: a hash of the text and one short lock on a [text cache](fingerprints)
-//! shard (no re-lexing), one short lock on the [stats](stats) shard of its fingerprint (counters
-//! and an HDR histogram), two metric updates, and the client's own N+1 state (no lock). Slow
+//! Sessions call [`Insights::record`] once per finished statement. A simple Query comes with its
+//! fingerprint (from the analysis its session made of it: no second lexing, no text cache);
+//! otherwise, for a statement text seen before, a hash of the text and one short lock on a
+//! [text cache](fingerprints) shard (no re-lexing). Then one short lock on the [stats](stats)
+//! shard of its fingerprint (counters and an HDR histogram), two metric updates, and the client's own N+1 state (no lock). Slow
 //! statements and N+1 reports take one more lock each, only when they happen.
 //!
 //! Everything is bounded: `max_fingerprints` statistics (least recently seen evicted per shard),
