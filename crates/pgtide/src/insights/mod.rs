@@ -4,8 +4,9 @@
 //! fingerprint (from the analysis its session made of it: no second lexing, no text cache);
 //! otherwise, for a statement text seen before, a hash of the text and one short lock on a
 //! [text cache](fingerprints) shard (no re-lexing). Then one short lock on the [stats](stats)
-//! shard of its fingerprint (counters and an HDR histogram), two metric updates, and the client's own N+1 state (no lock). Slow
-//! statements and N+1 reports take one more lock each, only when they happen.
+//! shard of its fingerprint (counters and an HDR histogram), two metric updates, and the
+//! client's own N+1 state (no lock). Slow statements and N+1 reports take one more lock each,
+//! only when they happen.
 //!
 //! Everything is bounded: `max_fingerprints` statistics (least recently seen evicted per shard),
 //! a text cache of at most 16 MiB, 200 slow queries and 200 N+1 reports (newest first), and per
