@@ -1,5 +1,5 @@
-//! One simple Query, cache miss, routing on: lexed, classified and fingerprinted once for all
-//! its consumers (the debug-build counters of pgtide-sql show it).
+//! One simple Query, result-cache miss, routing on: lexed, classified and fingerprinted once for
+//! all its consumers (the debug-build counters of pgtide-sql show it).
 
 use bytes::BytesMut;
 use pgtide_sql::{counts, Classifier};
@@ -27,9 +27,14 @@ fn one_query_is_lexed_classified_and_fingerprinted_once() {
     let mut memo = QueryAnalysis::default();
     let mut state = ClientState::default();
     let mut session_insights = SessionInsights::new(true);
+    let expected_id =
+        pgtide_sql::fingerprint("SELECT abalance FROM pgbench_accounts WHERE aid = 1").id;
     let before = counts();
 
-    // Routing's intent before the lease, then the forward: one analysis.
+    // The result cache's lookup (a miss), routing's intent before the lease, then the
+    // forward: one analysis.
+    let cache_key_id = memo.of(&frame, &classifier, true).map(|a| a.fingerprint.id);
+    assert_eq!(cache_key_id, Some(expected_id));
     let read = memo
         .of(&frame, &classifier, true)
         .and_then(|a| a.classification.as_ref())
