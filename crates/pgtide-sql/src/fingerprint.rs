@@ -1,7 +1,7 @@
 //! Statement fingerprints: the text with its literals and parameters taken out, so every run of
 //! "the same query" adds up under one name (SHOW QUERIES, slow queries, N+1, cache rules).
 //!
-//! Lexical, not a parse: one pass over [`Lexer`] tokens, so it never fails and costs about as
+//! Lexical, not a parse: one pass over [`Lexer`](crate::Lexer) tokens, so it never fails and costs about as
 //! much as lexing. The rules:
 //! - numbers, strings of every kind (`'..'`, `E'..'`, `U&'..'`, `$tag$..$tag$`, `B'..'`/`X'..'`)
 //!   and parameters become `$1`, `$2`, ... numbered by their place in the output (as
@@ -19,9 +19,11 @@
 //!
 //! `id` is [`stable_hash`] of the text: a fixed-key hash, the same in every process and run.
 
-use crate::lexer::{Lexer, Token, TokenKind};
+use crate::lexer::{tokens, Token, TokenKind};
 
 use keywords::{keyword, RESERVED};
+pub use toks::stable_hash;
+use toks::Toks;
 
 /// A normalised statement and its stable 64-bit id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -45,109 +47,28 @@ pub fn fingerprint(sql: &str) -> Fingerprint {
 /// A hash of the literal values in `sql`, in order (numbers with their sign, strings, `$n`):
 /// two runs of one fingerprint with different literals hash differently.
 pub fn params_hash(sql: &str) -> u64 {
-    let mut toks = Toks::new(sql);
+    let code: Vec<Token<'_>> = tokens(sql).collect();
+    let mut toks = Toks::new(&code);
     while toks.next().is_some() {}
     toks.finish()
 }
 
 /// [`fingerprint`] and [`params_hash`] in one pass over the text.
 pub fn fingerprint_with_params(sql: &str) -> (Fingerprint, u64) {
-    let mut text = String::with_capacity(sql.len().min(16 * 1024) + 8);
-    let params = normalize(sql, &mut text);
-    let id = stable_hash(text.as_bytes());
+    let code: Vec<Token<'_>> = tokens(sql).collect();
+    let mut text = String::new();
+    let (id, params) = fingerprint_tokens(sql.len(), &code, &mut text);
     (Fingerprint { id, text }, params)
 }
 
-/// A fast 64-bit hash with fixed keys (FxHash-style mixing, 8 bytes per step, final avalanche):
-/// equal input, equal hash, in every process. Not for untrusted keys of a DoS-sensitive map.
-pub fn stable_hash(b: &[u8]) -> u64 {
-    let mut h = SEED ^ (b.len() as u64).wrapping_mul(K);
-    let mut chunks = b.chunks_exact(8);
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        h = mix(h, u64::from_le_bytes(w));
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        h = mix(h, u64::from_le_bytes(w));
-    }
-    avalanche(h)
-}
-
-const K: u64 = 0x9E37_79B9_7F4A_7C15;
-const SEED: u64 = 0x7067_7469_6465_6670; // "pgtidefp"
-
-fn mix(h: u64, w: u64) -> u64 {
-    (h.rotate_left(5) ^ w).wrapping_mul(K)
-}
-
-fn avalanche(mut h: u64) -> u64 {
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
-    h ^= h >> 33;
-    h
-}
-
-/// Code tokens (comments skipped), hashing every literal as it is consumed. Cheap to clone for
-/// look-ahead: a clone that is kept (`*self = clone`) keeps the literals it passed over.
-#[derive(Clone)]
-struct Toks<'a> {
-    lx: Lexer<'a>,
-    h: u64,
-}
-
-impl<'a> Toks<'a> {
-    fn new(sql: &'a str) -> Self {
-        Toks {
-            lx: Lexer::new(sql),
-            h: SEED,
-        }
-    }
-
-    fn peek(&self) -> Option<Token<'a>> {
-        self.clone().next()
-    }
-
-    fn finish(&self) -> u64 {
-        avalanche(self.h)
-    }
-
-    /// Skips a balanced `( .. )` or `[ .. ]` group whose opener has just been consumed.
-    fn skip_group(&mut self) {
-        let mut depth = 1u32;
-        for t in self.by_ref() {
-            match t.kind {
-                TokenKind::LParen | TokenKind::LBracket => depth += 1,
-                TokenKind::RParen | TokenKind::RBracket => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return;
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
-impl<'a> Iterator for Toks<'a> {
-    type Item = Token<'a>;
-
-    fn next(&mut self) -> Option<Token<'a>> {
-        let t = self.lx.find(|t| t.kind != TokenKind::Comment)?;
-        let tag = match t.kind {
-            TokenKind::Number => 1,
-            TokenKind::String(_) => 2,
-            TokenKind::Param => 3,
-            TokenKind::Operator if t.text == "-" => 4,
-            _ => return Some(t),
-        };
-        self.h = mix(self.h, tag ^ stable_hash(t.text.as_bytes()));
-        Some(t)
-    }
+/// The fingerprint of a text of `len` bytes from its tokens without comments, written into
+/// `text` (cleared first): its id and the hash of its literals.
+pub(crate) fn fingerprint_tokens(len: usize, code: &[Token<'_>], text: &mut String) -> (u64, u64) {
+    crate::counts::fingerprinted();
+    text.clear();
+    text.reserve(len.min(16 * 1024) + 8);
+    let params = normalize(code, text);
+    (stable_hash(text.as_bytes()), params)
 }
 
 /// What was written last, for spacing and context.
@@ -248,8 +169,8 @@ fn is_literal(t: &Token<'_>) -> bool {
 }
 
 /// Writes the fingerprint text of `sql` into `out`; returns the hash of its literals.
-fn normalize(sql: &str, out: &mut String) -> u64 {
-    let mut toks = Toks::new(sql);
+fn normalize(code: &[Token<'_>], out: &mut String) -> u64 {
+    let mut toks = Toks::new(code);
     let mut w = Writer {
         out,
         prev: Prev::Start,
@@ -379,7 +300,7 @@ fn normalize(sql: &str, out: &mut String) -> u64 {
     toks.finish()
 }
 
-fn write_keyword<'a>(w: &mut Writer<'_>, toks: &mut Toks<'a>, text: &str, kw: Kw) {
+fn write_keyword(w: &mut Writer<'_>, toks: &mut Toks<'_, '_>, text: &str, kw: Kw) {
     let kw = match (kw, w.prev) {
         (Kw::Plain, Prev::Keyword(Kw::OrderGroup)) if text.eq_ignore_ascii_case("by") => {
             Kw::OrderBy
@@ -422,7 +343,7 @@ fn write_keyword<'a>(w: &mut Writer<'_>, toks: &mut Toks<'a>, text: &str, kw: Kw
 }
 
 /// After the first row of a VALUES list: skips `, ( .. )` rows that follow.
-fn skip_more_rows(toks: &mut Toks<'_>) {
+fn skip_more_rows(toks: &mut Toks<'_, '_>) {
     loop {
         let mut ahead = toks.clone();
         let comma = ahead.next().is_some_and(|t| t.kind == TokenKind::Comma);
@@ -448,7 +369,7 @@ fn ends_list_item(next: Option<Token<'_>>) -> bool {
 
 /// If `open` and then a list of constants (each optionally signed and cast) and its closer
 /// follow, the token stream just past the closer.
-fn constant_list<'a>(toks: &Toks<'a>, open: TokenKind) -> Option<Toks<'a>> {
+fn constant_list<'t, 'a>(toks: &Toks<'t, 'a>, open: TokenKind) -> Option<Toks<'t, 'a>> {
     let close = if open == TokenKind::LParen {
         TokenKind::RParen
     } else {
@@ -530,6 +451,8 @@ fn push_upper(out: &mut String, s: &str) {
 
 #[path = "fingerprint_keywords.rs"]
 mod keywords;
+#[path = "fingerprint_toks.rs"]
+mod toks;
 
 #[cfg(test)]
 #[path = "fingerprint_tests.rs"]

@@ -12,6 +12,8 @@
 
 use std::borrow::Cow;
 
+pub use crate::split::split_statements;
+
 /// What a token is. Keywords are plain [`TokenKind::Ident`]s: callers compare with [`Token::is_kw`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
@@ -270,6 +272,7 @@ pub struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     pub fn new(src: &'a str) -> Self {
+        crate::counts::lexed();
         Lexer { src, pos: 0 }
     }
 
@@ -477,70 +480,4 @@ impl<'a> Iterator for Lexer<'a> {
 /// All tokens except comments.
 pub fn tokens(sql: &str) -> impl Iterator<Item = Token<'_>> + '_ {
     Lexer::new(sql).filter(|t| t.kind != TokenKind::Comment)
-}
-
-/// Where we are in the head of a statement, to recognise `CREATE [OR REPLACE] FUNCTION|PROCEDURE`
-/// (whose `BEGIN ATOMIC ... END` body contains `;`), as psql does.
-#[derive(Clone, Copy, PartialEq)]
-enum Head {
-    Start,
-    Create,
-    CreateOr,
-    CreateOrReplace,
-    Routine,
-    Other,
-}
-
-/// Splits a simple-Query string on top-level `;` (outside quotes, comments, dollar quotes,
-/// parentheses and `BEGIN ATOMIC ... END` bodies). Each statement is trimmed and keeps its
-/// leading comments (hints live there); statements with no code at all are dropped.
-pub fn split_statements(sql: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut seg_start = 0;
-    let mut has_code = false;
-    let mut parens = 0u32;
-    let mut begins = 0u32;
-    let mut head = Head::Start;
-    for t in Lexer::new(sql) {
-        match t.kind {
-            TokenKind::Comment => continue,
-            TokenKind::Semicolon if parens == 0 && begins == 0 => {
-                if has_code {
-                    out.push(trim_ws(sql.get(seg_start..t.start).unwrap_or("")));
-                }
-                seg_start = t.end();
-                has_code = false;
-                head = Head::Start;
-                continue;
-            }
-            TokenKind::LParen => parens += 1,
-            TokenKind::RParen => parens = parens.saturating_sub(1),
-            _ => {}
-        }
-        has_code = true;
-        head = match (head, t.kind) {
-            (Head::Routine, TokenKind::Ident) => {
-                if t.is_kw("begin") || t.is_kw("case") {
-                    begins += 1;
-                } else if t.is_kw("end") {
-                    begins = begins.saturating_sub(1);
-                }
-                Head::Routine
-            }
-            (Head::Routine, _) => Head::Routine,
-            (Head::Start, _) if t.is_kw("create") => Head::Create,
-            (Head::Create, _) if t.is_kw("or") => Head::CreateOr,
-            (Head::CreateOr, _) if t.is_kw("replace") => Head::CreateOrReplace,
-            (Head::Create | Head::CreateOrReplace, _)
-                if t.is_kw("function") || t.is_kw("procedure") =>
-            {
-                Head::Routine
-            }
-            _ => Head::Other,
-        };
-    }
-    if has_code {
-        out.push(trim_ws(sql.get(seg_start..).unwrap_or("")));
-    }
-    out
 }

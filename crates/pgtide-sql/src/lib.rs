@@ -5,7 +5,10 @@
 //! must carry (SET) or pin for (LISTEN, temp tables, advisory locks, ...). On top of it,
 //! [`classify`](crate::classify): read / write / transaction control / session command, the
 //! relations read and written, volatility and routing hints, with sqlparser for what the
-//! lexical fast path does not cover and a cache in [`Classifier`].
+//! lexical fast path does not cover and a cache in [`Classifier`]. A server reads a simple
+//! Query with [`Classifier::analyze`] ([`Analysis`]): one lexing pass yields the session
+//! effects, statement names, schema change, classification and fingerprint, each equal to what
+//! its own function gives.
 //!
 //! ```
 //! use pgtide_sql::{Classifier, StatementKind};
@@ -33,7 +36,9 @@
 //! );
 //! ```
 
+mod analysis;
 pub mod classify;
+mod counts;
 pub mod fingerprint;
 pub mod lexer;
 pub mod prepared;
@@ -41,7 +46,10 @@ mod quote;
 pub mod session;
 mod session_scan;
 mod set;
+mod split;
 
+#[cfg(test)]
+mod analysis_tests;
 #[cfg(test)]
 mod fuzz_tests;
 #[cfg(test)]
@@ -51,17 +59,21 @@ mod session_tests;
 #[cfg(test)]
 mod set_tests;
 
+pub use analysis::{analyze, Analysis};
 pub use classify::{
     classify_uncached, Classification, Classifier, RouteHint, StatementKind, TransactionStatement,
 };
+#[doc(hidden)]
+pub use counts::{counts, Counts};
 pub use fingerprint::{fingerprint, fingerprint_with_params, params_hash, Fingerprint};
-pub use lexer::{split_statements, tokens, Lexer, StrKind, Token, TokenKind};
+pub use lexer::{tokens, Lexer, StrKind, Token, TokenKind};
 pub use prepared::{statement_names, NameRef, StatementUse};
 pub use session::{
     changes_schema, quote_ident, quote_literal, raw_value_as_set_text,
     search_path_starts_with_temp, session_effects, setting_is_on, startup_options_to_sets,
     valid_guc_name, SessionEffect, TxControl,
 };
+pub use split::split_statements;
 
 /// The session effects of every statement in a (possibly multi-statement) string. The common
 /// single-statement case skips the splitter and allocates nothing when there are no effects.

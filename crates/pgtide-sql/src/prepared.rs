@@ -52,70 +52,85 @@ pub fn statement_names(sql: &str) -> Vec<NameRef> {
     for stmt in split_statements(sql) {
         // split_statements hands out sub-slices of `sql`.
         let offset = stmt.as_ptr() as usize - sql.as_ptr() as usize;
-        // EXPLAIN [ANALYZE] EXECUTE name and CREATE TABLE t AS EXECUTE name run a statement too.
         let all: Vec<Token<'_>> = tokens(stmt).collect();
-        // Every EXECUTE keyword in the right place is a candidate: a table may be named
-        // `execute` (`CREATE TABLE execute AS EXECUTE p`).
-        let inner = (1..all.len()).find(|&i| {
-            all[i].is_kw("execute")
-                && (all[0].is_kw("explain") || all[0].is_kw("create"))
-                && (all[i - 1].is_kw("as")
-                    || all[0].is_kw("explain")
-                        && (all[i - 1].kind == TokenKind::RParen
-                            || ["explain", "analyze", "analyse", "verbose"]
-                                .iter()
-                                .any(|k| all[i - 1].is_kw(k))))
-        });
-        let toks: Vec<Token<'_>> = all.into_iter().skip(inner.unwrap_or(0)).take(4).collect();
-        let Some(head) = toks.first() else { continue };
-        let (kind, at) = if head.is_kw("prepare") && inner.is_none() {
-            (StatementUse::Prepare, 1)
-        } else if head.is_kw("execute") {
-            (StatementUse::Execute, 1)
-        } else if head.is_kw("deallocate") && inner.is_none() {
-            let at = if toks.get(1).is_some_and(|t| t.is_kw("prepare")) {
-                2
-            } else {
-                1
-            };
-            (StatementUse::Deallocate, at)
-        } else {
-            continue;
-        };
-        let Some(name_tok) = toks.get(at) else {
-            continue;
-        };
-        if !matches!(name_tok.kind, TokenKind::Ident | TokenKind::QuotedIdent) {
-            continue;
-        }
-        if kind == StatementUse::Deallocate && name_tok.is_kw("all") {
-            continue;
-        }
-        if kind == StatementUse::Prepare
-            && name_tok.is_kw("transaction")
-            && toks
-                .get(2)
-                .is_some_and(|t| matches!(t.kind, TokenKind::String(_)))
-        {
-            continue;
-        }
-        let Some(name) = name_tok.ident() else {
-            continue;
-        };
-        let body = if kind == StatementUse::Prepare {
-            prepare_body(stmt).map(|r| r.start + offset..r.end + offset)
-        } else {
-            None
-        };
-        out.push(NameRef {
-            kind,
-            name: name.into_owned(),
-            span: name_tok.start + offset..name_tok.end() + offset,
-            statement: offset..offset + stmt.len(),
-            body,
-        });
+        names_in(stmt, offset, &all, &mut out);
     }
     out
+}
+
+/// The statement-name reference of one statement `stmt` starting at byte `offset` of the whole
+/// string, given its code tokens (offsets relative to `stmt`).
+pub(crate) fn names_in(stmt: &str, offset: usize, all: &[Token<'_>], out: &mut Vec<NameRef>) {
+    let head = all.first();
+    if !head.is_some_and(|h| {
+        ["prepare", "execute", "deallocate", "explain", "create"]
+            .iter()
+            .any(|k| h.is_kw(k))
+    }) {
+        return;
+    }
+    // EXPLAIN [ANALYZE] EXECUTE name and CREATE TABLE t AS EXECUTE name run a statement too.
+    // Every EXECUTE keyword in the right place is a candidate: a table may be named
+    // `execute` (`CREATE TABLE execute AS EXECUTE p`).
+    let inner = (1..all.len()).find(|&i| {
+        all[i].is_kw("execute")
+            && (all[0].is_kw("explain") || all[0].is_kw("create"))
+            && (all[i - 1].is_kw("as")
+                || all[0].is_kw("explain")
+                    && (all[i - 1].kind == TokenKind::RParen
+                        || ["explain", "analyze", "analyse", "verbose"]
+                            .iter()
+                            .any(|k| all[i - 1].is_kw(k))))
+    });
+    let toks = all.get(inner.unwrap_or(0)..).unwrap_or_default();
+    let toks = toks.get(..4).unwrap_or(toks);
+    let Some(head) = toks.first() else { return };
+    let (kind, at) = if head.is_kw("prepare") && inner.is_none() {
+        (StatementUse::Prepare, 1)
+    } else if head.is_kw("execute") {
+        (StatementUse::Execute, 1)
+    } else if head.is_kw("deallocate") && inner.is_none() {
+        let at = if toks.get(1).is_some_and(|t| t.is_kw("prepare")) {
+            2
+        } else {
+            1
+        };
+        (StatementUse::Deallocate, at)
+    } else {
+        return;
+    };
+    let Some(name_tok) = toks.get(at) else {
+        return;
+    };
+    if !matches!(name_tok.kind, TokenKind::Ident | TokenKind::QuotedIdent) {
+        return;
+    }
+    if kind == StatementUse::Deallocate && name_tok.is_kw("all") {
+        return;
+    }
+    if kind == StatementUse::Prepare
+        && name_tok.is_kw("transaction")
+        && toks
+            .get(2)
+            .is_some_and(|t| matches!(t.kind, TokenKind::String(_)))
+    {
+        return;
+    }
+    let Some(name) = name_tok.ident() else {
+        return;
+    };
+    let body = if kind == StatementUse::Prepare {
+        prepare_body(stmt).map(|r| r.start + offset..r.end + offset)
+    } else {
+        None
+    };
+    out.push(NameRef {
+        kind,
+        name: name.into_owned(),
+        span: name_tok.start + offset..name_tok.end() + offset,
+        statement: offset..offset + stmt.len(),
+        body,
+    });
 }
 
 /// The prepared statement's text: everything after the first top-level `AS`.

@@ -113,24 +113,48 @@ pub enum TxControl {
     RollbackPrepared,
 }
 
-/// Case-insensitive "does `hay` contain any of `needles`" (needles lowercase ASCII), one pass:
-/// a table lookup per byte, a full comparison only where a needle could start.
+/// Case-insensitive "does `hay` contain any of `needles`" (needles lowercase ASCII starting
+/// with a letter), one pass: a bit test per byte, a full comparison only where a needle could
+/// start.
 pub(crate) fn mentions(hay: &str, needles: &[&str]) -> bool {
-    let mut first = [false; 256];
+    let mut first = 0u32;
     for n in needles {
         if let Some(&c) = n.as_bytes().first() {
-            first[usize::from(c)] = true;
-            first[usize::from(c.to_ascii_uppercase())] = true;
+            first |= letter_bit(c);
         }
     }
     let h = hay.as_bytes();
     h.iter().enumerate().any(|(i, &c)| {
-        first[usize::from(c)]
+        letter_bit(c) & first != 0
             && needles.iter().any(|n| {
-                h.get(i..i + n.len())
-                    .is_some_and(|w| w.eq_ignore_ascii_case(n.as_bytes()))
+                n.as_bytes().first() == Some(&(c | 0x20))
+                    && h.get(i..i + n.len()).is_some_and(|w| {
+                        // Byte by byte, out at the first difference (most candidates differ
+                        // at once).
+                        w.iter()
+                            .zip(n.as_bytes())
+                            .all(|(a, b)| a.to_ascii_lowercase() == *b)
+                    })
             })
     })
+}
+
+/// A bit per ASCII letter, either case (0 for any other byte).
+fn letter_bit(c: u8) -> u32 {
+    LETTER_BITS[usize::from(c)]
+}
+
+static LETTER_BITS: [u32; 256] = letter_bits();
+
+const fn letter_bits() -> [u32; 256] {
+    let mut out = [0u32; 256];
+    let mut c = 0;
+    while c < 26 {
+        out[b'a' as usize + c] = 1 << c;
+        out[b'A' as usize + c] = 1 << c;
+        c += 1;
+    }
+    out
 }
 
 /// The first keyword, lowercased into a stack buffer (no keyword we care about is longer).
@@ -170,7 +194,13 @@ pub(crate) fn push_once(out: &mut Vec<SessionEffect>, e: SessionEffect) {
 /// Session effects of ONE statement (split multi-statement strings with
 /// [`crate::split_statements`] first). Empty for the vast majority of statements.
 pub fn session_effects(statement: &str) -> Vec<SessionEffect> {
-    let mut out = effects_of(statement);
+    effects_in(statement, None)
+}
+
+/// [`session_effects`] of a statement whose code tokens (offsets relative to `statement`) may
+/// already be at hand.
+pub(crate) fn effects_in(statement: &str, toks: Option<&[Token<'_>]>) -> Vec<SessionEffect> {
+    let mut out = effects_of(statement, toks);
     // Which of a lock and an unlock-all in one statement runs last is the planner's choice
     // (`SELECT pg_advisory_lock(1) FROM (SELECT pg_advisory_unlock_all() OFFSET 0) s`): the
     // lock may survive, so the statement only pins.
@@ -180,9 +210,13 @@ pub fn session_effects(statement: &str) -> Vec<SessionEffect> {
     out
 }
 
-fn effects_of(statement: &str) -> Vec<SessionEffect> {
+fn effects_of(statement: &str, lexed: Option<&[Token<'_>]>) -> Vec<SessionEffect> {
     use SessionEffect as E;
-    let Some(first) = tokens(statement).next() else {
+    let first = match lexed {
+        Some(toks) => toks.first().copied(),
+        None => tokens(statement).next(),
+    };
+    let Some(first) = first else {
         return Vec::new();
     };
     let mut buf = [0u8; 12];
@@ -209,56 +243,63 @@ fn effects_of(statement: &str) -> Vec<SessionEffect> {
             }
         }
     }
-    let toks: Vec<Token<'_>> = tokens(statement).collect();
-    if let Some(untrackable) = opaque(&toks) {
+    let collected: Vec<Token<'_>>;
+    let toks = match lexed {
+        Some(toks) => toks,
+        None => {
+            collected = tokens(statement).collect();
+            &collected
+        }
+    };
+    if let Some(untrackable) = opaque(toks) {
         return vec![untrackable];
     }
     let tx = |c| vec![E::TransactionControl(c)];
     match head {
-        "set" => parse_set(&toks),
-        "reset" => parse_reset(&toks),
-        "discard" if kw(&toks, 1, "all") => vec![E::DiscardAll],
-        "discard" if kw(&toks, 1, "temp") || kw(&toks, 1, "temporary") => vec![E::DiscardTemp],
+        "set" => parse_set(toks),
+        "reset" => parse_reset(toks),
+        "discard" if kw(toks, 1, "all") => vec![E::DiscardAll],
+        "discard" if kw(toks, 1, "temp") || kw(toks, 1, "temporary") => vec![E::DiscardTemp],
         "discard" => Vec::new(), // PLANS, SEQUENCES: nothing a pooler must carry
         "deallocate" => {
-            let i = if kw(&toks, 1, "prepare") { 2 } else { 1 };
-            if kw(&toks, i, "all") {
+            let i = if kw(toks, 1, "prepare") { 2 } else { 1 };
+            if kw(toks, i, "all") {
                 return vec![E::Deallocate { name: None }];
             }
-            let name = name_at(&toks, i);
+            let name = name_at(toks, i);
             name.map(|n| vec![E::Deallocate { name: Some(n) }])
                 .unwrap_or_default()
         }
         "prepare"
-            if kw(&toks, 1, "transaction")
+            if kw(toks, 1, "transaction")
                 && toks
                     .get(2)
                     .is_some_and(|t| matches!(t.kind, TokenKind::String(_))) =>
         {
             tx(TxControl::PrepareTransaction)
         }
-        "prepare" => name_at(&toks, 1)
+        "prepare" => name_at(toks, 1)
             .map(|name| vec![E::Prepare { name }])
             .unwrap_or_default(),
         "execute" => {
-            let mut out: Vec<_> = name_at(&toks, 1)
+            let mut out: Vec<_> = name_at(toks, 1)
                 .map(|name| E::Execute { name })
                 .into_iter()
                 .collect();
-            scan_calls(&toks, false, &mut out);
+            scan_calls(toks, false, &mut out);
             out
         }
-        "listen" => name_at(&toks, 1)
+        "listen" => name_at(toks, 1)
             .map(|channel| vec![E::Listen { channel }])
             .unwrap_or_default(),
         "unlisten" => {
-            let channel = name_at(&toks, 1);
+            let channel = name_at(toks, 1);
             if channel.is_none() && toks.get(1).is_none_or(|t| t.text != "*") {
                 return Vec::new();
             }
             vec![E::Unlisten { channel }]
         }
-        "create" => create(&toks),
+        "create" => create(toks),
         "declare" => {
             let mut out = Vec::new();
             let hold = toks
@@ -266,51 +307,51 @@ fn effects_of(statement: &str) -> Vec<SessionEffect> {
                 .take_while(|t| !t.is_kw("for"))
                 .zip(toks.iter().skip(1))
                 .any(|(a, b)| a.is_kw("with") && b.is_kw("hold"));
-            if let Some(name) = name_at(&toks, 1).filter(|_| hold) {
+            if let Some(name) = name_at(toks, 1).filter(|_| hold) {
                 out.push(E::HoldCursor { name });
             }
-            scan_calls(&toks, false, &mut out);
+            scan_calls(toks, false, &mut out);
             out
         }
         "close" => {
-            if kw(&toks, 1, "all") {
+            if kw(toks, 1, "all") {
                 return vec![E::CloseCursor { name: None }];
             }
-            let name = name_at(&toks, 1);
+            let name = name_at(toks, 1);
             name.map(|n| vec![E::CloseCursor { name: Some(n) }])
                 .unwrap_or_default()
         }
         "load" => vec![E::LoadLibrary],
-        "begin" | "start" if head == "begin" || kw(&toks, 1, "transaction") => {
+        "begin" | "start" if head == "begin" || kw(toks, 1, "transaction") => {
             let read_only = toks
                 .windows(2)
                 .any(|w| w[0].is_kw("read") && w[1].is_kw("only"));
             tx(TxControl::Begin { read_only })
         }
-        "commit" if kw(&toks, 1, "prepared") => tx(TxControl::CommitPrepared),
+        "commit" if kw(toks, 1, "prepared") => tx(TxControl::CommitPrepared),
         "commit" | "end" => tx(TxControl::Commit),
-        "rollback" if kw(&toks, 1, "prepared") => tx(TxControl::RollbackPrepared),
-        "rollback" if (1..=2).any(|i| kw(&toks, i, "to")) => {
+        "rollback" if kw(toks, 1, "prepared") => tx(TxControl::RollbackPrepared),
+        "rollback" if (1..=2).any(|i| kw(toks, i, "to")) => {
             // The name is the last token: ROLLBACK [WORK|TRANSACTION] TO [SAVEPOINT] name.
             let at = toks.len().saturating_sub(1);
-            name_at(&toks, at)
+            name_at(toks, at)
                 .map(|n| tx(TxControl::RollbackTo(n)))
                 .unwrap_or_default()
         }
         "rollback" | "abort" => tx(TxControl::Rollback),
-        "savepoint" => name_at(&toks, 1)
+        "savepoint" => name_at(toks, 1)
             .map(|n| tx(TxControl::Savepoint(n)))
             .unwrap_or_default(),
         "release" => {
-            let at = if kw(&toks, 1, "savepoint") { 2 } else { 1 };
-            name_at(&toks, at)
+            let at = if kw(toks, 1, "savepoint") { 2 } else { 1 };
+            name_at(toks, at)
                 .map(|n| tx(TxControl::Release(n)))
                 .unwrap_or_default()
         }
-        "do" => do_block(&toks),
+        "do" => do_block(toks),
         // EXPLAIN ANALYZE runs its statement: its effects are the statement's.
-        "explain" => explained(statement, &toks)
-            .map(effects_of)
+        "explain" => explained(statement, toks)
+            .map(|inner| effects_of(inner, None))
             .unwrap_or_default(),
         // A write to the pg_settings view calls set_config for each row it touches.
         "update" if toks.iter().any(|t| is_fn(t, "pg_settings")) => {
@@ -318,9 +359,9 @@ fn effects_of(statement: &str) -> Vec<SessionEffect> {
         }
         _ => {
             let mut out = Vec::new();
-            scan_calls(&toks, head == "select", &mut out);
+            scan_calls(toks, head == "select", &mut out);
             if select_like {
-                select_into_temp(&toks, &mut out);
+                select_into_temp(toks, &mut out);
             }
             out
         }

@@ -142,6 +142,19 @@ impl Classifier {
         }
     }
 
+    /// Everything pgtide needs from a simple-Query string, from one pass of the lexer (see
+    /// [`crate::Analysis`]). A classification the lexical layer decides skips the cache (a text
+    /// never seen before costs no hash, lock or entry); one that needs sqlparser comes from it.
+    pub fn analyze(&self, sql: &str) -> crate::Analysis {
+        self.analyze_with(sql, true)
+    }
+
+    /// [`analyze`](Self::analyze), with the classification only if `classify` (routing and the
+    /// result cache need it; without them it is work for nothing).
+    pub fn analyze_with(&self, sql: &str, classify: bool) -> crate::Analysis {
+        crate::analysis::analyze_with(sql, &self.extra, classify, |s| self.classify(s))
+    }
+
     /// Classifies a simple-Query string (possibly several statements) or one Parse's query
     /// text, from the cache when this exact text was seen before.
     pub fn classify(&self, sql: &str) -> Arc<Classification> {

@@ -28,7 +28,7 @@ pub(crate) fn find(sql: &str) -> Option<RouteHint> {
 }
 
 /// The first `pgtide : primary|replica` in one comment's text.
-fn in_comment(text: &str) -> Option<RouteHint> {
+pub(crate) fn in_comment(text: &str) -> Option<RouteHint> {
     let b = text.as_bytes();
     let mut i = 0;
     while i + 6 <= b.len() {

@@ -21,10 +21,10 @@ mod ast;
 mod cache;
 mod fast;
 mod functions;
-mod hints;
+pub(crate) mod hints;
 mod names;
 mod scan;
-mod statement;
+pub(crate) mod statement;
 
 #[cfg(test)]
 mod fuzz_tests;
@@ -137,24 +137,29 @@ pub fn classify_uncached(sql: &str, extra_write_functions: &[String]) -> Classif
     } else {
         &[]
     };
-    let mut parts = statements
-        .iter()
-        .map(|s| statement::classify(s, extra_write_functions, false));
-    let n = statements.len();
-    let Some(first) = parts.next() else {
-        return Classification {
-            kind: StatementKind::Write,
-            hint,
-            reads: Vec::new(),
-            writes: Vec::new(),
-            volatile: false,
-            statements: 0,
+    crate::counts::classified();
+    let mut combined = Combined::default();
+    for s in statements {
+        combined.add(statement::classify(s, extra_write_functions, false));
+    }
+    combined.finish(hint)
+}
+
+/// The classification of a string from those of its statements, added in order.
+#[derive(Default)]
+pub(crate) struct Combined {
+    acc: Option<Part>,
+    statements: usize,
+}
+
+impl Combined {
+    pub(crate) fn add(&mut self, p: Part) {
+        self.statements += 1;
+        let Some(acc) = &mut self.acc else {
+            self.acc = Some(p);
+            return;
         };
-    };
-    let mut acc = first;
-    let mut kind = acc.kind;
-    for p in parts {
-        kind = match (kind, p.kind) {
+        acc.kind = match (acc.kind, p.kind) {
             (StatementKind::Write | StatementKind::Transaction(_), _)
             | (_, StatementKind::Write | StatementKind::Transaction(_)) => StatementKind::Write,
             (StatementKind::Read, _) | (_, StatementKind::Read) => StatementKind::Read,
@@ -164,12 +169,16 @@ pub fn classify_uncached(sql: &str, extra_write_functions: &[String]) -> Classif
         names::extend_unique(&mut acc.writes, p.writes);
         acc.volatile |= p.volatile;
     }
-    Classification {
-        kind,
-        hint,
-        reads: acc.reads,
-        writes: acc.writes,
-        volatile: acc.volatile,
-        statements: n,
+
+    pub(crate) fn finish(self, hint: Option<RouteHint>) -> Classification {
+        let acc = self.acc.unwrap_or_else(|| Part::of(StatementKind::Write));
+        Classification {
+            kind: acc.kind,
+            hint,
+            reads: acc.reads,
+            writes: acc.writes,
+            volatile: acc.volatile,
+            statements: self.statements,
+        }
     }
 }

@@ -29,10 +29,13 @@ pub(crate) struct Scan {
 }
 
 /// Lower-cases an unquoted identifier into `buf`; "" when it does not fit or is not an identifier.
-pub(crate) fn lower<'b>(t: &Token<'_>, buf: &'b mut [u8; 32]) -> &'b str {
+pub(crate) fn lower<'b>(t: &Token<'b>, buf: &'b mut [u8; 32]) -> &'b str {
     let b = t.text.as_bytes();
     if t.kind != TokenKind::Ident || b.len() > buf.len() {
         return "";
+    }
+    if !b.iter().any(u8::is_ascii_uppercase) {
+        return t.text;
     }
     for (d, s) in buf.iter_mut().zip(b) {
         *d = s.to_ascii_lowercase();

@@ -19,22 +19,40 @@ fn write() -> Part {
 /// Classifies one statement (no top-level `;`). `nested`: the body of EXPLAIN, PREPARE or
 /// COPY (...), where those three are not allowed again.
 pub(crate) fn classify(stmt: &str, extra: &[String], nested: bool) -> Part {
+    lexed(stmt, extra, nested, true).unwrap_or_else(write)
+}
+
+/// Lexes `stmt` and classifies it; `None` only when `parse` is false and sqlparser is needed.
+fn lexed(stmt: &str, extra: &[String], nested: bool, parse: bool) -> Option<Part> {
     let mut toks: Vec<Token<'_>> = Vec::with_capacity(stmt.len() / 4);
     for t in Lexer::new(stmt) {
         if t.kind != TokenKind::Comment {
             toks.push(t);
         } else if !t.complete {
             // An unterminated comment: PostgreSQL rejects the statement.
-            return write();
+            return Some(write());
         }
     }
+    classify_tokens(stmt, &toks, extra, nested, parse)
+}
+
+/// [`classify`] of a statement already lexed (`toks`: its tokens without comments, offsets
+/// relative to `stmt`; an unterminated comment is the caller's to reject). With `parse` false,
+/// `None` instead of a sqlparser run: the lexical layer alone does not decide.
+pub(crate) fn classify_tokens(
+    stmt: &str,
+    toks: &[Token<'_>],
+    extra: &[String],
+    nested: bool,
+    parse: bool,
+) -> Option<Part> {
     let Some(first) = toks.first() else {
-        return write();
+        return Some(write());
     };
     if toks.iter().any(unusual_escape) {
         // What the text names depends on escapes pgtide does not decode the way PostgreSQL
         // will: uncertain, a write to unknown tables.
-        return write();
+        return Some(write());
     }
     let mut buf = [0u8; 32];
     let head = if first.kind == TokenKind::LParen {
@@ -42,34 +60,56 @@ pub(crate) fn classify(stmt: &str, extra: &[String], nested: bool) -> Part {
     } else {
         lower(first, &mut buf)
     };
-    match head {
-        "select" | "insert" | "update" | "delete" => query(stmt, &toks, extra, true),
-        "with" | "values" | "(" => query(stmt, &toks, extra, false),
-        "table" => table(stmt, &toks, extra),
+    let cx = Cx {
+        stmt,
+        toks,
+        extra,
+        parse,
+    };
+    Some(match head {
+        "select" | "insert" | "update" | "delete" => query(&cx, true)?,
+        "with" | "values" | "(" => query(&cx, false)?,
+        "table" => table(&cx)?,
         "merge" | "create" | "alter" | "drop" | "truncate" | "comment" | "grant" | "revoke" => {
-            let mut p = query(stmt, &toks, extra, false);
+            let mut p = query(&cx, false)?;
             p.kind = K::Write;
             p
         }
         "show" => Part::of(K::Read),
-        "explain" if !nested => explain(stmt, &toks, extra),
-        "copy" if !nested => copy(stmt, &toks, extra),
-        "prepare" if !nested => prepare(stmt, &toks, extra),
-        "begin" => begin(&toks),
-        "start" if kw(&toks, 1, "transaction") => begin(&toks),
-        "commit" | "rollback" if kw(&toks, 1, "prepared") => Part::of(K::Transaction(T::TwoPhase)),
+        "explain" if !nested => explain(&cx)?,
+        "copy" if !nested => copy(&cx)?,
+        "prepare" if !nested => prepare(&cx)?,
+        "begin" => begin(toks),
+        "start" if kw(toks, 1, "transaction") => begin(toks),
+        "commit" | "rollback" if kw(toks, 1, "prepared") => Part::of(K::Transaction(T::TwoPhase)),
         "commit" | "end" => Part::of(K::Transaction(T::Commit)),
-        "rollback" if (1..=2).any(|i| kw(&toks, i, "to")) => Part::of(K::Transaction(T::Savepoint)),
+        "rollback" if (1..=2).any(|i| kw(toks, i, "to")) => Part::of(K::Transaction(T::Savepoint)),
         "rollback" | "abort" => Part::of(K::Transaction(T::Rollback)),
         "savepoint" | "release" => Part::of(K::Transaction(T::Savepoint)),
-        "set" if kw(&toks, 1, "transaction") => {
-            Part::of(K::Transaction(T::SetReadOnly(read_only(&toks))))
+        "set" if kw(toks, 1, "transaction") => {
+            Part::of(K::Transaction(T::SetReadOnly(read_only(toks))))
         }
         "set" | "reset" | "discard" | "deallocate" => Part::of(K::Session),
-        "refresh" => refresh(&toks),
+        "refresh" => refresh(toks),
         // CALL, DO, LOCK, LISTEN, UNLISTEN, NOTIFY, VACUUM, ANALYZE, CLUSTER, REINDEX,
         // CHECKPOINT, EXECUTE, DECLARE, FETCH, MOVE, CLOSE, LOAD, IMPORT, SECURITY LABEL, ...
         _ => write(),
+    })
+}
+
+/// One statement being classified.
+struct Cx<'c, 's> {
+    stmt: &'s str,
+    toks: &'c [Token<'s>],
+    extra: &'c [String],
+    /// sqlparser may run (else `None` where it would).
+    parse: bool,
+}
+
+impl Cx<'_, '_> {
+    /// A nested statement (EXPLAIN's, COPY's, PREPARE's body).
+    fn nested(&self, body: &str) -> Option<Part> {
+        lexed(body, self.extra, true, self.parse)
     }
 }
 
@@ -110,35 +150,36 @@ fn read_only(toks: &[Token<'_>]) -> bool {
 }
 
 /// SELECT / INSERT / UPDATE / DELETE / WITH / VALUES / DDL: scan, then fast path or sqlparser.
-fn query(stmt: &str, toks: &[Token<'_>], extra: &[String], try_fast: bool) -> Part {
-    let s: Scan = scan::scan(toks, stmt.len(), extra);
+fn query(cx: &Cx<'_, '_>, try_fast: bool) -> Option<Part> {
+    let (stmt, toks) = (cx.stmt, cx.toks);
+    let s: Scan = scan::scan(toks, stmt.len(), cx.extra);
     let is_select = toks.first().is_some_and(|t| t.is_kw("select"));
     let found = if try_fast && !s.malformed {
         fast::relations(toks).map(|f| (is_select, f.reads, f.writes))
     } else {
         None
     };
-    let found = found.or_else(|| {
-        if s.malformed || s.too_complex {
-            return None;
-        }
-        ast::parse(&for_sqlparser(stmt, toks)).map(|p| (p.read_only, p.reads, p.writes))
-    });
+    let found = match found {
+        Some(found) => Some(found),
+        None if s.malformed || s.too_complex => None,
+        None if !cx.parse => return None,
+        None => ast::parse(&for_sqlparser(stmt, toks)).map(|p| (p.read_only, p.reads, p.writes)),
+    };
     let Some((read_only, reads, writes)) = found else {
         // Not understood: a write, with the targets the tokens show.
-        return Part {
+        return Some(Part {
             writes: fast::lexical_writes(toks),
             volatile: s.volatile || s.side_effect,
             ..write()
-        };
+        });
     };
     let read = read_only && !s.side_effect && !s.lock;
-    Part {
+    Some(Part {
         kind: if read { K::Read } else { K::Write },
         reads,
         writes,
         volatile: s.volatile || s.side_effect,
-    }
+    })
 }
 
 /// The text handed to sqlparser 0.63, rewritten where it misreads PostgreSQL in ways that do
@@ -190,19 +231,20 @@ fn for_sqlparser<'s>(stmt: &'s str, toks: &[Token<'_>]) -> Cow<'s, str> {
 }
 
 /// `TABLE name` alone is read lexically; anything longer goes to sqlparser.
-fn table(stmt: &str, toks: &[Token<'_>], extra: &[String]) -> Part {
-    match lexical_name(toks, 1) {
-        Some((name, end)) if end == toks.len() => Part {
+fn table(cx: &Cx<'_, '_>) -> Option<Part> {
+    match lexical_name(cx.toks, 1) {
+        Some((name, end)) if end == cx.toks.len() => Some(Part {
             reads: vec![name],
             ..Part::of(K::Read)
-        },
-        _ => query(stmt, toks, extra, false),
+        }),
+        _ => query(cx, false),
     }
 }
 
 /// EXPLAIN [ANALYZE] [VERBOSE] stmt | EXPLAIN (option [value], ...) stmt. Without ANALYZE the
 /// statement is only planned: a read whatever it is. With ANALYZE it runs.
-fn explain(stmt: &str, toks: &[Token<'_>], extra: &[String]) -> Part {
+fn explain(cx: &Cx<'_, '_>) -> Option<Part> {
+    let (stmt, toks) = (cx.stmt, cx.toks);
     let mut analyze = false;
     let mut i = 1;
     if toks.get(1).is_some_and(|t| t.kind == TokenKind::LParen) {
@@ -239,10 +281,10 @@ fn explain(stmt: &str, toks: &[Token<'_>], extra: &[String]) -> Part {
         }
     }
     let Some(body) = toks.get(i).and_then(|t| stmt.get(t.start..)) else {
-        return write();
+        return Some(write());
     };
-    let inner = classify(body, extra, true);
-    match inner.kind {
+    let inner = cx.nested(body)?;
+    Some(match inner.kind {
         K::Read => inner,
         K::Write if !analyze => Part {
             kind: K::Read,
@@ -251,7 +293,7 @@ fn explain(stmt: &str, toks: &[Token<'_>], extra: &[String]) -> Part {
         },
         K::Write => inner,
         K::Session | K::Transaction(_) => write(),
-    }
+    })
 }
 
 /// An option value that turns a boolean option off: false / off / 0 (bare or quoted).
@@ -271,46 +313,49 @@ fn is_false(t: &Token<'_>) -> bool {
 
 /// COPY (query) TO STDOUT and COPY table TO STDOUT are reads; COPY FROM, TO a file or PROGRAM
 /// are writes (the latter two have server-side effects).
-fn copy(stmt: &str, toks: &[Token<'_>], extra: &[String]) -> Part {
+fn copy(cx: &Cx<'_, '_>) -> Option<Part> {
+    let (stmt, toks) = (cx.stmt, cx.toks);
     let to_stdout = |i: usize| kw(toks, i, "to") && kw(toks, i + 1, "stdout");
     if toks.get(1).is_some_and(|t| t.kind == TokenKind::LParen) {
         let Some(close) = matching_paren(toks, 1) else {
-            return write();
+            return Some(write());
         };
         let body = match (toks.get(2), toks.get(close)) {
             (Some(a), Some(b)) if a.start < b.start => stmt.get(a.start..b.start),
             _ => None,
         };
-        let Some(body) = body else { return write() };
-        let inner = classify(body, extra, true);
+        let Some(body) = body else {
+            return Some(write());
+        };
+        let inner = cx.nested(body)?;
         if inner.kind == K::Read && to_stdout(close + 1) {
-            return inner;
+            return Some(inner);
         }
-        return Part {
+        return Some(Part {
             kind: K::Write,
             ..inner
-        };
+        });
     }
     let Some((name, mut i)) = lexical_name(toks, 1) else {
-        return write();
+        return Some(write());
     };
     if toks.get(i).is_some_and(|t| t.kind == TokenKind::LParen) {
         match matching_paren(toks, i) {
             Some(close) => i = close + 1,
-            None => return write(),
+            None => return Some(write()),
         }
     }
     if kw(toks, i, "from") {
-        return Part {
+        return Some(Part {
             writes: vec![name],
             ..write()
-        };
+        });
     }
     let kind = if to_stdout(i) { K::Read } else { K::Write };
-    Part {
+    Some(Part {
         reads: vec![name],
         ..Part::of(kind)
-    }
+    })
 }
 
 /// Index of the `)` closing the `(` at `open`.
@@ -333,38 +378,39 @@ fn matching_paren(toks: &[Token<'_>], open: usize) -> Option<usize> {
 
 /// PREPARE TRANSACTION 'gid' is two-phase commit; PREPARE name [(types)] AS stmt is classified
 /// by its statement.
-fn prepare(stmt: &str, toks: &[Token<'_>], extra: &[String]) -> Part {
+fn prepare(cx: &Cx<'_, '_>) -> Option<Part> {
+    let (stmt, toks) = (cx.stmt, cx.toks);
     if kw(toks, 1, "transaction")
         && toks
             .get(2)
             .is_some_and(|t| matches!(t.kind, TokenKind::String(_)))
     {
-        return Part::of(K::Transaction(T::TwoPhase));
+        return Some(Part::of(K::Transaction(T::TwoPhase)));
     }
     if !toks
         .get(1)
         .is_some_and(|t| matches!(t.kind, TokenKind::Ident | TokenKind::QuotedIdent))
     {
-        return write();
+        return Some(write());
     }
     let mut i = 2;
     if toks.get(i).is_some_and(|t| t.kind == TokenKind::LParen) {
         match matching_paren(toks, i) {
             Some(close) => i = close + 1,
-            None => return write(),
+            None => return Some(write()),
         }
     }
     if !kw(toks, i, "as") {
-        return write();
+        return Some(write());
     }
     let Some(body) = toks.get(i + 1).and_then(|t| stmt.get(t.start..)) else {
-        return write();
+        return Some(write());
     };
-    let inner = classify(body, extra, true);
-    match inner.kind {
+    let inner = cx.nested(body)?;
+    Some(match inner.kind {
         K::Read | K::Write => inner,
         K::Session | K::Transaction(_) => write(),
-    }
+    })
 }
 
 /// REFRESH MATERIALIZED VIEW [CONCURRENTLY] name: rewrites the view's rows.

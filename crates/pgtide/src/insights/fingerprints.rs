@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use pgtide_sql::fingerprint::{fingerprint_with_params, stable_hash};
+use pgtide_sql::fingerprint::{fingerprint_with_params, stable_hash, Fingerprint};
 
 use super::{lock, shard_of, IdMap, SHARDS};
 
@@ -21,8 +21,8 @@ const MAX_FINGERPRINT_CHARS: usize = 16 * 1024;
 const ENTRY_OVERHEAD: usize = 96;
 
 /// A statement's fingerprint and what insights need from its text.
-#[derive(Debug)]
-pub(super) struct Fp {
+#[derive(Debug, Clone)]
+pub(crate) struct Fp {
     pub id: u64,
     pub text: Arc<str>,
     /// Hash of the literals in the text (the parameters of a simple-Query statement).
@@ -55,11 +55,16 @@ const CONTROL: &[&str] = &[
 impl Fp {
     fn of(sql: &str) -> Fp {
         let (fp, literals) = fingerprint_with_params(sql);
+        Fp::computed(&fp, literals)
+    }
+
+    /// From a fingerprint already computed (a simple Query's analysis) and its literals' hash.
+    pub(crate) fn computed(fp: &Fingerprint, literals: u64) -> Fp {
         let first = fp.text.split(' ').next().unwrap_or("");
         let control = first.is_empty() || CONTROL.iter().any(|c| c.eq_ignore_ascii_case(first));
         // The id stays the hash of the whole text; what is kept and shown is bounded.
         let text = match super::truncate_chars(&fp.text, MAX_FINGERPRINT_CHARS) {
-            t if t.len() == fp.text.len() => Arc::from(fp.text),
+            t if t.len() == fp.text.len() => Arc::from(t),
             t => Arc::from(format!("{t} …")),
         };
         Fp {

@@ -1,10 +1,12 @@
 //! Query insights: what ran, how often, how fast, where, and which statements repeat as N+1.
 //!
-//! Sessions call [`Insights::record`] once per finished statement. The hot path for a statement
-//! text seen before is: a hash of the text and one short lock on a [text cache](fingerprints)
-//! shard (no re-lexing), one short lock on the [stats](stats) shard of its fingerprint (counters
-//! and an HDR histogram), two metric updates, and the client's own N+1 state (no lock). Slow
-//! statements and N+1 reports take one more lock each, only when they happen.
+//! Sessions call [`Insights::record`] once per finished statement. A simple Query comes with its
+//! fingerprint (from the analysis its session made of it: no second lexing, no text cache);
+//! otherwise, for a statement text seen before, a hash of the text and one short lock on a
+//! [text cache](fingerprints) shard (no re-lexing). Then one short lock on the [stats](stats)
+//! shard of its fingerprint (counters and an HDR histogram), two metric updates, and the
+//! client's own N+1 state (no lock). Slow statements and N+1 reports take one more lock each,
+//! only when they happen.
 //!
 //! Everything is bounded: `max_fingerprints` statistics (least recently seen evicted per shard),
 //! a text cache of at most 16 MiB, 200 slow queries and 200 N+1 reports (newest first), and per
@@ -25,6 +27,7 @@ use pgtide_config::InsightsConfig;
 
 use crate::metrics_names as m;
 
+pub(crate) use fingerprints::Fp;
 pub use n_plus_one::{ClientPatterns, NPlusOne};
 pub use slow::SlowQuery;
 pub use stats::QueryStats;
@@ -187,10 +190,25 @@ impl Insights {
         self.record_at(e, patterns, Instant::now());
     }
 
+    /// [`record`](Self::record) of a statement whose fingerprint is known already (a simple
+    /// Query's analysis): no text cache, no second lexing.
+    pub(crate) fn record_fingerprinted(
+        &self,
+        e: &Execution<'_>,
+        fp: &Fp,
+        patterns: &mut ClientPatterns,
+    ) {
+        self.record_with(e, fp, patterns, Instant::now());
+    }
+
     fn record_at(&self, e: &Execution<'_>, patterns: &mut ClientPatterns, now: Instant) {
         let fp = self.texts.get(e.sql);
+        self.record_with(e, &fp, patterns, now);
+    }
+
+    fn record_with(&self, e: &Execution<'_>, fp: &Fp, patterns: &mut ClientPatterns, now: Instant) {
         let now_ms = self.clock.unix_ms(now);
-        self.stats.record(&fp, e, self.clock.tick(now), now_ms);
+        self.stats.record(fp, e, self.clock.tick(now), now_ms);
 
         let handles = match &patterns.metrics {
             Some(h) if h.database == e.database => h,
@@ -201,7 +219,7 @@ impl Insights {
         handles.durations[i].record(e.duration.as_secs_f64());
 
         if nanos(e.duration) > self.settings.slow_ns.load(Ordering::Relaxed) {
-            self.slow.record(&fp, e, now, now_ms);
+            self.slow.record(fp, e, now, now_ms);
         }
         if !e.error {
             let params = match e.params_hash {
@@ -209,7 +227,7 @@ impl Insights {
                 h => h,
             };
             let seen = n_plus_one::Seen {
-                fp: &fp,
+                fp,
                 params,
                 duration: e.duration,
                 now,

@@ -38,6 +38,11 @@ impl SessionRoute {
     /// and `RESET pgtide.route`, as a whole simple-Query string. pgtide answers these itself:
     /// `primary` is a reserved word PostgreSQL would reject, and the setting is pgtide's.
     pub fn from_statement(sql: &str) -> Option<SessionRoute> {
+        // Runs on every Query: one token decides for all but SET and RESET.
+        let head = pgtide_sql::tokens(sql).next().and_then(|t| t.ident());
+        if !head.is_some_and(|w| w.eq_ignore_ascii_case("set") || w.eq_ignore_ascii_case("reset")) {
+            return None;
+        }
         let toks: Vec<_> = pgtide_sql::tokens(sql)
             .filter(|t| t.kind != pgtide_sql::TokenKind::Semicolon)
             .collect();

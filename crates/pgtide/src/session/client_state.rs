@@ -225,13 +225,23 @@ impl ClientState {
 
     /// Notes every session effect of one SQL string (possibly several statements).
     /// `prepare_carried`: its SQL PREPAREs follow the client to any backend, so they do not pin.
+    #[cfg(test)]
     pub fn observe_sql(&mut self, sql: &str, prepare_carried: bool) -> Observed {
+        self.observe_effects(&pgtide_sql::all_session_effects(sql), prepare_carried)
+    }
+
+    /// [`observe_sql`](Self::observe_sql) of SQL already analysed: its session effects.
+    pub fn observe_effects(
+        &mut self,
+        effects: &[SessionEffect],
+        prepare_carried: bool,
+    ) -> Observed {
         let mut observed = Observed::default();
-        for effect in pgtide_sql::all_session_effects(sql) {
+        for effect in effects {
             if prepare_carried && matches!(effect, SessionEffect::Prepare { .. }) {
                 continue;
             }
-            self.observe(effect, &mut observed);
+            self.observe(effect.clone(), &mut observed);
         }
         observed
     }

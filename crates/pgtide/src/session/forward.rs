@@ -21,10 +21,13 @@ impl Session {
         match frame.tag {
             ftag::QUERY if transaction_mode => return self.forward_query(frame),
             ftag::QUERY => {
-                if let Ok(sql) = pgtide_wire::query_text(frame.body()) {
-                    self.observe(sql, false);
+                let analysis =
+                    self.query_analysis
+                        .take(&frame, &self.shared.classifier.load(), false);
+                if let Some(analysis) = analysis {
+                    self.observe(&analysis.effects, false);
                     self.insights
-                        .on_query(frame.body_bytes(), self.status != b'I');
+                        .on_query(frame.body_bytes(), &analysis, self.status != b'I');
                 }
                 self.batch_sent();
                 self.replies.expect(Completion::Ready)
@@ -82,7 +85,7 @@ impl Session {
             .position(|(p, _)| p == execute.portal)
         {
             let (_, sql) = self.bound_effects.swap_remove(i);
-            self.observe(&sql, false);
+            self.observe(&pgtide_sql::all_session_effects(&sql), false);
         }
     }
 
@@ -97,8 +100,8 @@ impl Session {
 
     /// DDL can change the row shape of statements prepared before it: new Parses get new names
     /// from now on, and again once it commits.
-    pub(super) fn note_schema_change(&mut self, sql: &str) {
-        if pgtide_sql::changes_schema(sql) {
+    pub(super) fn note_schema_change(&mut self, changes_schema: bool) {
+        if changes_schema {
             self.shared.epochs.schema_changed();
             self.ddl_in_flight = true;
         }
@@ -109,7 +112,7 @@ impl Session {
         let mut query = None;
         match pgtide_wire::parse_message(frame.body()) {
             Ok(view) => {
-                self.note_schema_change(view.query);
+                self.note_schema_change(pgtide_sql::changes_schema(view.query));
                 query = Some(view.query);
             }
             Err(_) => {
@@ -149,7 +152,7 @@ impl Session {
             let text = crate::session::prepared::bind_names(frame.body())
                 .and_then(|(_, name)| self.statements.text_of(name));
             if let Some(sql) = &text {
-                self.note_if_write(sql);
+                self.note_if_write(sql, None);
             }
             let params = crate::session::insights::bind_params_hash(frame.body());
             self.insights.on_bind(text, params);
@@ -200,10 +203,17 @@ impl Session {
             return;
         };
         let status = self.status;
+        let analysis = {
+            // Routing and the result cache read the classification; nothing else does.
+            let classify = self.router.active() || self.shared.cache.in_use();
+            let classifier = self.shared.classifier.load();
+            let made = self.query_analysis.take(&frame, &classifier, classify);
+            made.unwrap_or_else(|| classifier.analyze_with(sql, classify))
+        };
         // Observed before its statement names are rewritten: a DEALLOCATE ALL in it drops
         // what exists now, not what the rewrite prepares after it.
         let prepare_carried = !self.statements.own_sql_names();
-        self.observe(sql, prepare_carried);
+        self.observe(&analysis.effects, prepare_carried);
         let lease = self
             .lease
             .as_mut()
@@ -213,12 +223,15 @@ impl Session {
             out: &mut self.to_backend,
             replies: &mut self.replies,
         };
-        let rewritten = self.statements.rewrite_query(sql, status, b);
-        self.insights.on_query(frame.body_bytes(), status != b'I');
-        self.note_schema_change(sql);
-        self.note_if_write(sql);
+        let rewritten = self
+            .statements
+            .rewrite_query(sql, &analysis.names, status, b);
+        self.insights
+            .on_query(frame.body_bytes(), &analysis, status != b'I');
+        self.note_schema_change(analysis.changes_schema);
+        self.note_if_write(sql, Some(&analysis));
         for effects in &rewritten.effects {
-            self.observe(effects, false);
+            self.observe(&pgtide_sql::all_session_effects(effects), false);
         }
         self.batch_sent();
         self.replies.expect(Completion::Ready);

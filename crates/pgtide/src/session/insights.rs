@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::time::Instant;
 
-use crate::insights::{ClientPatterns, Execution, Insights, Route};
+use crate::insights::{ClientPatterns, Execution, Fp, Insights, Route};
 
 #[derive(Debug)]
 struct Pending {
@@ -16,6 +16,8 @@ struct Pending {
     /// was malformed (it still ends at its reply, but is not recorded).
     sql: Option<Bytes>,
     params_hash: u64,
+    /// A simple Query's fingerprint, from its analysis (None: fingerprinted when recorded).
+    fp: Option<Fp>,
     started: Instant,
     rows: u64,
     /// Ends at ReadyForQuery (simple Query) rather than at CommandComplete.
@@ -68,8 +70,9 @@ impl SessionInsights {
         self.enabled
     }
 
-    /// A simple Query was sent; `body` is its message body (the text and a NUL).
-    pub fn on_query(&mut self, body: Bytes, in_transaction: bool) {
+    /// A simple Query was sent; `body` is its message body (the text and a NUL), `analysis`
+    /// what its text was found to be (its fingerprint is kept, not computed again).
+    pub fn on_query(&mut self, body: Bytes, analysis: &pgtide_sql::Analysis, in_transaction: bool) {
         if !self.enabled {
             return;
         }
@@ -77,6 +80,7 @@ impl SessionInsights {
         self.pending.push_back(Pending {
             sql: text.ok(),
             params_hash: 0,
+            fp: Some(Fp::computed(&analysis.fingerprint, analysis.params_hash)),
             started: Instant::now(),
             rows: 0,
             simple: true,
@@ -99,6 +103,7 @@ impl SessionInsights {
             self.pending.push_back(Pending {
                 sql: Some(sql.clone()),
                 params_hash: *params_hash,
+                fp: None,
                 started: Instant::now(),
                 rows: 0,
                 simple: false,
@@ -204,6 +209,11 @@ impl SessionInsights {
             application_name: cx.application_name,
             in_transaction: p.in_transaction,
         };
-        cx.insights.record(&execution, &mut self.patterns);
+        match &p.fp {
+            Some(fp) => cx
+                .insights
+                .record_fingerprinted(&execution, fp, &mut self.patterns),
+            None => cx.insights.record(&execution, &mut self.patterns),
+        }
     }
 }

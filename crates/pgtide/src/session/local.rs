@@ -34,10 +34,14 @@ impl Session {
         {
             return false;
         }
-        let Ok(sql) = pgtide_wire::query_text(frame.body()) else {
+        let classifier = self.shared.classifier.load();
+        let analysis = self.query_analysis.of(frame, &classifier, true);
+        let (Ok(sql), Some(c)) = (
+            pgtide_wire::query_text(frame.body()),
+            analysis.and_then(|a| a.classification.clone()),
+        ) else {
             return false;
         };
-        let c = self.shared.classifier.load().classify(sql);
         if c.statements != 1 || c.hint.is_some() {
             return false;
         }
@@ -199,10 +203,17 @@ impl Session {
         if !self.shared.cache.in_use() && !sql.contains("pgtide:cache") {
             return false;
         }
-        let classification = self.shared.classifier.load().classify(sql);
+        let analysis = self
+            .query_analysis
+            .of(frame, &self.shared.classifier.load(), true);
+        let Some((Some(classification), fingerprint_id)) =
+            analysis.map(|a| (a.classification.clone(), a.fingerprint.id))
+        else {
+            return false;
+        };
         let lookup = crate::session::result_cache::lookup(
             &self.shared.cache,
-            self.shared.insights.fingerprint_id(sql),
+            fingerprint_id,
             sql,
             &classification,
             &self.cache_client(),

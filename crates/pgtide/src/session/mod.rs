@@ -25,6 +25,7 @@ use crate::session::stale_plans::StalePlans;
 use crate::upstream::pool::{Lease, Pool};
 use crate::upstream::topology::Topology;
 
+mod analysis;
 mod backend_replies;
 pub(crate) mod backlog;
 pub(crate) mod client_state;
@@ -92,6 +93,8 @@ pub struct Session {
     ddl_in_flight: bool,
     /// Portals bound to statements with session effects, noted when they are executed.
     bound_effects: Vec<(String, String)>,
+    /// The Query being handled, analysed once for routing and forwarding.
+    query_analysis: crate::session::analysis::QueryAnalysis,
     cancel: Registration,
     /// Client frames wait unread while too much waits for the client (see backlog.rs).
     backlog: crate::session::backlog::Backlog,
@@ -191,6 +194,7 @@ impl Session {
             ddl_in_flight: false,
             bound_effects: Vec::new(),
             intake: Intake::Open,
+            query_analysis: Default::default(),
             state,
             cancel,
             backlog: Default::default(),
@@ -377,17 +381,20 @@ impl Session {
 
     /// What the transaction this frame opens intends (read or not, hints), from the frame and,
     /// for the extended protocol, the rest of its batch already read.
-    fn intent_of(&self, frame: &Frame) -> Intent {
+    fn intent_of(&mut self, frame: &Frame) -> Intent {
         if !intent::settings_allow_replica(self.state.settings(), self.state.lexes_as_sent()) {
             return Intent::default();
         }
         let classifier = self.shared.classifier.load();
-        let classify = |sql: &str| classifier.classify(sql);
         if frame.tag == ftag::QUERY {
-            return pgtide_wire::query_text(frame.body())
-                .map(|sql| intent::of_classification(&classify(sql)))
+            return self
+                .query_analysis
+                .of(frame, &classifier, true)
+                .and_then(|a| a.classification.as_deref())
+                .map(intent::of_classification)
                 .unwrap_or_default();
         }
+        let classify = |sql: &str| classifier.classify(sql);
         let known = |name: &str| self.statements.text_of(name);
         intent::of_batch(frame, &self.crbuf, &classify, &known)
     }
@@ -395,13 +402,17 @@ impl Session {
     /// Notes a statement about to run on the primary that may write (read-your-writes).
     /// Notes a statement about to run that may write: for read-your-writes (on the primary)
     /// and for the result cache's invalidation when it commits.
-    fn note_if_write(&mut self, sql: &str) {
+    /// `analysis`: the statement's, when made already (a simple Query).
+    fn note_if_write(&mut self, sql: &str, analysis: Option<&pgtide_sql::Analysis>) {
         let routing = self.router.active() && !self.router.on_replica();
         let caching = self.shared.cache.in_use();
         if !routing && !caching {
             return;
         }
-        let c = self.shared.classifier.load().classify(sql);
+        let c = match analysis.and_then(|a| a.classification.clone()) {
+            Some(c) => c,
+            None => self.shared.classifier.load().classify(sql),
+        };
         let c = intent::under_settings(c, self.state.lexes_as_sent());
         if routing && intent::writes(&c) {
             self.router.note_write();
@@ -418,11 +429,12 @@ impl Session {
         self.statements.batch_sent();
     }
 
-    /// Notes the session effects of SQL the client is about to run. `prepare_carried`: SQL
+    /// Notes the session effects of SQL the client is about to run (from its analysis, or
+    /// `pgtide_sql::all_session_effects`). `prepare_carried`: SQL
     /// PREPAREs in it were given pgtide names and follow the client (no pin needed).
-    fn observe(&mut self, sql: &str, prepare_carried: bool) {
+    fn observe(&mut self, effects: &[pgtide_sql::SessionEffect], prepare_carried: bool) {
         let pins_before = self.state.pins().len();
-        let observed = self.state.observe_sql(sql, prepare_carried);
+        let observed = self.state.observe_effects(effects, prepare_carried);
         for _ in 0..observed.drops_all {
             let backend = self
                 .lease

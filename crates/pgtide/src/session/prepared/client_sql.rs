@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use pgtide_sql::{statement_names, StatementUse};
+use pgtide_sql::{NameRef, StatementUse};
 use pgtide_wire::status;
 
 use super::{Backendward, ClientStatements};
@@ -38,10 +38,11 @@ impl ClientStatements {
     /// Puts pgtide's statement names into a simple Query's SQL (PREPARE gets a fresh name,
     /// EXECUTE and DEALLOCATE the name of the client's statement), injecting in front of it
     /// whatever the backend lacks. Nothing changes in a failed transaction, where PostgreSQL
-    /// rejects every statement anyway.
+    /// rejects every statement anyway. `refs`: the statement names in `sql` (its analysis).
     pub fn rewrite_query(
         &mut self,
         sql: &str,
+        refs: &[NameRef],
         status: u8,
         mut b: Backendward<'_>,
     ) -> RewrittenQuery {
@@ -52,7 +53,6 @@ impl ClientStatements {
         if status == status::FAILED {
             return result;
         }
-        let refs = statement_names(sql);
         if refs.is_empty() {
             return result;
         }
@@ -96,6 +96,7 @@ impl ClientStatements {
                         );
                         let effects_sql = r
                             .body
+                            .clone()
                             .map(|body| sql[body].to_string())
                             .filter(|body| has_session_effects(body));
                         // The backend has it once the query runs; on_ready forgets it if not.

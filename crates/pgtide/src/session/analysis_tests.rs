@@ -1,0 +1,87 @@
+//! One simple Query, result-cache miss, routing on: lexed, classified and fingerprinted once for
+//! all its consumers (the debug-build counters of pgtide-sql show it).
+
+use bytes::BytesMut;
+use pgtide_sql::{counts, Classifier};
+use pgtide_wire::{encode, FrameDecoder};
+
+use super::QueryAnalysis;
+use crate::insights::{Insights, Route};
+use crate::session::client_state::ClientState;
+use crate::session::insights::{Context, SessionInsights};
+
+#[test]
+fn one_query_is_lexed_classified_and_fingerprinted_once() {
+    let mut buf = BytesMut::new();
+    encode::query(
+        &mut buf,
+        "SELECT abalance FROM pgbench_accounts WHERE aid = 4711;",
+    )
+    .expect("a short query encodes");
+    let frame = FrameDecoder::new(1 << 20)
+        .decode(&mut buf)
+        .ok()
+        .flatten()
+        .expect("a whole Query frame");
+    let classifier = Classifier::new(&[]);
+    let insights = Insights::new(&pgtide_config::InsightsConfig::default());
+    let mut memo = QueryAnalysis::default();
+    let mut state = ClientState::default();
+    let mut session_insights = SessionInsights::new(true);
+    let expected_id =
+        pgtide_sql::fingerprint("SELECT abalance FROM pgbench_accounts WHERE aid = 1").id;
+    let before = counts();
+
+    // The result cache's lookup (a miss), routing's intent before the lease, then the
+    // forward: one analysis.
+    let cache_key_id = memo.of(&frame, &classifier, true).map(|a| a.fingerprint.id);
+    assert_eq!(cache_key_id, Some(expected_id));
+    let read = memo
+        .of(&frame, &classifier, true)
+        .and_then(|a| a.classification.as_ref())
+        .map(|c| c.kind == pgtide_sql::StatementKind::Read);
+    assert_eq!(read, Some(true));
+    let analysis = memo.take(&frame, &classifier, true).expect("analysed");
+    let observed = state.observe_effects(&analysis.effects, false);
+    assert_eq!(observed.pinned, None);
+    assert!(analysis.names.is_empty() && !analysis.changes_schema);
+    session_insights.on_query(frame.body_bytes(), &analysis, false);
+    let cx = Context {
+        insights: &insights,
+        route: Route::Replica,
+        backend: "replica:5432",
+        database: "db",
+        user: "u",
+        application_name: "pgbench",
+    };
+    session_insights.on_ready(b'I', &cx);
+
+    let spent = counts();
+    assert_eq!(spent.lexes - before.lexes, 1, "{spent:?} after {before:?}");
+    assert_eq!(spent.classifications - before.classifications, 1);
+    assert_eq!(spent.fingerprints - before.fingerprints, 1);
+    let queries = insights.queries();
+    assert_eq!(queries.len(), 1);
+    assert_eq!(
+        queries[0].fingerprint,
+        "SELECT abalance FROM pgbench_accounts WHERE aid = $1"
+    );
+}
+
+#[test]
+fn without_routing_or_cache_a_query_is_not_classified() {
+    let mut buf = BytesMut::new();
+    encode::query(&mut buf, "SELECT 1").expect("a short query encodes");
+    let frame = FrameDecoder::new(1 << 20)
+        .decode(&mut buf)
+        .ok()
+        .flatten()
+        .expect("a whole Query frame");
+    let classifier = Classifier::new(&[]);
+    let before = counts();
+    let mut memo = QueryAnalysis::default();
+    let a = memo.take(&frame, &classifier, false).expect("analysed");
+    assert!(a.classification.is_none());
+    assert_eq!(counts().classifications, before.classifications);
+    assert_eq!(counts().lexes - before.lexes, 1);
+}
