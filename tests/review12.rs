@@ -129,3 +129,204 @@ async fn sql_prepare_after_a_stale_plan_rerun() {
     );
     server.shutdown(s::Shutdown::Immediate).await;
 }
+
+/// Makes `s1` stale out of band and runs it once described, so pgtide re-runs the batch.
+async fn stale_rerun(cluster: &pgtide_devcluster::Cluster, raw: &mut Raw, table: &str) {
+    cluster
+        .primary()
+        .psql_db(
+            s::APP_DB,
+            &format!(
+                "CREATE TABLE {table} (a int); INSERT INTO {table} VALUES (1); \
+                 GRANT ALL ON {table} TO PUBLIC"
+            ),
+        )
+        .expect("table");
+    let mut prepare = parse("s1", &format!("SELECT * FROM {table}"));
+    prepare.extend(describe(b'S', "s1"));
+    prepare.extend(sync());
+    assert_eq!(run(raw, prepare).await.0, "1tT");
+    let mut described = bind("s1", &[]);
+    described.extend(describe(b'P', ""));
+    described.extend(execute());
+    described.extend(sync());
+    assert_eq!(run(raw, described.clone()).await.0, "2TDC");
+    cluster
+        .primary()
+        .psql_db(
+            s::APP_DB,
+            &format!("ALTER TABLE {table} ADD COLUMN b int DEFAULT 7"),
+        )
+        .expect("alter");
+    let (tags, reply) = run(raw, described).await;
+    assert_eq!(tags, "2TDC", "re-run transparently: {reply:?}");
+}
+
+/// Same root cause in the client's session state, older than these commits (the re-run's Sync
+/// pushes a second batch end into ClientState, 936c5c3): after a re-run every ReadyForQuery
+/// settles the batch before its own, so a SET is still pending when the backend goes back to the
+/// pool, the backend's record says the default, and the next client inherits the SET.
+/// PostgreSQL: each client sees its own work_mem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug (pre-existing, same root cause): a stale-plan re-run's Sync is a second batch end in ClientState; a later SET is not settled at its ReadyForQuery and leaks to the next client"]
+async fn set_after_a_stale_plan_rerun_stays_with_its_client() {
+    let (cluster, server) = setup().await;
+    let mut a = Raw::login(&server).await;
+    let default = a.simple("SHOW work_mem").await;
+    stale_rerun(&cluster, &mut a, "r12_stale_set").await;
+    a.simple_rows("SET work_mem = '7MB'").await;
+    // The same user (one pool of one backend): b gets a's backend.
+    let mut b = Raw::login(&server).await;
+    assert_eq!(
+        b.simple("SHOW work_mem").await,
+        default,
+        "another client on the same backend inherited a's SET"
+    );
+    assert_eq!(a.simple("SHOW work_mem").await, "7MB");
+    server.shutdown(s::Shutdown::Immediate).await;
+}
+
+/// tokio-postgres' COPY FROM STDIN sends Bind, Execute, Sync, the data, CopyDone and a second
+/// Sync: PostgreSQL ignores the first Sync (copy-in mode) and answers one ReadyForQuery. The
+/// per-batch SQL PREPARE bookkeeping counts both Syncs as client batches, so from then on every
+/// ReadyForQuery settles the batch before its own: a failed PREPARE stays "pending", the next
+/// PREPARE's CommandComplete confirms it instead, and the PREPARE that succeeded is forgotten at
+/// the following ReadyForQuery (EXECUTE of it: 26000, where PostgreSQL answers 42).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: a Sync PostgreSQL ignores in extended copy-in mode counts as a client batch in ClientStatements (batches_sent); SQL PREPAREs then settle against the wrong ReadyForQuery"]
+async fn sql_prepare_after_an_extended_copy_in() {
+    use futures_util::SinkExt;
+    let (cluster, server) = setup().await;
+    cluster
+        .primary()
+        .psql_db(
+            s::APP_DB,
+            "CREATE TABLE r12_copy (a int); GRANT ALL ON r12_copy TO PUBLIC",
+        )
+        .expect("table");
+    let client = s::connect(&s::app_url(&server)).await.expect("client");
+    let code = |r: Result<(), tokio_postgres::Error>| {
+        r.map_err(|e| {
+            e.code()
+                .map(|c| c.code().to_string())
+                .unwrap_or_else(|| e.to_string())
+        })
+    };
+    // Control: PostgreSQL's answers before any COPY.
+    assert_eq!(
+        code(
+            client
+                .batch_execute("PREPARE bad0 AS SELECT no_such_column")
+                .await
+        ),
+        Err("42703".to_string())
+    );
+    assert_eq!(
+        code(client.batch_execute("DEALLOCATE bad0").await),
+        Err("26000".to_string())
+    );
+    let sink = client
+        .copy_in("COPY r12_copy FROM STDIN")
+        .await
+        .expect("copy in");
+    let mut sink = Box::pin(sink);
+    sink.send(bytes::Bytes::from_static(b"1\n2\n"))
+        .await
+        .expect("data");
+    assert_eq!(sink.as_mut().finish().await.expect("copy done"), 2);
+    assert_eq!(
+        code(
+            client
+                .batch_execute("PREPARE bad AS SELECT no_such_column")
+                .await
+        ),
+        Err("42703".to_string())
+    );
+    client
+        .batch_execute("PREPARE good AS SELECT 42")
+        .await
+        .expect("PREPARE good");
+    assert_eq!(s::scalar(&client, "SELECT 1").await, "1");
+    assert_eq!(
+        code(client.batch_execute("EXECUTE good").await),
+        Ok(()),
+        "a PREPARE that succeeded is still there (PostgreSQL: EXECUTE good answers 42)"
+    );
+    assert_eq!(s::scalar(&client, "EXECUTE good").await, "42");
+    assert_eq!(
+        code(client.batch_execute("DEALLOCATE bad").await),
+        Err("26000".to_string()),
+        "DEALLOCATE of a statement whose PREPARE failed"
+    );
+    server.shutdown(s::Shutdown::Immediate).await;
+}
+
+/// The copy-in trigger of the same drift in ClientState (pre-existing): after tokio-postgres'
+/// COPY FROM STDIN, a SET is not settled at its own ReadyForQuery, the backend goes back with a
+/// record that lacks it, and the next client of the pool inherits it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug (pre-existing): a Sync ignored in extended copy-in mode is a batch end in ClientState; a later SET leaks to the next client"]
+async fn set_after_an_extended_copy_in_stays_with_its_client() {
+    use futures_util::SinkExt;
+    let (cluster, server) = setup().await;
+    cluster
+        .primary()
+        .psql_db(
+            s::APP_DB,
+            "CREATE TABLE r12_copy_set (a int); GRANT ALL ON r12_copy_set TO PUBLIC",
+        )
+        .expect("table");
+    let a = s::connect(&s::app_url(&server)).await.expect("a");
+    let default = s::scalar(&a, "SHOW work_mem").await;
+    let sink = a
+        .copy_in("COPY r12_copy_set FROM STDIN")
+        .await
+        .expect("copy in");
+    let mut sink = Box::pin(sink);
+    sink.send(bytes::Bytes::from_static(b"1\n"))
+        .await
+        .expect("data");
+    assert_eq!(sink.as_mut().finish().await.expect("copy done"), 1);
+    a.batch_execute("SET work_mem = '7MB'").await.expect("SET");
+    let b = s::connect(&s::app_url(&server)).await.expect("b");
+    assert_eq!(
+        s::scalar(&b, "SHOW work_mem").await,
+        default,
+        "another client on the same backend inherited a's SET"
+    );
+    assert_eq!(s::scalar(&a, "SHOW work_mem").await, "7MB");
+    server.shutdown(s::Shutdown::Immediate).await;
+}
+
+/// A client that sends its last statement and Terminate in one write without waiting for the
+/// reply (libpq's PQsendQuery then PQfinish): PostgreSQL runs the statement before it reads the
+/// Terminate, so the row is there. pgtide (before these commits too) stops at the Terminate with
+/// the INSERT still queued for the backend, cancels and discards the backend: the row never
+/// arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug (pre-existing): a Query pipelined before Terminate is dropped (the session ends at the Terminate and discards the backend unsent)"]
+async fn statement_before_terminate_runs() {
+    let (cluster, server) = setup().await;
+    cluster
+        .primary()
+        .psql_db(
+            s::APP_DB,
+            "CREATE TABLE r12_last (a int); GRANT ALL ON r12_last TO PUBLIC",
+        )
+        .expect("table");
+    let mut raw = Raw::login(&server).await;
+    let mut bytes = query("INSERT INTO r12_last VALUES (1)");
+    bytes.extend(msg(b'X', &[]));
+    raw.send(&bytes).await;
+    // Whatever pgtide answers, it closes.
+    while raw.reader.next().await.is_some() {}
+    let check = s::connect(&s::app_url(&server)).await.expect("check");
+    assert!(
+        s::eventually(Duration::from_secs(5), || async {
+            s::scalar(&check, "SELECT count(*) FROM r12_last").await == "1"
+        })
+        .await,
+        "the INSERT sent before Terminate never ran"
+    );
+    server.shutdown(s::Shutdown::Immediate).await;
+}
