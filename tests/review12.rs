@@ -314,19 +314,31 @@ async fn statement_before_terminate_runs() {
             "CREATE TABLE r12_last (a int); GRANT ALL ON r12_last TO PUBLIC",
         )
         .expect("table");
-    let mut raw = Raw::login(&server).await;
     let mut bytes = query("INSERT INTO r12_last VALUES (1)");
     bytes.extend(msg(b'X', &[]));
+    let check = s::connect(&s::app_url(&server)).await.expect("check");
+    let rows_become = |n: &'static str| {
+        let check = &check;
+        async move {
+            s::eventually(Duration::from_secs(5), || async move {
+                s::scalar(check, "SELECT count(*) FROM r12_last").await == n
+            })
+            .await
+        }
+    };
+    // The oracle: PostgreSQL itself runs it.
+    let primary = std::net::SocketAddr::from(([127, 0, 0, 1], cluster.primary().port()));
+    let mut direct = Raw::login_to(primary, "trustuser", s::APP_DB).await;
+    direct.send(&bytes).await;
+    while direct.reader.next().await.is_some() {}
+    assert!(rows_become("1").await, "PostgreSQL ran the INSERT");
+    let mut raw = Raw::login(&server).await;
     raw.send(&bytes).await;
     // Whatever pgtide answers, it closes.
     while raw.reader.next().await.is_some() {}
-    let check = s::connect(&s::app_url(&server)).await.expect("check");
     assert!(
-        s::eventually(Duration::from_secs(5), || async {
-            s::scalar(&check, "SELECT count(*) FROM r12_last").await == "1"
-        })
-        .await,
-        "the INSERT sent before Terminate never ran"
+        rows_become("2").await,
+        "the INSERT sent before Terminate never ran through pgtide"
     );
     server.shutdown(s::Shutdown::Immediate).await;
 }
