@@ -371,3 +371,53 @@ async fn prepare_then_deallocate_all_in_one_query() {
     );
     server.shutdown(s::Shutdown::Immediate).await;
 }
+
+/// Regression guard for the Intake states: a lease that fails inside an extended batch skips
+/// the client's messages up to its Sync and answers it; a simple Query pipelined behind that
+/// Sync is handled on its own (its own 53300 and ReadyForQuery), a Terminate while skipping
+/// closes the session, and once the backend is free the client goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_failure_mid_extended_batch_then_pipelined_query() {
+    let (_cluster, server) = setup().await;
+    let mut holder = Raw::login(&server).await;
+    holder.simple_rows("BEGIN").await;
+    assert_eq!(holder.simple("SELECT 1").await, "1");
+
+    let mut b = Raw::login(&server).await;
+    let mut batch = parse("", "SELECT 1");
+    batch.extend(bind("", &[]));
+    batch.extend(execute());
+    batch.extend(sync());
+    batch.extend(query("SELECT 2"));
+    b.send(&batch).await;
+    let codes = |reply: &[(u8, bytes::Bytes)]| -> Vec<String> {
+        reply
+            .iter()
+            .map(|(t, body)| match t {
+                b'E' => format!("E {}", parse_error(body).code),
+                t => (*t as char).to_string(),
+            })
+            .collect()
+    };
+    let first = b
+        .reader
+        .until_ready()
+        .await
+        .expect("extended batch answered");
+    assert_eq!(codes(&first), ["E 53300"], "{first:?}");
+    let second = b.reader.until_ready().await.expect("query answered");
+    assert_eq!(codes(&second), ["E 53300"], "{second:?}");
+
+    let mut c = Raw::login(&server).await;
+    let mut batch = parse("", "SELECT 1");
+    batch.extend(bind("", &[]));
+    batch.extend(msg(b'X', &[]));
+    c.send(&batch).await;
+    let err = c.reader.error().await.expect("the lease's error");
+    assert_eq!(err.code, "53300", "{err:?}");
+    c.reader.closed().await;
+
+    holder.simple_rows("COMMIT").await;
+    assert_eq!(b.simple("SELECT 3").await, "3");
+    server.shutdown(s::Shutdown::Immediate).await;
+}
