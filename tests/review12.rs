@@ -421,3 +421,56 @@ async fn lease_failure_mid_extended_batch_then_pipelined_query() {
     assert_eq!(b.simple("SELECT 3").await, "3");
     server.shutdown(s::Shutdown::Immediate).await;
 }
+
+/// Regression guard for the per-session phase signal: on a drain an idle client is told at once
+/// (57P01); a client inside a transaction keeps its backend, and its pipelined statements and
+/// COMMIT run (as PostgreSQL would run them) before it is told and closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_closes_idle_clients_at_once_and_others_after_their_transaction() {
+    let (cluster, server) = setup().await;
+    cluster
+        .primary()
+        .psql_db(
+            s::APP_DB,
+            "CREATE TABLE r12_drain (a int); GRANT ALL ON r12_drain TO PUBLIC",
+        )
+        .expect("table");
+    let mut busy = Raw::login(&server).await;
+    busy.simple_rows("BEGIN").await;
+    busy.simple_rows("INSERT INTO r12_drain VALUES (1)").await;
+    // Another user (its own pool): idle, no backend.
+    let (idle, idle_conn) = s::connect_with_handle(&s::app_url(&server))
+        .await
+        .expect("idle client");
+    s::scalar(&idle, "SELECT 1").await;
+
+    let drain = tokio::spawn(server.shutdown(s::Shutdown::Drain));
+    let end = s::within("idle client closed", Duration::from_secs(10), idle_conn)
+        .await
+        .expect("connection task");
+    let err = end.expect_err("the idle client is told pgtide is shutting down");
+    assert_eq!(err.code().map(|c| c.code()), Some("57P01"), "{err}");
+
+    let mut rest = query("INSERT INTO r12_drain VALUES (2)");
+    rest.extend(query("COMMIT"));
+    busy.send(&rest).await;
+    let insert = busy.reader.until_ready().await.expect("insert answered");
+    assert!(insert.iter().all(|(t, _)| *t != b'E'), "{insert:?}");
+    let commit = busy.reader.until_ready().await.expect("commit answered");
+    assert!(commit.iter().all(|(t, _)| *t != b'E'), "{commit:?}");
+    let err = busy
+        .reader
+        .error()
+        .await
+        .expect("told after its transaction");
+    assert_eq!(err.code, "57P01", "{err:?}");
+    busy.reader.closed().await;
+    s::within("drain", Duration::from_secs(10), drain)
+        .await
+        .expect("drain task");
+    let rows = cluster
+        .primary()
+        .psql_db(s::APP_DB, "SELECT count(*) FROM r12_drain")
+        .expect("count");
+    assert_eq!(rows.trim(), "2", "both inserts committed");
+}
