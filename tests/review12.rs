@@ -474,3 +474,70 @@ async fn drain_closes_idle_clients_at_once_and_others_after_their_transaction() 
         .expect("count");
     assert_eq!(rows.trim(), "2", "both inserts committed");
 }
+
+/// Regression guard: cache hits pipelined with forwarded queries and an error keep their order.
+/// The first Query is a hit (no backend yet: it is answered from memory, a stale value written
+/// behind pgtide's back shows it); the forwarded ones follow it in the order sent, each with its
+/// own ReadyForQuery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_hits_pipelined_with_forwarded_queries_keep_their_order() {
+    let cluster = tokio::task::spawn_blocking(|| s::cluster(0))
+        .await
+        .expect("cluster task");
+    cluster
+        .primary()
+        .psql_db(
+            s::APP_DB,
+            "CREATE TABLE r12_items (id int PRIMARY KEY, name text); \
+             INSERT INTO r12_items VALUES (1, 'old'); GRANT ALL ON r12_items TO PUBLIC",
+        )
+        .expect("table");
+    let mut config = s::config(&cluster, PoolMode::Transaction, 2);
+    add_trust_user(&mut config);
+    config.cache.rules = vec![pgtide_config::CacheRule {
+        query: None,
+        tables: Some(vec!["r12_items".to_string()]),
+        ttl: Some(Duration::from_secs(600)),
+    }];
+    let server = s::start(config).await;
+    assert!(
+        s::eventually(Duration::from_secs(10), || async {
+            server.shared.cache.listener_status().listening
+        })
+        .await,
+        "the cache listener never started"
+    );
+    let cached = "SELECT name FROM r12_items WHERE id = 1";
+    let mut raw = Raw::login(&server).await;
+    assert_eq!(raw.simple(cached).await, "old");
+    // Behind pgtide's back: the cache keeps 'old' until its TTL.
+    cluster
+        .primary()
+        .psql_db(s::APP_DB, "UPDATE r12_items SET name = 'new'")
+        .expect("update");
+    assert_eq!(raw.simple(cached).await, "old", "a hit");
+
+    let mut batch = query(cached);
+    batch.extend(query("SELECT 'fwd'"));
+    batch.extend(query(cached));
+    batch.extend(query("SELECT 1 / 0"));
+    batch.extend(query(cached));
+    batch.extend(query("SELECT 'last'"));
+    raw.send(&batch).await;
+    let mut answers = Vec::new();
+    for _ in 0..6 {
+        let reply = raw.reader.until_ready().await.expect("reply");
+        answers.push(match reply.iter().find(|(t, _)| *t == b'E') {
+            Some((_, e)) => format!("E {}", parse_error(e).code),
+            None => first_column(&reply).join(","),
+        });
+    }
+    assert_eq!(answers[0], "old", "{answers:?}");
+    assert_eq!(answers[1], "fwd", "{answers:?}");
+    assert!(["old", "new"].contains(&answers[2].as_str()), "{answers:?}");
+    assert_eq!(answers[3], "E 22012", "{answers:?}");
+    assert!(["old", "new"].contains(&answers[4].as_str()), "{answers:?}");
+    assert_eq!(answers[5], "last", "{answers:?}");
+    assert_eq!(raw.simple("SELECT 'after'").await, "after");
+    server.shutdown(s::Shutdown::Immediate).await;
+}
