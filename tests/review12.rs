@@ -52,8 +52,8 @@ async fn setup() -> (pgtide_devcluster::Cluster, s::ServerHandle) {
 /// A stale plan's transparent re-run sends the client's batch (and its Sync) a second time
 /// while the client sees one ReadyForQuery. The per-batch SQL PREPARE bookkeeping (596bfda)
 /// counts the re-sent Sync as another client batch, so from then on every ReadyForQuery settles
-/// the batch before its own: a PREPARE that failed stays pending and the next PREPARE's
-/// CommandComplete confirms it instead of its own. PostgreSQL answers `EXECUTE good` with 42.
+/// the batch before its own: a PREPARE that failed stays pending, so `DEALLOCATE` of it
+/// succeeds where PostgreSQL says 26000 (the control before the re-run gets 26000).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "bug: a stale-plan re-run's Sync counts as a second client batch in ClientStatements (batches_sent), SQL PREPAREs then settle against the wrong ReadyForQuery"]
 async fn sql_prepare_after_a_stale_plan_rerun() {
