@@ -15,6 +15,8 @@ use pgtide_config::{Config, ConfigDiff, PoolMode, ADMIN_DATABASE};
 use pgtide_wire::encode;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::net::Stream;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -189,8 +191,8 @@ impl Drop for ClientSlot {
     }
 }
 
-async fn handle_client(mut stream: TcpStream, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
+async fn handle_client(socket: TcpStream, shared: Arc<Shared>) {
+    let _ = socket.set_nodelay(true);
     let config = shared.config.load_full();
     let count = shared.clients.fetch_add(1, Ordering::Relaxed) + 1;
     metrics::gauge!(m::CLIENT_CONNECTIONS).increment(1.0);
@@ -202,7 +204,7 @@ async fn handle_client(mut stream: TcpStream, shared: Arc<Shared>) {
     // A client that has said nothing by the deadline is closed without a message, as
     // PostgreSQL closes one at authentication_timeout: it may be just sending an SSLRequest,
     // and an ErrorResponse read as the answer to that fails it inside the SSL exchange.
-    match tokio::time::timeout_at(deadline, stream.peek(&mut [0u8; 1])).await {
+    match tokio::time::timeout_at(deadline, socket.peek(&mut [0u8; 1])).await {
         Ok(Ok(n)) if n > 0 => {}
         Ok(_) => return,
         Err(_) => {
@@ -210,9 +212,11 @@ async fn handle_client(mut stream: TcpStream, shared: Arc<Shared>) {
             return;
         }
     }
+    let peer = socket.peer_addr().ok();
+    let mut stream = Stream::tcp(socket);
     let outcome = tokio::time::timeout_at(
         deadline,
-        startup(&mut stream, &mut buf, &shared, &config, over_limit),
+        startup(&mut stream, peer, &mut buf, &shared, &config, over_limit),
     )
     .await
     .unwrap_or_else(|_| Err(ProxyError::StartupTimeout(startup_timeout.as_millis())));
@@ -250,7 +254,8 @@ async fn handle_client(mut stream: TcpStream, shared: Arc<Shared>) {
 }
 
 async fn startup(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
+    peer: Option<SocketAddr>,
     buf: &mut BytesMut,
     shared: &Arc<Shared>,
     config: &Config,
@@ -372,7 +377,7 @@ async fn startup(
         state,
         topology: shared.topology(db),
         identity: crate::frontend::clients::Identity {
-            addr: stream.peer_addr().ok(),
+            addr: peer,
             user: user.name.clone(),
             database: db.name.clone(),
             application_name,

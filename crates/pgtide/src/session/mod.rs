@@ -9,10 +9,10 @@ use bytes::{Buf, BytesMut};
 use pgtide_config::PoolMode;
 use pgtide_wire::{backend as btag, encode, frontend as ftag, Frame, FrameDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::error::{ProxyError, Result};
 use crate::frontend::cancel::Registration;
+use crate::net::{ReadHalf, WriteHalf};
 use crate::routing::intent;
 use crate::routing::session_router::SessionRouter;
 use crate::routing::{Intent, SessionRoute};
@@ -52,8 +52,8 @@ pub struct Session {
     shared: Arc<Shared>,
     pool: Arc<Pool>,
     mode: PoolMode,
-    client_r: OwnedReadHalf,
-    client_w: OwnedWriteHalf,
+    client_r: ReadHalf,
+    client_w: WriteHalf,
     crbuf: BytesMut,
     to_client: BytesMut,
     to_backend: BytesMut,
@@ -148,8 +148,8 @@ impl Session {
     pub fn new(
         shared: Arc<Shared>,
         start: SessionStart,
-        client_r: OwnedReadHalf,
-        client_w: OwnedWriteHalf,
+        client_r: ReadHalf,
+        client_w: WriteHalf,
         crbuf: BytesMut,
     ) -> Session {
         let SessionStart {
@@ -495,17 +495,14 @@ fn drops_prepared(body: &[u8]) -> bool {
     )
 }
 
-async fn read_opt(
-    r: Option<&mut OwnedReadHalf>,
-    buf: Option<&mut BytesMut>,
-) -> std::io::Result<usize> {
+async fn read_opt(r: Option<&mut ReadHalf>, buf: Option<&mut BytesMut>) -> std::io::Result<usize> {
     match (r, buf) {
         (Some(r), Some(buf)) => r.read_buf(buf).await,
         _ => std::future::pending().await,
     }
 }
 
-async fn write_opt(w: Option<&mut OwnedWriteHalf>, data: &[u8]) -> std::io::Result<usize> {
+async fn write_opt(w: Option<&mut WriteHalf>, data: &[u8]) -> std::io::Result<usize> {
     match w {
         Some(w) => w.write(data).await,
         None => std::future::pending().await,
