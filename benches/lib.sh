@@ -114,7 +114,7 @@ bench_cleanup() {
             [ -s "$f" ] && { log "--- tail of $(basename "$f")"; tail -n 20 "$f" >&2; }
         done
     fi
-    rm -rf "$WORK"
+    if [ -n "${KEEP_WORK:-}" ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
     exit "$rc"
 }
 

@@ -17,6 +17,8 @@
 //! What needs the socket itself (peer address, `TCP_NODELAY`, the first-byte peek) happens on
 //! the `TcpStream` before it is wrapped.
 
+pub(crate) mod buffer;
+
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
