@@ -9,12 +9,22 @@
 #   DURATION=5 CLIENTS=64 benches/pgbench_compare.sh
 #   SECTIONS=cache benches/pgbench_compare.sh   # only the result-cache section
 #
-# Two more sections measure what pgtide's own features cost or give: pgbench -S through pgtide
-# with [insights] off and on (alternating runs), and a cacheable point query (a
-# [[cache.rules]] entry) through pgtide's result cache against PostgreSQL directly.
+# Sections (SECTIONS, default all):
+#   compare   pgtide against PgBouncer per cell (`SELECT 1` and -S; simple, extended, prepared
+#             where PgBouncer runs it; 10 and 100 clients): throughput ratio and each proxy's
+#             CPU time per transaction (utime+stime from /proc over the runs / transactions),
+#             ROUNDS alternating runs each; then median latency of `SELECT 1` at 1 client,
+#             direct and through pgtide.
+#   proxies   pgbench -S straight, through PgBouncer and through pgtide, per query mode.
+#   insights  pgbench -S through pgtide with [insights] off and on (alternating runs).
+#   cache     a cacheable point query through pgtide's result cache against PostgreSQL.
 #
-# Env: SECTIONS (any of "proxies insights cache", default all), DURATION (s, default 15), WARMUP (s per target, default 3), CLIENTS (default 32),
-#      THREADS (default 2), POOL_SIZE (default 20), SCALE (pgbench -s, default 10).
+#   SECTIONS=compare DURATION=10 ROUNDS=2 benches/pgbench_compare.sh   # the issue-12 table
+#   SECTIONS=compare DURATION=2 ROUNDS=1 CELLS="select1/simple/10" benches/pgbench_compare.sh
+#
+# Env: SECTIONS, DURATION (s, default 15), WARMUP (s per target, default 3), CLIENTS (default 32),
+#      THREADS (default 2), POOL_SIZE (default 20), SCALE (pgbench -s, default 10),
+#      ROUNDS (compare, default 2), CELLS (compare: workload/mode/clients, default all 12).
 # Every process here shares one machine: on a small box the numbers say as much about
 # CPU contention as about the proxies; compare them relative to "direct".
 set -euo pipefail
@@ -25,248 +35,29 @@ CLIENTS=${CLIENTS:-32}
 THREADS=${THREADS:-2}
 POOL_SIZE=${POOL_SIZE:-20}
 SCALE=${SCALE:-10}
-SECTIONS=" ${SECTIONS:-proxies insights cache} "
+SECTIONS=" ${SECTIONS:-compare proxies insights cache} "
+ROUNDS=${ROUNDS:-2}
 want() { [[ "$SECTIONS" == *" $1 "* ]]; }
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH_USER=bench
-BENCH_PW=bench-secret
-BENCH_DB=bench
+BENCH_NAME=pgbench_compare
+# shellcheck source=benches/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-log() { echo "[pgbench_compare] $*" >&2; }
-die() { log "error: $*"; exit 1; }
+find_postgres
+find_pgbouncer
+build_pgtide
+bench_init
+start_postgres "$SCALE"
 
-# ---------------------------------------------------------------------------------------------
-# Install what is missing.
-as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-APT_UPDATED=0
-apt_install() {
-    command -v apt-get >/dev/null || die "missing $*; install it (no apt-get here)"
-    if [ "$APT_UPDATED" -eq 0 ]; then
-        as_root apt-get update -qq
-        APT_UPDATED=1
-    fi
-    log "installing $*"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
-}
-
-pg_bindir() {
-    local d
-    if command -v pg_config >/dev/null && d=$(pg_config --bindir 2>/dev/null) && [ -x "$d/initdb" ]; then
-        echo "$d"
-        return
-    fi
-    # Debian keeps server binaries out of PATH; take the newest major version.
-    for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n -r); do
-        if [ -x "$d/initdb" ] && [ -x "$d/pgbench" ]; then
-            echo "$d"
-            return
-        fi
-    done
-    if command -v initdb >/dev/null && command -v pgbench >/dev/null; then
-        dirname "$(readlink -f "$(command -v initdb)")"
-    fi
-}
-
-PGBIN=$(pg_bindir)
-if [ -z "$PGBIN" ]; then
-    apt_install postgresql postgresql-contrib
-    PGBIN=$(pg_bindir)
-    [ -n "$PGBIN" ] || die "PostgreSQL binaries not found after installing"
-fi
-PGBENCH="$PGBIN/pgbench"
-[ -x "$PGBENCH" ] || PGBENCH=$(command -v pgbench) || die "pgbench not found"
-
-PGBOUNCER=$(command -v pgbouncer || ls /usr/sbin/pgbouncer 2>/dev/null || true)
-if [ -z "$PGBOUNCER" ]; then
-    apt_install pgbouncer
-    PGBOUNCER=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
-fi
-[ -x "$PGBOUNCER" ] || die "pgbouncer not found"
-
-log "building pgtide (release)"
-(cd "$ROOT" && cargo build --release -p pgtide -q)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-PGTIDE="$TARGET_DIR/release/pgtide"
-[ -x "$PGTIDE" ] || die "no pgtide binary at $PGTIDE"
-
-# ---------------------------------------------------------------------------------------------
-# Scratch space, processes, cleanup.
-WORK=$(mktemp -d -t pgtide-pgbench.XXXXXX)
-chmod 0755 "$WORK"
-PG_STARTED=0
-PGTIDE_PID=""
-BOUNCER_PID=""
-
-# PostgreSQL and PgBouncer refuse to run as root: drop to the postgres OS user then.
-if [ "$(id -u)" -eq 0 ]; then
-    id postgres >/dev/null 2>&1 || useradd --system --home-dir "$WORK" --shell /bin/sh postgres
-    as_pg() { runuser -u postgres -- "$@"; }
-else
-    as_pg() { "$@"; }
-fi
-
-# SIGINT, up to 5 s to exit, then SIGKILL; only ever a PID this script started.
-stop_pid() {
-    kill -INT "$1" 2>/dev/null || return 0
-    for _ in $(seq 50); do
-        kill -0 "$1" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$1" 2>/dev/null
-    wait "$1" 2>/dev/null
-}
-
-cleanup() {
-    local rc=$?
-    set +e
-    [ -n "$PGTIDE_PID" ] && stop_pid "$PGTIDE_PID"
-    for p in ${EXTRA_PIDS:-}; do stop_pid "$p"; done
-    [ -n "$BOUNCER_PID" ] && stop_pid "$BOUNCER_PID"
-    if [ "$PG_STARTED" -eq 1 ]; then
-        as_pg "$PGBIN/pg_ctl" -D "$WORK/pgdata" -m immediate -w stop >/dev/null 2>&1
-    fi
-    if [ "$rc" -ne 0 ]; then
-        for f in pg.log pgbouncer.log pgtide.log; do
-            [ -s "$WORK/$f" ] && { log "--- tail of $f"; tail -n 20 "$WORK/$f" >&2; }
-        done
-    fi
-    rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# A port nothing listens on (a bash /dev/tcp connect that fails), not one of the others taken.
-TAKEN=" "
-free_port() {
-    local p
-    for _ in $(seq 200); do
-        p=$((20000 + RANDOM % 40000))
-        case "$TAKEN" in *" $p "*) continue ;; esac
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            TAKEN="$TAKEN$p "
-            echo "$p"
-            return
-        fi
-    done
-    die "no free port found"
-}
-
-wait_ready() { # port name
-    for _ in $(seq 100); do
-        "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$1" -d "$BENCH_DB" -U "$BENCH_USER" && return 0
-        sleep 0.1
-    done
-    die "$2 did not accept connections on port $1"
-}
-
-PG_PORT=$(free_port)
 BOUNCER_PORT=$(free_port)
 PGTIDE_PORT=$(free_port)
-PGTIDE_HTTP_PORT=$(free_port)
-
-# ---------------------------------------------------------------------------------------------
-# PostgreSQL.
-log "initdb in $WORK/pgdata (port $PG_PORT)"
-mkdir -p "$WORK/pgdata" "$WORK/sock"
-[ "$(id -u)" -eq 0 ] && chown -R postgres: "$WORK"
-printf '%s\n' "$BENCH_PW" >"$WORK/pwfile"
-[ "$(id -u)" -eq 0 ] && chown postgres: "$WORK/pwfile"
-as_pg "$PGBIN/initdb" -D "$WORK/pgdata" -U "$BENCH_USER" --pwfile="$WORK/pwfile" \
-    --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --no-instructions >/dev/null
-cat >>"$WORK/pgdata/postgresql.conf" <<EOF
-listen_addresses = '127.0.0.1'
-port = $PG_PORT
-unix_socket_directories = '$WORK/sock'
-max_connections = 300
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-shared_buffers = 256MB
-EOF
-as_pg "$PGBIN/pg_ctl" -D "$WORK/pgdata" -l "$WORK/pg.log" -w start >/dev/null
-PG_STARTED=1
-export PGPASSWORD="$BENCH_PW"
-"$PGBIN/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U "$BENCH_USER" -d postgres -c "CREATE DATABASE $BENCH_DB" >/dev/null
-log "pgbench -i -s $SCALE"
-"$PGBENCH" -i -q -s "$SCALE" -h 127.0.0.1 -p "$PG_PORT" -U "$BENCH_USER" "$BENCH_DB" >"$WORK/init.log" 2>&1 ||
-    { cat "$WORK/init.log" >&2; die "pgbench -i failed"; }
-
-# ---------------------------------------------------------------------------------------------
-# PgBouncer: transaction mode, SCRAM for clients and to the server (plain password in userlist).
-BOUNCER_VERSION=$("$PGBOUNCER" --version | head -n1 | awk '{print $2}')
-version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
-BOUNCER_PREPARED=0
-version_ge "$BOUNCER_VERSION" 1.21.0 && BOUNCER_PREPARED=1
-printf '"%s" "%s"\n' "$BENCH_USER" "$BENCH_PW" >"$WORK/userlist.txt"
-cat >"$WORK/pgbouncer.ini" <<EOF
-[databases]
-$BENCH_DB = host=127.0.0.1 port=$PG_PORT dbname=$BENCH_DB
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $BOUNCER_PORT
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = $WORK/userlist.txt
-pool_mode = transaction
-default_pool_size = $POOL_SIZE
-min_pool_size = 0
-max_client_conn = 1000
-logfile = $WORK/pgbouncer.log
-log_connections = 0
-log_disconnections = 0
-EOF
-[ "$BOUNCER_PREPARED" -eq 1 ] && echo "max_prepared_statements = 500" >>"$WORK/pgbouncer.ini"
-[ "$(id -u)" -eq 0 ] && chown postgres: "$WORK/userlist.txt" "$WORK/pgbouncer.ini"
-# -u: PgBouncer will not run as root, it drops to the postgres user itself (so $! is its PID).
-if [ "$(id -u)" -eq 0 ]; then
-    "$PGBOUNCER" -u postgres -q "$WORK/pgbouncer.ini" &
-else
-    "$PGBOUNCER" -q "$WORK/pgbouncer.ini" &
-fi
-BOUNCER_PID=$!
-wait_ready "$BOUNCER_PORT" pgbouncer
-
-# ---------------------------------------------------------------------------------------------
-# pgtide: the sidecar flags plus a small file for what has no flag (pool, HTTP port).
-cat >"$WORK/pgtide.toml" <<EOF
-[server]
-http_listen = "127.0.0.1:$PGTIDE_HTTP_PORT"
-
-[pool]
-mode = "transaction"
-size = $POOL_SIZE
-EOF
-PGTIDE_LOG=${PGTIDE_LOG:-warn} "$PGTIDE" --config "$WORK/pgtide.toml" \
-    --primary "postgres://$BENCH_USER:$BENCH_PW@127.0.0.1:$PG_PORT/$BENCH_DB" \
-    --listen "127.0.0.1:$PGTIDE_PORT" >"$WORK/pgtide.log" 2>&1 &
-PGTIDE_PID=$!
-wait_ready "$PGTIDE_PORT" pgtide
-
+start_pgbouncer "$BOUNCER_PORT" "$POOL_SIZE" 1000 scram-sha-256
+start_pgtide pgtide "$PGTIDE_PORT" "$POOL_SIZE"
+PGTIDE_PID=${PGTIDE_PIDS[pgtide]}
 # The same with insights off, and one with a cache rule for the point-query section.
 NOINSIGHTS_PORT=$(free_port)
 CACHE_PORT=$(free_port)
-start_variant() { # name port extra-toml
-    cat >"$WORK/$1.toml" <<EOF2
-[server]
-http_listen = "127.0.0.1:$(free_port)"
-
-[pool]
-mode = "transaction"
-size = $POOL_SIZE
-$3
-EOF2
-    PGTIDE_LOG=${PGTIDE_LOG:-warn} "$PGTIDE" --config "$WORK/$1.toml" \
-        --primary "postgres://$BENCH_USER:$BENCH_PW@127.0.0.1:$PG_PORT/$BENCH_DB" \
-        --listen "127.0.0.1:$2" >"$WORK/$1.log" 2>&1 &
-    EXTRA_PIDS="$EXTRA_PIDS $!"
-    wait_ready "$2" "$1"
-}
-EXTRA_PIDS=""
-start_variant pgtide-noinsights "$NOINSIGHTS_PORT" $'[insights]\nenabled = false'
-start_variant pgtide-cache "$CACHE_PORT" $'[[cache.rules]]\ntables = ["pgbench_accounts"]\nttl = "10m"'
+start_pgtide pgtide-noinsights "$NOINSIGHTS_PORT" "$POOL_SIZE" $'[insights]\nenabled = false'
+start_pgtide pgtide-cache "$CACHE_PORT" "$POOL_SIZE" $'[[cache.rules]]\ntables = ["pgbench_accounts"]\nttl = "10m"'
 
 # ---------------------------------------------------------------------------------------------
 # Runs.
@@ -284,6 +75,98 @@ run_pgbench() { # target mode seconds -> output file
 LOADAVG_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
 mem=$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576; exit}' /proc/meminfo 2>/dev/null || true)
+# ---------------------------------------------------------------------------------------------
+# pgtide against PgBouncer, cell by cell: throughput and each proxy's CPU per transaction.
+declare -A PROXY_PID=([pgbouncer]=$BOUNCER_PID [pgtide]=$PGTIDE_PID)
+printf 'SELECT 1;\n' >"$WORK/select1.sql"
+workload_args() { # select1|S
+    if [ "$1" = select1 ]; then echo "-f $WORK/select1.sql"; else echo "-S"; fi
+}
+# One run: "tps transactions cpu_ticks" of the target's proxy process.
+measure_run() { # target workload mode clients seconds
+    local out="$WORK/cmp-$1.log" before after tps txns
+    before=$(cpu_ticks "${PROXY_PID[$1]}")
+    # shellcheck disable=SC2046
+    "$PGBENCH" -n $(workload_args "$2") -M "$3" -c "$4" -j "$THREADS" -T "$5" \
+        -h 127.0.0.1 -p "${PORT[$1]}" -U "$BENCH_USER" "$BENCH_DB" >"$out" 2>&1 || true
+    after=$(cpu_ticks "${PROXY_PID[$1]}")
+    tps=$(awk '/^tps = / {printf "%.1f", $3; exit}' "$out")
+    txns=$(awk '/number of transactions actually processed/ {split($NF, a, "/"); print a[1]; exit}' "$out")
+    [ -n "$tps" ] && [ -n "$txns" ] || { log "$1 $2 $3 $4: pgbench failed: $(tail -n1 "$out")"; echo "0 0 0"; return; }
+    echo "$tps $txns $((after - before))"
+}
+if want compare; then
+    ALL_CELLS=""
+    for w in select1 S; do for m in simple extended prepared; do for c in 10 100; do
+        ALL_CELLS="$ALL_CELLS $w/$m/$c"
+    done; done; done
+    log "compare: warm-up"
+    for t in pgbouncer pgtide; do measure_run "$t" S simple 10 2 >/dev/null; done
+    echo
+    echo "## pgtide vs PgBouncer, per cell (pgbench -j $THREADS, $ROUNDS x ${DURATION}s alternating rounds, pool $POOL_SIZE, transaction mode, insights on)"
+    echo
+    echo "- machine: $(nproc) CPU(s), ${cpu:-unknown CPU}, ${mem:-? GiB} RAM, $(uname -sr); load average before: $LOADAVG_BEFORE"
+    echo "- PgBouncer $BOUNCER_VERSION, pgtide $("$PGTIDE" --version | awk '{print $2}') (release); CPU = utime+stime of the proxy process from /proc/<pid>/stat over the runs, divided by transactions"
+    echo
+    echo "| workload | mode | clients | PgBouncer tps | pgtide tps | pgtide / PgBouncer | PgBouncer CPU µs/txn | pgtide CPU µs/txn |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|"
+    for cell in ${CELLS:-$ALL_CELLS}; do
+        IFS=/ read -r w m c <<<"$cell"
+        name=$([ "$w" = select1 ] && echo '`SELECT 1`' || echo "-S")
+        if [ "$m" = prepared ] && [ "$BOUNCER_PREPARED" -eq 0 ]; then
+            echo "| $name | $m | $c | — | — | — | — | — |"
+            continue
+        fi
+        declare -A S_TPS=() S_TX=() S_TICKS=()
+        for round in $(seq "$ROUNDS"); do
+            # Alternate who goes first, so drift over the run hits both alike.
+            order="pgbouncer pgtide"
+            [ $((round % 2)) -eq 0 ] && order="pgtide pgbouncer"
+            for t in $order; do
+                log "compare $cell round $round: $t"
+                read -r tps txns ticks <<<"$(measure_run "$t" "$w" "$m" "$c" "$DURATION")"
+                S_TPS[$t]=$(awk -v a="${S_TPS[$t]:-0}" -v b="$tps" 'BEGIN {print a + b}')
+                S_TX[$t]=$((${S_TX[$t]:-0} + txns))
+                S_TICKS[$t]=$((${S_TICKS[$t]:-0} + ticks))
+            done
+        done
+        awk -v bt="${S_TPS[pgbouncer]}" -v pt="${S_TPS[pgtide]}" -v r="$ROUNDS" \
+            -v bx="${S_TX[pgbouncer]}" -v px="${S_TX[pgtide]}" \
+            -v bk="${S_TICKS[pgbouncer]}" -v pk="${S_TICKS[pgtide]}" -v hz="$CLK_TCK" \
+            -v name="$name" -v m="$m" -v c="$c" 'BEGIN {
+                ratio = bt > 0 ? sprintf("%.2fx", pt / bt) : "—"
+                bu = bx > 0 ? sprintf("%.1f", bk / hz * 1e6 / bx) : "—"
+                pu = px > 0 ? sprintf("%.1f", pk / hz * 1e6 / px) : "—"
+                printf "| %s | %s | %d | %.0f | %.0f | %s | %s | %s |\n", name, m, c, bt / r, pt / r, ratio, bu, pu
+            }'
+    done
+    [ "$BOUNCER_PREPARED" -eq 0 ] && echo && echo "prepared: skipped, PgBouncer $BOUNCER_VERSION keeps no prepared statements in transaction mode (needs >= 1.21)"
+
+    # Median latency at 1 client, SELECT 1, simple protocol: what pgtide adds to a round trip.
+    log "compare: latency at 1 client, $ROUNDS x ${DURATION}s alternating"
+    : >"$WORK/lat-direct.txt"
+    : >"$WORK/lat-pgtide.txt"
+    for round in $(seq "$ROUNDS"); do
+        for t in direct pgtide; do
+            rm -f "$WORK"/lat.*
+            "$PGBENCH" -n -f "$WORK/select1.sql" -M simple -c 1 -j 1 -T "$DURATION" -l \
+                --log-prefix="$WORK/lat" -h 127.0.0.1 -p "${PORT[$t]}" -U "$BENCH_USER" \
+                "$BENCH_DB" >/dev/null 2>&1 || log "latency run on $t failed"
+            # Per-transaction log: the third column is the latency in µs.
+            cat "$WORK"/lat.* 2>/dev/null | awk '{print $3}' >>"$WORK/lat-$t.txt"
+        done
+    done
+    median() { sort -n "$1" | awk '{v[NR] = $1} END {if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2); else print "—"}'; }
+    md=$(median "$WORK/lat-direct.txt")
+    mp=$(median "$WORK/lat-pgtide.txt")
+    echo
+    echo "| \`SELECT 1\`, 1 client | median latency (µs) |"
+    echo "|---|---:|"
+    echo "| direct | $md |"
+    echo "| pgtide | $mp |"
+    awk -v d="$md" -v p="$mp" 'BEGIN {if (d + 0 > 0 && p + 0 > 0) printf "\nadded by pgtide: %.0f µs (median)\n\n", p - d}'
+fi
+
 if want proxies; then
 for target in "${TARGETS[@]}"; do
     if [ "$WARMUP" -gt 0 ]; then

@@ -14,6 +14,7 @@ mod frontend;
 mod http;
 mod insights;
 mod metrics_names;
+mod net;
 mod routing;
 mod server;
 mod session;

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use pgtide_wire::{encode, frontend as ftag, FrameDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ProxyError;
+use crate::net::Stream;
 use crate::server::shared::{Phase, Shared};
 use crate::upstream::pool::lock;
 use command::Command;
@@ -58,12 +58,7 @@ pub(crate) enum Reply {
 }
 
 /// Runs the console on a client that has authenticated as an admin.
-pub async fn run(
-    mut stream: TcpStream,
-    mut buf: BytesMut,
-    shared: Arc<Shared>,
-    max_message: usize,
-) {
+pub async fn run(mut stream: Stream, mut buf: BytesMut, shared: Arc<Shared>, max_message: usize) {
     let mut out = BytesMut::with_capacity(1024);
     encode::authentication_ok(&mut out);
     for (k, v) in [

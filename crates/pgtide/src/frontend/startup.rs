@@ -5,10 +5,10 @@ use bytes::BytesMut;
 use pgtide_config::{AuthMethod, Secret, UserConfig};
 use pgtide_wire::{encode, frontend, FrameDecoder, StartupPacket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::error::{ProxyError, Result};
 use crate::frontend::auth::{md5_hash, md5_verify, random_salt, ScramExchange};
+use crate::net::Stream;
 use crate::server::shared::Shared;
 
 /// PostgreSQL's caps on a client's authentication messages (length field included), so an
@@ -46,11 +46,7 @@ pub enum Hello {
 
 /// Reads startup packets until a StartupMessage or CancelRequest arrives. `buf` keeps any bytes
 /// the client sent beyond the startup packet (a pipelining client's first query).
-pub async fn read_hello(
-    stream: &mut TcpStream,
-    buf: &mut BytesMut,
-    shared: &Shared,
-) -> Result<Hello> {
+pub async fn read_hello(stream: &mut Stream, buf: &mut BytesMut, shared: &Shared) -> Result<Hello> {
     loop {
         match pgtide_wire::decode_startup(buf)? {
             Some(StartupPacket::SslRequest) | Some(StartupPacket::GssEncRequest) => {
@@ -96,7 +92,7 @@ pub async fn read_hello(
 /// Proves the client is `user`, by the user's auth method. On success nothing is written yet:
 /// the caller sends AuthenticationOk with the rest of the greeting in one write.
 pub async fn authenticate(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut BytesMut,
     shared: &Shared,
     user: &UserConfig,
@@ -166,7 +162,7 @@ pub async fn authenticate(
 /// Reads the next message, which must be a PasswordMessage / SASL response ('p') no longer
 /// than `limit` (and max_message_size).
 async fn read_password_message(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     buf: &mut BytesMut,
     max_message_size: usize,
     (limit, oversize): (usize, Oversize),
@@ -207,6 +203,6 @@ async fn read_password_message(
     }
 }
 
-pub async fn write_all(stream: &mut TcpStream, bytes: &[u8]) -> Result<()> {
+pub async fn write_all(stream: &mut Stream, bytes: &[u8]) -> Result<()> {
     stream.write_all(bytes).await.map_err(ProxyError::ClientIo)
 }

@@ -5,7 +5,9 @@ pub(crate) mod pause;
 pub(crate) mod phase_signal;
 pub(crate) mod shared;
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +17,8 @@ use pgtide_config::{Config, ConfigDiff, PoolMode, ADMIN_DATABASE};
 use pgtide_wire::encode;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::net::Stream;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -189,12 +193,31 @@ impl Drop for ClientSlot {
     }
 }
 
-async fn handle_client(mut stream: TcpStream, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
-    let config = shared.config.load_full();
+async fn handle_client(socket: TcpStream, shared: Arc<Shared>) {
+    let _ = socket.set_nodelay(true);
     let count = shared.clients.fetch_add(1, Ordering::Relaxed) + 1;
     metrics::gauge!(m::CLIENT_CONNECTIONS).increment(1.0);
     let _slot = ClientSlot(shared.clone());
+    // Boxed, here and below: a task is as large as its largest state, and an idle client's
+    // task should hold its session, not room for a finished handshake or the admin console.
+    let Some(session) = Box::pin(admit(socket, shared, count)).await else {
+        return;
+    };
+    match session.await {
+        End::ClientLeft => tracing::debug!("client left"),
+        End::Error(e) => tracing::info!(error = %e, side = %e.side(),
+            retry_safe = %e.retry_safe(), "session ended"),
+    }
+}
+
+/// The handshake: the session to run for an admitted client; None when there is none (a
+/// cancel request, a client rejected or gone, the admin console served).
+async fn admit(
+    socket: TcpStream,
+    shared: Arc<Shared>,
+    count: usize,
+) -> Option<Pin<Box<dyn Future<Output = End> + Send>>> {
+    let config = shared.config.load_full();
     let over_limit = count > config.server.max_client_connections;
     let mut buf = BytesMut::with_capacity(1024);
     let startup_timeout = config.server.startup_timeout;
@@ -202,23 +225,25 @@ async fn handle_client(mut stream: TcpStream, shared: Arc<Shared>) {
     // A client that has said nothing by the deadline is closed without a message, as
     // PostgreSQL closes one at authentication_timeout: it may be just sending an SSLRequest,
     // and an ErrorResponse read as the answer to that fails it inside the SSL exchange.
-    match tokio::time::timeout_at(deadline, stream.peek(&mut [0u8; 1])).await {
+    match tokio::time::timeout_at(deadline, socket.peek(&mut [0u8; 1])).await {
         Ok(Ok(n)) if n > 0 => {}
-        Ok(_) => return,
+        Ok(_) => return None,
         Err(_) => {
             tracing::info!("client said nothing within startup_timeout: closed");
-            return;
+            return None;
         }
     }
+    let peer = socket.peer_addr().ok();
+    let mut stream = Stream::tcp(socket);
     let outcome = tokio::time::timeout_at(
         deadline,
-        startup(&mut stream, &mut buf, &shared, &config, over_limit),
+        startup(&mut stream, peer, &mut buf, &shared, &config, over_limit),
     )
     .await
     .unwrap_or_else(|_| Err(ProxyError::StartupTimeout(startup_timeout.as_millis())));
     let start = match outcome {
         Ok(Some(start)) => start,
-        Ok(None) => return,
+        Ok(None) => return None,
         Err(e) => {
             if !matches!(e, ProxyError::ClientIo(_)) {
                 tracing::info!(error = %e, side = %e.side(), retry_safe = %e.retry_safe(),
@@ -230,27 +255,25 @@ async fn handle_client(mut stream: TcpStream, shared: Arc<Shared>) {
                 let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&out)).await;
                 let _ = stream.shutdown().await;
             }
-            return;
+            return None;
         }
     };
     let start = match start {
         Start::Session(start) => *start,
         Start::Admin { max_message_size } => {
-            crate::admin::run(stream, buf, shared, max_message_size).await;
-            return;
+            Box::pin(crate::admin::run(stream, buf, shared, max_message_size)).await;
+            return None;
         }
     };
     let (r, w) = stream.into_split();
-    let session = Session::new(shared, start, r, w, buf);
-    match session.run().await {
-        End::ClientLeft => tracing::debug!("client left"),
-        End::Error(e) => tracing::info!(error = %e, side = %e.side(),
-            retry_safe = %e.retry_safe(), "session ended"),
-    }
+    Some(Box::pin(
+        Box::new(Session::new(shared, start, r, w, buf)).run(),
+    ))
 }
 
 async fn startup(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
+    peer: Option<SocketAddr>,
     buf: &mut BytesMut,
     shared: &Arc<Shared>,
     config: &Config,
@@ -372,7 +395,7 @@ async fn startup(
         state,
         topology: shared.topology(db),
         identity: crate::frontend::clients::Identity {
-            addr: stream.peer_addr().ok(),
+            addr: peer,
             user: user.name.clone(),
             database: db.name.clone(),
             application_name,

@@ -10,10 +10,9 @@ use bytes::BytesMut;
 use pgtide_wire::{backend as tag, encode, AuthRequest, Frame, FrameDecoder};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 
 use crate::error::{Lost, ProxyError, Result};
+use crate::net::{ReadHalf, Stream, WriteHalf};
 use crate::session::prepared::PreparedLru;
 
 /// Where and as whom pgtide logs in to a PostgreSQL server.
@@ -50,8 +49,8 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub struct BackendConn {
     pub id: u64,
     pub target: Arc<BackendTarget>,
-    pub reader: OwnedReadHalf,
-    pub writer: OwnedWriteHalf,
+    pub(crate) reader: ReadHalf,
+    pub(crate) writer: WriteHalf,
     /// Bytes read from the server and not yet handled.
     pub rbuf: BytesMut,
     /// The server's ParameterStatus values as last reported.
@@ -78,14 +77,10 @@ impl BackendConn {
             backend: target.label(),
             source,
         };
-        let stream = tokio::time::timeout(
-            timeout,
-            TcpStream::connect((target.host.as_str(), target.port)),
-        )
-        .await
-        .map_err(|_| fail(format!("connect timed out after {timeout:?}").into()))?
-        .map_err(|e| fail(e.into()))?;
-        let _ = stream.set_nodelay(true);
+        let stream = tokio::time::timeout(timeout, Stream::connect(&target.host, target.port))
+            .await
+            .map_err(|_| fail(format!("connect timed out after {timeout:?}").into()))?
+            .map_err(|e| fail(e.into()))?;
         let (reader, writer) = stream.into_split();
         let mut conn = BackendConn {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -342,7 +337,7 @@ impl CancelTarget {
     /// Opens a new connection to the server and sends the CancelRequest; waits for the server to
     /// close it, which happens after the signal went to the backend process.
     pub async fn send(&self) -> std::io::Result<()> {
-        let mut stream = TcpStream::connect((self.target.host.as_str(), self.target.port)).await?;
+        let mut stream = Stream::connect(&self.target.host, self.target.port).await?;
         let mut out = BytesMut::new();
         encode::cancel_request(&mut out, self.process_id, self.secret_key);
         stream.write_all(&out).await?;

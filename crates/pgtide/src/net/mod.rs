@@ -1,0 +1,186 @@
+//! The byte streams pgtide talks over, to clients and to backends: plain TCP now, TLS next.
+//! Every layer past the handshake (session, admin console, backend connections) reads and
+//! writes through these types, so a new transport is one more variant here plus its handshake.
+//!
+//! Why enums of split halves, and not `Box<dyn AsyncRead>` or `tokio::io::split`:
+//! - the session polls a client's read and write side in one `select!`, so it needs two
+//!   halves it can borrow mutably at once;
+//! - `TcpStream::into_split` gives halves that share the socket through an `Arc` and take no
+//!   lock, whereas `tokio::io::split` puts the stream in a `std::sync::Mutex` and locks it on
+//!   every `poll_read` and `poll_write` (tokio 1.54, io/split.rs `with_lock`): that would be a
+//!   lock per message on plain TCP, where none is needed. A TLS stream shares its session
+//!   state between directions, so its variant will pay that lock; plain TCP does not;
+//! - a `match` on a small enum is a predictable branch the compiler can inline; a boxed trait
+//!   object is an allocation per connection and an indirect call per poll. It also keeps
+//!   socket-only calls (`try_read` for the idle probe) reachable without downcasting.
+//!
+//! What needs the socket itself (peer address, `TCP_NODELAY`, the first-byte peek) happens on
+//! the `TcpStream` before it is wrapped.
+
+pub(crate) mod buffer;
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+/// A whole connection, as the handshake and the admin console use it.
+pub(crate) enum Stream {
+    Tcp(TcpStream),
+}
+
+/// The read side of a connection.
+pub(crate) enum ReadHalf {
+    Tcp(OwnedReadHalf),
+}
+
+/// The write side of a connection.
+pub(crate) enum WriteHalf {
+    Tcp(OwnedWriteHalf),
+}
+
+impl Stream {
+    /// Wraps a socket (set its options first).
+    pub(crate) fn tcp(stream: TcpStream) -> Stream {
+        Stream::Tcp(stream)
+    }
+
+    /// Connects to a server over TCP, with `TCP_NODELAY` (pgtide writes whole batches).
+    pub(crate) async fn connect(host: &str, port: u16) -> io::Result<Stream> {
+        let socket = TcpStream::connect((host, port)).await?;
+        let _ = socket.set_nodelay(true);
+        Ok(Stream::Tcp(socket))
+    }
+
+    pub(crate) fn into_split(self) -> (ReadHalf, WriteHalf) {
+        match self {
+            Stream::Tcp(s) => {
+                let (r, w) = s.into_split();
+                (ReadHalf::Tcp(r), WriteHalf::Tcp(w))
+            }
+        }
+    }
+}
+
+impl ReadHalf {
+    /// Reads without waiting: Ok(0) at EOF, `WouldBlock` when nothing is there.
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ReadHalf::Tcp(r) => r.try_read(buf),
+        }
+    }
+}
+
+impl AsyncRead for Stream {
+    #[inline]
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    #[inline]
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    #[inline]
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    #[inline]
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+impl AsyncRead for ReadHalf {
+    #[inline]
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            ReadHalf::Tcp(r) => Pin::new(r).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for WriteHalf {
+    #[inline]
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            WriteHalf::Tcp(w) => Pin::new(w).poll_write(cx, buf),
+        }
+    }
+
+    #[inline]
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WriteHalf::Tcp(w) => Pin::new(w).poll_flush(cx),
+        }
+    }
+
+    #[inline]
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            WriteHalf::Tcp(w) => Pin::new(w).poll_shutdown(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn halves_carry_bytes_both_ways() -> io::Result<()> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let client = tokio::spawn(async move {
+            let mut s = Stream::connect("127.0.0.1", addr.port()).await?;
+            s.write_all(b"ping").await?;
+            let mut back = [0u8; 4];
+            s.read_exact(&mut back).await?;
+            io::Result::Ok(back)
+        });
+        let (sock, _) = listener.accept().await?;
+        let (mut r, mut w) = Stream::tcp(sock).into_split();
+        let mut got = [0u8; 4];
+        r.read_exact(&mut got).await?;
+        assert_eq!(&got, b"ping");
+        let mut probe = [0u8; 1];
+        let quiet = r.try_read(&mut probe);
+        assert!(matches!(quiet, Err(ref e) if e.kind() == io::ErrorKind::WouldBlock));
+        w.write_all(b"pong").await?;
+        let back = client.await.map_err(io::Error::other)??;
+        assert_eq!(&back, b"pong");
+        Ok(())
+    }
+}
