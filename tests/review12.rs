@@ -55,7 +55,6 @@ async fn setup() -> (pgtide_devcluster::Cluster, s::ServerHandle) {
 /// the batch before its own: a PREPARE that failed stays pending, so `DEALLOCATE` of it
 /// succeeds where PostgreSQL says 26000 (the control before the re-run gets 26000).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a stale-plan re-run's Sync counts as a second client batch in ClientStatements (batches_sent), SQL PREPAREs then settle against the wrong ReadyForQuery"]
 async fn sql_prepare_after_a_stale_plan_rerun() {
     let (cluster, server) = setup().await;
     cluster
@@ -168,7 +167,6 @@ async fn stale_rerun(cluster: &pgtide_devcluster::Cluster, raw: &mut Raw, table:
 /// pool, the backend's record says the default, and the next client inherits the SET.
 /// PostgreSQL: each client sees its own work_mem.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug (pre-existing, same root cause): a stale-plan re-run's Sync is a second batch end in ClientState; a later SET is not settled at its ReadyForQuery and leaks to the next client"]
 async fn set_after_a_stale_plan_rerun_stays_with_its_client() {
     let (cluster, server) = setup().await;
     let mut a = Raw::login(&server).await;
@@ -193,7 +191,6 @@ async fn set_after_a_stale_plan_rerun_stays_with_its_client() {
 /// PREPARE's CommandComplete confirms it instead, and the PREPARE that succeeded is forgotten at
 /// the following ReadyForQuery (EXECUTE of it: 26000, where PostgreSQL answers 42).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a Sync PostgreSQL ignores in extended copy-in mode counts as a client batch in ClientStatements (batches_sent); SQL PREPAREs then settle against the wrong ReadyForQuery"]
 async fn sql_prepare_after_an_extended_copy_in() {
     use futures_util::SinkExt;
     let (cluster, server) = setup().await;
@@ -265,7 +262,6 @@ async fn sql_prepare_after_an_extended_copy_in() {
 /// COPY FROM STDIN, a SET is not settled at its own ReadyForQuery, the backend goes back with a
 /// record that lacks it, and the next client of the pool inherits it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug (pre-existing): a Sync ignored in extended copy-in mode is a batch end in ClientState; a later SET leaks to the next client"]
 async fn set_after_an_extended_copy_in_stays_with_its_client() {
     use futures_util::SinkExt;
     let (cluster, server) = setup().await;

@@ -40,6 +40,7 @@ impl Session {
                 self.own_exchange_failed();
             }
             let verdict = self.replies.on_backend_message(frame.tag, &mut forgotten);
+            self.forget_ignored_syncs();
             let judgement = self.judge(&frame, own_exchange).await;
             if judgement.moved {
                 continue;
@@ -142,6 +143,8 @@ impl Session {
                         &mut self.statements,
                         &mut self.replies,
                     ) {
+                        // The client never sees this run fail, but PostgreSQL did fail it.
+                        self.state.on_error();
                         j.verdict = Some(Verdict::Swallow);
                     }
                 }
@@ -153,6 +156,11 @@ impl Session {
             }
             btag::READY_FOR_QUERY if own_exchange => {
                 j.rerun = self.stale_plans.take_rerun();
+                if j.rerun.is_some() {
+                    // The failed run was a client batch the client will not see end: it ends
+                    // here, and its re-run is a batch of its own.
+                    self.end_unseen_batch();
+                }
                 j.reroute = matches!(self.replica_run, ReplicaRun::Refused(_));
                 if self.router.capturing_lsn() {
                     self.router.wal_position_done();

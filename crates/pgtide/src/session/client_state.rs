@@ -387,6 +387,16 @@ impl ClientState {
         }
     }
 
+    /// The last `syncs` batch ends will not come (Syncs the backend ignored in copy-in mode):
+    /// their changes belong to the batch that goes on until the next ReadyForQuery.
+    pub fn merge_last_batches(&mut self, syncs: usize) {
+        for _ in 0..syncs {
+            if let Some(i) = self.pending.iter().rposition(|c| *c == Change::BatchEnd) {
+                self.pending.remove(i);
+            }
+        }
+    }
+
     /// How many pending changes belong to the oldest unanswered batch.
     fn batch_len(&self) -> usize {
         self.pending

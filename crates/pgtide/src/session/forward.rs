@@ -47,6 +47,7 @@ impl Session {
                 self.unsynced = false;
                 self.batch_sent();
                 self.replies.sync();
+                self.forget_ignored_syncs();
             }
             ftag::COPY_DONE | ftag::COPY_FAIL => self.replies.copy_end(),
             // A Flush alone leaves nothing pending on the backend (messages before it do).

@@ -438,6 +438,16 @@ impl Session {
         self.statements.batch_sent();
     }
 
+    /// Syncs the backend turned out to ignore (copy-in mode) were counted as batches: they
+    /// are not, and end nothing.
+    fn forget_ignored_syncs(&mut self) {
+        let syncs = self.replies.take_ignored_syncs();
+        if syncs > 0 {
+            self.state.merge_last_batches(syncs);
+            self.statements.unsend_batches(syncs as u64);
+        }
+    }
+
     /// Notes the session effects of SQL the client is about to run (from its analysis, or
     /// `pgtide_sql::all_session_effects`). `prepare_carried`: SQL
     /// PREPAREs in it were given pgtide names and follow the client (no pin needed).

@@ -82,6 +82,18 @@ impl Session {
         self.statements.on_command_complete(tag);
     }
 
+    /// A client batch ended without the client seeing it (a stale plan's failed run, answered
+    /// by its re-run): what it changed settles as PostgreSQL settled it.
+    pub(super) fn end_unseen_batch(&mut self) {
+        let Some(lease) = self.lease.as_mut() else {
+            return;
+        };
+        let pins_before = self.state.pins().len();
+        let observed = self.state.on_ready(self.status, &mut lease.conn.settings);
+        show_pins(&self.state, &self.registered, pins_before, observed);
+        self.statements.on_ready(&mut lease.conn);
+    }
+
     /// A client batch ended (its ReadyForQuery reached the client).
     fn on_client_ready(&mut self) {
         let Some(lease) = self.lease.as_mut() else {

@@ -84,6 +84,9 @@ pub struct ReplyQueue {
     /// ReadyForQuery replies queued, so `awaits_ready` does not walk a long pipeline's queue
     /// for every message.
     readies: usize,
+    /// Client Syncs the backend ignores in copy-in mode since last asked (see
+    /// `take_ignored_syncs`): they end no batch.
+    ignored_syncs: usize,
 }
 
 fn is_ready(e: &Expect) -> bool {
@@ -202,9 +205,17 @@ impl ReplyQueue {
     /// A client Sync: owed a ReadyForQuery unless the backend is in copy-in mode.
     pub fn sync(&mut self) {
         self.discarding = false;
-        if !self.copy_in {
+        if self.copy_in {
+            self.ignored_syncs += 1;
+        } else {
             self.expect(Completion::Ready);
         }
+    }
+
+    /// How many client Syncs turned out to be ignored (copy-in mode) since the last call: the
+    /// session counted each as a batch that a ReadyForQuery would end, and none will.
+    pub fn take_ignored_syncs(&mut self) -> usize {
+        std::mem::take(&mut self.ignored_syncs)
     }
 
     /// A client CopyDone or CopyFail.
@@ -378,6 +389,7 @@ impl ReplyQueue {
                     ..
                 }) => {
                     self.remove(i);
+                    self.ignored_syncs += 1;
                 }
                 _ => i += 1,
             }
@@ -390,6 +402,7 @@ impl ReplyQueue {
         self.discarding = false;
         self.synthetic_bytes = 0;
         self.readies = 0;
+        self.ignored_syncs = 0;
     }
 }
 

@@ -212,6 +212,15 @@ impl ClientStatements {
         self.batches_sent += 1;
     }
 
+    /// The last `syncs` batches sent end with no ReadyForQuery of their own (Syncs the
+    /// backend ignored in copy-in mode).
+    pub fn unsend_batches(&mut self, syncs: u64) {
+        self.batches_sent = self
+            .batches_sent
+            .saturating_sub(syncs)
+            .max(self.batches_ended);
+    }
+
     /// A CommandComplete of the client's query: "PREPARE" and "DEALLOCATE" confirm the oldest
     /// pending one.
     pub fn on_command_complete(&mut self, body: &[u8]) {
