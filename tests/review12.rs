@@ -296,11 +296,9 @@ async fn set_after_an_extended_copy_in_stays_with_its_client() {
 
 /// A client that sends its last statement and Terminate in one write without waiting for the
 /// reply (libpq's PQsendQuery then PQfinish): PostgreSQL runs the statement before it reads the
-/// Terminate, so the row is there. pgtide (before these commits too) stops at the Terminate with
-/// the INSERT still queued for the backend, cancels and discards the backend: the row never
-/// arrives.
+/// Terminate, so the row is there. pgtide used to stop at the Terminate with the INSERT still
+/// queued for the backend, cancel and discard the backend: the row never arrived.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug (pre-existing): a Query pipelined before Terminate is dropped (the session ends at the Terminate and discards the backend unsent)"]
 async fn statement_before_terminate_runs() {
     let (cluster, server) = setup().await;
     cluster

@@ -119,9 +119,19 @@ enum Intake {
     /// A lease failed inside an extended-protocol batch: messages up to its Sync are dropped
     /// and the Sync is answered (the client already has the error).
     SkipUntilSync,
+    /// The client sent Terminate behind messages the backend has not answered yet: they run
+    /// to their end (their replies dropped), then the session ends, as PostgreSQL does.
+    Terminated,
     /// Terminate, shutdown or a fatal error: nothing more is read; the session ends once the
     /// client has what it is owed.
     Closing,
+}
+
+impl Intake {
+    /// Whether the client's messages are read.
+    fn reads(self) -> bool {
+        matches!(self, Intake::Open | Intake::SkipUntilSync)
+    }
 }
 
 /// How the session ended, for logs.
@@ -222,6 +232,13 @@ impl Session {
             }
         }
         let end = loop {
+            if self.intake == Intake::Terminated {
+                // The client no longer reads; PostgreSQL would still run what it sent.
+                self.to_client.clear();
+                if self.to_backend.is_empty() && (self.replies.is_empty() || self.unsynced) {
+                    break End::ClientLeft;
+                }
+            }
             if self.intake == Intake::Closing && self.to_client.is_empty() {
                 break End::ClientLeft;
             }
@@ -288,7 +305,7 @@ impl Session {
             None => (None, None, None),
         };
         let has_backend = b_reader.is_some();
-        let client_reads = self.intake != Intake::Closing
+        let client_reads = self.intake.reads()
             && self.to_backend.len() < HIGH_WATER
             && crate::session::backlog::queued(&self.to_client, &self.replies) < HIGH_WATER
             && !(self.router.held() && self.crbuf.len() >= HIGH_WATER);
@@ -306,7 +323,7 @@ impl Session {
     /// (Terminate, skipping to Sync), answered by pgtide itself, a backend leased (or the kept
     /// one brought up to date), forwarded. Replies go through `on_backend_data`.
     async fn on_client_data(&mut self) -> Result<()> {
-        while self.intake != Intake::Closing {
+        while self.intake.reads() {
             if self.intake_waits() {
                 break;
             }
@@ -315,7 +332,13 @@ impl Session {
             };
             match self.intake {
                 _ if frame.tag == ftag::TERMINATE => {
-                    self.intake = Intake::Closing;
+                    // What came before it still runs, as on a direct connection.
+                    let owed = !self.replies.is_empty() || !self.to_backend.is_empty();
+                    self.intake = if owed {
+                        Intake::Terminated
+                    } else {
+                        Intake::Closing
+                    };
                     break;
                 }
                 Intake::SkipUntilSync => {
@@ -325,7 +348,7 @@ impl Session {
                     }
                     continue;
                 }
-                Intake::Open | Intake::Closing => {}
+                Intake::Open | Intake::Terminated | Intake::Closing => {}
             }
             if self.answer_locally(&frame).await {
                 continue;
