@@ -338,12 +338,11 @@ async fn statement_before_terminate_runs() {
 }
 
 /// `PREPARE a1 ...; DEALLOCATE ALL` in one query: PostgreSQL drops a1 with everything else.
-/// pgtide notes what DEALLOCATE ALL drops before it rewrites the query (so this query's own
-/// PREPAREs are not in the list) and keeps a1 with its first body: the client's next
-/// `PREPARE a1 AS SELECT 2` goes through as if a1 still existed, and once the backend is emptied
-/// (another client's DISCARD ALL) pgtide prepares a1 again from the old body.
+/// pgtide noted what DEALLOCATE ALL drops before it rewrote the query (so this query's own
+/// PREPAREs were not in the list) and kept a1 with its first body: the client's next
+/// `PREPARE a1 AS SELECT 2` went through as if a1 still existed, and once the backend was
+/// emptied (another client's DISCARD ALL) pgtide prepared a1 again from the old body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug (pre-existing): a PREPARE before DEALLOCATE ALL in the same query survives in pgtide's record"]
 async fn prepare_then_deallocate_all_in_one_query() {
     let (_cluster, server) = setup().await;
     let a = s::connect(&s::app_url(&server)).await.expect("a");

@@ -327,3 +327,25 @@ async fn pipelined_simple_queries_settle_their_own_statements() {
     );
     server.shutdown(s::Shutdown::Immediate).await;
 }
+
+/// In one query, DEALLOCATE ALL drops the statements prepared before it and keeps those after
+/// it, as PostgreSQL does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deallocate_all_between_prepares_in_one_query() {
+    let (_cluster, server) = setup(1).await;
+    let a = s::connect(&s::app_url(&server)).await.expect("a");
+    a.batch_execute(
+        "PREPARE before_it AS SELECT 1; DEALLOCATE ALL; PREPARE after_it AS SELECT 2; \
+         DEALLOCATE PREPARE ALL; PREPARE last AS SELECT 3",
+    )
+    .await
+    .expect("prepares and drops");
+    for gone in ["before_it", "after_it"] {
+        let err = column(&a, &format!("EXECUTE {gone}"))
+            .await
+            .expect_err("dropped");
+        assert_eq!(code(&err), Some("26000"), "{gone}: {err}");
+    }
+    assert_eq!(column(&a, "EXECUTE last").await.expect("kept"), ["3"]);
+    server.shutdown(s::Shutdown::Immediate).await;
+}

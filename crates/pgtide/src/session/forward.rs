@@ -212,7 +212,7 @@ impl Session {
             made.unwrap_or_else(|| classifier.analyze_with(sql, classify))
         };
         // Observed before its statement names are rewritten: a DEALLOCATE ALL in it drops
-        // what exists now, not what the rewrite prepares after it.
+        // what exists now, and of what the rewrite prepares only what comes before it.
         let prepare_carried = !self.statements.own_sql_names();
         self.observe(&analysis.effects, prepare_carried);
         let lease = self
@@ -227,6 +227,7 @@ impl Session {
         let rewritten = self
             .statements
             .rewrite_query(sql, &analysis.names, status, b);
+        self.statements.prepared_before_drops(&analysis.effects);
         self.insights
             .on_query(frame.body_bytes(), &analysis, status != b'I');
         self.note_schema_change(analysis.changes_schema);

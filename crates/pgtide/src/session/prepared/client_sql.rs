@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use pgtide_sql::{NameRef, StatementUse};
+use pgtide_sql::{NameRef, SessionEffect, StatementUse};
 use pgtide_wire::status;
 
 use super::{Backendward, ClientStatements};
@@ -183,6 +183,49 @@ impl ClientStatements {
             .push_back((self.batches_sent, names, backend));
     }
 
+    /// The query just rewritten PREPAREs and drops all after it (`PREPARE a ...; DEALLOCATE
+    /// ALL`): each drop, noted before the rewrite named the query's own statements, also takes
+    /// the ones the query prepared ahead of it. `effects` are the query's, in statement order.
+    pub fn prepared_before_drops(&mut self, effects: &[SessionEffect]) {
+        let drops = effects.iter().filter(|e| drops_all(e)).count();
+        if drops == 0 {
+            return;
+        }
+        let batch = self.batches_sent;
+        let new: Vec<(String, String)> = self
+            .pending_sql
+            .iter()
+            .filter(|(b, _)| *b == batch)
+            .filter_map(|(_, op)| match op {
+                SqlOp::Prepare(name, stmt) => Some((name.clone(), stmt.global_name.clone())),
+                SqlOp::Deallocate(_) => None,
+            })
+            .collect();
+        let mut drop_at = self.drops_sent.len().saturating_sub(drops);
+        // PREPAREs of this query that made a new statement, matched in order (a PREPARE of a
+        // name that exists made none).
+        let mut made = 0;
+        for e in effects {
+            match e {
+                SessionEffect::Prepare { name }
+                    if new.get(made).is_some_and(|(n, _)| n == name) =>
+                {
+                    made += 1;
+                }
+                e if drops_all(e) => {
+                    if let Some((_, client, backend)) = self.drops_sent.get_mut(drop_at) {
+                        for (name, global) in &new[..made] {
+                            client.push(name.clone());
+                            backend.push(global.clone());
+                        }
+                    }
+                    drop_at += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// A DEALLOCATE ALL or DISCARD ALL of the client's ran: the statements it was sent over
     /// are gone, on the client's side and on the backend.
     pub fn on_drop_all(&mut self, conn: &mut BackendConn) {
@@ -271,4 +314,11 @@ impl ClientStatements {
         self.batches_sent = self.batches_ended;
         taken_back
     }
+}
+
+fn drops_all(e: &SessionEffect) -> bool {
+    matches!(
+        e,
+        SessionEffect::DiscardAll | SessionEffect::Deallocate { name: None }
+    )
 }
