@@ -18,9 +18,10 @@ pub(super) enum ReplicaRun {
 }
 
 impl ReplicaRun {
-    /// Still runnable elsewhere: nothing but headers reached the client.
+    /// Still runnable elsewhere: nothing but headers reached the client (a refused read too,
+    /// should the replica go away before its refusal has ended).
     pub(super) fn replayable(&self) -> bool {
-        matches!(self, ReplicaRun::Reading(r) if r.replayable())
+        matches!(self, ReplicaRun::Reading(r) | ReplicaRun::Refused(r) if r.replayable())
     }
 
     /// A client message sent to the replica.
@@ -70,9 +71,10 @@ impl Session {
             tracing::info!("a read the replica refused as a write runs on the primary");
             self.router.refused_as_write();
         }
-        if let ReplicaRun::Reading(replay) = std::mem::take(&mut self.replica_run) {
-            self.replica_run = ReplicaRun::Refused(replay);
-        }
+        self.replica_run = match std::mem::take(&mut self.replica_run) {
+            ReplicaRun::Reading(replay) => ReplicaRun::Refused(replay),
+            other => other,
+        };
         true
     }
 
