@@ -264,7 +264,7 @@ impl fmt::Display for RetrySafe {
     }
 }
 
-pub type Result<T, E = ProxyError> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = ProxyError> = std::result::Result<T, E>;
 
 #[cfg(test)]
 #[path = "error_tests.rs"]

@@ -7,6 +7,8 @@
 //! (backend connections, pools, topology, health), `cache/`, `insights/`, `admin/` (console),
 //! `http/` (metrics and API), `server/` (listener and the state all sessions share).
 
+#![warn(unreachable_pub)]
+
 mod admin;
 mod cache;
 mod error;

@@ -2,32 +2,32 @@
 //! labels and meaning (a test keeps the two in step). Labels come from small fixed sets
 //! (database, backend label, route, state), never SQL text.
 
-pub const CLIENT_CONNECTIONS: &str = "pgtide_client_connections";
-pub const BACKEND_CONNECTIONS: &str = "pgtide_backend_connections";
-pub const QUERIES_TOTAL: &str = "pgtide_queries_total";
-pub const QUERY_DURATION_SECONDS: &str = "pgtide_query_duration_seconds";
-pub const POOL_WAIT_SECONDS: &str = "pgtide_pool_wait_seconds";
-pub const CLIENT_ERRORS_TOTAL: &str = "pgtide_client_errors_total";
-pub const PINNED_CLIENTS_TOTAL: &str = "pgtide_pinned_clients_total";
-pub const BACKEND_HEALTHY: &str = "pgtide_backend_healthy";
-pub const REPLICA_LAG_SECONDS: &str = "pgtide_replica_lag_seconds";
+pub(crate) const CLIENT_CONNECTIONS: &str = "pgtide_client_connections";
+pub(crate) const BACKEND_CONNECTIONS: &str = "pgtide_backend_connections";
+pub(crate) const QUERIES_TOTAL: &str = "pgtide_queries_total";
+pub(crate) const QUERY_DURATION_SECONDS: &str = "pgtide_query_duration_seconds";
+pub(crate) const POOL_WAIT_SECONDS: &str = "pgtide_pool_wait_seconds";
+pub(crate) const CLIENT_ERRORS_TOTAL: &str = "pgtide_client_errors_total";
+pub(crate) const PINNED_CLIENTS_TOTAL: &str = "pgtide_pinned_clients_total";
+pub(crate) const BACKEND_HEALTHY: &str = "pgtide_backend_healthy";
+pub(crate) const REPLICA_LAG_SECONDS: &str = "pgtide_replica_lag_seconds";
 /// Reads a replica refused as writes (SQLSTATE 25006), re-run on the primary.
-pub const REPLICA_WRITE_MISSES_TOTAL: &str = "pgtide_replica_write_misses_total";
+pub(crate) const REPLICA_WRITE_MISSES_TOTAL: &str = "pgtide_replica_write_misses_total";
 /// Reads re-run on another backend after their replica failed before answering.
-pub const REPLICA_RETRIES_TOTAL: &str = "pgtide_replica_retries_total";
+pub(crate) const REPLICA_RETRIES_TOTAL: &str = "pgtide_replica_retries_total";
 /// Statements slower than `insights.slow_query_threshold`.
-pub const SLOW_QUERIES_TOTAL: &str = "pgtide_slow_queries_total";
+pub(crate) const SLOW_QUERIES_TOTAL: &str = "pgtide_slow_queries_total";
 /// N+1 patterns reported (one per run of repeats).
-pub const N_PLUS_ONE_TOTAL: &str = "pgtide_n_plus_one_total";
+pub(crate) const N_PLUS_ONE_TOTAL: &str = "pgtide_n_plus_one_total";
 /// Result-cache lookups answered from memory.
-pub const CACHE_HITS_TOTAL: &str = "pgtide_cache_hits_total";
+pub(crate) const CACHE_HITS_TOTAL: &str = "pgtide_cache_hits_total";
 /// Result-cache lookups of cacheable statements that went to a backend.
-pub const CACHE_MISSES_TOTAL: &str = "pgtide_cache_misses_total";
+pub(crate) const CACHE_MISSES_TOTAL: &str = "pgtide_cache_misses_total";
 /// Bytes held by the result cache (sum of entry weights).
-pub const CACHE_BYTES: &str = "pgtide_cache_bytes";
+pub(crate) const CACHE_BYTES: &str = "pgtide_cache_bytes";
 /// Times a session stopped reading a client because what waited for it (replies pgtide wrote
 /// itself included) was over the high-water mark.
-pub const CLIENT_READ_PAUSES_TOTAL: &str = "pgtide_client_read_pauses_total";
+pub(crate) const CLIENT_READ_PAUSES_TOTAL: &str = "pgtide_client_read_pauses_total";
 
 #[cfg(test)]
 mod tests {

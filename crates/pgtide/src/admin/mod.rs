@@ -58,7 +58,12 @@ pub(crate) enum Reply {
 }
 
 /// Runs the console on a client that has authenticated as an admin.
-pub async fn run(mut stream: Stream, mut buf: BytesMut, shared: Arc<Shared>, max_message: usize) {
+pub(crate) async fn run(
+    mut stream: Stream,
+    mut buf: BytesMut,
+    shared: Arc<Shared>,
+    max_message: usize,
+) {
     let mut out = BytesMut::with_capacity(1024);
     encode::authentication_ok(&mut out);
     for (k, v) in [

@@ -67,12 +67,12 @@
 //! schema when invalidating (conservative), qualified names must agree. Memory is bounded by
 //! `max_memory` (see [`store`]); one reply is at most `max_memory / 64`.
 
-pub mod floors;
-pub mod names;
-pub mod notify;
-pub mod rules;
-pub mod store;
-pub mod views;
+pub(crate) mod floors;
+pub(crate) mod names;
+pub(crate) mod notify;
+pub(crate) mod rules;
+pub(crate) mod store;
+pub(crate) mod views;
 
 mod index;
 mod key;
@@ -86,9 +86,11 @@ use pgtide_sql::Classification;
 
 use crate::upstream::conn::BackendTarget;
 
-pub use notify::ListenerStatus;
-pub use rules::{Hint, Policy, RuleStats, Rules};
-pub use store::{FillGuard, Key, Lookup, Source, Store};
+pub(crate) use notify::ListenerStatus;
+pub use rules::{Hint, Policy};
+pub(crate) use rules::{RuleStats, Rules};
+pub(crate) use store::{FillGuard, Source, Store};
+pub use store::{Key, Lookup};
 
 /// The result cache of one pgtide instance.
 pub struct ResultCache {

@@ -47,7 +47,7 @@ const MAX_PENDING_TABLES: usize = 10_000;
 
 /// One message on the channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Message {
+pub(crate) struct Message {
     /// First, so the publishing statement can splice the position in (see [`LSN_HOLE`]).
     #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
     pub lsn: Option<String>,

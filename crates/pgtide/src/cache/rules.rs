@@ -91,7 +91,7 @@ fn in_comment(text: &str) -> Hint {
 /// Counters of one rule (one row of SHOW CACHE). Entries and bytes go up when an entry is
 /// stored and down when it leaves the cache, whatever the reason.
 #[derive(Debug, Default)]
-pub struct RuleCounters {
+pub(crate) struct RuleCounters {
     pub entries: AtomicI64,
     pub bytes: AtomicI64,
     pub hits: AtomicU64,
@@ -121,7 +121,7 @@ pub struct Policy {
 }
 
 /// The rules of one config.
-pub struct Rules {
+pub(crate) struct Rules {
     enabled: bool,
     default_ttl: Duration,
     rules: Vec<Rule>,
@@ -155,11 +155,11 @@ pub struct RuleStats {
 
 impl Rules {
     /// Whether any `[[cache.rules]]` entry exists.
-    pub fn has_rules(&self) -> bool {
+    pub(crate) fn has_rules(&self) -> bool {
         !self.rules.is_empty()
     }
 
-    pub fn new(config: &CacheConfig) -> Rules {
+    pub(crate) fn new(config: &CacheConfig) -> Rules {
         let mut by_fingerprint = HashMap::new();
         let mut rules = Vec::with_capacity(config.rules.len());
         for (i, r) in config.rules.iter().enumerate() {
@@ -194,7 +194,7 @@ impl Rules {
         }
     }
 
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.enabled
     }
 
@@ -204,7 +204,12 @@ impl Rules {
     /// order) or it has the `cache` hint (then `default_ttl`). A `query` rule matches by
     /// fingerprint id; a `tables` rule matches a read that reads at least one relation and
     /// only relations in the rule's set (see [`TableName::covers`]).
-    pub fn policy(&self, fingerprint_id: u64, c: &Classification, hint: Hint) -> Option<Policy> {
+    pub(crate) fn policy(
+        &self,
+        fingerprint_id: u64,
+        c: &Classification,
+        hint: Hint,
+    ) -> Option<Policy> {
         if !self.enabled
             || c.kind != StatementKind::Read
             || c.volatile
@@ -251,7 +256,7 @@ impl Rules {
     }
 
     /// One row per rule in file order, then one for the `cache` hint.
-    pub fn stats(&self) -> Vec<RuleStats> {
+    pub(crate) fn stats(&self) -> Vec<RuleStats> {
         let rows = self
             .rules
             .iter()

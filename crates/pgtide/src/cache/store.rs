@@ -19,19 +19,20 @@ use tokio::sync::watch;
 
 use super::floors::Floors;
 use super::index::Index;
-pub use super::key::{Key, Source};
+pub use super::key::Key;
+pub(crate) use super::key::Source;
 use super::names::TableName;
 use super::rules::{Policy, RuleCounters};
 use crate::metrics_names as m;
 
 /// Added to every entry's weight for what it costs besides its bytes.
-pub const ENTRY_OVERHEAD: usize = 256;
+pub(crate) const ENTRY_OVERHEAD: usize = 256;
 /// How long a concurrent miss waits for the first one to fill before running its own query.
-pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_WAIT: Duration = Duration::from_secs(5);
 
 /// The largest reply stored: 1/64 of `max_memory` (so at least 64 such entries fit), and
 /// never more than moka's `u32` weight allows.
-pub fn max_entry_bytes(max_memory: u64) -> usize {
+pub(crate) fn max_entry_bytes(max_memory: u64) -> usize {
     (max_memory / 64).min(u64::from(u32::MAX) / 2) as usize
 }
 

@@ -64,7 +64,7 @@ struct Relation {
 
 /// The relations of one database.
 #[derive(Debug, Default)]
-pub struct Graph {
+pub(crate) struct Graph {
     /// Relation part -> relations of that name in any schema.
     by_name: HashMap<String, Vec<Relation>>,
 }
@@ -95,7 +95,7 @@ impl Graph {
 
     /// `reads` plus the base relations of every view among them. Err(name) for a name the
     /// graph does not know; Ok(None) when a view it may be calls a user function.
-    pub fn expand(&self, reads: &[String]) -> Result<Option<Vec<String>>, String> {
+    pub(crate) fn expand(&self, reads: &[String]) -> Result<Option<Vec<String>>, String> {
         let mut out: Vec<String> = reads.to_vec();
         for read in reads {
             let name = TableName::parse(read).ok_or_else(|| read.clone())?;
@@ -156,7 +156,7 @@ struct Slot {
 
 /// The graphs of every database, by database name.
 #[derive(Default)]
-pub struct Views {
+pub(crate) struct Views {
     slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
     /// Snapshot of the loaded graphs, for the synchronous write path.
     loaded: Mutex<HashMap<String, Arc<Graph>>>,
@@ -165,18 +165,18 @@ pub struct Views {
 }
 
 impl Views {
-    pub fn schema_generation(&self) -> u64 {
+    pub(crate) fn schema_generation(&self) -> u64 {
         self.schema_gen.load(Ordering::SeqCst)
     }
 
     /// DDL ran through pgtide: reload every graph on its next use.
-    pub fn schema_changed(&self) {
+    pub(crate) fn schema_changed(&self) {
         self.schema_gen.fetch_add(1, Ordering::SeqCst);
     }
 
     /// The relations a read of `reads` in `database` depends on, loading the graph through
     /// `target` if needed. None: do not cache it (lookup failed, unknown name, user function).
-    pub async fn expand_reads(
+    pub(crate) async fn expand_reads(
         &self,
         database: &str,
         target: &Arc<BackendTarget>,
@@ -213,7 +213,7 @@ impl Views {
     }
 
     /// `writes` with the base tables of views among them, from every loaded graph.
-    pub fn expand_writes(&self, writes: &[String]) -> Vec<String> {
+    pub(crate) fn expand_writes(&self, writes: &[String]) -> Vec<String> {
         let mut out = writes.to_vec();
         for g in lock(&self.loaded).values() {
             g.expand_writes(writes, &mut out);

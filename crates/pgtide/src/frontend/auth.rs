@@ -84,7 +84,7 @@ impl ScramSecret {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum AuthError {
+pub(crate) enum AuthError {
     #[error("malformed SCRAM message: {0}")]
     Malformed(&'static str),
     #[error("password authentication failed")]
@@ -114,7 +114,7 @@ struct Pending {
 /// Gs2 header "n,," or "y,," is accepted ("y" is only a downgrade signal when the server
 /// advertised -PLUS, which we never do); "p=..." is rejected. The username in
 /// client-first is ignored, like PostgreSQL: the startup-packet user counts.
-pub struct ScramExchange {
+pub(crate) struct ScramExchange {
     secret: ScramSecret,
     server_nonce: String,
     /// Mock exchanges run the full protocol but can never succeed.
@@ -123,7 +123,7 @@ pub struct ScramExchange {
 }
 
 impl ScramExchange {
-    pub fn new(secret: ScramSecret) -> Self {
+    pub(crate) fn new(secret: ScramSecret) -> Self {
         let nonce: [u8; 18] = rand::random();
         Self::with_server_nonce(secret, B64.encode(nonce))
     }
@@ -139,7 +139,7 @@ impl ScramExchange {
     }
 
     /// client-first-message -> server-first-message.
-    pub fn client_first(&mut self, data: &[u8]) -> Result<Vec<u8>, AuthError> {
+    pub(crate) fn client_first(&mut self, data: &[u8]) -> Result<Vec<u8>, AuthError> {
         let State::First = std::mem::replace(&mut self.state, State::Done) else {
             return Err(OutOfOrder);
         };
@@ -179,7 +179,7 @@ impl ScramExchange {
     }
 
     /// client-final-message -> server-final-message (`v=<ServerSignature>`).
-    pub fn client_final(&mut self, data: &[u8]) -> Result<Vec<u8>, AuthError> {
+    pub(crate) fn client_final(&mut self, data: &[u8]) -> Result<Vec<u8>, AuthError> {
         let State::Final(pending) = std::mem::replace(&mut self.state, State::Done) else {
             return Err(OutOfOrder);
         };
@@ -223,7 +223,7 @@ fn attr<'a>(a: Option<&'a str>, prefix: &str) -> Option<&'a str> {
 /// with `BadPassword`. Prefer [`mock_exchange_for`]: without a username, every unknown user
 /// gets the same salt, which a prober could compare across usernames.
 #[cfg(test)]
-pub fn mock_exchange() -> ScramExchange {
+pub(crate) fn mock_exchange() -> ScramExchange {
     mock_exchange_for("")
 }
 
@@ -231,7 +231,7 @@ pub fn mock_exchange() -> ScramExchange {
 /// username (as PostgreSQL does), so repeated probes of one unknown user see a stable salt.
 /// Not used by the handshake yet: an unknown user is refused (28000) before any exchange.
 #[allow(dead_code)]
-pub fn mock_exchange_for(user: &str) -> ScramExchange {
+pub(crate) fn mock_exchange_for(user: &str) -> ScramExchange {
     static MOCK_KEY: OnceLock<[u8; 32]> = OnceLock::new();
     let key = MOCK_KEY.get_or_init(rand::random);
     let salt = hmac(key, &[b"mock-salt", user.as_bytes()]);
@@ -252,7 +252,7 @@ pub fn md5_hash(user: &str, password: &str) -> String {
 }
 
 /// Check a client's md5 response (`"md5" + hex(md5(stored_hex + salt))`) in constant time.
-pub fn md5_verify(stored_hash: &str, salt: [u8; 4], client_response: &str) -> bool {
+pub(crate) fn md5_verify(stored_hash: &str, salt: [u8; 4], client_response: &str) -> bool {
     let Some(inner) = stored_hash.strip_prefix("md5").filter(|h| h.len() == 32) else {
         return false;
     };
@@ -262,12 +262,12 @@ pub fn md5_verify(stored_hash: &str, salt: [u8; 4], client_response: &str) -> bo
 
 /// What a client sends for md5 auth (pgtide's logins to PostgreSQL use postgres-protocol's).
 #[cfg(test)]
-pub fn md5_client_response(user: &str, password: &str, salt: [u8; 4]) -> String {
+pub(crate) fn md5_client_response(user: &str, password: &str, salt: [u8; 4]) -> String {
     let stored = md5_hash(user, password);
     md5_hex(&[stored.get(3..).unwrap_or_default().as_bytes(), &salt])
 }
 
-pub fn random_salt() -> [u8; 4] {
+pub(crate) fn random_salt() -> [u8; 4] {
     rand::random()
 }
 

@@ -16,7 +16,7 @@ use rand::Rng;
 use crate::upstream::conn::CancelTarget;
 use crate::upstream::pool::lock;
 
-pub type CancelSlot = Arc<tokio::sync::Mutex<Option<CancelTarget>>>;
+pub(crate) type CancelSlot = Arc<tokio::sync::Mutex<Option<CancelTarget>>>;
 
 struct Entry {
     slot: CancelSlot,

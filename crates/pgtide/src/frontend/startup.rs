@@ -29,14 +29,14 @@ enum Oversize {
 
 /// What a client asked for in its StartupMessage.
 #[derive(Debug, Clone)]
-pub struct StartupRequest {
+pub(crate) struct StartupRequest {
     pub user: String,
     pub database: String,
     pub params: Vec<(String, String)>,
 }
 
 /// The outcome of reading startup packets.
-pub enum Hello {
+pub(crate) enum Hello {
     Startup(StartupRequest),
     /// A CancelRequest was handled; the connection just closes.
     Cancelled,
@@ -46,7 +46,11 @@ pub enum Hello {
 
 /// Reads startup packets until a StartupMessage or CancelRequest arrives. `buf` keeps any bytes
 /// the client sent beyond the startup packet (a pipelining client's first query).
-pub async fn read_hello(stream: &mut Stream, buf: &mut BytesMut, shared: &Shared) -> Result<Hello> {
+pub(crate) async fn read_hello(
+    stream: &mut Stream,
+    buf: &mut BytesMut,
+    shared: &Shared,
+) -> Result<Hello> {
     loop {
         match pgtide_wire::decode_startup(buf)? {
             Some(StartupPacket::SslRequest) | Some(StartupPacket::GssEncRequest) => {
@@ -91,7 +95,7 @@ pub async fn read_hello(stream: &mut Stream, buf: &mut BytesMut, shared: &Shared
 
 /// Proves the client is `user`, by the user's auth method. On success nothing is written yet:
 /// the caller sends AuthenticationOk with the rest of the greeting in one write.
-pub async fn authenticate(
+pub(crate) async fn authenticate(
     stream: &mut Stream,
     buf: &mut BytesMut,
     shared: &Shared,
@@ -203,6 +207,6 @@ async fn read_password_message(
     }
 }
 
-pub async fn write_all(stream: &mut Stream, bytes: &[u8]) -> Result<()> {
+pub(crate) async fn write_all(stream: &mut Stream, bytes: &[u8]) -> Result<()> {
     stream.write_all(bytes).await.map_err(ProxyError::ClientIo)
 }

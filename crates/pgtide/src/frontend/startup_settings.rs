@@ -49,7 +49,7 @@ fn reported_name<'a>(server_params: &'a [(String, String)], setting: &str) -> Op
 /// Checks the client's startup settings, on its own backend in session mode (`lease`) or on
 /// one borrowed from the pool. Returns the ParameterStatus values the server reports for them
 /// (by the server's parameter name), to greet the client with.
-pub async fn check(
+pub(crate) async fn check(
     pool: &Arc<Pool>,
     settings: &Settings,
     lease: Option<&mut Lease>,

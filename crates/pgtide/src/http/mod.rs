@@ -9,7 +9,7 @@ mod api;
 mod dashboard;
 mod insights_view;
 mod prometheus;
-pub use prometheus::install_recorder;
+pub(crate) use prometheus::install_recorder;
 mod ready;
 
 use std::convert::Infallible;
@@ -45,7 +45,7 @@ struct Http {
 }
 
 /// Serves HTTP on `listener` until the server stops (phase Stopping).
-pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
+pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     let http = Arc::new(Http {
         metrics: prometheus::Exporter::install(),
         ready: ready::Readiness::default(),

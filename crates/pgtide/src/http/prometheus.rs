@@ -41,7 +41,7 @@ impl Drop for Exporter {
 
 /// Installs the process's recorder now (idempotent), so handles taken right after (pools,
 /// sessions) record into it.
-pub fn install_recorder() {
+pub(crate) fn install_recorder() {
     HANDLE.get_or_init(build_and_install);
 }
 

@@ -116,7 +116,7 @@ pub(super) struct TextCache {
 }
 
 impl TextCache {
-    pub fn new() -> TextCache {
+    pub(super) fn new() -> TextCache {
         TextCache {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
         }
@@ -124,7 +124,7 @@ impl TextCache {
 
     /// The fingerprint of `sql`, from the cache when the same text was seen recently. A hash
     /// collision is a miss (the full text is compared), never another statement's fingerprint.
-    pub fn get(&self, sql: &str) -> Arc<Fp> {
+    pub(super) fn get(&self, sql: &str) -> Arc<Fp> {
         if sql.len() > MAX_CACHED_TEXT {
             return Arc::new(Fp::of(sql));
         }
@@ -157,7 +157,7 @@ impl TextCache {
     }
 
     #[cfg(test)]
-    pub fn cached_texts(&self) -> usize {
+    pub(crate) fn cached_texts(&self) -> usize {
         self.shards
             .iter()
             .map(|s| {

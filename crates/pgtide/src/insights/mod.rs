@@ -28,9 +28,10 @@ use pgtide_config::InsightsConfig;
 use crate::metrics_names as m;
 
 pub(crate) use fingerprints::Fp;
-pub use n_plus_one::{ClientPatterns, NPlusOne};
-pub use slow::SlowQuery;
-pub use stats::QueryStats;
+pub use n_plus_one::ClientPatterns;
+pub(crate) use n_plus_one::NPlusOne;
+pub(crate) use slow::SlowQuery;
+pub(crate) use stats::QueryStats;
 
 /// Where a statement ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]

@@ -296,7 +296,7 @@ pub(super) struct Reports {
 }
 
 impl Reports {
-    pub fn new() -> Reports {
+    pub(super) fn new() -> Reports {
         Reports {
             ring: Mutex::new(VecDeque::with_capacity(RING)),
             seq: AtomicU64::new(0),
@@ -339,11 +339,11 @@ impl Reports {
         }
     }
 
-    pub fn list(&self) -> Vec<NPlusOne> {
+    pub(super) fn list(&self) -> Vec<NPlusOne> {
         lock(&self.ring).iter().map(|(_, r)| r.clone()).collect()
     }
 
-    pub fn clear(&self) {
+    pub(super) fn clear(&self) {
         lock(&self.ring).clear();
     }
 }

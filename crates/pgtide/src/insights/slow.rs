@@ -42,7 +42,7 @@ pub(super) struct RateLimiter {
 }
 
 impl RateLimiter {
-    pub fn new(per_second: u32) -> RateLimiter {
+    pub(super) fn new(per_second: u32) -> RateLimiter {
         RateLimiter {
             per_second,
             window_start: None,
@@ -53,7 +53,7 @@ impl RateLimiter {
 
     /// `Some(n)`: log this event, and say that `n` were suppressed since the last one logged.
     /// `None`: suppressed (counted).
-    pub fn admit(&mut self, now: Instant) -> Option<u64> {
+    pub(super) fn admit(&mut self, now: Instant) -> Option<u64> {
         let new_window = self
             .window_start
             .is_none_or(|s| now.saturating_duration_since(s) >= Duration::from_secs(1));
@@ -76,14 +76,14 @@ pub(super) struct SlowLog {
 }
 
 impl SlowLog {
-    pub fn new() -> SlowLog {
+    pub(super) fn new() -> SlowLog {
         SlowLog {
             ring: Mutex::new(VecDeque::with_capacity(RING)),
             limiter: Mutex::new(RateLimiter::new(LOG_PER_SECOND)),
         }
     }
 
-    pub fn record(&self, fp: &Fp, e: &Execution<'_>, now: Instant, now_ms: u64) {
+    pub(super) fn record(&self, fp: &Fp, e: &Execution<'_>, now: Instant, now_ms: u64) {
         metrics::counter!(m::SLOW_QUERIES_TOTAL).increment(1);
         let q = SlowQuery {
             at_unix_ms: now_ms,
@@ -119,11 +119,11 @@ impl SlowLog {
         ring.push_front(q);
     }
 
-    pub fn list(&self) -> Vec<SlowQuery> {
+    pub(super) fn list(&self) -> Vec<SlowQuery> {
         lock(&self.ring).iter().cloned().collect()
     }
 
-    pub fn clear(&self) {
+    pub(super) fn clear(&self) {
         lock(&self.ring).clear();
     }
 }

@@ -132,7 +132,7 @@ pub(super) struct Stats {
 }
 
 impl Stats {
-    pub fn new(max_fingerprints: usize) -> Stats {
+    pub(super) fn new(max_fingerprints: usize) -> Stats {
         #[allow(clippy::expect_used)]
         let template = Histogram::new(SIGFIG).expect("constant histogram settings are valid");
         Stats {
@@ -148,7 +148,7 @@ impl Stats {
         (max / SHARDS + usize::from(i < max % SHARDS)).max(1)
     }
 
-    pub fn record(&self, fp: &Fp, e: &Execution<'_>, tick: u64, now_ms: u64) {
+    pub(super) fn record(&self, fp: &Fp, e: &Execution<'_>, tick: u64, now_ms: u64) {
         let i = shard_of(fp.id);
         let mut shard = lock(&self.shards[i]);
         if let Some(entry) = shard.get_mut(&fp.id) {
@@ -178,7 +178,7 @@ impl Stats {
     }
 
     /// A new bound; shards over it evict at once.
-    pub fn set_max(&self, max_fingerprints: usize) {
+    pub(super) fn set_max(&self, max_fingerprints: usize) {
         self.max.store(max_fingerprints, Ordering::Relaxed);
         for (i, shard) in self.shards.iter().enumerate() {
             let cap = self.cap(i);
@@ -190,7 +190,7 @@ impl Stats {
     }
 
     /// All fingerprints, highest total time first.
-    pub fn snapshot(&self) -> Vec<QueryStats> {
+    pub(super) fn snapshot(&self) -> Vec<QueryStats> {
         let mut all = Vec::new();
         for shard in self.shards.iter() {
             let shard = lock(shard);
@@ -200,7 +200,7 @@ impl Stats {
         all
     }
 
-    pub fn clear(&self) {
+    pub(super) fn clear(&self) {
         for shard in self.shards.iter() {
             lock(shard).clear();
         }

@@ -12,7 +12,7 @@ use crate::routing::Intent;
 use crate::session::client_state::Settings;
 
 /// The intent of one classified statement text.
-pub fn of_classification(c: &Classification) -> Intent {
+pub(crate) fn of_classification(c: &Classification) -> Intent {
     match c.kind {
         StatementKind::Read => Intent {
             read: true,
@@ -34,13 +34,13 @@ pub fn of_classification(c: &Classification) -> Intent {
 
 /// Whether a statement writes (for read-your-writes): anything that is not a read, a
 /// transaction statement or a session command.
-pub fn writes(c: &Classification) -> bool {
+pub(crate) fn writes(c: &Classification) -> bool {
     c.kind == StatementKind::Write
 }
 
 /// A statement pgtide cannot account for: a write to unknown tables (read-your-writes is taken
 /// after it, and the result cache flushes everything when it commits).
-pub fn unknown_write() -> Classification {
+pub(crate) fn unknown_write() -> Classification {
     Classification {
         kind: StatementKind::Write,
         hint: None,
@@ -55,7 +55,7 @@ pub fn unknown_write() -> Classification {
 /// pgtide reads it (`lexes_as_sent`, from [`crate::session::client_state::ClientState::lexes_as_sent`]),
 /// and a standby refuses every transaction (0A000) when `default_transaction_isolation` is
 /// serializable.
-pub fn settings_allow_replica(settings: &Settings, lexes_as_sent: bool) -> bool {
+pub(crate) fn settings_allow_replica(settings: &Settings, lexes_as_sent: bool) -> bool {
     lexes_as_sent
         && settings
             .get("default_transaction_isolation")
@@ -69,7 +69,7 @@ pub fn settings_allow_replica(settings: &Settings, lexes_as_sent: bool) -> bool 
 
 /// The classification routing and write tracking use for a statement: anything pgtide cannot
 /// lex as PostgreSQL will (`lexes_as_sent` false) is an [`unknown_write`].
-pub fn under_settings(c: Arc<Classification>, lexes_as_sent: bool) -> Arc<Classification> {
+pub(crate) fn under_settings(c: Arc<Classification>, lexes_as_sent: bool) -> Arc<Classification> {
     if lexes_as_sent {
         c
     } else {
@@ -91,7 +91,7 @@ fn setting_word(value: &str) -> String {
 /// The intent of an extended-protocol batch starting with `first`, whose following bytes (not
 /// yet decoded) are `rest`. `classify` gives a statement text's classification; `known`
 /// gives the text of a statement the client prepared earlier ("" for the unnamed one).
-pub fn of_batch(
+pub(crate) fn of_batch(
     first: &Frame,
     rest: &[u8],
     classify: &dyn Fn(&str) -> Arc<Classification>,
@@ -176,7 +176,7 @@ pub fn of_batch(
 /// before its Sync: the client is still writing it, and routing waits for the rest rather than
 /// sending a read to the primary for want of its Sync. (A batch that ends at a message
 /// boundary without Sync is decided at once: that client may be waiting for replies.)
-pub fn batch_arriving(buf: &[u8]) -> bool {
+pub(crate) fn batch_arriving(buf: &[u8]) -> bool {
     const MAX_WAIT_BYTES: usize = 1 << 20;
     if buf.len() > MAX_WAIT_BYTES
         || !matches!(

@@ -16,7 +16,7 @@ use crate::upstream::topology::{ReadPolicy, Topology};
 
 /// What the statements that open a transaction are.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Intent {
+pub(crate) struct Intent {
     /// Certainly reads (an autocommit read, or a READ ONLY transaction).
     pub read: bool,
     /// A READ ONLY transaction (`BEGIN READ ONLY`).
@@ -26,7 +26,7 @@ pub struct Intent {
 
 /// `SET pgtide.route = primary | replica | auto`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum SessionRoute {
+pub(crate) enum SessionRoute {
     #[default]
     Auto,
     Primary,
@@ -37,7 +37,7 @@ impl SessionRoute {
     /// `SET pgtide.route = primary | replica | auto` (or `TO`, quoted or not, `SET SESSION`)
     /// and `RESET pgtide.route`, as a whole simple-Query string. pgtide answers these itself:
     /// `primary` is a reserved word PostgreSQL would reject, and the setting is pgtide's.
-    pub fn from_statement(sql: &str) -> Option<SessionRoute> {
+    pub(crate) fn from_statement(sql: &str) -> Option<SessionRoute> {
         // Runs on every Query: one token decides for all but SET and RESET.
         let head = pgtide_sql::tokens(sql).next().and_then(|t| t.ident());
         if !head.is_some_and(|w| w.eq_ignore_ascii_case("set") || w.eq_ignore_ascii_case("reset")) {
@@ -90,21 +90,21 @@ impl SessionRoute {
 
 /// A client's writes, for read-your-writes.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ClientWrites {
+pub(crate) struct ClientWrites {
     /// The primary's WAL position after the client's last committed write.
     pub lsn: Option<u64>,
     pub at: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Run on this backend of the topology.
     Backend(usize),
     /// A read with no replica to take it and `primary_reads = never`.
     NoReplica,
 }
 
-pub fn decide(
+pub(crate) fn decide(
     topology: &Topology,
     config: &RoutingConfig,
     writes: &ClientWrites,

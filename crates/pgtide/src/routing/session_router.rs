@@ -18,9 +18,9 @@ use crate::upstream::topology::{parse_lsn, Topology};
 /// What pgtide asks the primary after a client's write commits: the insert position, which is
 /// past the commit record even when commits do not wait for the WAL write
 /// (`synchronous_commit = off`), unlike `pg_current_wal_lsn()`.
-pub const WAL_POSITION_SQL: &str = "SELECT pg_current_wal_insert_lsn()::text";
+pub(crate) const WAL_POSITION_SQL: &str = "SELECT pg_current_wal_insert_lsn()::text";
 
-pub struct SessionRouter {
+pub(crate) struct SessionRouter {
     pub topology: Arc<Topology>,
     database: String,
     user: String,
@@ -40,7 +40,7 @@ pub struct SessionRouter {
 }
 
 impl SessionRouter {
-    pub fn new(topology: Arc<Topology>, database: String, user: String) -> SessionRouter {
+    pub(crate) fn new(topology: Arc<Topology>, database: String, user: String) -> SessionRouter {
         let n = topology.backends.len();
         SessionRouter {
             topology,
@@ -57,11 +57,11 @@ impl SessionRouter {
     }
 
     /// Whether routing has anything to decide (a database with replicas).
-    pub fn active(&self) -> bool {
+    pub(crate) fn active(&self) -> bool {
         self.topology.has_replicas()
     }
 
-    pub fn on_replica(&self) -> bool {
+    pub(crate) fn on_replica(&self) -> bool {
         self.on_replica
     }
 
@@ -83,7 +83,7 @@ impl SessionRouter {
 
     /// Leases a backend for a transaction that `intent` opens. A replica that cannot give a
     /// connection is skipped for the primary (a read is never refused for that).
-    pub async fn lease(
+    pub(crate) async fn lease(
         &mut self,
         shared: &Shared,
         intent: Intent,
@@ -128,7 +128,7 @@ impl SessionRouter {
     }
 
     /// A lease for a read to run again elsewhere: on the primary.
-    pub async fn lease_primary(&mut self, shared: &Shared) -> Result<Lease> {
+    pub(crate) async fn lease_primary(&mut self, shared: &Shared) -> Result<Lease> {
         let primary = self.topology.primary();
         let lease = self.pool(shared, primary)?.checkout().await?;
         self.on_replica = false;
@@ -146,34 +146,34 @@ impl SessionRouter {
     /// that one batch on the primary, and the next batch is routed on its own when the lease
     /// goes back at ReadyForQuery. Inside a READ ONLY transaction on a replica the lease is
     /// kept (status 'T') and the next batch goes on to it once the earlier one answered.
-    pub fn hold_next_batch(&mut self, at_batch_start: bool, running: bool) -> bool {
+    pub(crate) fn hold_next_batch(&mut self, at_batch_start: bool, running: bool) -> bool {
         self.held = self.on_replica && at_batch_start && running;
         self.held
     }
 
     /// Whether client messages wait for the replica's batch to end.
-    pub fn held(&self) -> bool {
+    pub(crate) fn held(&self) -> bool {
         self.held
     }
 
     /// Backend messages arrived: a held batch is looked at again (true when one was held).
-    pub fn take_held(&mut self) -> bool {
+    pub(crate) fn take_held(&mut self) -> bool {
         std::mem::take(&mut self.held)
     }
 
     /// The replica refused the read as a write (25006): it is re-run on the primary, and
     /// counts as a write there.
-    pub fn refused_as_write(&mut self) {
+    pub(crate) fn refused_as_write(&mut self) {
         self.refused_write = true;
     }
 
     /// Whether the read now re-run on the primary was refused as a write (asked once).
-    pub fn take_refused_write(&mut self) -> bool {
+    pub(crate) fn take_refused_write(&mut self) -> bool {
         std::mem::take(&mut self.refused_write)
     }
 
     /// The client's statement on the primary may write.
-    pub fn note_write(&mut self) {
+    pub(crate) fn note_write(&mut self) {
         if !self.on_replica {
             self.wrote = true;
         }
@@ -181,7 +181,7 @@ impl SessionRouter {
 
     /// The client's transaction ended (ReadyForQuery 'I'). After a write, returns the query
     /// that learns the primary's WAL position for read-your-writes (lsn mode).
-    pub fn after_transaction(&mut self, mode: ReadYourWrites) -> Option<&'static str> {
+    pub(crate) fn after_transaction(&mut self, mode: ReadYourWrites) -> Option<&'static str> {
         if !std::mem::take(&mut self.wrote) || !self.active() {
             return None;
         }
@@ -198,16 +198,16 @@ impl SessionRouter {
 
     /// The client's read-your-writes position (`u64::MAX` while it is being learned), for
     /// the result cache.
-    pub fn read_your_writes_lsn(&self) -> Option<u64> {
+    pub(crate) fn read_your_writes_lsn(&self) -> Option<u64> {
         self.writes.lsn
     }
 
-    pub fn capturing_lsn(&self) -> bool {
+    pub(crate) fn capturing_lsn(&self) -> bool {
         self.capturing_lsn
     }
 
     /// The row of [`WAL_POSITION_SQL`].
-    pub fn on_wal_position(&mut self, data_row: &[u8]) {
+    pub(crate) fn on_wal_position(&mut self, data_row: &[u8]) {
         let lsn = data_row_text(data_row)
             .into_iter()
             .next()
@@ -220,7 +220,7 @@ impl SessionRouter {
     }
 
     /// pgtide's query for the WAL position is answered.
-    pub fn wal_position_done(&mut self) {
+    pub(crate) fn wal_position_done(&mut self) {
         self.capturing_lsn = false;
     }
 }

@@ -228,7 +228,11 @@ pub fn primary_target(db: &DatabaseConfig, user: &UserConfig) -> BackendTarget {
 }
 
 /// The login for one backend URL of `db` (see [`primary_target`]).
-pub fn backend_target(db: &DatabaseConfig, url: &BackendUrl, user: &UserConfig) -> BackendTarget {
+pub(crate) fn backend_target(
+    db: &DatabaseConfig,
+    url: &BackendUrl,
+    user: &UserConfig,
+) -> BackendTarget {
     let (backend_user, password) = match &url.user {
         Some(u) => (u.clone(), url.password.clone()),
         None => (
@@ -248,7 +252,7 @@ pub fn backend_target(db: &DatabaseConfig, url: &BackendUrl, user: &UserConfig) 
     }
 }
 
-pub fn pool_settings(config: &Config) -> PoolSettings {
+pub(crate) fn pool_settings(config: &Config) -> PoolSettings {
     let p = &config.pool;
     PoolSettings {
         size: p.size,

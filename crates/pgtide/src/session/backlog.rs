@@ -12,13 +12,13 @@ use pgtide_wire::encode;
 use crate::session::replies::ReplyQueue;
 
 #[derive(Debug, Default)]
-pub struct Backlog {
+pub(crate) struct Backlog {
     /// Client frames are waiting in the read buffer until the backlog drains.
     paused: bool,
 }
 
 /// Bytes waiting for the client: its write buffer and pgtide's replies not yet in it.
-pub fn queued(to_client: &BytesMut, replies: &ReplyQueue) -> usize {
+pub(crate) fn queued(to_client: &BytesMut, replies: &ReplyQueue) -> usize {
     to_client.len() + replies.synthetic_bytes()
 }
 
@@ -28,7 +28,7 @@ impl Backlog {
     /// behind replies the backend has not flushed (it flushes at Sync or Flush, and the Sync may
     /// be among the frames left unread), a Flush makes it answer what it has, so the backlog can
     /// drain and no client is stalled that PostgreSQL itself would have answered.
-    pub fn over(
+    pub(crate) fn over(
         &mut self,
         high_water: usize,
         to_client: &BytesMut,
@@ -50,12 +50,12 @@ impl Backlog {
         true
     }
 
-    pub fn is_paused(&self) -> bool {
+    pub(crate) fn is_paused(&self) -> bool {
         self.paused
     }
 
     /// Whether frames left in the read buffer can be taken again (the client read enough).
-    pub fn resume(
+    pub(crate) fn resume(
         &mut self,
         high_water: usize,
         to_client: &BytesMut,

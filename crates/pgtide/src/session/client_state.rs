@@ -21,7 +21,7 @@ use pgtide_sql::{SessionEffect, TxControl};
 const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options"];
 
 /// Session settings by lowercase GUC name, each value as SQL text for `SET name TO value`.
-pub type Settings = BTreeMap<String, String>;
+pub(crate) type Settings = BTreeMap<String, String>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Change {
@@ -58,7 +58,7 @@ const SERVER_REPORTS: &[&str] = &[
 ];
 
 /// Why a client is pinned to its backend (shown by SHOW CLIENTS, counted in a metric).
-pub type PinReason = &'static str;
+pub(crate) type PinReason = &'static str;
 
 /// `standard_conforming_strings`: off makes backslashes escapes in plain strings, which
 /// pgtide's lexer does not follow, so a client with it off is pinned (also its pin reason).
@@ -69,7 +69,7 @@ const SCS: &str = "standard_conforming_strings";
 const TEMP_FIRST: &str = "search_path_pg_temp";
 
 #[derive(Debug, Default)]
-pub struct ClientState {
+pub(crate) struct ClientState {
     startup: Settings,
     settings: Settings,
     pending: Vec<Change>,
@@ -91,7 +91,7 @@ pub struct ClientState {
 
 /// What the session must do about one statement, beyond forwarding it.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Observed {
+pub(crate) struct Observed {
     /// The client was newly pinned for this reason.
     pub pinned: Option<PinReason>,
     /// DEALLOCATE ALL / DISCARD ALL statements among those observed.
@@ -103,7 +103,7 @@ impl ClientState {
     /// the connection itself (PostgreSQL treats the rest as settings), plus `options -c`.
     /// Names that are not plain GUC names are returned as refused, for the caller to report
     /// the way PostgreSQL would (pgtide splices names into SQL only after this check).
-    pub fn from_startup(params: &[(String, String)]) -> Result<ClientState, String> {
+    pub(crate) fn from_startup(params: &[(String, String)]) -> Result<ClientState, String> {
         let mut startup = Settings::new();
         let mut add = |name: String, raw: &str| -> Result<(), String> {
             if !pgtide_sql::valid_guc_name(&name) {
@@ -155,33 +155,33 @@ impl ClientState {
         pins
     }
 
-    pub fn settings(&self) -> &Settings {
+    pub(crate) fn settings(&self) -> &Settings {
         &self.settings
     }
 
-    pub fn pins(&self) -> &BTreeSet<PinReason> {
+    pub(crate) fn pins(&self) -> &BTreeSet<PinReason> {
         &self.pins
     }
 
-    pub fn is_pinned(&self) -> bool {
+    pub(crate) fn is_pinned(&self) -> bool {
         !self.pins.is_empty()
     }
 
     /// pgtide knows this client's whole session state: it is carried by the tracked settings
     /// alone, so answers computed for the same settings (the result cache) are the client's.
-    pub fn vouched(&self) -> bool {
+    pub(crate) fn vouched(&self) -> bool {
         self.pins.is_empty()
     }
 
     /// Whether pgtide reads the client's SQL as PostgreSQL does: not with
     /// `standard_conforming_strings` off (its own, at startup or by SET, or the backend's
     /// default), where a backslash in a plain string escapes the next character.
-    pub fn lexes_as_sent(&self) -> bool {
+    pub(crate) fn lexes_as_sent(&self) -> bool {
         !self.pins.contains(SCS)
     }
 
     /// The backend's own default turns backslash escapes on: pinned as if the client had.
-    pub fn backslash_escapes(&mut self) -> Observed {
+    pub(crate) fn backslash_escapes(&mut self) -> Observed {
         let mut observed = Observed::default();
         self.pin(SCS, &mut observed);
         observed
@@ -189,7 +189,7 @@ impl ClientState {
 
     /// The client sent something pgtide cannot read (a query text that is not UTF-8, say):
     /// whatever it did stays with the client's backend.
-    pub fn unreadable(&mut self) -> Observed {
+    pub(crate) fn unreadable(&mut self) -> Observed {
         let mut observed = Observed::default();
         self.pin("untracked_set", &mut observed);
         observed
@@ -198,7 +198,7 @@ impl ClientState {
     /// PostgreSQL reported a setting's new value while the client's statements ran. A
     /// reported setting no statement named was changed where pgtide could not see it (inside a
     /// function, say): the client is pinned, its backend now holds state pgtide cannot carry.
-    pub fn on_parameter_status(
+    pub(crate) fn on_parameter_status(
         &mut self,
         name: &str,
         before: Option<&str>,
@@ -226,12 +226,12 @@ impl ClientState {
     /// Notes every session effect of one SQL string (possibly several statements).
     /// `prepare_carried`: its SQL PREPAREs follow the client to any backend, so they do not pin.
     #[cfg(test)]
-    pub fn observe_sql(&mut self, sql: &str, prepare_carried: bool) -> Observed {
+    pub(crate) fn observe_sql(&mut self, sql: &str, prepare_carried: bool) -> Observed {
         self.observe_effects(&pgtide_sql::all_session_effects(sql), prepare_carried)
     }
 
     /// [`observe_sql`](Self::observe_sql) of SQL already analysed: its session effects.
-    pub fn observe_effects(
+    pub(crate) fn observe_effects(
         &mut self,
         effects: &[SessionEffect],
         prepare_carried: bool,
@@ -359,7 +359,7 @@ impl ClientState {
     }
 
     /// The backend reported an error: the failing statement's (or transaction's) changes void.
-    pub fn on_error(&mut self) {
+    pub(crate) fn on_error(&mut self) {
         self.failed = true;
         // PostgreSQL skips the rest of the batch: its COMMITs and ROLLBACKs never run.
         let batch = self.batch_len();
@@ -371,13 +371,13 @@ impl ClientState {
     }
 
     /// A client batch (Query, Sync, FunctionCall) went to the backend.
-    pub fn batch_sent(&mut self) {
+    pub(crate) fn batch_sent(&mut self) {
         self.pending.push(Change::BatchEnd);
     }
 
     /// The last `batches` sent were taken back unanswered (they run again elsewhere, and are
     /// observed again as they are sent): their pending changes go. Pins taken stay.
-    pub fn abandon_batches(&mut self, batches: u64) {
+    pub(crate) fn abandon_batches(&mut self, batches: u64) {
         for _ in 0..batches {
             if self.pending.last() == Some(&Change::BatchEnd) {
                 self.pending.pop();
@@ -389,7 +389,7 @@ impl ClientState {
 
     /// The last `syncs` batch ends will not come (Syncs the backend ignored in copy-in mode):
     /// their changes belong to the batch that goes on until the next ReadyForQuery.
-    pub fn merge_last_batches(&mut self, syncs: usize) {
+    pub(crate) fn merge_last_batches(&mut self, syncs: usize) {
         for _ in 0..syncs {
             if let Some(i) = self.pending.iter().rposition(|c| *c == Change::BatchEnd) {
                 self.pending.remove(i);
@@ -408,7 +408,7 @@ impl ClientState {
     /// A CommandComplete of the client's: COMMIT, ROLLBACK and PREPARE TRANSACTION end what
     /// came before them, committed only when PostgreSQL says COMMIT (a COMMIT of a failed
     /// transaction answers ROLLBACK).
-    pub fn on_command_complete(&mut self, backend: &mut Settings, tag: &[u8]) {
+    pub(crate) fn on_command_complete(&mut self, backend: &mut Settings, tag: &[u8]) {
         let committed = match pgtide_wire::command_complete_tag(tag) {
             Ok("COMMIT") => true,
             Ok("ROLLBACK" | "PREPARE TRANSACTION") => false,
@@ -439,7 +439,7 @@ impl ClientState {
 
     /// A ReadyForQuery: outside a transaction, pending changes either took effect or were
     /// undone. Returns the changes that took effect, for the backend's own record.
-    pub fn on_ready(&mut self, status: u8, backend: &mut Settings) -> Observed {
+    pub(crate) fn on_ready(&mut self, status: u8, backend: &mut Settings) -> Observed {
         let mut observed = Observed::default();
         let batch = self.batch_len();
         if batch < self.pending.len() {

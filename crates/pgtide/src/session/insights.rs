@@ -28,7 +28,7 @@ struct Pending {
 }
 
 /// Where the executions ran and for whom.
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     pub insights: &'a Insights,
     pub route: Route,
     pub backend: &'a str,
@@ -38,7 +38,7 @@ pub struct Context<'a> {
 }
 
 #[derive(Debug, Default)]
-pub struct SessionInsights {
+pub(crate) struct SessionInsights {
     /// `[insights] enabled` when the session started.
     enabled: bool,
     patterns: ClientPatterns,
@@ -51,7 +51,7 @@ pub struct SessionInsights {
 
 /// A hash of a Bind's parameters (everything after its two names), to tell repeats with
 /// different values apart.
-pub fn bind_params_hash(body: &[u8]) -> u64 {
+pub(crate) fn bind_params_hash(body: &[u8]) -> u64 {
     let params = pgtide_wire::bind_names(body).map_or(&[][..], |names| names.rest);
     let mut h = std::collections::hash_map::DefaultHasher::new();
     params.hash(&mut h);
@@ -59,20 +59,25 @@ pub fn bind_params_hash(body: &[u8]) -> u64 {
 }
 
 impl SessionInsights {
-    pub fn new(enabled: bool) -> SessionInsights {
+    pub(crate) fn new(enabled: bool) -> SessionInsights {
         SessionInsights {
             enabled,
             ..Default::default()
         }
     }
 
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         self.enabled
     }
 
     /// A simple Query was sent; `body` is its message body (the text and a NUL), `analysis`
     /// what its text was found to be (its fingerprint is kept, not computed again).
-    pub fn on_query(&mut self, body: Bytes, analysis: &pgtide_sql::Analysis, in_transaction: bool) {
+    pub(crate) fn on_query(
+        &mut self,
+        body: Bytes,
+        analysis: &pgtide_sql::Analysis,
+        in_transaction: bool,
+    ) {
         if !self.enabled {
             return;
         }
@@ -90,7 +95,7 @@ impl SessionInsights {
     }
 
     /// A Bind of a statement whose text is `sql` (None when unknown) was sent.
-    pub fn on_bind(&mut self, sql: Option<String>, params_hash: u64) {
+    pub(crate) fn on_bind(&mut self, sql: Option<String>, params_hash: u64) {
         if !self.enabled {
             return;
         }
@@ -98,7 +103,7 @@ impl SessionInsights {
     }
 
     /// An Execute was sent (of the last Bind's portal).
-    pub fn on_execute(&mut self, in_transaction: bool) {
+    pub(crate) fn on_execute(&mut self, in_transaction: bool) {
         if let Some((sql, params_hash)) = &self.bound {
             self.pending.push_back(Pending {
                 sql: Some(sql.clone()),
@@ -113,14 +118,14 @@ impl SessionInsights {
         }
     }
 
-    pub fn on_row(&mut self) {
+    pub(crate) fn on_row(&mut self) {
         if let Some(p) = self.pending.front_mut() {
             p.rows += 1;
         }
     }
 
     /// CommandComplete / EmptyQueryResponse / PortalSuspended of an Execute.
-    pub fn on_execute_done(&mut self, cx: &Context<'_>) {
+    pub(crate) fn on_execute_done(&mut self, cx: &Context<'_>) {
         if self.pending.front().is_some_and(|p| !p.simple) {
             self.finish(cx, false);
         }
@@ -128,7 +133,7 @@ impl SessionInsights {
 
     /// An ErrorResponse for the client: the running execution failed; the rest of an
     /// extended batch is skipped by the backend.
-    pub fn on_error(&mut self, cx: &Context<'_>) {
+    pub(crate) fn on_error(&mut self, cx: &Context<'_>) {
         match self.pending.front_mut() {
             None => {}
             Some(p) if p.simple => p.failed = true,
@@ -143,7 +148,7 @@ impl SessionInsights {
 
     /// The client's ReadyForQuery (`status`): a simple Query ends here, and a transaction
     /// that ended is judged for N+1.
-    pub fn on_ready(&mut self, status: u8, cx: &Context<'_>) {
+    pub(crate) fn on_ready(&mut self, status: u8, cx: &Context<'_>) {
         if let Some(failed) = self.pending.front().filter(|p| p.simple).map(|p| p.failed) {
             self.finish(cx, failed);
         }
@@ -156,7 +161,7 @@ impl SessionInsights {
     }
 
     /// A simple query answered from the result cache.
-    pub fn record_cache_hit(
+    pub(crate) fn record_cache_hit(
         &mut self,
         sql: &str,
         rows: u64,
@@ -185,7 +190,7 @@ impl SessionInsights {
     }
 
     /// What was sent is being run again elsewhere: nothing pending counts.
-    pub fn forget_pending(&mut self) {
+    pub(crate) fn forget_pending(&mut self) {
         self.pending.clear();
     }
 

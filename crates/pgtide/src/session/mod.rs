@@ -48,7 +48,7 @@ pub(crate) mod stale_plans;
 const HIGH_WATER: usize = 256 * 1024;
 const BACKEND_MAX_MESSAGE: usize = 1 << 30;
 
-pub struct Session {
+pub(crate) struct Session {
     shared: Arc<Shared>,
     pool: Arc<Pool>,
     mode: PoolMode,
@@ -136,14 +136,14 @@ impl Intake {
 
 /// How the session ended, for logs.
 #[derive(Debug)]
-pub enum End {
+pub(crate) enum End {
     ClientLeft,
     Error(ProxyError),
 }
 
 /// What startup decided for a client: its pool, its backend (session mode), its cancel key,
 /// its limits and the session state its startup packet asked for.
-pub struct SessionStart {
+pub(crate) struct SessionStart {
     pub pool: Arc<Pool>,
     pub lease: Option<Lease>,
     pub mode: PoolMode,
@@ -155,7 +155,7 @@ pub struct SessionStart {
 }
 
 impl Session {
-    pub fn new(
+    pub(crate) fn new(
         shared: Arc<Shared>,
         start: SessionStart,
         client_r: ReadHalf,
@@ -215,7 +215,7 @@ impl Session {
     /// The session is boxed (an async fn keeps a by-value argument twice) and so are the
     /// handlers: an idle client's task holds the session and its wait, not room for the largest
     /// handler (an allocation per event; ~4 KiB less per idle client).
-    pub async fn run(mut self: Box<Self>) -> End {
+    pub(crate) async fn run(mut self: Box<Self>) -> End {
         if let Some(lease) = self.lease.take() {
             if let Err(e) = Box::pin(self.attach(lease)).await {
                 return Box::pin(self.finish(End::Error(e))).await;

@@ -13,7 +13,7 @@ use pgtide_wire::{backend as btag, Frame};
 const MAX_LOGGED_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Default)]
-pub struct ReplicaReplay {
+pub(crate) struct ReplicaReplay {
     frames: Vec<Frame>,
     bytes: usize,
     /// Messages the client already got for these frames.
@@ -24,7 +24,7 @@ pub struct ReplicaReplay {
 }
 
 impl ReplicaReplay {
-    pub fn log(&mut self, frame: &Frame) {
+    pub(crate) fn log(&mut self, frame: &Frame) {
         self.bytes += frame.raw.len();
         if self.bytes > MAX_LOGGED_BYTES {
             self.overflow = true;
@@ -35,7 +35,7 @@ impl ReplicaReplay {
     }
 
     /// A message went to the client.
-    pub fn sent(&mut self, tag: u8) {
+    pub(crate) fn sent(&mut self, tag: u8) {
         self.sent += 1;
         if matches!(
             tag,
@@ -46,25 +46,25 @@ impl ReplicaReplay {
     }
 
     /// Whether the messages can still run elsewhere.
-    pub fn replayable(&self) -> bool {
+    pub(crate) fn replayable(&self) -> bool {
         !self.rows_sent && !self.overflow && !self.frames.is_empty()
     }
 
     /// The frames to send again and how many replies to drop first.
-    pub fn take(self) -> (Vec<Frame>, usize) {
+    pub(crate) fn take(self) -> (Vec<Frame>, usize) {
         (self.frames, self.sent)
     }
 }
 
 /// Whether an ErrorResponse ends the connection (FATAL / PANIC: the replica is shutting down
 /// or crashed).
-pub fn is_fatal(body: &[u8]) -> bool {
+pub(crate) fn is_fatal(body: &[u8]) -> bool {
     pgtide_wire::error_fields(body).is_ok_and(|e| e.severity == "FATAL" || e.severity == "PANIC")
 }
 
 /// Why a replica refused a read before running it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// 25006: the statement writes (a function the classifier could not know writes).
     Write,
     /// 0A000: a standby runs no serializable transaction (the role's or database's
@@ -73,7 +73,7 @@ pub enum Refusal {
 }
 
 /// Whether an ErrorResponse is a replica refusing what it was sent, and why.
-pub fn replica_refusal(body: &[u8]) -> Option<Refusal> {
+pub(crate) fn replica_refusal(body: &[u8]) -> Option<Refusal> {
     let e = pgtide_wire::error_fields(body).ok()?;
     match e.code.as_str() {
         sqlstate::READ_ONLY_SQL_TRANSACTION => Some(Refusal::Write),

@@ -38,7 +38,7 @@ impl Completion {
 }
 
 #[derive(Debug)]
-pub enum Expect {
+pub(crate) enum Expect {
     Backend {
         completion: Completion,
         /// A reply to a message pgtide injected: not for the client's eyes.

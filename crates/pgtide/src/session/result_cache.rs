@@ -16,14 +16,14 @@ use crate::upstream::conn::BackendTarget;
 use crate::upstream::pool::Lease;
 
 /// The reply being captured for a cache miss.
-pub struct Capture {
+pub(crate) struct Capture {
     guard: FillGuard,
     reply: BytesMut,
     failed: bool,
 }
 
 impl Capture {
-    pub fn new(guard: FillGuard) -> Capture {
+    pub(crate) fn new(guard: FillGuard) -> Capture {
         Capture {
             guard,
             reply: BytesMut::new(),
@@ -32,7 +32,7 @@ impl Capture {
     }
 
     /// A backend message of the reply.
-    pub fn on_message(&mut self, tag: u8, raw: &[u8]) {
+    pub(crate) fn on_message(&mut self, tag: u8, raw: &[u8]) {
         match tag {
             btag::ROW_DESCRIPTION
             | btag::PARAMETER_DESCRIPTION
@@ -53,12 +53,12 @@ impl Capture {
     }
 
     /// The backend it runs on (see [`source`]).
-    pub fn set_source(&mut self, source: Source) {
+    pub(crate) fn set_source(&mut self, source: Source) {
         self.guard.set_source(source);
     }
 
     /// The reply ended (ReadyForQuery): stored unless it failed or grew too large.
-    pub fn finish(self) {
+    pub(crate) fn finish(self) {
         if !self.failed {
             self.guard.fill(self.reply.freeze());
         }
@@ -66,7 +66,7 @@ impl Capture {
 }
 
 /// Who asks: what the cache key and the read-your-writes check need from the session.
-pub struct Client<'a> {
+pub(crate) struct Client<'a> {
     pub database: &'a str,
     pub user: &'a str,
     pub state: &'a ClientState,
@@ -81,13 +81,13 @@ pub struct Client<'a> {
 /// not pinned (state pgtide cannot carry: temp tables, untracked SETs, ...), and
 /// `standard_conforming_strings` on (otherwise the lexer may misread the statement). One
 /// function so the session state's own verdict can replace it.
-pub fn vouched(state: &ClientState) -> bool {
+pub(crate) fn vouched(state: &ClientState) -> bool {
     state.vouched()
 }
 
 /// Every session setting the client has (startup and SET, including role and session
 /// authorization), in one canonical string: two clients share entries only when all agree.
-pub fn settings_key(state: &ClientState) -> String {
+pub(crate) fn settings_key(state: &ClientState) -> String {
     let mut out = String::new();
     for (name, value) in state.settings() {
         out.push_str(name);
@@ -138,7 +138,7 @@ async fn get(
 }
 
 /// Looks a simple query up. None: not cacheable (the caller runs it normally).
-pub async fn lookup(
+pub(crate) async fn lookup(
     cache: &ResultCache,
     fingerprint_id: u64,
     sql: &str,
@@ -164,7 +164,7 @@ pub async fn lookup(
 /// Where a miss runs, from the health checks' last look at the leased backend (before the
 /// read starts): the primary's WAL position, or a replica's replay position. A replica fill
 /// is kept only if the invalidation listener publishes on that database's primary.
-pub fn source(cache: &ResultCache, router: &SessionRouter, lease: &Lease) -> Source {
+pub(crate) fn source(cache: &ResultCache, router: &SessionRouter, lease: &Lease) -> Source {
     let topology = &router.topology;
     let health = topology
         .backends
@@ -183,7 +183,7 @@ pub fn source(cache: &ResultCache, router: &SessionRouter, lease: &Lease) -> Sou
 
 /// An extended-protocol batch the cache can answer: `[Parse] Bind [Describe] Execute
 /// Sync` (what libpq's PQexecParams / PQexecPrepared and most drivers send for one query).
-pub struct Batch<'a> {
+pub(crate) struct Batch<'a> {
     /// The Parse at its front: (statement name, query text).
     pub parse: Option<(&'a str, &'a str)>,
     /// That Parse's parameter types.
@@ -198,7 +198,7 @@ pub struct Batch<'a> {
 
 /// Recognises a cacheable batch starting with `first` (a Parse or Bind) whose following bytes
 /// are `rest`; None for any other shape, or when its Sync has not arrived.
-pub fn batch<'a>(first: &'a pgtide_wire::Frame, rest: &'a [u8]) -> Option<Batch<'a>> {
+pub(crate) fn batch<'a>(first: &'a pgtide_wire::Frame, rest: &'a [u8]) -> Option<Batch<'a>> {
     use pgtide_wire::frontend as f;
     let mut frames = Frames::new(rest);
     let (mut tag, mut body) = (first.tag, first.body());
@@ -247,7 +247,7 @@ pub fn batch<'a>(first: &'a pgtide_wire::Frame, rest: &'a [u8]) -> Option<Batch<
 }
 
 /// Looks an extended-protocol batch up (`text` and `param_types`: the bound statement's).
-pub async fn lookup_batch(
+pub(crate) async fn lookup_batch(
     cache: &ResultCache,
     fingerprint_id: u64,
     (text, param_types): (&str, Vec<u32>),
@@ -278,7 +278,7 @@ pub async fn lookup_batch(
 
 /// Tables written by the client since its last committed transaction.
 #[derive(Debug, Default)]
-pub struct Writes {
+pub(crate) struct Writes {
     tables: Vec<String>,
     /// A write whose targets are unknown (DO, CALL, a side-effect function): flush everything.
     unknown: bool,
@@ -288,7 +288,7 @@ impl Writes {
     /// A write about to run: its tables (and, for a view, its base tables) are dropped on
     /// this instance now (nothing read before it is served after it, even to the writer) and
     /// everywhere at the commit. DDL makes the view dependencies be read again.
-    pub fn note(&mut self, sql: &str, c: &Classification, cache: &ResultCache) {
+    pub(crate) fn note(&mut self, sql: &str, c: &Classification, cache: &ResultCache) {
         if c.kind != StatementKind::Write {
             return;
         }
@@ -310,7 +310,7 @@ impl Writes {
     }
 
     /// The client's transaction ended: invalidate what it wrote, here and elsewhere.
-    pub fn commit(&mut self, cache: &ResultCache) {
+    pub(crate) fn commit(&mut self, cache: &ResultCache) {
         if std::mem::take(&mut self.unknown) {
             self.tables.clear();
             cache.invalidate_all();
@@ -321,7 +321,7 @@ impl Writes {
 }
 
 /// DataRows in a cached reply (for insights).
-pub fn rows_in(reply: &[u8]) -> u64 {
+pub(crate) fn rows_in(reply: &[u8]) -> u64 {
     let rows = Frames::new(reply)
         .filter(|&(tag, _)| tag == btag::DATA_ROW)
         .count();

@@ -29,7 +29,7 @@ fn carried_here(state: &ClientState, name: &str) -> bool {
 
 /// SQL that makes a backend's session settings equal to this client's, or None if they
 /// are; without the role when that is checked apart.
-pub fn sync_sql(state: &ClientState, backend: &Settings) -> Option<String> {
+pub(crate) fn sync_sql(state: &ClientState, backend: &Settings) -> Option<String> {
     let mut sql = String::new();
     for (name, value) in state.settings() {
         if backend.get(name) != Some(value) && carried_here(state, name) {
@@ -45,7 +45,7 @@ pub fn sync_sql(state: &ClientState, backend: &Settings) -> Option<String> {
 }
 
 /// The backend's record once [`sync_sql`] ran.
-pub fn synced(state: &ClientState, backend: &mut Settings) {
+pub(crate) fn synced(state: &ClientState, backend: &mut Settings) {
     backend.retain(|name, _| !carried_here(state, name) || state.settings().contains_key(name));
     for (name, value) in state.settings() {
         if carried_here(state, name) {
@@ -57,7 +57,7 @@ pub fn synced(state: &ClientState, backend: &mut Settings) {
 /// SQL that makes the backend act as the client's chosen role, to run and check before
 /// anything of the client's is sent; None if it does already or the client chose none.
 /// Session authorization goes first (setting it resets the role).
-pub fn checked_sync_sql(state: &ClientState, backend: &Settings) -> Option<String> {
+pub(crate) fn checked_sync_sql(state: &ClientState, backend: &Settings) -> Option<String> {
     if !checked_apart(state)
         || CHECKED
             .iter()
@@ -83,7 +83,7 @@ pub fn checked_sync_sql(state: &ClientState, backend: &Settings) -> Option<Strin
 }
 
 /// The backend now acts as the client's role (after [`checked_sync_sql`] ran).
-pub fn checked_synced(state: &ClientState, backend: &mut Settings) {
+pub(crate) fn checked_synced(state: &ClientState, backend: &mut Settings) {
     for name in CHECKED {
         match state.settings().get(name) {
             Some(v) => backend.insert(name.to_string(), v.clone()),

@@ -15,7 +15,7 @@ use crate::session::replies::{Completion, ReplyQueue};
 
 /// One session's recovery from stale plans: the batch it may re-run, and what it owes.
 #[derive(Debug, Default)]
-pub struct StalePlans {
+pub(crate) struct StalePlans {
     log: Option<RetryLog>,
     /// An Execute was sent since the last Sync: a re-run could repeat its effects.
     executed_in_batch: bool,
@@ -28,7 +28,7 @@ pub struct StalePlans {
 impl StalePlans {
     /// A client frame about to be forwarded (transaction mode). `batch_start`: outside a
     /// transaction, with nothing owed from an earlier batch.
-    pub fn on_client_frame(&mut self, frame: &Frame, batch_start: bool) {
+    pub(crate) fn on_client_frame(&mut self, frame: &Frame, batch_start: bool) {
         if let Some(log) = &mut self.log {
             if !log.push(frame) {
                 self.log = None;
@@ -51,7 +51,7 @@ impl StalePlans {
     /// its cached plan went stale, the name is never prepared again for its holders, and where
     /// safe the client's statement is renewed under a fresh name for a re-run of the batch.
     /// Returns true when the error is to be swallowed (the re-run answers instead).
-    pub fn on_error(
+    pub(crate) fn on_error(
         &mut self,
         body: &[u8],
         global: &str,
@@ -79,12 +79,12 @@ impl StalePlans {
     }
 
     /// Whether a ParameterDescription of the client's must be dropped (see on_error).
-    pub fn drop_parameter_description(&mut self) -> bool {
+    pub(crate) fn drop_parameter_description(&mut self) -> bool {
         std::mem::take(&mut self.skip_parameter_description)
     }
 
     /// pgtide's own ReadyForQuery ended the failed run: the batch to send again, if any.
-    pub fn take_rerun(&mut self) -> Option<Vec<Frame>> {
+    pub(crate) fn take_rerun(&mut self) -> Option<Vec<Frame>> {
         if !self.rerun {
             return None;
         }
@@ -92,7 +92,7 @@ impl StalePlans {
     }
 
     /// The client's ReadyForQuery: the batch is answered.
-    pub fn on_client_ready(&mut self) {
+    pub(crate) fn on_client_ready(&mut self) {
         self.log = None;
         self.rerun = false;
     }
@@ -103,7 +103,7 @@ const MAX_LOGGED_BYTES: usize = 64 * 1024;
 
 /// The client's messages from the batch's first Bind or Describe up to its Sync.
 #[derive(Debug)]
-pub struct RetryLog {
+pub(crate) struct RetryLog {
     frames: Vec<Frame>,
     bytes: usize,
     describes: bool,
@@ -114,7 +114,7 @@ pub struct RetryLog {
 
 impl RetryLog {
     /// Starts at the batch's first Bind or Describe.
-    pub fn start(first: &Frame) -> RetryLog {
+    pub(crate) fn start(first: &Frame) -> RetryLog {
         RetryLog {
             frames: vec![first.clone()],
             bytes: first.raw.len(),
@@ -125,7 +125,7 @@ impl RetryLog {
     }
 
     /// Adds a message the client sent after the Bind; false when the batch cannot be re-run.
-    pub fn push(&mut self, frame: &Frame) -> bool {
+    pub(crate) fn push(&mut self, frame: &Frame) -> bool {
         if self.synced {
             self.trailing = true;
             return false;
@@ -144,17 +144,17 @@ impl RetryLog {
     }
 
     /// The batch is complete, and re-running it tells the client the new row shape.
-    pub fn replayable(&self) -> bool {
+    pub(crate) fn replayable(&self) -> bool {
         self.synced && self.describes && !self.trailing
     }
 
-    pub fn into_frames(self) -> Vec<Frame> {
+    pub(crate) fn into_frames(self) -> Vec<Frame> {
         self.frames
     }
 }
 
 /// Whether an ErrorResponse body is PostgreSQL's stale cached plan error.
-pub fn is_stale_plan_error(body: &[u8]) -> bool {
+pub(crate) fn is_stale_plan_error(body: &[u8]) -> bool {
     let Ok(fields) = pgtide_wire::error_fields(body) else {
         return false;
     };

@@ -353,7 +353,7 @@ fn lost(e: impl Into<Lost>) -> ProxyError {
 }
 
 /// A DataRow's columns as text (None for NULL); no columns when the row is malformed.
-pub fn data_row_text(body: &[u8]) -> Vec<Option<String>> {
+pub(crate) fn data_row_text(body: &[u8]) -> Vec<Option<String>> {
     let Ok(row) = pgtide_wire::data_row(body) else {
         return Vec::new();
     };

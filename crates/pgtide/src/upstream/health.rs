@@ -18,7 +18,7 @@ const CHECK_SQL: &str = "SELECT pg_is_in_recovery()::text, \
 
 /// Runs the checks of `topology` until it is dropped (a reload replaced it) or `config`
 /// says otherwise; `config` is read each round so reloads of the interval apply.
-pub fn spawn(topology: &Arc<Topology>, config: impl Fn() -> Arc<Config> + Send + 'static) {
+pub(crate) fn spawn(topology: &Arc<Topology>, config: impl Fn() -> Arc<Config> + Send + 'static) {
     let weak: Weak<Topology> = Arc::downgrade(topology);
     tokio::spawn(async move {
         let mut conns: Vec<Option<BackendConn>> = Vec::new();
@@ -38,7 +38,11 @@ pub fn spawn(topology: &Arc<Topology>, config: impl Fn() -> Arc<Config> + Send +
 
 /// One round: every backend checked concurrently, then lag computed against the primary's
 /// WAL position of the same round.
-pub async fn check_round(topology: &Topology, config: &Config, conns: &mut [Option<BackendConn>]) {
+pub(crate) async fn check_round(
+    topology: &Topology,
+    config: &Config,
+    conns: &mut [Option<BackendConn>],
+) {
     let checks = topology
         .backends
         .iter()
@@ -103,7 +107,7 @@ pub async fn check_round(topology: &Topology, config: &Config, conns: &mut [Opti
 /// How long one check (connect and query) may take: a round ends within it. A backend never
 /// checked before gets as long as a pool takes to connect (a slow first login must not leave a
 /// healthy replica out until a later round); the first round ends within that.
-pub fn check_timeout(config: &Config, checked_before: bool) -> Duration {
+pub(crate) fn check_timeout(config: &Config, checked_before: bool) -> Duration {
     let round = config
         .routing
         .health_check_interval

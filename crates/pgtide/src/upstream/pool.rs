@@ -367,7 +367,7 @@ pub struct PoolStats {
 /// All pools, created on first use of a (database, user).
 /// Returns a backend its client left behind: rolled back (and reset in session mode) when it
 /// was between statements, cancelled and closed when a statement was still running.
-pub async fn reset_and_return(
+pub(crate) async fn reset_and_return(
     pool: Arc<Pool>,
     mut lease: Lease,
     clean: bool,

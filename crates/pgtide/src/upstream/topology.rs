@@ -225,7 +225,7 @@ fn url_label(url: &BackendUrl) -> String {
 }
 
 /// Parses PostgreSQL's `XXXXXXXX/YYYYYYYY` WAL position.
-pub fn parse_lsn(text: &str) -> Option<u64> {
+pub(crate) fn parse_lsn(text: &str) -> Option<u64> {
     let (hi, lo) = text.trim().split_once('/')?;
     let hi = u64::from_str_radix(hi, 16).ok()?;
     let lo = u64::from_str_radix(lo, 16).ok()?;

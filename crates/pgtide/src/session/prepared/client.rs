@@ -25,7 +25,7 @@ use crate::upstream::pool::Pool;
 
 /// The leased backend as statement handling sees it: where injected and rewritten messages go,
 /// and the replies they are owed.
-pub struct Backendward<'a> {
+pub(crate) struct Backendward<'a> {
     pub conn: &'a mut BackendConn,
     pub out: &'a mut BytesMut,
     pub replies: &'a mut ReplyQueue,
@@ -39,7 +39,7 @@ mod sql;
 use sql::SqlOp;
 
 #[derive(Debug)]
-pub struct ClientStatements {
+pub(crate) struct ClientStatements {
     epochs: Arc<SchemaEpochs>,
     named: HashMap<String, Arc<SharedStatement>>,
     /// The client's last unnamed Parse: PostgreSQL keeps the unnamed statement until the next
@@ -69,7 +69,7 @@ pub struct ClientStatements {
 }
 
 impl ClientStatements {
-    pub fn new(session_tag: u64, epochs: Arc<SchemaEpochs>) -> Self {
+    pub(crate) fn new(session_tag: u64, epochs: Arc<SchemaEpochs>) -> Self {
         ClientStatements {
             epochs,
             named: HashMap::new(),
@@ -87,7 +87,7 @@ impl ClientStatements {
     }
 
     /// A new backend serves the client: its unnamed statement is someone else's.
-    pub fn on_attach(&mut self) {
+    pub(crate) fn on_attach(&mut self) {
         self.unnamed_on_backend = false;
     }
 
@@ -119,7 +119,7 @@ impl ClientStatements {
     /// The client's statements named `global` went stale and the client is about to learn
     /// their new row shape (its batch describes them): they become fresh statements of the
     /// current epoch. Returns whether any did.
-    pub fn renew(&mut self, global: &str) -> bool {
+    pub(crate) fn renew(&mut self, global: &str) -> bool {
         let mut renewed = false;
         for stmt in self.named.values_mut() {
             if stmt.global_name != global {
@@ -134,7 +134,7 @@ impl ClientStatements {
     }
 
     /// The query text of the client's statement `name` ("" for the unnamed one).
-    pub fn text_of(&self, name: &str) -> Option<String> {
+    pub(crate) fn text_of(&self, name: &str) -> Option<String> {
         if name.is_empty() {
             let parse = self.unnamed_parse.as_ref()?;
             return parse_of(parse).map(|v| v.query.to_string());
@@ -147,7 +147,7 @@ impl ClientStatements {
 
     /// The parameter types of the client's statement `name` (empty for an SQL PREPARE, whose
     /// text carries them), for the result cache's key.
-    pub fn param_types_of(&self, name: &str) -> Option<Vec<u32>> {
+    pub(crate) fn param_types_of(&self, name: &str) -> Option<Vec<u32>> {
         let parse = if name.is_empty() {
             self.unnamed_parse.clone()?
         } else {
@@ -198,7 +198,7 @@ impl ClientStatements {
     /// A Parse while no backend is leased: answered by pgtide when a backend of the pool has
     /// already accepted the same statement. Its Parse then follows the client to the backend
     /// of its next Bind or Describe.
-    pub fn parse_without_backend(
+    pub(crate) fn parse_without_backend(
         &mut self,
         frame: &Frame,
         search_path: Option<&str>,
@@ -219,7 +219,7 @@ impl ClientStatements {
 
     /// A Parse answered by pgtide from the result cache: the client has the statement now (its
     /// Parse follows it to the backend of its next Bind or Describe).
-    pub fn register_parse(&mut self, frame: &Frame, search_path: Option<&str>) {
+    pub(crate) fn register_parse(&mut self, frame: &Frame, search_path: Option<&str>) {
         match self.statement_of_parse(frame, search_path) {
             Some(Ok((name, stmt))) => {
                 if self.has_room_for(&name) {
@@ -238,7 +238,11 @@ impl ClientStatements {
 
     /// A Close while no backend is leased: statements are the client's names only, and portals
     /// do not outlive the transaction that made them, so pgtide answers it.
-    pub fn close_without_backend(&mut self, frame: &Frame, replies: &mut ReplyQueue) -> bool {
+    pub(crate) fn close_without_backend(
+        &mut self,
+        frame: &Frame,
+        replies: &mut ReplyQueue,
+    ) -> bool {
         let Ok(target) = pgtide_wire::close_or_describe(frame.body()) else {
             return false;
         };
@@ -252,7 +256,7 @@ impl ClientStatements {
 
     /// `failed_transaction`: PostgreSQL refuses the Parse (25P02) and keeps nothing, so it goes
     /// to the backend as it is and the client's name stays unknown.
-    pub fn parse(
+    pub(crate) fn parse(
         &mut self,
         frame: &Frame,
         search_path: Option<&str>,
@@ -312,7 +316,7 @@ impl ClientStatements {
     }
 
     /// Returns the text of the bound statement when it has session effects to note.
-    pub fn bind(&mut self, frame: &Frame, mut b: Backendward<'_>) -> Option<String> {
+    pub(crate) fn bind(&mut self, frame: &Frame, mut b: Backendward<'_>) -> Option<String> {
         // Only the two names at the front matter here; PostgreSQL validates the rest (and
         // reports a malformed body itself, under the statement name it knows).
         let names = bind_names(frame.body()).map(|(_, stmt)| stmt.to_string());
@@ -359,7 +363,7 @@ impl ClientStatements {
         effects
     }
 
-    pub fn describe_or_close(&mut self, frame: &Frame, mut b: Backendward<'_>) {
+    pub(crate) fn describe_or_close(&mut self, frame: &Frame, mut b: Backendward<'_>) {
         let close = frame.tag == ftag::CLOSE;
         let completion = if close {
             Completion::Close

@@ -18,7 +18,7 @@ use crate::upstream::conn::BackendConn;
 
 /// A simple Query's SQL once pgtide's statement names are in.
 #[derive(Debug, Default)]
-pub struct RewrittenQuery {
+pub(crate) struct RewrittenQuery {
     /// None when nothing in the SQL names a statement of this client.
     pub sql: Option<String>,
     /// The texts of EXECUTEd statements with session effects, for the caller to note.
@@ -39,7 +39,7 @@ impl ClientStatements {
     /// EXECUTE and DEALLOCATE the name of the client's statement), injecting in front of it
     /// whatever the backend lacks. Nothing changes in a failed transaction, where PostgreSQL
     /// rejects every statement anyway. `refs`: the statement names in `sql` (its analysis).
-    pub fn rewrite_query(
+    pub(crate) fn rewrite_query(
         &mut self,
         sql: &str,
         refs: &[NameRef],
@@ -172,7 +172,7 @@ impl ClientStatements {
     /// A DEALLOCATE ALL or DISCARD ALL is being sent in the current batch: it drops the
     /// client's statements as they are now (confirmed or about to be) and `backend`'s, not
     /// what is prepared after it in the same query or pipeline.
-    pub fn drop_all_sent(&mut self, backend: Vec<String>) {
+    pub(crate) fn drop_all_sent(&mut self, backend: Vec<String>) {
         let mut names: Vec<String> = self.named.keys().cloned().collect();
         for (_, op) in &self.pending_sql {
             if let SqlOp::Prepare(n, _) = op {
@@ -186,7 +186,7 @@ impl ClientStatements {
     /// The query just rewritten PREPAREs and drops all after it (`PREPARE a ...; DEALLOCATE
     /// ALL`): each drop, noted before the rewrite named the query's own statements, also takes
     /// the ones the query prepared ahead of it. `effects` are the query's, in statement order.
-    pub fn prepared_before_drops(&mut self, effects: &[SessionEffect]) {
+    pub(crate) fn prepared_before_drops(&mut self, effects: &[SessionEffect]) {
         let drops = effects.iter().filter(|e| drops_all(e)).count();
         if drops == 0 {
             return;
@@ -228,7 +228,7 @@ impl ClientStatements {
 
     /// A DEALLOCATE ALL or DISCARD ALL of the client's ran: the statements it was sent over
     /// are gone, on the client's side and on the backend.
-    pub fn on_drop_all(&mut self, conn: &mut BackendConn) {
+    pub(crate) fn on_drop_all(&mut self, conn: &mut BackendConn) {
         let Some((_, client, backend)) = self.drops_sent.pop_front() else {
             // Not seen when sent (pgtide could not read the query): everything is gone.
             conn.prepared.clear();
@@ -246,18 +246,18 @@ impl ClientStatements {
     }
 
     /// The client's SQL PREPAREs keep their own names (and so pin it).
-    pub fn own_sql_names(&self) -> bool {
+    pub(crate) fn own_sql_names(&self) -> bool {
         self.own_sql_names
     }
 
     /// A client batch (Query, Sync, FunctionCall) went to the backend.
-    pub fn batch_sent(&mut self) {
+    pub(crate) fn batch_sent(&mut self) {
         self.batches_sent += 1;
     }
 
     /// The last `syncs` batches sent end with no ReadyForQuery of their own (Syncs the
     /// backend ignored in copy-in mode).
-    pub fn unsend_batches(&mut self, syncs: u64) {
+    pub(crate) fn unsend_batches(&mut self, syncs: u64) {
         self.batches_sent = self
             .batches_sent
             .saturating_sub(syncs)
@@ -266,7 +266,7 @@ impl ClientStatements {
 
     /// A CommandComplete of the client's query: "PREPARE" and "DEALLOCATE" confirm the oldest
     /// pending one.
-    pub fn on_command_complete(&mut self, body: &[u8]) {
+    pub(crate) fn on_command_complete(&mut self, body: &[u8]) {
         if !matches!(
             pgtide_wire::command_complete_tag(body),
             Ok("PREPARE" | "DEALLOCATE")
@@ -286,7 +286,7 @@ impl ClientStatements {
 
     /// The client's oldest batch in flight ended: what it did not confirm failed or never
     /// ran. Later batches of a pipeline keep theirs.
-    pub fn on_ready(&mut self, conn: &mut BackendConn) {
+    pub(crate) fn on_ready(&mut self, conn: &mut BackendConn) {
         let ended = self.batches_ended;
         while self.pending_sql.front().is_some_and(|(b, _)| *b <= ended) {
             if let Some((_, SqlOp::Prepare(_, stmt))) = self.pending_sql.pop_front() {
@@ -302,7 +302,7 @@ impl ClientStatements {
     /// The batches in flight were taken back unanswered (a read the replica refused runs
     /// again on the primary): what they would have done is forgotten, and sent again. Returns
     /// how many batches were taken back.
-    pub fn abandon_in_flight(&mut self, conn: Option<&mut BackendConn>) -> u64 {
+    pub(crate) fn abandon_in_flight(&mut self, conn: Option<&mut BackendConn>) -> u64 {
         let mut conn = conn;
         for (_, op) in self.pending_sql.drain(..) {
             if let (SqlOp::Prepare(_, stmt), Some(c)) = (op, conn.as_deref_mut()) {

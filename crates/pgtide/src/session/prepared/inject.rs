@@ -104,7 +104,7 @@ pub(crate) fn reserved(name: &str) -> bool {
 
 /// Named prepared statements one client may hold through pgtide, so that a client preparing
 /// without end cannot grow pgtide's memory without end (drivers keep 100 to 1,000).
-pub const MAX_CLIENT_STATEMENTS: usize = 10_000;
+pub(crate) const MAX_CLIENT_STATEMENTS: usize = 10_000;
 
 /// SQL that fails with `54000` (program_limit_exceeded) when run, in place of a Parse or
 /// PREPARE past [`MAX_CLIENT_STATEMENTS`].
@@ -120,10 +120,10 @@ pub(crate) fn too_many_statements_sql() -> String {
 /// A statement name pgtide never prepares.
 pub(crate) const NOT_YOURS: &str = "pgtide_not_prepared_by_this_client";
 
-pub fn parse_complete() -> Bytes {
+pub(crate) fn parse_complete() -> Bytes {
     Bytes::from_static(encode::PARSE_COMPLETE_MESSAGE)
 }
 
-pub fn close_complete() -> Bytes {
+pub(crate) fn close_complete() -> Bytes {
     Bytes::from_static(encode::CLOSE_COMPLETE_MESSAGE)
 }

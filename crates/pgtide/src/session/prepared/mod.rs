@@ -17,7 +17,7 @@ use crate::session::replies::Completion;
 
 /// How a backend gets a statement it lacks.
 #[derive(Debug)]
-pub enum Preparation {
+pub(crate) enum Preparation {
     /// A Parse message (tag + length + body) carrying the pgtide name: extended protocol.
     Parse(Bytes),
     /// `PREPARE <pgtide name> [(types)] AS ...`: the client used SQL, whose parameter types
@@ -27,7 +27,7 @@ pub enum Preparation {
 
 /// A statement as the backend must see it: pgtide's name and how to prepare it.
 #[derive(Debug)]
-pub struct SharedStatement {
+pub(crate) struct SharedStatement {
     pub global_name: String,
     pub prepare: Preparation,
     /// The query text when it has session effects (SET, LISTEN, ...), to note them at Bind.
@@ -38,7 +38,7 @@ impl SharedStatement {
     /// Builds the pgtide-wide statement for a client's Parse. The client's search_path is part of
     /// the identity: the same text can name other tables. Fails when the Parse under pgtide's
     /// name no longer fits a message (see [`refuse_in_batch`]).
-    pub fn from_parse(
+    pub(crate) fn from_parse(
         view: &ParseView<'_>,
         search_path: Option<&str>,
         epochs: &SchemaEpochs,
@@ -116,7 +116,7 @@ impl SchemaEpochs {
 /// An unnamed Parse, Bind and Execute of a utility statement, to run SQL in the middle of a
 /// client's extended-protocol batch (where a simple Query would end its implicit transaction).
 /// SQL too long for a Parse runs as [`refusal_sql`] instead, in the same three messages.
-pub fn run_in_batch(out: &mut BytesMut, sql: &str) {
+pub(crate) fn run_in_batch(out: &mut BytesMut, sql: &str) {
     let start = out.len();
     let unnamed = BindView {
         portal: "",
@@ -139,7 +139,7 @@ pub fn run_in_batch(out: &mut BytesMut, sql: &str) {
 /// A simple Query of `sql`, or of [`refusal_sql`] when `sql` is too long for one (it grew past
 /// the protocol's limit when pgtide put its statement names in): either way one Query, so the
 /// replies the caller expects stay in step.
-pub fn query_or_refusal(out: &mut BytesMut, sql: &str) {
+pub(crate) fn query_or_refusal(out: &mut BytesMut, sql: &str) {
     if let Err(e) = encode::query(out, sql) {
         if let Err(e) = encode::query(out, &refusal_sql(&e)) {
             tracing::error!(error = %e, "could not encode a refusal"); // a few bytes: unreachable
@@ -149,7 +149,7 @@ pub fn query_or_refusal(out: &mut BytesMut, sql: &str) {
 
 /// SQL that fails with `54000` (program_limit_exceeded), run in place of a message pgtide cannot
 /// encode, so the client's statement fails as PostgreSQL's own would.
-pub fn refusal_sql(e: &WireError) -> String {
+pub(crate) fn refusal_sql(e: &WireError) -> String {
     let what = match e {
         WireError::TooMany { what, .. } | WireError::TooLong { what, .. } => what,
         _ => "message",
@@ -184,7 +184,7 @@ pub(crate) fn fail_in_batch(b: &mut client::Backendward<'_>, completion: Complet
 impl SharedStatement {
     /// The same statement under the current epoch's name (extended-protocol statements only:
     /// SQL-prepared names are the client's own and never shared).
-    pub fn renewed(&self, epochs: &SchemaEpochs) -> Option<SharedStatement> {
+    pub(crate) fn renewed(&self, epochs: &SchemaEpochs) -> Option<SharedStatement> {
         let Preparation::Parse(parse) = &self.prepare else {
             return None;
         };
@@ -198,24 +198,24 @@ impl SharedStatement {
 }
 
 /// The Parse in a whole stored Parse message (pgtide's or a client's unnamed one).
-pub fn parse_of(message: &[u8]) -> Option<ParseView<'_>> {
+pub(crate) fn parse_of(message: &[u8]) -> Option<ParseView<'_>> {
     let (_, body) = Frames::new(message).next()?;
     pgtide_wire::parse_message(body).ok()
 }
 
 /// Whether a statement changes session state pgtide must carry or pin for.
-pub fn has_session_effects(sql: &str) -> bool {
+pub(crate) fn has_session_effects(sql: &str) -> bool {
     !pgtide_sql::all_session_effects(sql).is_empty()
 }
 
 /// The portal and statement names at the front of a Bind body, without reading the rest.
-pub fn bind_names(body: &[u8]) -> Option<(&str, &str)> {
+pub(crate) fn bind_names(body: &[u8]) -> Option<(&str, &str)> {
     let names = pgtide_wire::bind_names(body).ok()?;
     Some((names.portal, names.statement))
 }
 
 /// The client's Bind under another statement name, its portal and parameters untouched.
-pub fn rewrite_bind(body: &[u8], new_stmt: &str) -> Result<Bytes, WireError> {
+pub(crate) fn rewrite_bind(body: &[u8], new_stmt: &str) -> Result<Bytes, WireError> {
     let names = pgtide_wire::bind_names(body)?;
     let mut out = BytesMut::with_capacity(body.len() + new_stmt.len() + 5);
     encode::bind_renamed(&mut out, names.portal, new_stmt, names.rest)?;
@@ -223,7 +223,7 @@ pub fn rewrite_bind(body: &[u8], new_stmt: &str) -> Result<Bytes, WireError> {
 }
 
 /// A Describe or Close (`tag`) of a statement or portal.
-pub fn target_message(tag: u8, kind: u8, name: &str) -> Result<Bytes, WireError> {
+pub(crate) fn target_message(tag: u8, kind: u8, name: &str) -> Result<Bytes, WireError> {
     let mut out = BytesMut::with_capacity(name.len() + 7);
     match tag {
         ftag::CLOSE => encode::close(&mut out, kind, name)?,
