@@ -42,7 +42,10 @@ mod tests {
     fn metrics_page_lists_every_name_and_no_other() {
         let names: BTreeSet<&str> = include_str!("metrics_names.rs")
             .lines()
-            .filter_map(|l| l.strip_prefix("pub(crate) const ")?.split_once(": &str = \""))
+            .filter_map(|l| {
+                l.strip_prefix("pub(crate) const ")?
+                    .split_once(": &str = \"")
+            })
             .filter_map(|(_, v)| v.strip_suffix("\";"))
             .collect();
         assert!(names.len() >= 17, "{names:?}");
@@ -62,7 +65,10 @@ mod tests {
     fn metrics_page_types_are_the_ones_recorded() {
         let consts: BTreeMap<&str, &str> = include_str!("metrics_names.rs")
             .lines()
-            .filter_map(|l| l.strip_prefix("pub(crate) const ")?.split_once(": &str = \""))
+            .filter_map(|l| {
+                l.strip_prefix("pub(crate) const ")?
+                    .split_once(": &str = \"")
+            })
             .filter_map(|(c, v)| Some((c, v.strip_suffix("\";")?)))
             .collect();
         let mut used: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();

@@ -17,6 +17,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use pgtide_sql::{SessionEffect, TxControl};
 
+mod batches;
+mod reports;
+
 /// Startup parameters that are not settings: who connects where, and protocol options.
 const NOT_SETTINGS: &[&str] = &["user", "database", "replication", "options"];
 
@@ -195,34 +198,6 @@ impl ClientState {
         observed
     }
 
-    /// PostgreSQL reported a setting's new value while the client's statements ran. A
-    /// reported setting no statement named was changed where pgtide could not see it (inside a
-    /// function, say): the client is pinned, its backend now holds state pgtide cannot carry.
-    pub(crate) fn on_parameter_status(
-        &mut self,
-        name: &str,
-        before: Option<&str>,
-        after: &str,
-    ) -> Observed {
-        let name = name.to_ascii_lowercase();
-        let mut observed = Observed::default();
-        self.reported
-            .entry(name.clone())
-            .or_insert_with(|| (before.map(str::to_string), String::new()))
-            .1 = after.to_string();
-        let role_changed = ["role", "session_authorization"]
-            .iter()
-            .any(|r| self.announced.contains(*r));
-        let expected = self.announced_all
-            || self.announced.contains(&name)
-            || SERVER_REPORTS.contains(&name.as_str())
-            || (name == "is_superuser" && role_changed);
-        if !expected {
-            self.pin("untracked_set", &mut observed);
-        }
-        observed
-    }
-
     /// Notes every session effect of one SQL string (possibly several statements).
     /// `prepare_carried`: its SQL PREPAREs follow the client to any backend, so they do not pin.
     #[cfg(test)]
@@ -368,41 +343,6 @@ impl ClientState {
             i += 1;
             i > batch || !matches!(c, Change::End | Change::RollbackTo)
         });
-    }
-
-    /// A client batch (Query, Sync, FunctionCall) went to the backend.
-    pub(crate) fn batch_sent(&mut self) {
-        self.pending.push(Change::BatchEnd);
-    }
-
-    /// The last `batches` sent were taken back unanswered (they run again elsewhere, and are
-    /// observed again as they are sent): their pending changes go. Pins taken stay.
-    pub(crate) fn abandon_batches(&mut self, batches: u64) {
-        for _ in 0..batches {
-            if self.pending.last() == Some(&Change::BatchEnd) {
-                self.pending.pop();
-            }
-            let kept = self.pending.iter().rposition(|c| *c == Change::BatchEnd);
-            self.pending.truncate(kept.map_or(0, |i| i + 1));
-        }
-    }
-
-    /// The last `syncs` batch ends will not come (Syncs the backend ignored in copy-in mode):
-    /// their changes belong to the batch that goes on until the next ReadyForQuery.
-    pub(crate) fn merge_last_batches(&mut self, syncs: usize) {
-        for _ in 0..syncs {
-            if let Some(i) = self.pending.iter().rposition(|c| *c == Change::BatchEnd) {
-                self.pending.remove(i);
-            }
-        }
-    }
-
-    /// How many pending changes belong to the oldest unanswered batch.
-    fn batch_len(&self) -> usize {
-        self.pending
-            .iter()
-            .position(|c| *c == Change::BatchEnd)
-            .unwrap_or(self.pending.len())
     }
 
     /// A CommandComplete of the client's: COMMIT, ROLLBACK and PREPARE TRANSACTION end what
