@@ -133,15 +133,7 @@ impl Session {
                     .iter()
                     .any(|e| matches!(e, pgtide_sql::SessionEffect::TransactionControl(_)))
             });
-        let lease = self
-            .lease
-            .as_mut()
-            .expect("forwarding only happens with a leased backend");
-        let b = Backendward {
-            conn: &mut lease.conn,
-            out: &mut self.to_backend,
-            replies: &mut self.replies,
-        };
+        let b = backendward(&mut self.lease, &mut self.to_backend, &mut self.replies);
         self.statements
             .parse(&frame, search_path.as_deref(), failed_transaction, b);
     }
@@ -158,15 +150,7 @@ impl Session {
             let params = crate::session::insights::bind_params_hash(frame.body());
             self.insights.on_bind(text, params);
         }
-        let lease = self
-            .lease
-            .as_mut()
-            .expect("forwarding only happens with a leased backend");
-        let b = Backendward {
-            conn: &mut lease.conn,
-            out: &mut self.to_backend,
-            replies: &mut self.replies,
-        };
+        let b = backendward(&mut self.lease, &mut self.to_backend, &mut self.replies);
         if let Some(sql) = self.statements.bind(&frame, b) {
             // Its effects count when a portal of it is executed (a Bind alone runs nothing).
             let portal = crate::session::prepared::bind_names(frame.body())
@@ -179,15 +163,7 @@ impl Session {
 
     pub(super) fn forward_describe_or_close(&mut self, frame: Frame) {
         self.unsynced = true;
-        let lease = self
-            .lease
-            .as_mut()
-            .expect("forwarding only happens with a leased backend");
-        let b = Backendward {
-            conn: &mut lease.conn,
-            out: &mut self.to_backend,
-            replies: &mut self.replies,
-        };
+        let b = backendward(&mut self.lease, &mut self.to_backend, &mut self.replies);
         self.statements.describe_or_close(&frame, b);
     }
 
@@ -215,15 +191,7 @@ impl Session {
         // what exists now, and of what the rewrite prepares only what comes before it.
         let prepare_carried = !self.statements.own_sql_names();
         self.observe(&analysis.effects, prepare_carried);
-        let lease = self
-            .lease
-            .as_mut()
-            .expect("forwarding only happens with a leased backend");
-        let b = Backendward {
-            conn: &mut lease.conn,
-            out: &mut self.to_backend,
-            replies: &mut self.replies,
-        };
+        let b = backendward(&mut self.lease, &mut self.to_backend, &mut self.replies);
         let rewritten = self
             .statements
             .rewrite_query(sql, &analysis.names, status, b);
@@ -241,5 +209,22 @@ impl Session {
             Some(sql) => crate::session::prepared::query_or_refusal(&mut self.to_backend, &sql),
             None => self.to_backend.extend_from_slice(&frame.raw),
         }
+    }
+}
+
+/// The leased backend, its outgoing bytes and its reply queue, for statement handling (taken
+/// field by field so the client's statements can be borrowed beside them).
+fn backendward<'a>(
+    lease: &'a mut Option<Lease>,
+    out: &'a mut BytesMut,
+    replies: &'a mut ReplyQueue,
+) -> Backendward<'a> {
+    let lease = lease
+        .as_mut()
+        .expect("forwarding only happens with a leased backend");
+    Backendward {
+        conn: &mut lease.conn,
+        out,
+        replies,
     }
 }
