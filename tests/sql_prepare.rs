@@ -12,11 +12,26 @@ use s::raw::{add_trust_user, bind, execute, execute_sync, first_column, msg, par
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 async fn setup(size: usize) -> (pgtide_devcluster::Cluster, s::ServerHandle) {
+    start(size, |config| {
+        config.pool.checkout_timeout = Duration::from_millis(500)
+    })
+    .await
+}
+
+/// A server that also admits the raw protocol client's trust user.
+async fn setup_raw(size: usize) -> (pgtide_devcluster::Cluster, s::ServerHandle) {
+    start(size, add_trust_user).await
+}
+
+async fn start(
+    size: usize,
+    adjust: impl FnOnce(&mut pgtide_config::Config),
+) -> (pgtide_devcluster::Cluster, s::ServerHandle) {
     let cluster = tokio::task::spawn_blocking(|| s::cluster(0))
         .await
         .expect("cluster task");
     let mut config = s::config(&cluster, PoolMode::Transaction, size);
-    config.pool.checkout_timeout = Duration::from_millis(500);
+    adjust(&mut config);
     let server = s::start(config).await;
     (cluster, server)
 }
@@ -167,12 +182,7 @@ async fn sql_and_protocol_statements_share_one_namespace() {
 /// batch, on a backend that no longer has it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_prepared_statement_bound_mid_batch() {
-    let cluster = tokio::task::spawn_blocking(|| s::cluster(0))
-        .await
-        .expect("cluster task");
-    let mut config = s::config(&cluster, PoolMode::Transaction, 1);
-    add_trust_user(&mut config);
-    let server = s::start(config).await;
+    let (_cluster, server) = setup_raw(1).await;
     let other = s::connect(&s::app_url(&server)).await.expect("other");
     let mut raw = Raw::login(&server).await;
     assert_eq!(
@@ -198,12 +208,7 @@ async fn sql_prepared_statement_bound_mid_batch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_statements_over_a_small_backend_lru() {
-    let cluster = tokio::task::spawn_blocking(|| s::cluster(0))
-        .await
-        .expect("cluster task");
-    let mut config = s::config(&cluster, PoolMode::Transaction, 2);
-    config.pool.max_prepared_statements = 4;
-    let server = s::start(config).await;
+    let (_cluster, server) = start(2, |config| config.pool.max_prepared_statements = 4).await;
     let a = s::connect(&s::app_url(&server)).await.expect("a");
     for i in 0..12 {
         a.batch_execute(&format!("PREPARE p{i} AS SELECT {i}"))
@@ -237,12 +242,7 @@ async fn many_statements_over_a_small_backend_lru() {
 /// next. On a shared backend another client's unnamed statement must never answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unnamed_statement_follows_its_client_across_transactions() {
-    let cluster = tokio::task::spawn_blocking(|| s::cluster(0))
-        .await
-        .expect("cluster task");
-    let mut config = s::config(&cluster, PoolMode::Transaction, 1);
-    add_trust_user(&mut config);
-    let server = s::start(config).await;
+    let (_cluster, server) = setup_raw(1).await;
     let mut a = Raw::login(&server).await;
     let mut b = Raw::login(&server).await;
     let prepare = |who: &str| {
@@ -289,12 +289,7 @@ async fn two_replies(raw: &mut Raw) {
 /// still running ahead of it. The slow first query keeps the later ones in flight.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_simple_queries_settle_their_own_statements() {
-    let cluster = tokio::task::spawn_blocking(|| s::cluster(0))
-        .await
-        .expect("cluster task");
-    let mut config = s::config(&cluster, PoolMode::Transaction, 1);
-    add_trust_user(&mut config);
-    let server = s::start(config).await;
+    let (_cluster, server) = setup_raw(1).await;
     let mut raw = Raw::login(&server).await;
     let slow = "SELECT pg_sleep(0.1)";
     let pipelined = |second: &str| [query(slow), query(second)].concat();
