@@ -8,6 +8,10 @@ use pgtide_config::PoolMode;
 use pgtide_suite as s;
 use s::raw::{add_trust_user, bind, execute, first_column, msg, parse, parse_error, query, Raw};
 
+#[path = "review/common.rs"]
+mod common;
+use common::{raw_answer, setup};
+
 fn describe(kind: u8, name: &str) -> Vec<u8> {
     let mut body = vec![kind];
     body.extend_from_slice(name.as_bytes());
@@ -27,28 +31,6 @@ async fn run(raw: &mut Raw, batch: Vec<u8>) -> (String, Vec<(u8, bytes::Bytes)>)
     (tags, reply)
 }
 
-/// A simple query's first column, or the SQLSTATE of its error.
-async fn answer(raw: &mut Raw, sql: &str) -> Result<Vec<String>, String> {
-    raw.send(&query(sql)).await;
-    let reply = raw.reader.until_ready().await.expect("reply");
-    match reply.iter().find(|(t, _)| *t == b'E') {
-        Some((_, e)) => Err(parse_error(e).code),
-        None => Ok(first_column(&reply)),
-    }
-}
-
-/// Transaction mode, pool of one, a trust user for raw clients.
-async fn setup() -> (pgtide_devcluster::Cluster, s::ServerHandle) {
-    let cluster = tokio::task::spawn_blocking(|| s::cluster(0))
-        .await
-        .expect("cluster task");
-    let mut config = s::config(&cluster, PoolMode::Transaction, 1);
-    config.pool.checkout_timeout = Duration::from_millis(500);
-    add_trust_user(&mut config);
-    let server = s::start(config).await;
-    (cluster, server)
-}
-
 /// A stale plan's transparent re-run sends the client's batch (and its Sync) a second time
 /// while the client sees one ReadyForQuery. The per-batch SQL PREPARE bookkeeping (596bfda)
 /// counts the re-sent Sync as another client batch, so from then on every ReadyForQuery settles
@@ -56,7 +38,7 @@ async fn setup() -> (pgtide_devcluster::Cluster, s::ServerHandle) {
 /// succeeds where PostgreSQL says 26000 (the control before the re-run gets 26000).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_prepare_after_a_stale_plan_rerun() {
-    let (cluster, server) = setup().await;
+    let (cluster, server) = setup("SELECT 1").await;
     cluster
         .primary()
         .psql_db(
@@ -72,11 +54,11 @@ async fn sql_prepare_after_a_stale_plan_rerun() {
     assert_eq!(run(&mut raw, prepare).await.0, "1tT");
     // Control: before any re-run, pgtide answers as PostgreSQL does.
     assert_eq!(
-        answer(&mut raw, "PREPARE bad0 AS SELECT no_such_column").await,
+        raw_answer(&mut raw, "PREPARE bad0 AS SELECT no_such_column").await,
         Err("42703".to_string())
     );
     assert_eq!(
-        answer(&mut raw, "DEALLOCATE bad0").await,
+        raw_answer(&mut raw, "DEALLOCATE bad0").await,
         Err("26000".to_string())
     );
     let mut described = bind("s1", &[]);
@@ -103,7 +85,7 @@ async fn sql_prepare_after_a_stale_plan_rerun() {
     );
 
     assert_eq!(
-        answer(&mut raw, "PREPARE bad AS SELECT no_such_column").await,
+        raw_answer(&mut raw, "PREPARE bad AS SELECT no_such_column").await,
         Err("42703".to_string())
     );
     // PostgreSQL never had `bad`: DEALLOCATE fails with 26000 naming it.
@@ -119,11 +101,11 @@ async fn sql_prepare_after_a_stale_plan_rerun() {
         "DEALLOCATE of a statement whose PREPARE failed: {reply:?}"
     );
     assert_eq!(
-        answer(&mut raw, "PREPARE good AS SELECT 42").await,
+        raw_answer(&mut raw, "PREPARE good AS SELECT 42").await,
         Ok(vec![])
     );
     assert_eq!(
-        answer(&mut raw, "EXECUTE good").await,
+        raw_answer(&mut raw, "EXECUTE good").await,
         Ok(vec!["42".to_string()])
     );
     server.shutdown(s::Shutdown::Immediate).await;
@@ -168,7 +150,7 @@ async fn stale_rerun(cluster: &pgtide_devcluster::Cluster, raw: &mut Raw, table:
 /// PostgreSQL: each client sees its own work_mem.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_after_a_stale_plan_rerun_stays_with_its_client() {
-    let (cluster, server) = setup().await;
+    let (cluster, server) = setup("SELECT 1").await;
     let mut a = Raw::login(&server).await;
     let default = a.simple("SHOW work_mem").await;
     stale_rerun(&cluster, &mut a, "r12_stale_set").await;
@@ -193,7 +175,7 @@ async fn set_after_a_stale_plan_rerun_stays_with_its_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_prepare_after_an_extended_copy_in() {
     use futures_util::SinkExt;
-    let (cluster, server) = setup().await;
+    let (cluster, server) = setup("SELECT 1").await;
     cluster
         .primary()
         .psql_db(
@@ -264,7 +246,7 @@ async fn sql_prepare_after_an_extended_copy_in() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_after_an_extended_copy_in_stays_with_its_client() {
     use futures_util::SinkExt;
-    let (cluster, server) = setup().await;
+    let (cluster, server) = setup("SELECT 1").await;
     cluster
         .primary()
         .psql_db(
@@ -300,7 +282,7 @@ async fn set_after_an_extended_copy_in_stays_with_its_client() {
 /// queued for the backend, cancel and discard the backend: the row never arrived.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statement_before_terminate_runs() {
-    let (cluster, server) = setup().await;
+    let (cluster, server) = setup("SELECT 1").await;
     cluster
         .primary()
         .psql_db(
@@ -344,7 +326,7 @@ async fn statement_before_terminate_runs() {
 /// emptied (another client's DISCARD ALL) pgtide prepared a1 again from the old body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prepare_then_deallocate_all_in_one_query() {
-    let (_cluster, server) = setup().await;
+    let (_cluster, server) = setup("SELECT 1").await;
     let a = s::connect(&s::app_url(&server)).await.expect("a");
     a.batch_execute("PREPARE a1 AS SELECT 1; DEALLOCATE ALL")
         .await
@@ -371,7 +353,7 @@ async fn prepare_then_deallocate_all_in_one_query() {
 /// closes the session, and once the backend is free the client goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lease_failure_mid_extended_batch_then_pipelined_query() {
-    let (_cluster, server) = setup().await;
+    let (_cluster, server) = setup("SELECT 1").await;
     let mut holder = Raw::login(&server).await;
     holder.simple_rows("BEGIN").await;
     assert_eq!(holder.simple("SELECT 1").await, "1");
@@ -420,7 +402,7 @@ async fn lease_failure_mid_extended_batch_then_pipelined_query() {
 /// COMMIT run (as PostgreSQL would run them) before it is told and closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_closes_idle_clients_at_once_and_others_after_their_transaction() {
-    let (cluster, server) = setup().await;
+    let (cluster, server) = setup("SELECT 1").await;
     cluster
         .primary()
         .psql_db(
