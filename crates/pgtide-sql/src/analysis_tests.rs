@@ -2,6 +2,7 @@
 //! literal of the crate's test files, the annotated corpus (whole files, blocks and lines), every
 //! prefix of a few tricky strings, and random SQL-ish statements (deterministic xorshift).
 
+use crate::test_rng::XorShift;
 use crate::{
     all_session_effects, analyze, changes_schema, classify_uncached, fingerprint_with_params,
     statement_names, Analysis, Classifier,
@@ -207,19 +208,6 @@ const WORDS: &[&str] = &[
     "OR",
     "NOT",
 ];
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-}
 
 fn random_statements(n: usize) -> Vec<String> {
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);

@@ -4,6 +4,7 @@
 use crate::fingerprint::{fingerprint, params_hash};
 use crate::lexer::{split_statements, Lexer};
 use crate::session::{quote_ident, quote_literal, session_effects, startup_options_to_sets};
+use crate::test_rng::XorShift;
 
 const CORPUS: &[&str] = &[
     "SET search_path TO public, \"My Schema\"",
@@ -29,22 +30,6 @@ const CORPUS: &[&str] = &[
     "SELECT 1 /* nested /* comment */ ; */ -- tail ; \n ; SELECT $1::int[], a[1:2], x:=1",
     "SELECT 'café', \"naïve\", ℵ, E'\\xff\\777\\U0010FFFF\\U00110000'",
 ];
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 fn exercise(s: &str) {
     for t in Lexer::new(s) {

@@ -58,6 +58,8 @@ mod lexer_tests;
 mod session_tests;
 #[cfg(test)]
 mod set_tests;
+#[cfg(test)]
+mod test_rng;
 
 pub use analysis::{analyze, Analysis};
 pub use classify::{

@@ -3,6 +3,7 @@
 //! entry point is driven by `fuzz/fuzz_targets/classify.rs` under libFuzzer.
 
 use super::{classify_uncached, Classifier, StatementKind};
+use crate::test_rng::XorShift;
 
 const TRICKY: &[&str] = &[
     "WITH RECURSIVE t(n) AS (VALUES (1) UNION ALL SELECT n + 1 FROM t WHERE n < 9) SELECT * FROM t",
@@ -18,22 +19,6 @@ const TRICKY: &[&str] = &[
     "UPDATE ONLY t AS x SET (a, b) = (SELECT 1, 2) FROM u, v WHERE x.id = u.id RETURNING *",
     "TABLE films; VALUES (1); SHOW ALL; TRUNCATE TABLE ONLY a, b *",
 ];
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 fn exercise(s: &str) {
     let c = classify_uncached(s, &["audit.log_event".to_string()]);
