@@ -157,34 +157,12 @@ pub(crate) fn decide(
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::time::Duration;
-
-    use pgtide_config::{BackendUrl, DatabaseConfig, ReplicaConfig};
 
     use super::*;
-    use crate::upstream::topology::Health;
 
+    /// A primary and one replica, both healthy.
     fn topology() -> Arc<Topology> {
-        let url = |port: u16| {
-            BackendUrl::parse(&format!("postgres://u:p@127.0.0.1:{port}/db")).expect("url")
-        };
-        let mut db = DatabaseConfig::new("db", url(5432));
-        db.replicas.push(ReplicaConfig {
-            url: url(5433),
-            weight: 1,
-        });
-        let t = Topology::new(&db);
-        for b in &t.backends {
-            b.set_health(Health {
-                checked: true,
-                healthy: true,
-                in_recovery: b.index != 0,
-                lsn: Some(100),
-                lag: Some(Duration::ZERO),
-                ..Default::default()
-            });
-        }
-        t
+        crate::upstream::topology::tests::healthy_topology(&[1])
     }
 
     const READ: Intent = Intent {

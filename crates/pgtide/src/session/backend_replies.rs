@@ -159,7 +159,7 @@ impl Session {
                 if j.rerun.is_some() {
                     // The failed run was a client batch the client will not see end: it ends
                     // here, and its re-run is a batch of its own.
-                    self.end_unseen_batch();
+                    self.settle_batch();
                 }
                 j.reroute = matches!(self.replica_run, ReplicaRun::Refused(_));
                 if self.router.capturing_lsn() {

@@ -82,9 +82,9 @@ impl Session {
         self.statements.on_command_complete(tag);
     }
 
-    /// A client batch ended without the client seeing it (a stale plan's failed run, answered
-    /// by its re-run): what it changed settles as PostgreSQL settled it.
-    pub(super) fn end_unseen_batch(&mut self) {
+    /// A client batch ended, seen by the client or not (a stale plan's failed run, answered by
+    /// its re-run, ends unseen): what it changed settles as PostgreSQL settled it.
+    pub(super) fn settle_batch(&mut self) {
         let Some(lease) = self.lease.as_mut() else {
             return;
         };
@@ -96,13 +96,10 @@ impl Session {
 
     /// A client batch ended (its ReadyForQuery reached the client).
     fn on_client_ready(&mut self) {
-        let Some(lease) = self.lease.as_mut() else {
+        if self.lease.is_none() {
             return;
-        };
-        let pins_before = self.state.pins().len();
-        let observed = self.state.on_ready(self.status, &mut lease.conn.settings);
-        show_pins(&self.state, &self.registered, pins_before, observed);
-        self.statements.on_ready(&mut lease.conn);
+        }
+        self.settle_batch();
         self.stale_plans.on_client_ready();
         if let Some(capture) = self.cache_capture.take() {
             capture.finish();

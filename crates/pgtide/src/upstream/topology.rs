@@ -233,11 +233,11 @@ pub(crate) fn parse_lsn(text: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use pgtide_config::ReplicaConfig;
 
-    fn topology(weights: &[u32]) -> Arc<Topology> {
+    pub(crate) fn healthy_topology(weights: &[u32]) -> Arc<Topology> {
         let url = |port: u16| {
             BackendUrl::parse(&format!("postgres://u:p@127.0.0.1:{port}/db")).expect("url")
         };
@@ -260,6 +260,10 @@ mod tests {
             });
         }
         t
+    }
+
+    fn topology(weights: &[u32]) -> Arc<Topology> {
+        healthy_topology(weights)
     }
 
     fn policy() -> ReadPolicy {
