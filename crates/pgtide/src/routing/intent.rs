@@ -122,35 +122,32 @@ pub(crate) fn of_batch(
                 note(i, &mut intent);
                 parsed.push((view.statement.to_string(), i));
             }
-            ftag::BIND => {
-                let Some((_, name)) = crate::session::prepared::bind_names(body) else {
+            ftag::BIND | ftag::DESCRIBE => {
+                let name = if tag == ftag::BIND {
+                    let Some((_, name)) = crate::session::prepared::bind_names(body) else {
+                        return Intent::default();
+                    };
+                    name
+                } else {
+                    // A Describe of a statement prepared earlier (its Parse answered by pgtide
+                    // alone).
+                    let Ok(described) = pgtide_wire::close_or_describe(body) else {
+                        return Intent::default();
+                    };
+                    if described.kind != target::STATEMENT {
+                        continue;
+                    }
+                    described.name
+                };
+                let found = parsed
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, i)| *i);
+                let Some(i) =
+                    found.or_else(|| known(name).map(|text| of_classification(&classify(&text))))
+                else {
                     return Intent::default();
-                };
-                let i = match parsed.iter().rev().find(|(n, _)| n == name) {
-                    Some((_, i)) => *i,
-                    None => match known(name) {
-                        Some(text) => of_classification(&classify(&text)),
-                        None => return Intent::default(),
-                    },
-                };
-                statements += 1;
-                note(i, &mut intent);
-            }
-            // A Describe of a statement prepared earlier (its Parse answered by pgtide alone).
-            ftag::DESCRIBE => {
-                let Ok(described) = pgtide_wire::close_or_describe(body) else {
-                    return Intent::default();
-                };
-                if described.kind != target::STATEMENT {
-                    continue;
-                }
-                let name = described.name;
-                let i = match parsed.iter().rev().find(|(n, _)| n == name) {
-                    Some((_, i)) => *i,
-                    None => match known(name) {
-                        Some(text) => of_classification(&classify(&text)),
-                        None => return Intent::default(),
-                    },
                 };
                 statements += 1;
                 note(i, &mut intent);
