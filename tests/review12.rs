@@ -6,30 +6,14 @@ use std::time::Duration;
 
 use pgtide_config::PoolMode;
 use pgtide_suite as s;
-use s::raw::{add_trust_user, bind, execute, first_column, msg, parse, parse_error, query, Raw};
+use s::raw::{
+    add_trust_user, bind, describe, execute, first_column, msg, parse, parse_error, query, sync,
+    Raw,
+};
 
 #[path = "review/common.rs"]
 mod common;
 use common::{raw_answer, setup};
-
-fn describe(kind: u8, name: &str) -> Vec<u8> {
-    let mut body = vec![kind];
-    body.extend_from_slice(name.as_bytes());
-    body.push(0);
-    msg(b'D', &body)
-}
-
-fn sync() -> Vec<u8> {
-    msg(b'S', &[])
-}
-
-/// Sends `batch` and returns the reply's message tags and messages up to ReadyForQuery.
-async fn run(raw: &mut Raw, batch: Vec<u8>) -> (String, Vec<(u8, bytes::Bytes)>) {
-    raw.send(&batch).await;
-    let reply = raw.reader.until_ready().await.expect("reply");
-    let tags = reply.iter().map(|(t, _)| *t as char).collect();
-    (tags, reply)
-}
 
 /// A stale plan's transparent re-run sends the client's batch (and its Sync) a second time
 /// while the client sees one ReadyForQuery. The per-batch SQL PREPARE bookkeeping (596bfda)
@@ -51,7 +35,7 @@ async fn sql_prepare_after_a_stale_plan_rerun() {
     let mut prepare = parse("s1", "SELECT * FROM r12_stale");
     prepare.extend(describe(b'S', "s1"));
     prepare.extend(sync());
-    assert_eq!(run(&mut raw, prepare).await.0, "1tT");
+    assert_eq!(raw.run(prepare).await.0, "1tT");
     // Control: before any re-run, pgtide answers as PostgreSQL does.
     assert_eq!(
         raw_answer(&mut raw, "PREPARE bad0 AS SELECT no_such_column").await,
@@ -65,7 +49,7 @@ async fn sql_prepare_after_a_stale_plan_rerun() {
     described.extend(describe(b'P', ""));
     described.extend(execute());
     described.extend(sync());
-    assert_eq!(run(&mut raw, described.clone()).await.0, "2TDC");
+    assert_eq!(raw.run(described.clone()).await.0, "2TDC");
     // Out of band: pgtide's own epochs do not see it, PostgreSQL's cached plan goes stale.
     cluster
         .primary()
@@ -75,7 +59,7 @@ async fn sql_prepare_after_a_stale_plan_rerun() {
         )
         .expect("alter");
     // Re-run transparently on the new shape (see stale_plan.rs).
-    let (tags, reply) = run(&mut raw, described).await;
+    let (tags, reply) = raw.run(described).await;
     assert_eq!(tags, "2TDC", "{reply:?}");
     let (_, row) = reply.iter().find(|(t, _)| *t == b'D').expect("row");
     assert_eq!(
@@ -126,12 +110,12 @@ async fn stale_rerun(cluster: &pgtide_devcluster::Cluster, raw: &mut Raw, table:
     let mut prepare = parse("s1", &format!("SELECT * FROM {table}"));
     prepare.extend(describe(b'S', "s1"));
     prepare.extend(sync());
-    assert_eq!(run(raw, prepare).await.0, "1tT");
+    assert_eq!(raw.run(prepare).await.0, "1tT");
     let mut described = bind("s1", &[]);
     described.extend(describe(b'P', ""));
     described.extend(execute());
     described.extend(sync());
-    assert_eq!(run(raw, described.clone()).await.0, "2TDC");
+    assert_eq!(raw.run(described.clone()).await.0, "2TDC");
     cluster
         .primary()
         .psql_db(
@@ -139,7 +123,7 @@ async fn stale_rerun(cluster: &pgtide_devcluster::Cluster, raw: &mut Raw, table:
             &format!("ALTER TABLE {table} ADD COLUMN b int DEFAULT 7"),
         )
         .expect("alter");
-    let (tags, reply) = run(raw, described).await;
+    let (tags, reply) = raw.run(described).await;
     assert_eq!(tags, "2TDC", "re-run transparently: {reply:?}");
 }
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use pgtide_config::{Config, PoolMode};
 use pgtide_devcluster::Cluster;
 use pgtide_suite as s;
-use s::raw::{self, Raw};
+use s::raw::{self, sync, Raw};
 
 async fn one_replica(schema: &str) -> Cluster {
     let cluster = tokio::task::spawn_blocking(|| s::cluster(1))
@@ -50,10 +50,6 @@ async fn ok_reply(c: &mut Raw, what: &str) -> Vec<(u8, Bytes)> {
         panic!("{what}: {:?}", raw::parse_error(e));
     }
     reply
-}
-
-fn sync() -> Vec<u8> {
-    raw::msg(b'S', &[])
 }
 
 /// Parse, Bind, Execute, Sync of one unnamed statement.

@@ -6,33 +6,10 @@
 
 use pgtide_config::PoolMode;
 use pgtide_suite as s;
-use s::raw::{add_trust_user, bind, execute, first_column, msg, parse, parse_error, Raw};
-
-fn describe(kind: u8, name: &str) -> Vec<u8> {
-    let mut body = vec![kind];
-    body.extend_from_slice(name.as_bytes());
-    body.push(0);
-    msg(b'D', &body)
-}
-
-fn close_statement(name: &str) -> Vec<u8> {
-    let mut body = vec![b'S'];
-    body.extend_from_slice(name.as_bytes());
-    body.push(0);
-    msg(b'C', &body)
-}
-
-fn sync() -> Vec<u8> {
-    msg(b'S', &[])
-}
-
-/// Sends `batch` and returns the reply's message tags and messages up to ReadyForQuery.
-async fn run(raw: &mut Raw, batch: Vec<u8>) -> (String, Vec<(u8, bytes::Bytes)>) {
-    raw.send(&batch).await;
-    let reply = raw.reader.until_ready().await.expect("reply");
-    let tags = reply.iter().map(|(t, _)| *t as char).collect();
-    (tags, reply)
-}
+use s::raw::{
+    add_trust_user, bind, close_statement, describe, execute, first_column, parse, parse_error,
+    sync, Raw,
+};
 
 fn error_code(reply: &[(u8, bytes::Bytes)]) -> Option<String> {
     reply
@@ -77,9 +54,9 @@ async fn stale_statement_is_reprepared_where_safe_and_reported_where_not() {
     let mut prepare = parse("s1", "SELECT * FROM stale_t");
     prepare.extend(describe(b'S', "s1"));
     prepare.extend(sync());
-    let (tags, _) = run(&mut raw, prepare.clone()).await;
+    let (tags, _) = raw.run(prepare.clone()).await;
     assert_eq!(tags, "1tT");
-    let (tags, reply) = run(&mut raw, run_described("s1")).await;
+    let (tags, reply) = raw.run(run_described("s1")).await;
     assert_eq!(tags, "2TDC");
     assert_eq!(first_column(&reply), ["1"]);
 
@@ -88,7 +65,7 @@ async fn stale_statement_is_reprepared_where_safe_and_reported_where_not() {
     ddl.batch_execute("ALTER TABLE stale_t ADD COLUMN b int DEFAULT 7")
         .await
         .expect("alter");
-    let (tags, reply) = run(&mut raw, run_described("s1")).await;
+    let (tags, reply) = raw.run(run_described("s1")).await;
     assert_eq!(tags, "2TDC", "re-run transparently: {reply:?}");
     let (_, row) = reply.iter().find(|(t, _)| *t == b'D').expect("row");
     assert_eq!(&row[..2], &2i16.to_be_bytes(), "the row has the new column");
@@ -97,7 +74,7 @@ async fn stale_statement_is_reprepared_where_safe_and_reported_where_not() {
     ddl.batch_execute("ALTER TABLE stale_t ADD COLUMN c int DEFAULT 8")
         .await
         .expect("alter");
-    let (tags, reply) = run(&mut raw, run_bare("s1")).await;
+    let (tags, reply) = raw.run(run_bare("s1")).await;
     assert_eq!(tags, "E");
     assert_eq!(error_code(&reply).as_deref(), Some("0A000"));
     // ... and preparing it again (as drivers do after that error) works at once.
@@ -105,9 +82,9 @@ async fn stale_statement_is_reprepared_where_safe_and_reported_where_not() {
     again.extend(parse("s1", "SELECT * FROM stale_t"));
     again.extend(describe(b'S', "s1"));
     again.extend(sync());
-    let (tags, _) = run(&mut raw, again).await;
+    let (tags, _) = raw.run(again).await;
     assert_eq!(tags, "31tT");
-    let (tags, reply) = run(&mut raw, run_bare("s1")).await;
+    let (tags, reply) = raw.run(run_bare("s1")).await;
     assert_eq!(tags, "2DC", "{reply:?}");
 
     // Not safe inside the client's transaction: the error aborts it, as in PostgreSQL.
@@ -115,12 +92,12 @@ async fn stale_statement_is_reprepared_where_safe_and_reported_where_not() {
         .await
         .expect("alter");
     assert_eq!(raw.simple_rows("BEGIN").await.len(), 0);
-    let (tags, reply) = run(&mut raw, run_described("s1")).await;
+    let (tags, reply) = raw.run(run_described("s1")).await;
     assert_eq!(tags, "E", "{reply:?}");
     assert_eq!(error_code(&reply).as_deref(), Some("0A000"));
     assert_eq!(raw.simple_rows("ROLLBACK").await.len(), 0);
     // Outside it, the next described run recovers.
-    let (tags, _) = run(&mut raw, run_described("s1")).await;
+    let (tags, _) = raw.run(run_described("s1")).await;
     assert_eq!(tags, "2TDC");
     assert_eq!(raw.simple("SELECT count(*) FROM stale_t").await, "1");
     ddl.batch_execute("DROP TABLE stale_t").await.expect("drop");
@@ -148,9 +125,9 @@ async fn fresh_prepare_after_out_of_band_ddl_sees_the_new_shape() {
     let mut prepare = parse("s1", "SELECT * FROM oob_t");
     prepare.extend(describe(b'S', "s1"));
     prepare.extend(sync());
-    let (tags, _) = run(&mut a, prepare).await;
+    let (tags, _) = a.run(prepare).await;
     assert_eq!(tags, "1tT");
-    let (tags, reply) = run(&mut a, run_bare("s1")).await;
+    let (tags, reply) = a.run(run_bare("s1")).await;
     assert_eq!(tags, "2DC", "{reply:?}");
     cluster
         .primary()
@@ -160,7 +137,7 @@ async fn fresh_prepare_after_out_of_band_ddl_sees_the_new_shape() {
     let mut prepare = parse("other_name", "SELECT * FROM oob_t");
     prepare.extend(describe(b'S', "other_name"));
     prepare.extend(sync());
-    let (tags, reply) = run(&mut b, prepare).await;
+    let (tags, reply) = b.run(prepare).await;
     assert_eq!(tags, "1tT", "{reply:?}");
     let (_, row_description) = &reply[2];
     assert_eq!(
@@ -168,10 +145,10 @@ async fn fresh_prepare_after_out_of_band_ddl_sees_the_new_shape() {
         &2i16.to_be_bytes(),
         "two columns now"
     );
-    let (tags, reply) = run(&mut b, run_described("other_name")).await;
+    let (tags, reply) = b.run(run_described("other_name")).await;
     assert_eq!(tags, "2TDC", "{reply:?}");
     // The old holder still gets PostgreSQL's error, never rows of the new shape.
-    let (tags, reply) = run(&mut a, run_bare("s1")).await;
+    let (tags, reply) = a.run(run_bare("s1")).await;
     assert_eq!(tags, "E", "{reply:?}");
     server.shutdown(s::Shutdown::Immediate).await;
 }

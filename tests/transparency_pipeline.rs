@@ -13,17 +13,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use pgtide_config::PoolMode;
 use pgtide_suite as s;
-use s::raw::{add_trust_user, bind, execute, msg, parse, query, Raw, RAW_USER};
+use s::raw::{add_trust_user, bind, execute, msg, parse, query, sync, Raw, RAW_USER};
 
 fn pbe(sql: &str) -> Vec<u8> {
     let mut v = parse("", sql);
     v.extend(bind("", &[]));
     v.extend(execute());
     v
-}
-
-fn sync() -> Vec<u8> {
-    msg(b'S', &[])
 }
 
 fn describe(tag: u8, body: &Bytes) -> String {

@@ -187,6 +187,14 @@ pub struct Raw {
 }
 
 impl Raw {
+    /// Sends `batch` and returns the reply's message tags and messages up to ReadyForQuery.
+    pub async fn run(&mut self, batch: Vec<u8>) -> (String, Vec<(u8, Bytes)>) {
+        self.send(&batch).await;
+        let reply = self.reader.until_ready().await.expect("reply");
+        let tags = reply.iter().map(|(t, _)| *t as char).collect();
+        (tags, reply)
+    }
+
     pub async fn connect(server: &ServerHandle) -> Raw {
         Raw::connect_to(server.local_addr).await
     }
@@ -282,6 +290,25 @@ pub fn execute() -> Vec<u8> {
     cstr(&mut body, "");
     body.put_i32(0);
     msg(b'E', &body)
+}
+
+/// Sync.
+pub fn sync() -> Vec<u8> {
+    msg(b'S', &[])
+}
+
+/// Describe of a statement (`kind` b'S') or a portal (b'P').
+pub fn describe(kind: u8, name: &str) -> Vec<u8> {
+    let mut body = vec![kind];
+    cstr(&mut body, name);
+    msg(b'D', &body)
+}
+
+/// Close of a statement.
+pub fn close_statement(name: &str) -> Vec<u8> {
+    let mut body = vec![b'S'];
+    cstr(&mut body, name);
+    msg(b'C', &body)
 }
 
 pub fn execute_sync() -> Vec<u8> {
