@@ -19,6 +19,17 @@ pub struct Frame {
 
 #[allow(clippy::len_without_is_empty)] // a frame is never empty: it always holds its header
 impl Frame {
+    /// A message with no body (Sync, Flush, CopyDone, ParseComplete, ...).
+    pub fn bodyless(tag: u8) -> Frame {
+        let mut raw = Vec::with_capacity(FRAME_HEADER_LEN);
+        raw.push(tag);
+        raw.extend_from_slice(&4i32.to_be_bytes());
+        Frame {
+            tag,
+            raw: Bytes::from(raw),
+        }
+    }
+
     /// The message body (the bytes after tag and length).
     pub fn body(&self) -> &[u8] {
         self.raw.get(FRAME_HEADER_LEN..).unwrap_or_default()
@@ -172,6 +183,18 @@ mod tests {
         v.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
         v.extend_from_slice(body);
         v
+    }
+
+    #[test]
+    fn a_bodyless_frame_decodes_as_itself() {
+        let frame = Frame::bodyless(b'S');
+        let mut buf = BytesMut::from(&frame.raw[..]);
+        let decoded = FrameDecoder::new(1 << 20)
+            .decode(&mut buf)
+            .expect("valid")
+            .expect("whole");
+        assert_eq!((decoded.tag, decoded.raw), (b'S', frame.raw));
+        assert!(frame.body().is_empty());
     }
 
     #[test]

@@ -91,13 +91,9 @@ pub(crate) fn replica_refusal(body: &[u8]) -> Option<Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     fn frame(tag: u8) -> Frame {
-        Frame {
-            tag,
-            raw: Bytes::from(vec![tag, 0, 0, 0, 4]),
-        }
+        Frame::bodyless(tag)
     }
 
     fn error(code: &str, message: &str) -> Vec<u8> {

@@ -167,13 +167,9 @@ pub(crate) fn is_stale_plan_error(body: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     fn frame(tag: u8) -> Frame {
-        Frame {
-            tag,
-            raw: Bytes::from(vec![tag, 0, 0, 0, 4]),
-        }
+        Frame::bodyless(tag)
     }
 
     #[test]
