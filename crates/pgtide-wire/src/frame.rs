@@ -193,8 +193,8 @@ mod tests {
             .decode(&mut buf)
             .expect("valid")
             .expect("whole");
-        assert_eq!((decoded.tag, decoded.raw), (b'S', frame.raw));
         assert!(frame.body().is_empty());
+        assert_eq!((decoded.tag, decoded.raw), (b'S', frame.raw));
     }
 
     #[test]
