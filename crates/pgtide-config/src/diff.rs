@@ -60,9 +60,10 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         max_message_size: _,
         shutdown_timeout: _,
         auth_method: _,
+        worker_threads: _,
         tls: _,
     } = a;
-    changed_fields!(@some d.restart_required, "server", a, b, [listen, http_listen]);
+    changed_fields!(@some d.restart_required, "server", a, b, [listen, http_listen, worker_threads]);
     changed_fields!(@some d.live, "server", a, b, [
         max_client_connections,
         startup_timeout,

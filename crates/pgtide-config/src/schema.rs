@@ -48,7 +48,21 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// How clients authenticate to pgtide unless a `[[users]]` entry says otherwise.
     pub auth_method: AuthMethod,
+    /// Threads that run sessions; 0 picks one per two CPUs (at least one), since pgtide
+    /// usually shares its machine with the application or the database. 1 runs everything on
+    /// one thread, as PgBouncer does, which costs the least CPU per transaction.
+    pub worker_threads: usize,
     pub tls: ClientTlsConfig,
+}
+
+impl ServerConfig {
+    /// The number of session threads `worker_threads` asks for on a machine with `cpus` CPUs.
+    pub fn session_threads(&self, cpus: usize) -> usize {
+        match self.worker_threads {
+            0 => (cpus / 2).max(1),
+            n => n,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -61,6 +75,7 @@ impl Default for ServerConfig {
             max_message_size: 64 << 20,
             shutdown_timeout: secs(30),
             auth_method: AuthMethod::ScramSha256,
+            worker_threads: 0,
             tls: ClientTlsConfig::default(),
         }
     }

@@ -65,6 +65,11 @@ impl Config {
             "must be at least 1",
         );
         s.check(
+            srv.worker_threads <= 1024,
+            "server.worker_threads",
+            "must be at most 1024 (0 picks one per two CPUs)",
+        );
+        s.check(
             srv.max_message_size >= 1024,
             "server.max_message_size",
             "must be at least 1KiB",

@@ -108,6 +108,12 @@ fn server_limits() {
     );
     assert!(found("[server]\nmax_message_size = \"1KiB\"").is_empty());
     assert_one(
+        "[server]\nworker_threads = 5000",
+        "server.worker_threads",
+        "1024",
+    );
+    assert!(found("[server]\nworker_threads = 1").is_empty());
+    assert_one(
         "[server]\nlisten = \"localhost:6432\"",
         "server.listen",
         "IP:port",

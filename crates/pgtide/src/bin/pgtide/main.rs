@@ -74,8 +74,23 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Check) => check(&cli.run),
-        Some(Command::Demo) => runtime().and_then(|rt| rt.block_on(demo::run(cli.run.listen))),
-        None => runtime().and_then(|rt| rt.block_on(serve(cli.run))),
+        Some(Command::Demo) => {
+            runtime(&Default::default()).and_then(|rt| rt.block_on(demo::run(cli.run.listen)))
+        }
+        None => match load(&cli.run) {
+            Ok(config) => {
+                runtime(&config.server).and_then(|rt| rt.block_on(serve(config, cli.run)))
+            }
+            Err(problems) => {
+                for p in &problems {
+                    eprintln!("{p}");
+                }
+                Err(anyhow::anyhow!(
+                    "invalid configuration ({} problem(s))",
+                    problems.len()
+                ))
+            }
+        },
     };
     match result {
         Ok(code) => code,
@@ -86,8 +101,20 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+/// One session thread runs on tokio's current-thread scheduler: no work stealing, no wake-ups
+/// across threads, the least CPU per transaction (`server.worker_threads` in config/pgtide.toml).
+fn runtime(server: &pgtide_config::ServerConfig) -> anyhow::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = server.session_threads(cpus);
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    tracing::debug!(threads, cpus, "session threads");
+    builder
         .enable_all()
         .build()
         .context("starting the tokio runtime")
@@ -113,16 +140,7 @@ fn check(args: &RunArgs) -> anyhow::Result<std::process::ExitCode> {
     }
 }
 
-async fn serve(args: RunArgs) -> anyhow::Result<std::process::ExitCode> {
-    let config = match load(&args) {
-        Ok(c) => c,
-        Err(problems) => {
-            for p in &problems {
-                eprintln!("{p}");
-            }
-            anyhow::bail!("invalid configuration ({} problem(s))", problems.len());
-        }
-    };
+async fn serve(config: Config, args: RunArgs) -> anyhow::Result<std::process::ExitCode> {
     let server = pgtide::start(config)
         .await
         .context("binding the listener")?;
