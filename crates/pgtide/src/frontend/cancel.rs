@@ -45,6 +45,16 @@ impl Registration {
     pub fn running(&self, running: bool) {
         self.running.store(running, Ordering::Release);
     }
+
+    /// Records the backend a cancel would reach (None: none). Waits while a cancel is being
+    /// sent to the previous one; the wait's future is boxed, since it is rarely needed and a
+    /// session's handlers would otherwise all carry room for it.
+    pub async fn set_target(&self, target: Option<CancelTarget>) {
+        match self.slot.try_lock() {
+            Ok(mut slot) => *slot = target,
+            Err(_) => *Box::pin(self.slot.lock()).await = target,
+        }
+    }
 }
 
 impl Drop for Registration {

@@ -304,6 +304,10 @@ fn hex_id(id: u64) -> String {
 
 /// `s` cut to at most `max` characters (on a char boundary).
 fn truncate_chars(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        // No more characters than bytes: nothing to count (the usual case, on every query).
+        return s;
+    }
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,

@@ -1,8 +1,13 @@
 //! Buffers that cost nothing while a connection is idle: a session releases its buffers when
 //! nothing is pending either way, and a read into a released buffer waits with a probe on the
-//! stack, so the heap buffer is allocated only once the peer has sent something. At 10,000 idle
-//! clients, 8 + 16 + 4 KiB each held for nothing would be most of pgtide's memory.
+//! stack, so a buffer is taken only once the peer has sent something. At 10,000 idle clients,
+//! 8 + 16 + 4 KiB each held for nothing would be most of pgtide's memory.
+//!
+//! Released buffers go to a small per-thread spare list that the next busy session takes from:
+//! a client in transaction mode goes idle after every transaction, and allocating and freeing
+//! its three buffers each time cost more than the rest of its buffer handling.
 
+use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
 use std::mem::MaybeUninit;
@@ -17,6 +22,45 @@ use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 const PROBE: usize = 2048;
 /// The room a buffer gets when its connection becomes busy again; it grows from there.
 pub(crate) const BUSY_CAPACITY: usize = 8 * 1024;
+/// Spare buffers kept per thread (at most SPARE_MAX x KEEP_MAX bytes).
+const SPARE_MAX: usize = 64;
+/// A buffer that grew beyond this (a large result went through it) is freed, not kept.
+const KEEP_MAX: usize = 64 * 1024;
+
+thread_local! {
+    static SPARE: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty buffer with room: a spare one, or a new one.
+fn busy_buffer() -> BytesMut {
+    SPARE
+        .with(|spare| spare.borrow_mut().pop())
+        .unwrap_or_else(|| BytesMut::with_capacity(BUSY_CAPACITY))
+}
+
+/// Gives a released buffer to the spare list, if it is worth keeping: its memory is not shared
+/// with bytes split off it that are still alive, and it is not oversized.
+fn keep_spare(mut buf: BytesMut) {
+    buf.clear();
+    if buf.capacity() > KEEP_MAX || !buf.try_reclaim(BUSY_CAPACITY) {
+        return;
+    }
+    SPARE.with(|spare| {
+        let mut spare = spare.borrow_mut();
+        if spare.len() < SPARE_MAX {
+            spare.push(buf);
+        }
+    });
+}
+
+/// Gives a released (capacity 0) buffer room before a busy session writes into it, so that it
+/// does not grow from nothing in small steps.
+#[inline]
+pub(crate) fn make_room(buf: &mut BytesMut) {
+    if buf.capacity() == 0 {
+        *buf = busy_buffer();
+    }
+}
 
 /// Reads what is there into `buf`, as `read_buf`. A buffer without room (a released one) is not
 /// given any until bytes arrive. Ok(0) at EOF.
@@ -33,7 +77,9 @@ where
         ready!(Pin::new(&mut *r).poll_read(cx, &mut probe))?;
         let got = probe.filled();
         if !got.is_empty() {
-            buf.reserve(BUSY_CAPACITY.max(got.len()));
+            if buf.capacity() == 0 {
+                *buf = busy_buffer();
+            }
             buf.extend_from_slice(got);
         }
         Poll::Ready(Ok(got.len()))
@@ -45,7 +91,7 @@ where
 #[inline]
 pub(crate) fn release(buf: &mut BytesMut) {
     if buf.is_empty() && buf.capacity() > 0 {
-        *buf = BytesMut::new();
+        keep_spare(std::mem::take(buf));
     }
 }
 

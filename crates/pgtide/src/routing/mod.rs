@@ -39,8 +39,9 @@ impl SessionRoute {
     /// `primary` is a reserved word PostgreSQL would reject, and the setting is pgtide's.
     pub(crate) fn from_statement(sql: &str) -> Option<SessionRoute> {
         // Runs on every Query: one token decides for all but SET and RESET.
-        let head = pgtide_sql::tokens(sql).next().and_then(|t| t.ident());
-        if !head.is_some_and(|w| w.eq_ignore_ascii_case("set") || w.eq_ignore_ascii_case("reset")) {
+        // (a keyword, so never quoted; compared in place: no allocation for an uppercase word).
+        let head = pgtide_sql::tokens(sql).next();
+        if !head.is_some_and(|t| t.is_kw("set") || t.is_kw("reset")) {
             return None;
         }
         let toks: Vec<_> = pgtide_sql::tokens(sql)

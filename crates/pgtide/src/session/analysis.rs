@@ -17,18 +17,19 @@ impl QueryAnalysis {
     /// The analysis of `frame` (a Query), made now unless it was made already; classified if
     /// `classify` (routing and the result cache need it, nothing else does). None: not a
     /// Query, or its text is not UTF-8.
+    /// `sql` is the frame's text as the caller read it (None: not a Query, or not UTF-8).
     pub(crate) fn of(
         &mut self,
         frame: &Frame,
+        sql: Option<&str>,
         classifier: &Classifier,
         classify: bool,
     ) -> Option<&Analysis> {
-        let sql = match frame.tag {
-            ftag::QUERY => pgtide_wire::query_text(frame.body()).ok()?,
-            _ => return None,
-        };
+        let sql = sql.filter(|_| frame.tag == ftag::QUERY)?;
         let (raw, mut analysis) = match self.last.take() {
-            Some((raw, analysis)) if raw[..] == frame.raw[..] => (raw, analysis),
+            // The same bytes, not equal ones: `last` holds them, so they cannot have been
+            // reused for another message.
+            Some((raw, analysis)) if same_bytes(&raw, &frame.raw) => (raw, analysis),
             _ => (frame.raw.clone(), classifier.analyze_with(sql, classify)),
         };
         if classify && analysis.classification.is_none() {
@@ -42,12 +43,35 @@ impl QueryAnalysis {
     pub(crate) fn take(
         &mut self,
         frame: &Frame,
+        sql: Option<&str>,
         classifier: &Classifier,
         classify: bool,
     ) -> Option<Analysis> {
-        self.of(frame, classifier, classify)?;
+        self.of(frame, sql, classifier, classify)?;
         self.last.take().map(|(_, a)| a)
     }
+}
+
+fn same_bytes(a: &Bytes, b: &Bytes) -> bool {
+    a.as_ptr() == b.as_ptr() && a.len() == b.len()
+}
+
+/// A Query frame's bytes, shared (a reference count), so that its text, read once with
+/// [`query_sql`], can be lent to every phase while the frame itself moves on.
+pub(crate) fn query_frame(frame: &Frame) -> Option<Frame> {
+    (frame.tag == ftag::QUERY).then(|| frame.clone())
+}
+
+/// The SQL text of a frame from [`query_frame`]: None when it is no Query or not UTF-8.
+pub(crate) fn query_sql(query: &Option<Frame>) -> Option<&str> {
+    query
+        .as_ref()
+        .and_then(|q| pgtide_wire::query_text(q.body()).ok())
+}
+
+/// `sql` (the text of `frame`, a Query) as shared bytes of the frame, without a copy.
+pub(crate) fn text_bytes(frame: &Frame, sql: &str) -> Bytes {
+    frame.body_bytes().slice_ref(sql.as_bytes())
 }
 
 #[cfg(test)]

@@ -30,22 +30,31 @@ fn one_query_is_lexed_classified_and_fingerprinted_once() {
     let mut session_insights = SessionInsights::new(true);
     let expected_id =
         pgtide_sql::fingerprint("SELECT abalance FROM pgbench_accounts WHERE aid = 1").id;
+    let query = super::query_frame(&frame);
+    let sql = super::query_sql(&query);
     let before = counts();
 
     // The result cache's lookup (a miss), routing's intent before the lease, then the
     // forward: one analysis.
-    let cache_key_id = memo.of(&frame, &classifier, true).map(|a| a.fingerprint.id);
+    let cache_key_id = memo
+        .of(&frame, sql, &classifier, true)
+        .map(|a| a.fingerprint.id);
     assert_eq!(cache_key_id, Some(expected_id));
     let read = memo
-        .of(&frame, &classifier, true)
+        .of(&frame, sql, &classifier, true)
         .and_then(|a| a.classification.as_ref())
         .map(|c| c.kind == pgtide_sql::StatementKind::Read);
     assert_eq!(read, Some(true));
-    let analysis = memo.take(&frame, &classifier, true).expect("analysed");
+    let analysis = memo.take(&frame, sql, &classifier, true).expect("analysed");
     let observed = state.observe_effects(&analysis.effects, false);
     assert_eq!(observed.pinned, None);
     assert!(analysis.names.is_empty() && !analysis.changes_schema);
-    session_insights.on_query(frame.body_bytes(), &analysis, false);
+    let text = super::text_bytes(&frame, sql.expect("UTF-8"));
+    assert_eq!(
+        &text[..],
+        b"SELECT abalance FROM pgbench_accounts WHERE aid = 4711;"
+    );
+    session_insights.on_query(text, &analysis, false);
     let cx = Context {
         insights: &insights,
         route: Route::Replica,
@@ -78,9 +87,12 @@ fn without_routing_or_cache_a_query_is_not_classified() {
         .flatten()
         .expect("a whole Query frame");
     let classifier = Classifier::new(&[]);
+    let query = super::query_frame(&frame);
     let before = counts();
     let mut memo = QueryAnalysis::default();
-    let a = memo.take(&frame, &classifier, false).expect("analysed");
+    let a = memo
+        .take(&frame, super::query_sql(&query), &classifier, false)
+        .expect("analysed");
     assert!(a.classification.is_none());
     assert_eq!(counts().classifications, before.classifications);
     assert_eq!(counts().lexes - before.lexes, 1);

@@ -21,6 +21,7 @@ impl Session {
     /// Handles every complete frame the backend sent, then returns the backend if the
     /// transaction is over.
     pub(super) async fn on_backend_data(&mut self) -> Result<()> {
+        buffer::make_room(&mut self.to_client);
         let decoder = FrameDecoder::new(BACKEND_MAX_MESSAGE);
         let mut forgotten = Vec::new();
         while let Some(lease) = self.lease.as_mut() {
@@ -61,10 +62,11 @@ impl Session {
                 }
             }
             for frame in judgement.rerun.into_iter().flatten() {
-                self.forward(frame);
+                let query = crate::session::analysis::query_frame(&frame);
+                self.forward(frame, crate::session::analysis::query_sql(&query));
             }
             if judgement.reroute {
-                self.reroute_to_primary(false).await?;
+                Box::pin(self.reroute_to_primary(false)).await?;
                 continue;
             }
             if frame.tag == btag::READY_FOR_QUERY {
@@ -73,7 +75,7 @@ impl Session {
         }
         if self.router.take_held() {
             // The replica's batch may be over: the held one is routed (or held again).
-            self.on_client_data().await?;
+            Box::pin(self.on_client_data()).await?;
         }
         Ok(())
     }
@@ -128,7 +130,7 @@ impl Session {
             {
                 // The replica is going away (shutdown, crash) before answering: the same as
                 // a lost connection.
-                j.moved = self.reroute_after_loss().await;
+                j.moved = Box::pin(self.reroute_after_loss()).await;
             }
             btag::ERROR_RESPONSE if !own_exchange && self.refused_by_replica(frame.body()) => {
                 j.verdict = Some(Verdict::Swallow);

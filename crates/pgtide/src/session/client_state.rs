@@ -348,10 +348,11 @@ impl ClientState {
     /// A CommandComplete of the client's: COMMIT, ROLLBACK and PREPARE TRANSACTION end what
     /// came before them, committed only when PostgreSQL says COMMIT (a COMMIT of a failed
     /// transaction answers ROLLBACK).
-    pub(crate) fn on_command_complete(&mut self, backend: &mut Settings, tag: &[u8]) {
-        let committed = match pgtide_wire::command_complete_tag(tag) {
-            Ok("COMMIT") => true,
-            Ok("ROLLBACK" | "PREPARE TRANSACTION") => false,
+    /// `tag`: the CommandComplete's command tag.
+    pub(crate) fn on_command_complete(&mut self, backend: &mut Settings, tag: &str) {
+        let committed = match tag {
+            "COMMIT" => true,
+            "ROLLBACK" | "PREPARE TRANSACTION" => false,
             _ => return,
         };
         let batch = self.batch_len();

@@ -59,7 +59,7 @@ fn committed_set_is_carried_and_rolled_back_set_is_not() {
     s.observe_sql("SET search_path TO b", false);
     s.on_ready(b'T', &mut backend);
     s.observe_sql("ROLLBACK", false);
-    s.on_command_complete(&mut backend, b"ROLLBACK\0");
+    s.on_command_complete(&mut backend, "ROLLBACK");
     s.on_ready(b'I', &mut backend);
     assert_eq!(
         s.settings().get("search_path").map(String::as_str),
@@ -82,7 +82,7 @@ fn rollback_to_savepoint_undoes_only_what_came_after_it() {
     s.observe_sql("ROLLBACK TO SAVEPOINT sp", false);
     s.observe_sql("SET statement_timeout TO 5", false);
     s.observe_sql("RELEASE sp; COMMIT", false);
-    s.on_command_complete(&mut backend, b"COMMIT\0");
+    s.on_command_complete(&mut backend, "COMMIT");
     s.on_ready(b'I', &mut backend);
     assert_eq!(
         s.settings().get("search_path").map(String::as_str),
@@ -162,7 +162,7 @@ fn a_rolled_back_or_failed_undo_keeps_the_pin() {
     s.observe_sql("UNLISTEN *", false);
     s.on_ready(b'T', &mut backend);
     s.observe_sql("ROLLBACK", false);
-    s.on_command_complete(&mut backend, b"ROLLBACK\0");
+    s.on_command_complete(&mut backend, "ROLLBACK");
     s.on_ready(b'I', &mut backend);
     assert_eq!(s.pins().iter().copied().collect::<Vec<_>>(), ["listen"]);
 
@@ -171,7 +171,7 @@ fn a_rolled_back_or_failed_undo_keeps_the_pin() {
     s.observe_sql("BEGIN; SELECT 1/0; SELECT pg_advisory_unlock_all()", false);
     s.on_error();
     s.observe_sql("ROLLBACK", false);
-    s.on_command_complete(&mut backend, b"ROLLBACK\0");
+    s.on_command_complete(&mut backend, "ROLLBACK");
     s.on_ready(b'I', &mut backend);
     assert!(s.pins().contains("advisory_lock"));
 
@@ -179,14 +179,14 @@ fn a_rolled_back_or_failed_undo_keeps_the_pin() {
         "BEGIN; SAVEPOINT a; DISCARD TEMP; ROLLBACK TO a; COMMIT",
         false,
     );
-    s.on_command_complete(&mut backend, b"COMMIT\0");
+    s.on_command_complete(&mut backend, "COMMIT");
     s.observe_sql("CREATE TEMP TABLE t (x int)", false);
     s.on_ready(b'I', &mut backend);
     s.observe_sql(
         "BEGIN; SAVEPOINT a; DISCARD TEMP; ROLLBACK TO a; COMMIT",
         false,
     );
-    s.on_command_complete(&mut backend, b"COMMIT\0");
+    s.on_command_complete(&mut backend, "COMMIT");
     s.on_ready(b'I', &mut backend);
     assert!(s.pins().contains("temp_table"), "undone by ROLLBACK TO");
     s.observe_sql(
@@ -261,7 +261,7 @@ fn order_within_a_transaction_counts() {
     s.observe_sql("SELECT pg_advisory_unlock_all()", false);
     s.observe_sql("SELECT pg_advisory_lock(2)", false);
     s.observe_sql("COMMIT", false);
-    s.on_command_complete(&mut backend, b"COMMIT\0");
+    s.on_command_complete(&mut backend, "COMMIT");
     s.on_ready(b'I', &mut backend);
     assert!(s.pins().contains("advisory_lock"));
 
@@ -291,12 +291,12 @@ fn transaction_ends_come_from_the_server() {
         false,
     );
     s.batch_sent();
-    s.on_command_complete(&mut backend, b"COMMIT\0");
+    s.on_command_complete(&mut backend, "COMMIT");
     s.on_error(); // the PREPARE: the chained transaction fails, its COMMIT never runs
     s.on_ready(b'E', &mut backend);
     s.observe_sql("ABORT", false);
     s.batch_sent();
-    s.on_command_complete(&mut backend, b"ROLLBACK\0");
+    s.on_command_complete(&mut backend, "ROLLBACK");
     s.on_ready(b'I', &mut backend);
     assert_eq!(
         backend
@@ -312,7 +312,7 @@ fn transaction_ends_come_from_the_server() {
     p.batch_sent();
     p.observe_sql("SET a.y = 2", false);
     p.batch_sent();
-    p.on_command_complete(&mut backend, b"ROLLBACK\0");
+    p.on_command_complete(&mut backend, "ROLLBACK");
     p.on_ready(b'I', &mut backend);
     assert!(p.settings().is_empty(), "the second batch has not run yet");
     p.on_error();
@@ -354,7 +354,7 @@ fn a_function_changing_a_setting_under_set_local_pins() {
     );
     s.observe_sql("SELECT tokyo(); COMMIT", false);
     s.on_parameter_status("TimeZone", Some("UTC"), "Asia/Tokyo");
-    s.on_command_complete(&mut backend, b"COMMIT\0");
+    s.on_command_complete(&mut backend, "COMMIT");
     assert_eq!(s.on_ready(b'I', &mut backend).pinned, Some("untracked_set"));
 
     let mut l = ClientState::default();
@@ -362,6 +362,6 @@ fn a_function_changing_a_setting_under_set_local_pins() {
     l.on_parameter_status("TimeZone", Some("GMT"), "UTC");
     l.observe_sql("COMMIT", false);
     l.on_parameter_status("TimeZone", Some("UTC"), "GMT");
-    l.on_command_complete(&mut backend, b"COMMIT\0");
+    l.on_command_complete(&mut backend, "COMMIT");
     assert_eq!(l.on_ready(b'I', &mut backend).pinned, None, "reverted");
 }

@@ -5,7 +5,9 @@ use super::*;
 
 impl Session {
     /// Queues one client frame for the leased backend, noting the reply it is owed.
-    pub(super) fn forward(&mut self, frame: Frame) {
+    /// `sql`: a Query's text, read once by the caller (None for other messages, or a Query
+    /// that is not UTF-8).
+    pub(super) fn forward(&mut self, frame: Frame, sql: Option<&str>) {
         if self.replies.is_discarding() && frame.tag != ftag::SYNC {
             // The backend already failed this batch and ignores everything up to the Sync:
             // as if it never came (no statement created or closed, nothing owed).
@@ -19,15 +21,18 @@ impl Session {
             self.stale_plans.on_client_frame(&frame, batch_start);
         }
         match frame.tag {
-            ftag::QUERY if transaction_mode => return self.forward_query(frame),
+            ftag::QUERY if transaction_mode => return self.forward_query(frame, sql),
             ftag::QUERY => {
                 let analysis =
                     self.query_analysis
-                        .take(&frame, &self.shared.classifier.load(), false);
-                if let Some(analysis) = analysis {
+                        .take(&frame, sql, &self.shared.classifier.load(), false);
+                if let (Some(analysis), Some(sql)) = (analysis, sql) {
                     self.observe(&analysis.effects, false);
-                    self.insights
-                        .on_query(frame.body_bytes(), &analysis, self.status != b'I');
+                    self.insights.on_query(
+                        crate::session::analysis::text_bytes(&frame, sql),
+                        &analysis,
+                        self.status != b'I',
+                    );
                 }
                 self.batch_sent();
                 self.replies.expect(Completion::Ready)
@@ -168,8 +173,8 @@ impl Session {
     }
 
     /// A simple Query in transaction mode: its statement names become pgtide's.
-    pub(super) fn forward_query(&mut self, frame: Frame) {
-        let Ok(sql) = pgtide_wire::query_text(frame.body()) else {
+    pub(super) fn forward_query(&mut self, frame: Frame, sql: Option<&str>) {
+        let Some(sql) = sql else {
             // Not UTF-8 (a client_encoding such as LATIN1): pgtide cannot read what it does.
             let pins_before = self.state.pins().len();
             let observed = self.state.unreadable();
@@ -184,7 +189,9 @@ impl Session {
             // Routing and the result cache read the classification; nothing else does.
             let classify = self.router.active() || self.shared.cache.in_use();
             let classifier = self.shared.classifier.load();
-            let made = self.query_analysis.take(&frame, &classifier, classify);
+            let made = self
+                .query_analysis
+                .take(&frame, Some(sql), &classifier, classify);
             made.unwrap_or_else(|| classifier.analyze_with(sql, classify))
         };
         // Observed before its statement names are rewritten: a DEALLOCATE ALL in it drops
@@ -196,8 +203,11 @@ impl Session {
             .statements
             .rewrite_query(sql, &analysis.names, status, b);
         self.statements.prepared_before_drops(&analysis.effects);
-        self.insights
-            .on_query(frame.body_bytes(), &analysis, status != b'I');
+        self.insights.on_query(
+            crate::session::analysis::text_bytes(&frame, sql),
+            &analysis,
+            status != b'I',
+        );
         self.note_schema_change(analysis.changes_schema);
         self.note_if_write(sql, Some(&analysis));
         for effects in &rewritten.effects {

@@ -70,20 +70,19 @@ impl SessionInsights {
         self.enabled
     }
 
-    /// A simple Query was sent; `body` is its message body (the text and a NUL), `analysis`
-    /// what its text was found to be (its fingerprint is kept, not computed again).
+    /// A simple Query was sent; `text` is its SQL (the frame's bytes), `analysis` what its
+    /// text was found to be (its fingerprint is kept, not computed again).
     pub(crate) fn on_query(
         &mut self,
-        body: Bytes,
+        text: Bytes,
         analysis: &pgtide_sql::Analysis,
         in_transaction: bool,
     ) {
         if !self.enabled {
             return;
         }
-        let text = pgtide_wire::query_text(&body).map(|sql| body.slice(..sql.len()));
         self.pending.push_back(Pending {
-            sql: text.ok(),
+            sql: Some(text),
             params_hash: 0,
             fp: Some(Fp::computed(&analysis.fingerprint, analysis.params_hash)),
             started: Instant::now(),

@@ -6,7 +6,7 @@ use super::*;
 impl Session {
     /// Leases a backend for the transaction this frame starts. On failure the client gets the
     /// error (and, for a simple query, ReadyForQuery) and the session goes on: false is returned.
-    pub(super) async fn lease_backend(&mut self, frame: &Frame) -> Result<bool> {
+    pub(super) async fn lease_backend(&mut self, frame: &Frame, sql: Option<&str>) -> Result<bool> {
         if self.shared.phase() != Phase::Running {
             return Err(ProxyError::ShuttingDown);
         }
@@ -14,13 +14,11 @@ impl Session {
         self.flush_synthetic();
         if self.shared.pause.is_paused(&self.pool.database) {
             // PAUSE (admin console): wait for RESUME; what the client sent waits with it.
-            self.shared.pause.wait(&self.pool.database).await;
+            Box::pin(self.shared.pause.wait(&self.pool.database)).await;
         }
         let lease = if self.mode == PoolMode::Transaction && self.router.active() {
-            let intent = self.intent_of(frame);
-            self.router
-                .lease(&self.shared, intent, self.session_route)
-                .await
+            let intent = self.intent_of(frame, sql);
+            Box::pin(self.router.lease(&self.shared, intent, self.session_route)).await
         } else {
             self.pool.checkout().await
         };
@@ -31,7 +29,8 @@ impl Session {
                 } else {
                     ReplicaRun::Idle
                 };
-                self.attach(lease).await
+                self.lease = Some(lease);
+                self.attach().await
             }
             Err(e) => Err(e),
         };
@@ -61,39 +60,35 @@ impl Session {
         }
     }
 
-    /// Makes a leased backend this client's: cancel requests now reach it, and its session
-    /// settings are brought in line with the client's (one swallowed query, in the same write as
-    /// the client's first message). A role the client chose is set and checked first: if the
-    /// backend refuses it, the lease is given back and nothing of the client's runs.
-    pub(super) async fn attach(&mut self, mut lease: Lease) -> Result<()> {
+    /// Makes the backend just leased (`self.lease`) this client's: cancel requests now reach
+    /// it, and its session settings are brought in line with the client's (one swallowed query,
+    /// in the same write as the client's first message). A role the client chose is set and
+    /// checked first: if the backend refuses it, the lease is given back (`self.lease` is None
+    /// again) and nothing of the client's runs. The lease is in `self`, not an argument, so the
+    /// handlers' futures carry no room for one.
+    pub(super) async fn attach(&mut self) -> Result<()> {
+        let Some(lease) = self.lease.as_ref() else {
+            return Ok(());
+        };
         if let Some(sql) =
             crate::session::settings_replay::checked_sync_sql(&self.state, &lease.conn.settings)
         {
-            let pool = lease.pool.clone();
-            match lease.conn.run_simple(&[&sql]).await {
-                Ok((b'I', None)) => crate::session::settings_replay::checked_synced(
-                    &self.state,
-                    &mut lease.conn.settings,
-                ),
-                Ok((b'I', Some((code, message)))) => {
-                    // One implicit transaction: the failure left the backend as it was.
-                    pool.release(lease);
-                    return Err(ProxyError::SettingReplay { code, message });
-                }
-                Ok(_) => {
-                    pool.discard(lease);
-                    return Err(ProxyError::BackendSetup(
-                        "role replay left a transaction".into(),
-                    ));
-                }
-                Err(e) => {
-                    pool.discard(lease);
-                    return Err(e);
-                }
-            }
+            Box::pin(self.replay_role(sql)).await?;
         }
-        *self.cancel.slot.lock().await = Some(lease.conn.cancel_target());
+        let Some(lease) = self.lease.as_ref() else {
+            return Ok(());
+        };
+        let target = lease.conn.cancel_target();
         let backend = (lease.pool.label.clone(), lease.conn.id);
+        // A backend whose own default makes backslashes escapes (ALTER ROLE/DATABASE ... SET
+        // standard_conforming_strings = off) hides statements from pgtide's lexer.
+        let escapes = lease
+            .conn
+            .params
+            .get("standard_conforming_strings")
+            .map(String::as_str)
+            == Some("off");
+        self.cancel.set_target(Some(target)).await;
         self.registered.info.update(|live| {
             live.state = "active";
             live.backend = Some(backend);
@@ -101,14 +96,7 @@ impl Session {
         });
         self.status = b'I';
         self.statements.on_attach();
-        // A backend whose own default makes backslashes escapes (ALTER ROLE/DATABASE ... SET
-        // standard_conforming_strings = off) hides statements from pgtide's lexer.
-        if lease
-            .conn
-            .params
-            .get("standard_conforming_strings")
-            .map(String::as_str)
-            == Some("off")
+        if escapes
             && !self
                 .state
                 .settings()
@@ -118,9 +106,43 @@ impl Session {
             let observed = self.state.backslash_escapes();
             self.note_pins(pins_before, observed);
         }
-        self.lease = Some(lease);
         self.sync_settings();
         Ok(())
+    }
+
+    /// Sets and checks the role the client chose on the leased backend before anything of the
+    /// client's runs there. On failure the lease is given back (or discarded if its state is
+    /// unknown).
+    async fn replay_role(&mut self, sql: String) -> Result<()> {
+        let Some(lease) = self.lease.as_mut() else {
+            return Ok(());
+        };
+        let outcome = lease.conn.run_simple(&[&sql]).await;
+        if let Ok((b'I', None)) = outcome {
+            crate::session::settings_replay::checked_synced(&self.state, &mut lease.conn.settings);
+            return Ok(());
+        }
+        let Some(lease) = self.lease.take() else {
+            return Ok(());
+        };
+        let pool = lease.pool.clone();
+        match outcome {
+            Ok((b'I', Some((code, message)))) => {
+                // One implicit transaction: the failure left the backend as it was.
+                pool.release(lease);
+                Err(ProxyError::SettingReplay { code, message })
+            }
+            Ok(_) => {
+                pool.discard(lease);
+                Err(ProxyError::BackendSetup(
+                    "role replay left a transaction".into(),
+                ))
+            }
+            Err(e) => {
+                pool.discard(lease);
+                Err(e)
+            }
+        }
     }
 
     /// Brings the leased backend's session settings in line with the client's (one swallowed

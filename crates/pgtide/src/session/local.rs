@@ -5,26 +5,46 @@ use super::*;
 
 impl Session {
     /// The phase before any backend: true when pgtide answered the frame itself.
-    pub(super) async fn answer_locally(&mut self, frame: &Frame) -> bool {
-        if self.answer_route_setting(frame) {
+    pub(super) async fn answer_locally(&mut self, frame: &Frame, sql: Option<&str>) -> bool {
+        if self.answer_route_setting(sql) {
             return true;
         }
         if self.lease.is_some() {
             return false;
         }
-        if self.defer_begin(frame) {
+        if self.defer_begin(frame, sql) {
             return true;
         }
         self.deferred_begin.is_none()
-            && (self.answer_batch_from_cache(frame).await
+            && ((self.cache_may_answer(frame, ftag::PARSE)
+                && Box::pin(self.answer_batch_from_cache(frame)).await)
                 || self.answer_without_backend(frame)
-                || self.answer_from_cache(frame).await)
+                || (self.cache_may_answer(frame, ftag::QUERY)
+                    && sql.is_some_and(|sql| {
+                        // No rules and nothing cached: only a /* pgtide:cache */ hint can make
+                        // it cacheable.
+                        self.shared.cache.in_use() || sql.contains("pgtide:cache")
+                    })
+                    && Box::pin(self.answer_from_cache(frame, sql)).await))
+    }
+
+    /// Whether the result cache may answer this frame (`PARSE`: a Parse or Bind batch,
+    /// `QUERY`: a simple query): checked before a cache lookup's future is allocated.
+    fn cache_may_answer(&self, frame: &Frame, kind: u8) -> bool {
+        let tag_fits = match kind {
+            ftag::PARSE => matches!(frame.tag, ftag::PARSE | ftag::BIND),
+            _ => frame.tag == ftag::QUERY,
+        };
+        tag_fits
+            && self.mode == PoolMode::Transaction
+            && self.status == b'I'
+            && self.shared.cache.enabled()
     }
 
     /// `[routing] transactions = "first_statement"`: a lone BEGIN is answered here and held
     /// until the next statement chooses the backend (a COMMIT or ROLLBACK right after it is
     /// answered here too: the transaction was empty).
-    pub(super) fn defer_begin(&mut self, frame: &Frame) -> bool {
+    pub(super) fn defer_begin(&mut self, frame: &Frame, sql: Option<&str>) -> bool {
         use pgtide_sql::{StatementKind as K, TransactionStatement as T};
         if frame.tag != ftag::QUERY
             || self.mode != PoolMode::Transaction
@@ -35,11 +55,8 @@ impl Session {
             return false;
         }
         let classifier = self.shared.classifier.load();
-        let analysis = self.query_analysis.of(frame, &classifier, true);
-        let (Ok(sql), Some(c)) = (
-            pgtide_wire::query_text(frame.body()),
-            analysis.and_then(|a| a.classification.clone()),
-        ) else {
+        let analysis = self.query_analysis.of(frame, sql, &classifier, true);
+        let (Some(sql), Some(c)) = (sql, analysis.and_then(|a| a.classification.clone())) else {
             return false;
         };
         if c.statements != 1 || c.hint.is_some() {
@@ -66,14 +83,12 @@ impl Session {
     }
 
     /// `SET pgtide.route = ...` is pgtide's own setting: answered here, never sent on.
-    pub(super) fn answer_route_setting(&mut self, frame: &Frame) -> bool {
-        if frame.tag != ftag::QUERY || self.replies.awaits_ready() {
+    /// `sql`: the text of a Query frame (None for any other message).
+    pub(super) fn answer_route_setting(&mut self, sql: Option<&str>) -> bool {
+        if sql.is_none() || self.replies.awaits_ready() {
             return false;
         }
-        let Some(route) = pgtide_wire::query_text(frame.body())
-            .ok()
-            .and_then(SessionRoute::from_statement)
-        else {
+        let Some(route) = sql.and_then(SessionRoute::from_statement) else {
             return false;
         };
         self.session_route = route;
@@ -120,11 +135,7 @@ impl Session {
     /// transaction: a hit is answered here — ParseComplete and BindComplete as the batch needs,
     /// the stored reply, ReadyForQuery — without a backend; a miss runs with its reply captured.
     pub(super) async fn answer_batch_from_cache(&mut self, frame: &Frame) -> bool {
-        if !matches!(frame.tag, ftag::PARSE | ftag::BIND)
-            || self.mode != PoolMode::Transaction
-            || self.status != b'I'
-            || !self.shared.cache.in_use()
-        {
+        if !self.cache_may_answer(frame, ftag::PARSE) || !self.shared.cache.in_use() {
             return false;
         }
         let Some(batch) = crate::session::result_cache::batch(frame, &self.crbuf) else {
@@ -188,24 +199,13 @@ impl Session {
 
     /// A cacheable simple query outside a transaction: a hit is answered here without a
     /// backend (true); a miss goes on to a backend with its reply captured to fill the entry.
-    pub(super) async fn answer_from_cache(&mut self, frame: &Frame) -> bool {
-        if frame.tag != ftag::QUERY
-            || self.mode != PoolMode::Transaction
-            || self.status != b'I'
-            || !self.shared.cache.enabled()
-        {
-            return false;
-        }
-        let Ok(sql) = pgtide_wire::query_text(frame.body()) else {
+    pub(super) async fn answer_from_cache(&mut self, frame: &Frame, sql: Option<&str>) -> bool {
+        let Some(sql) = sql.filter(|_| self.cache_may_answer(frame, ftag::QUERY)) else {
             return false;
         };
-        // No rules and nothing cached: only a /* pgtide:cache */ hint can make it cacheable.
-        if !self.shared.cache.in_use() && !sql.contains("pgtide:cache") {
-            return false;
-        }
-        let analysis = self
-            .query_analysis
-            .of(frame, &self.shared.classifier.load(), true);
+        let analysis =
+            self.query_analysis
+                .of(frame, Some(sql), &self.shared.classifier.load(), true);
         let Some((Some(classification), fingerprint_id)) =
             analysis.map(|a| (a.classification.clone(), a.fingerprint.id))
         else {

@@ -218,8 +218,8 @@ impl Session {
     /// handlers: an idle client's task holds the session and its wait, not room for the largest
     /// handler (an allocation per event; ~4 KiB less per idle client).
     pub(crate) async fn run(mut self: Box<Self>) -> End {
-        if let Some(lease) = self.lease.take() {
-            if let Err(e) = Box::pin(self.attach(lease)).await {
+        if self.lease.is_some() {
+            if let Err(e) = Box::pin(self.attach()).await {
                 return Box::pin(self.finish(End::Error(e))).await;
             }
         }
@@ -325,6 +325,8 @@ impl Session {
     /// (Terminate, skipping to Sync), answered by pgtide itself, a backend leased (or the kept
     /// one brought up to date), forwarded. Replies go through `on_backend_data`.
     async fn on_client_data(&mut self) -> Result<()> {
+        buffer::make_room(&mut self.to_backend);
+        buffer::make_room(&mut self.to_client);
         while self.intake.reads() {
             if self.intake_waits() {
                 break;
@@ -352,13 +354,17 @@ impl Session {
                 }
                 Intake::Open | Intake::Terminated | Intake::Closing => {}
             }
-            if self.answer_locally(&frame).await {
+            // A Query's text is read once here and lent to every phase (shared bytes: the
+            // frame itself moves on to the backend).
+            let query = crate::session::analysis::query_frame(&frame);
+            let sql = crate::session::analysis::query_sql(&query);
+            if self.answer_locally(&frame, sql).await {
                 continue;
             }
-            if !self.backend_for(&frame).await? {
+            if !self.backend_for(&frame, sql).await? {
                 continue;
             }
-            self.forward(frame);
+            self.forward(frame, sql);
         }
         self.flush_synthetic();
         Ok(())
@@ -391,7 +397,7 @@ impl Session {
 
     /// A backend for this frame: the leased one (brought up to date at a new transaction on a
     /// kept backend), or a new lease. False when the lease failed (the client has the error).
-    async fn backend_for(&mut self, frame: &Frame) -> Result<bool> {
+    async fn backend_for(&mut self, frame: &Frame, sql: Option<&str>) -> Result<bool> {
         if self.lease.is_some() {
             if self.status == b'I' && !self.unsynced && !self.replies.awaits_ready() {
                 // A new transaction on a backend the client kept (session mode, pinned).
@@ -399,7 +405,7 @@ impl Session {
             }
             return Ok(true);
         }
-        if !self.lease_backend(frame).await? {
+        if !self.lease_backend(frame, sql).await? {
             self.cache_capture = None;
             return Ok(false);
         }
@@ -415,7 +421,7 @@ impl Session {
 
     /// What the transaction this frame opens intends (read or not, hints), from the frame and,
     /// for the extended protocol, the rest of its batch already read.
-    fn intent_of(&mut self, frame: &Frame) -> Intent {
+    fn intent_of(&mut self, frame: &Frame, sql: Option<&str>) -> Intent {
         if !intent::settings_allow_replica(self.state.settings(), self.state.lexes_as_sent()) {
             return Intent::default();
         }
@@ -423,7 +429,7 @@ impl Session {
         if frame.tag == ftag::QUERY {
             return self
                 .query_analysis
-                .of(frame, &classifier, true)
+                .of(frame, sql, &classifier, true)
                 .and_then(|a| a.classification.as_deref())
                 .map(intent::of_classification)
                 .unwrap_or_default();
@@ -475,11 +481,8 @@ impl Session {
 }
 
 /// The CommandComplete of DEALLOCATE ALL or DISCARD ALL: every prepared statement is gone.
-fn drops_prepared(body: &[u8]) -> bool {
-    matches!(
-        pgtide_wire::command_complete_tag(body),
-        Ok("DEALLOCATE ALL" | "DISCARD ALL")
-    )
+fn drops_prepared(tag: &str) -> bool {
+    matches!(tag, "DEALLOCATE ALL" | "DISCARD ALL")
 }
 
 async fn read_opt(r: Option<&mut ReadHalf>, buf: Option<&mut BytesMut>) -> std::io::Result<usize> {
@@ -495,3 +498,7 @@ async fn write_opt(w: Option<&mut WriteHalf>, data: &[u8]) -> std::io::Result<us
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+#[path = "handler_sizes_tests.rs"]
+mod handler_sizes_tests;

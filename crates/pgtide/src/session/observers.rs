@@ -70,8 +70,12 @@ impl Session {
 
     /// A statement of the client's completed: transaction ends settle its session state, and
     /// SQL PREPARE / DEALLOCATE (ALL) / DISCARD ALL change its statements.
-    fn on_command_complete(&mut self, tag: &[u8]) {
+    fn on_command_complete(&mut self, body: &[u8]) {
         let Some(lease) = self.lease.as_mut() else {
+            return;
+        };
+        // Read once for every observer below.
+        let Ok(tag) = pgtide_wire::command_complete_tag(body) else {
             return;
         };
         self.state

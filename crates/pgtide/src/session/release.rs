@@ -16,8 +16,10 @@ impl Session {
     }
 
     pub(super) async fn release(&mut self) {
+        if self.lease.is_some() {
+            self.cancel.set_target(None).await;
+        }
         if let Some(lease) = self.lease.take() {
-            *self.cancel.slot.lock().await = None;
             lease.pool.clone().release(lease);
             self.registered.info.update(|live| {
                 live.state = "idle";
@@ -84,7 +86,7 @@ impl Session {
         }
         let _ = self.client_w.shutdown().await;
         if let Some(lease) = self.lease.take() {
-            *self.cancel.slot.lock().await = None;
+            self.cancel.set_target(None).await;
             let backend_broken = matches!(end, End::Error(ProxyError::BackendLost(_)));
             let clean = self.replies.is_empty() && !self.unsynced && self.to_backend.is_empty();
             // A pinned backend holds state no other client may inherit: reset it like session mode.

@@ -91,7 +91,7 @@ impl Session {
             .abandon_in_flight(self.lease.as_mut().map(|l| &mut l.conn));
         self.state.abandon_batches(taken_back);
         if let Some(lease) = self.lease.take() {
-            *self.cancel.slot.lock().await = None;
+            self.cancel.set_target(None).await;
             let pool = lease.pool.clone();
             if lost {
                 pool.discard(lease);
@@ -104,7 +104,8 @@ impl Session {
         self.unsynced = false;
         self.insights.forget_pending();
         let lease = self.router.lease_primary(&self.shared).await?;
-        self.attach(lease).await?;
+        self.lease = Some(lease);
+        self.attach().await?;
         if self.router.take_refused_write() {
             // It wrote after all: read-your-writes and the cache treat it as a write.
             self.router.note_write();
@@ -118,7 +119,8 @@ impl Session {
             self.replica_run = ReplicaRun::Replaying { drop: sent };
         }
         for frame in frames {
-            self.forward(frame);
+            let query = crate::session::analysis::query_frame(&frame);
+            self.forward(frame, crate::session::analysis::query_sql(&query));
         }
         Ok(())
     }

@@ -137,6 +137,31 @@ impl Pool {
     /// Waits up to checkout_timeout for a permit, then hands out an idle connection or opens one.
     pub async fn checkout(self: &Arc<Self>) -> Result<Lease> {
         let settings = self.settings();
+        // A free permit is taken at once (no timer, no clock read); waiting for one is boxed, so
+        // the common case's future carries no room for the wait.
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => {
+                self.wait_histogram.record(0.0);
+                permit
+            }
+            Err(_) => Box::pin(self.wait_for_permit(&settings)).await?,
+        };
+        let conn = match self.take_idle(&settings) {
+            Some(conn) => conn,
+            // Boxed: a connect's future is large and rarely needed; every checkout's would
+            // carry room for it.
+            None => Box::pin(self.open_conn(&settings)).await?,
+        };
+        self.in_use.fetch_add(1, Ordering::Relaxed);
+        Ok(Lease {
+            conn,
+            permit,
+            pool: self.clone(),
+        })
+    }
+
+    /// Waits up to `checkout_timeout` for a connection to come back; SQLSTATE 53300 after.
+    async fn wait_for_permit(&self, settings: &PoolSettings) -> Result<OwnedSemaphorePermit> {
         let started = Instant::now();
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let permit = tokio::time::timeout(
@@ -145,27 +170,17 @@ impl Pool {
         )
         .await;
         self.waiting.fetch_sub(1, Ordering::Relaxed);
-        let permit = match permit {
-            Ok(Ok(p)) => p,
-            _ => {
-                return Err(ProxyError::CheckoutTimeout {
-                    database: self.database.clone(),
-                    waited_ms: started.elapsed().as_millis(),
-                    size: settings.size,
-                })
+        match permit {
+            Ok(Ok(p)) => {
+                self.wait_histogram.record(started.elapsed().as_secs_f64());
+                Ok(p)
             }
-        };
-        self.wait_histogram.record(started.elapsed().as_secs_f64());
-        let conn = match self.take_idle(&settings) {
-            Some(conn) => conn,
-            None => self.open_conn(&settings).await?,
-        };
-        self.in_use.fetch_add(1, Ordering::Relaxed);
-        Ok(Lease {
-            conn,
-            permit,
-            pool: self.clone(),
-        })
+            _ => Err(ProxyError::CheckoutTimeout {
+                database: self.database.clone(),
+                waited_ms: started.elapsed().as_millis(),
+                size: settings.size,
+            }),
+        }
     }
 
     fn take_idle(&self, settings: &PoolSettings) -> Option<BackendConn> {

@@ -266,11 +266,8 @@ impl ClientStatements {
 
     /// A CommandComplete of the client's query: "PREPARE" and "DEALLOCATE" confirm the oldest
     /// pending one.
-    pub(crate) fn on_command_complete(&mut self, body: &[u8]) {
-        if !matches!(
-            pgtide_wire::command_complete_tag(body),
-            Ok("PREPARE" | "DEALLOCATE")
-        ) {
+    pub(crate) fn on_command_complete(&mut self, tag: &str) {
+        if !matches!(tag, "PREPARE" | "DEALLOCATE") {
             return;
         }
         match self.pending_sql.pop_front() {
