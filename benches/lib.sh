@@ -238,4 +238,6 @@ EOF
 
 # utime + stime of a process, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# utime alone (the proxy's own code; the rest is the kernel's sends, receives and wake-ups).
+user_ticks() { awk '{print $14}' "/proc/$1/stat"; }
 CLK_TCK=$(getconf CLK_TCK)

@@ -82,18 +82,20 @@ printf 'SELECT 1;\n' >"$WORK/select1.sql"
 workload_args() { # select1|S
     if [ "$1" = select1 ]; then echo "-f $WORK/select1.sql"; else echo "-S"; fi
 }
-# One run: "tps transactions cpu_ticks" of the target's proxy process.
+# One run: "tps transactions cpu_ticks user_ticks" of the target's proxy process.
 measure_run() { # target workload mode clients seconds
-    local out="$WORK/cmp-$1.log" before after tps txns
+    local out="$WORK/cmp-$1.log" before after ubefore uafter tps txns
     before=$(cpu_ticks "${PROXY_PID[$1]}")
+    ubefore=$(user_ticks "${PROXY_PID[$1]}")
     # shellcheck disable=SC2046
     "$PGBENCH" -n $(workload_args "$2") -M "$3" -c "$4" -j "$THREADS" -T "$5" \
         -h 127.0.0.1 -p "${PORT[$1]}" -U "$BENCH_USER" "$BENCH_DB" >"$out" 2>&1 || true
     after=$(cpu_ticks "${PROXY_PID[$1]}")
+    uafter=$(user_ticks "${PROXY_PID[$1]}")
     tps=$(awk '/^tps = / {printf "%.1f", $3; exit}' "$out")
     txns=$(awk '/number of transactions actually processed/ {split($NF, a, "/"); print a[1]; exit}' "$out")
-    [ -n "$tps" ] && [ -n "$txns" ] || { log "$1 $2 $3 $4: pgbench failed: $(tail -n1 "$out")"; echo "0 0 0"; return; }
-    echo "$tps $txns $((after - before))"
+    [ -n "$tps" ] && [ -n "$txns" ] || { log "$1 $2 $3 $4: pgbench failed: $(tail -n1 "$out")"; echo "0 0 0 0"; return; }
+    echo "$tps $txns $((after - before)) $((uafter - ubefore))"
 }
 if want compare; then
     ALL_CELLS=""
@@ -106,9 +108,9 @@ if want compare; then
     echo "## pgtide vs PgBouncer, per cell (pgbench -j $THREADS, $ROUNDS x ${DURATION}s alternating rounds, pool $POOL_SIZE, transaction mode, insights on)"
     echo
     echo "- machine: $(nproc) CPU(s), ${cpu:-unknown CPU}, ${mem:-? GiB} RAM, $(uname -sr); load average before: $LOADAVG_BEFORE"
-    echo "- PgBouncer $BOUNCER_VERSION, pgtide $("$PGTIDE" --version | awk '{print $2}') (release); CPU = utime+stime of the proxy process from /proc/<pid>/stat over the runs, divided by transactions"
+    echo "- PgBouncer $BOUNCER_VERSION, pgtide $("$PGTIDE" --version | awk '{print $2}') (release); CPU = utime+stime of the proxy process from /proc/<pid>/stat over the runs, divided by transactions; in brackets utime alone (the proxy's own code); pgtide with its default server.worker_threads ($(( $(nproc) / 2 > 1 ? $(nproc) / 2 : 1 )) session thread(s) here)"
     echo
-    echo "| workload | mode | clients | PgBouncer tps | pgtide tps | pgtide / PgBouncer | PgBouncer CPU µs/txn | pgtide CPU µs/txn |"
+    echo "| workload | mode | clients | PgBouncer tps | pgtide tps | pgtide / PgBouncer | PgBouncer CPU µs/txn (user) | pgtide CPU µs/txn (user) |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|"
     for cell in ${CELLS:-$ALL_CELLS}; do
         IFS=/ read -r w m c <<<"$cell"
@@ -117,14 +119,15 @@ if want compare; then
             echo "| $name | $m | $c | — | — | — | — | — |"
             continue
         fi
-        declare -A S_TPS=() S_TX=() S_TICKS=()
+        declare -A S_TPS=() S_TX=() S_TICKS=() S_UTICKS=()
         for round in $(seq "$ROUNDS"); do
             # Alternate who goes first, so drift over the run hits both alike.
             order="pgbouncer pgtide"
             [ $((round % 2)) -eq 0 ] && order="pgtide pgbouncer"
             for t in $order; do
                 log "compare $cell round $round: $t"
-                read -r tps txns ticks <<<"$(measure_run "$t" "$w" "$m" "$c" "$DURATION")"
+                read -r tps txns ticks uticks <<<"$(measure_run "$t" "$w" "$m" "$c" "$DURATION")"
+                S_UTICKS[$t]=$((${S_UTICKS[$t]:-0} + uticks))
                 S_TPS[$t]=$(awk -v a="${S_TPS[$t]:-0}" -v b="$tps" 'BEGIN {print a + b}')
                 S_TX[$t]=$((${S_TX[$t]:-0} + txns))
                 S_TICKS[$t]=$((${S_TICKS[$t]:-0} + ticks))
@@ -133,11 +136,12 @@ if want compare; then
         awk -v bt="${S_TPS[pgbouncer]}" -v pt="${S_TPS[pgtide]}" -v r="$ROUNDS" \
             -v bx="${S_TX[pgbouncer]}" -v px="${S_TX[pgtide]}" \
             -v bk="${S_TICKS[pgbouncer]}" -v pk="${S_TICKS[pgtide]}" -v hz="$CLK_TCK" \
+            -v bu="${S_UTICKS[pgbouncer]}" -v pu="${S_UTICKS[pgtide]}" \
             -v name="$name" -v m="$m" -v c="$c" 'BEGIN {
                 ratio = bt > 0 ? sprintf("%.2fx", pt / bt) : "—"
-                bu = bx > 0 ? sprintf("%.1f", bk / hz * 1e6 / bx) : "—"
-                pu = px > 0 ? sprintf("%.1f", pk / hz * 1e6 / px) : "—"
-                printf "| %s | %s | %d | %.0f | %.0f | %s | %s | %s |\n", name, m, c, bt / r, pt / r, ratio, bu, pu
+                bc = bx > 0 ? sprintf("%.1f (%.1f)", bk / hz * 1e6 / bx, bu / hz * 1e6 / bx) : "—"
+                pc = px > 0 ? sprintf("%.1f (%.1f)", pk / hz * 1e6 / px, pu / hz * 1e6 / px) : "—"
+                printf "| %s | %s | %d | %.0f | %.0f | %s | %s | %s |\n", name, m, c, bt / r, pt / r, ratio, bc, pc
             }'
     done
     [ "$BOUNCER_PREPARED" -eq 0 ] && echo && echo "prepared: skipped, PgBouncer $BOUNCER_VERSION keeps no prepared statements in transaction mode (needs >= 1.21)"

@@ -68,11 +68,10 @@ impl<'a> Reader<'a> {
 
     /// The bytes of a NUL-terminated string, without the NUL (which is consumed).
     pub(crate) fn cstr_bytes(&mut self) -> Result<&'a [u8], WireError> {
-        let end = self
-            .buf
-            .iter()
-            .position(|&b| b == 0)
-            .ok_or(WireError::MissingNul { what: self.what })?;
+        // CStr's search is word-at-a-time (memchr), not a byte loop: SQL texts are long.
+        let end = std::ffi::CStr::from_bytes_until_nul(self.buf)
+            .map_err(|_| WireError::MissingNul { what: self.what })?
+            .count_bytes();
         let s = self.bytes(end)?;
         self.bytes(1)?;
         Ok(s)

@@ -34,21 +34,26 @@ thread_local! {
 /// An empty buffer with room: a spare one, or a new one.
 fn busy_buffer() -> BytesMut {
     SPARE
-        .with(|spare| spare.borrow_mut().pop())
+        .try_with(|spare| spare.borrow_mut().pop())
+        .ok()
+        .flatten()
         .unwrap_or_else(|| BytesMut::with_capacity(BUSY_CAPACITY))
 }
 
 /// Gives a released buffer to the spare list, if it is worth keeping: its memory is not shared
-/// with bytes split off it that are still alive, and it is not oversized.
-fn keep_spare(mut buf: BytesMut) {
-    buf.clear();
-    if buf.capacity() > KEEP_MAX || !buf.try_reclaim(BUSY_CAPACITY) {
+/// with bytes split off it that are still alive, and it is not oversized. Measured as a Vec:
+/// `BytesMut::capacity` counts only the room after what was consumed, not the allocation, and
+/// a shared buffer converts to a new, empty Vec (not kept).
+fn keep_spare(buf: BytesMut) {
+    let mut whole = Vec::<u8>::from(buf);
+    if !(BUSY_CAPACITY..=KEEP_MAX).contains(&whole.capacity()) {
         return;
     }
-    SPARE.with(|spare| {
+    whole.clear();
+    let _ = SPARE.try_with(|spare| {
         let mut spare = spare.borrow_mut();
         if spare.len() < SPARE_MAX {
-            spare.push(buf);
+            spare.push(BytesMut::from(bytes::Bytes::from(whole)));
         }
     });
 }
@@ -98,6 +103,7 @@ pub(crate) fn release(buf: &mut BytesMut) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Buf;
     use tokio::io::AsyncWriteExt;
 
     #[tokio::test]
@@ -131,5 +137,32 @@ mod tests {
         drop(a);
         assert_eq!(read_lazy(&mut b, &mut buf).await?, 0, "EOF");
         Ok(())
+    }
+
+    #[test]
+    fn spares_are_kept_by_their_whole_allocation_and_only_unshared() {
+        SPARE.with(|spare| spare.borrow_mut().clear());
+        // A buffer that grew to 1 MiB and was drained: little room left after the consumed
+        // part, but the allocation is large: freed, not kept.
+        let mut big = BytesMut::with_capacity(1 << 20);
+        big.extend_from_slice(&vec![7u8; (1 << 20) - 100]);
+        big.advance((1 << 20) - 100);
+        release(&mut big);
+        assert_eq!(SPARE.with(|spare| spare.borrow().len()), 0);
+        // A buffer whose bytes a live frame still shares: not kept either.
+        let mut shared = busy_buffer();
+        shared.extend_from_slice(b"frame");
+        let frame = shared.split_to(5).freeze();
+        release(&mut shared);
+        assert_eq!(SPARE.with(|spare| spare.borrow().len()), 0);
+        assert_eq!(&frame[..], b"frame");
+        // A usual one is kept and handed out again, empty, with its room.
+        let mut usual = busy_buffer();
+        usual.extend_from_slice(b"reply");
+        usual.advance(5);
+        release(&mut usual);
+        assert_eq!(SPARE.with(|spare| spare.borrow().len()), 1);
+        let again = busy_buffer();
+        assert!(again.is_empty() && again.capacity() >= BUSY_CAPACITY);
     }
 }

@@ -88,7 +88,7 @@ impl Session {
         };
         let taken_back = self
             .statements
-            .abandon_in_flight(self.lease.as_mut().map(|l| &mut l.conn));
+            .abandon_in_flight(self.lease.as_mut().map(|l| &mut *l.conn));
         self.state.abandon_batches(taken_back);
         if let Some(lease) = self.lease.take() {
             self.cancel.set_target(None).await;

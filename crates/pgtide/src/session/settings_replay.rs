@@ -30,6 +30,10 @@ fn carried_here(state: &ClientState, name: &str) -> bool {
 /// SQL that makes a backend's session settings equal to this client's, or None if they
 /// are; without the role when that is checked apart.
 pub(crate) fn sync_sql(state: &ClientState, backend: &Settings) -> Option<String> {
+    if state.settings() == backend {
+        // The usual case at every attach: nothing to compare name by name.
+        return None;
+    }
     let mut sql = String::new();
     for (name, value) in state.settings() {
         if backend.get(name) != Some(value) && carried_here(state, name) {
@@ -58,7 +62,8 @@ pub(crate) fn synced(state: &ClientState, backend: &mut Settings) {
 /// anything of the client's is sent; None if it does already or the client chose none.
 /// Session authorization goes first (setting it resets the role).
 pub(crate) fn checked_sync_sql(state: &ClientState, backend: &Settings) -> Option<String> {
-    if !checked_apart(state)
+    if state.settings() == backend
+        || !checked_apart(state)
         || CHECKED
             .iter()
             .all(|n| state.settings().get(*n) == backend.get(*n))

@@ -26,7 +26,8 @@ pub struct PoolSettings {
 
 /// A backend connection lent to one client, with the permit that counts it against pool.size.
 pub struct Lease {
-    pub conn: BackendConn,
+    /// Boxed: a lease moves (checkout, session, release) and a connection is large.
+    pub conn: Box<BackendConn>,
     permit: OwnedSemaphorePermit,
     pub pool: Arc<Pool>,
 }
@@ -46,7 +47,7 @@ pub struct Pool {
     permits: Arc<Semaphore>,
     /// Permits still to retire after a shrink: taken from releases until paid.
     shrink_debt: AtomicUsize,
-    idle: Mutex<VecDeque<BackendConn>>,
+    idle: Mutex<VecDeque<Box<BackendConn>>>,
     open: AtomicUsize,
     in_use: AtomicUsize,
     waiting: AtomicUsize,
@@ -183,7 +184,7 @@ impl Pool {
         }
     }
 
-    fn take_idle(&self, settings: &PoolSettings) -> Option<BackendConn> {
+    fn take_idle(&self, settings: &PoolSettings) -> Option<Box<BackendConn>> {
         loop {
             let conn = lock(&self.idle).pop_back()?;
             if conn.created.elapsed() < settings.max_lifetime && conn.is_quiet() {
@@ -193,7 +194,7 @@ impl Pool {
         }
     }
 
-    async fn open_conn(&self, settings: &PoolSettings) -> Result<BackendConn> {
+    async fn open_conn(&self, settings: &PoolSettings) -> Result<Box<BackendConn>> {
         self.open.fetch_add(1, Ordering::Relaxed);
         let conn = BackendConn::connect(
             self.target.clone(),
@@ -214,7 +215,7 @@ impl Pool {
                     p.sort();
                     *params = Some(p);
                 }
-                Ok(conn)
+                Ok(Box::new(conn))
             }
             Err(e) => {
                 self.open.fetch_sub(1, Ordering::Relaxed);
@@ -265,9 +266,9 @@ impl Pool {
         }
     }
 
-    fn retire(&self, conn: BackendConn) {
+    fn retire(&self, conn: Box<BackendConn>) {
         self.open.fetch_sub(1, Ordering::Relaxed);
-        tokio::spawn(conn.terminate());
+        tokio::spawn((*conn).terminate());
     }
 
     /// Applies new settings (on reload). Growing adds permits at once; shrinking retires free
