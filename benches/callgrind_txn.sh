@@ -2,7 +2,8 @@
 # Instructions pgtide executes per transaction (user space, valgrind's callgrind): the steady
 # figure for pgtide's own work on a shared machine, where CPU time per transaction moves by
 # ±10% between runs. pgbench -t N through pgtide (under valgrind, one session thread) after a
-# warm-up; the counters are zeroed before the measured run and dumped after it.
+# warm-up that opens the backend connections; the counters are zeroed before the measured run
+# and dumped after it. The clients' own logins are counted (pgbench connects once per client).
 #
 #   benches/callgrind_txn.sh                       # builds this checkout, -S simple, 10 clients
 #   MODE=extended CLIENTS=10 TXNS=1000 benches/callgrind_txn.sh [PGTIDE_BINARY]
@@ -34,6 +35,9 @@ worker_threads = 1
 [pool]
 mode = "transaction"
 size = 20
+# No connections opened in the background while measuring: a backend login (SCRAM, 4096
+# PBKDF2 rounds) costs millions of instructions, more than a thousand transactions.
+min_idle = 0
 TOML
 PGTIDE_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" \
     "$PGTIDE" --config "$WORK/pgtide.toml" \
@@ -50,7 +54,7 @@ workload=(-S)
 [ "$WORKLOAD" = select1 ] && workload=(-f "$WORK/select1.sql")
 args=(-n "${workload[@]}" -M "$MODE" -c "$CLIENTS" -j 2 -h 127.0.0.1 -p "$PORT" -U "$BENCH_USER" "$BENCH_DB")
 log "warm-up (connections, pool)"
-"$PGBENCH" "${args[@]}" -t 200 >"$WORK/warmup.log" 2>&1
+"$PGBENCH" "${args[@]}" -t 500 >"$WORK/warmup.log" 2>&1
 callgrind_control -z "$PID" >/dev/null
 log "measuring $CLIENTS x $TXNS transactions ($WORKLOAD, $MODE)"
 "$PGBENCH" "${args[@]}" -t "$TXNS" >"$WORK/run.log" 2>&1
