@@ -176,7 +176,9 @@ impl ResultCache {
     /// Whether anything may be in the cache: enabled, and rules or entries (from hints) exist.
     /// When not, there is nothing to look up and no write to track.
     pub fn in_use(&self) -> bool {
-        self.enabled() && (self.rules.load().has_rules() || self.store.load().entries() > 0)
+        // Asked several times per query: the rules loaded once, the store only without rules.
+        let rules = self.rules.load();
+        rules.enabled() && (rules.has_rules() || self.store.load().entries() > 0)
     }
 
     /// May this statement be cached, and for how long (see [`Rules::policy`])?

@@ -40,20 +40,21 @@ fn busy_buffer() -> BytesMut {
         .unwrap_or_else(|| BytesMut::with_capacity(BUSY_CAPACITY))
 }
 
-/// Gives a released buffer to the spare list, if it is worth keeping: its memory is not shared
-/// with bytes split off it that are still alive, and it is not oversized. Measured as a Vec:
-/// `BytesMut::capacity` counts only the room after what was consumed, not the allocation, and
-/// a shared buffer converts to a new, empty Vec (not kept).
-fn keep_spare(buf: BytesMut) {
-    let mut whole = Vec::<u8>::from(buf);
-    if !(BUSY_CAPACITY..=KEEP_MAX).contains(&whole.capacity()) {
+/// Gives a released buffer to the spare list if it is worth keeping: at least BUSY_CAPACITY of
+/// room, and an allocation of at most KEEP_MAX (a buffer a large result went through is freed).
+/// `capacity()` counts only the room after what was consumed, so the whole allocation is probed
+/// with `try_reclaim`, which never allocates. A kept buffer may still share its memory with a
+/// frame split off it (at most KEEP_MAX each, until that frame is dropped); it never writes
+/// into bytes that frame holds.
+fn keep_spare(mut buf: BytesMut) {
+    buf.clear();
+    if buf.try_reclaim(KEEP_MAX + 1) || !buf.try_reclaim(BUSY_CAPACITY) {
         return;
     }
-    whole.clear();
     let _ = SPARE.try_with(|spare| {
         let mut spare = spare.borrow_mut();
         if spare.len() < SPARE_MAX {
-            spare.push(BytesMut::from(bytes::Bytes::from(whole)));
+            spare.push(buf);
         }
     });
 }
@@ -140,7 +141,7 @@ mod tests {
     }
 
     #[test]
-    fn spares_are_kept_by_their_whole_allocation_and_only_unshared() {
+    fn spares_are_measured_by_their_whole_allocation() {
         SPARE.with(|spare| spare.borrow_mut().clear());
         // A buffer that grew to 1 MiB and was drained: little room left after the consumed
         // part, but the allocation is large: freed, not kept.
@@ -149,7 +150,7 @@ mod tests {
         big.advance((1 << 20) - 100);
         release(&mut big);
         assert_eq!(SPARE.with(|spare| spare.borrow().len()), 0);
-        // A buffer whose bytes a live frame still shares: not kept either.
+        // A buffer with too little room left beside a live frame it shares: not kept either.
         let mut shared = busy_buffer();
         shared.extend_from_slice(b"frame");
         let frame = shared.split_to(5).freeze();

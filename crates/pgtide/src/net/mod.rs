@@ -74,6 +74,15 @@ impl ReadHalf {
     }
 }
 
+impl WriteHalf {
+    /// Writes without waiting: `WouldBlock` when the socket has no room.
+    pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            WriteHalf::Tcp(w) => w.try_write(buf),
+        }
+    }
+}
+
 /// `AsyncRead` for an enum of transports: each poll goes to the variant's stream.
 macro_rules! delegate_read {
     ($ty:ident: $($variant:ident),+) => {

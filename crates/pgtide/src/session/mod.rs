@@ -105,14 +105,6 @@ pub(crate) struct Session {
     backend_fatal: bool,
 }
 
-enum Event {
-    ClientRead(std::io::Result<usize>),
-    ClientWrote(std::io::Result<usize>),
-    BackendRead(std::io::Result<usize>),
-    BackendWrote(std::io::Result<usize>),
-    PhaseChanged,
-}
-
 /// What the session does with the client's next message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Intake {
@@ -262,6 +254,7 @@ impl Session {
                     if let Err(e) = Box::pin(self.on_client_data()).await {
                         break End::Error(e);
                     }
+                    self.write_now();
                 }
                 Event::ClientRead(Err(e)) | Event::ClientWrote(Err(e)) => {
                     break End::Error(ProxyError::ClientIo(e))
@@ -278,6 +271,7 @@ impl Session {
                     if let Err(e) = Box::pin(self.on_backend_data()).await {
                         break End::Error(e);
                     }
+                    self.write_now();
                 }
                 Event::BackendRead(Err(e)) | Event::BackendWrote(Err(e)) => {
                     if !Box::pin(self.reroute_after_loss()).await {
@@ -289,36 +283,6 @@ impl Session {
             }
         };
         Box::pin(self.finish(end)).await
-    }
-
-    async fn next_event(&mut self) -> Event {
-        if self.replies.is_empty() && !self.unsynced {
-            // Idle: empty buffers go until the client sends again (net/buffer.rs).
-            buffer::release(&mut self.crbuf);
-            buffer::release(&mut self.to_client);
-            buffer::release(&mut self.to_backend);
-        }
-        let backend = self
-            .lease
-            .as_mut()
-            .map(|l| (&mut l.conn.reader, &mut l.conn.writer, &mut l.conn.rbuf));
-        let (b_reader, b_writer, b_rbuf) = match backend {
-            Some((r, w, b)) => (Some(r), Some(w), Some(b)),
-            None => (None, None, None),
-        };
-        let has_backend = b_reader.is_some();
-        let client_reads = self.intake.reads()
-            && self.to_backend.len() < HIGH_WATER
-            && crate::session::backlog::queued(&self.to_client, &self.replies) < HIGH_WATER
-            && !(self.router.held() && self.crbuf.len() >= HIGH_WATER);
-        tokio::select! {
-            biased;
-            () = self.registered.info.phase_signal.changed() => Event::PhaseChanged,
-            r = self.client_w.write(&self.to_client), if !self.to_client.is_empty() => Event::ClientWrote(r),
-            r = write_opt(b_writer, &self.to_backend), if has_backend && !self.to_backend.is_empty() => Event::BackendWrote(r),
-            r = read_opt(b_reader, b_rbuf), if has_backend && self.to_client.len() < HIGH_WATER => Event::BackendRead(r),
-            r = buffer::read_lazy(&mut self.client_r, &mut self.crbuf), if client_reads => Event::ClientRead(r),
-        }
     }
 
     /// Handles every complete frame the client sent, each through the phases in order: intake
@@ -464,6 +428,9 @@ impl Session {
 
     /// Writes pgtide's own replies that are now due.
     fn flush_synthetic(&mut self) {
+        if !self.replies.has_due_synthetic() {
+            return;
+        }
         let mut due = Vec::new();
         self.replies.take_due_synthetic(&mut due);
         for reply in due {
@@ -485,19 +452,8 @@ fn drops_prepared(tag: &str) -> bool {
     matches!(tag, "DEALLOCATE ALL" | "DISCARD ALL")
 }
 
-async fn read_opt(r: Option<&mut ReadHalf>, buf: Option<&mut BytesMut>) -> std::io::Result<usize> {
-    match (r, buf) {
-        (Some(r), Some(buf)) => r.read_buf(buf).await,
-        _ => std::future::pending().await,
-    }
-}
-
-async fn write_opt(w: Option<&mut WriteHalf>, data: &[u8]) -> std::io::Result<usize> {
-    match w {
-        Some(w) => w.write(data).await,
-        None => std::future::pending().await,
-    }
-}
+mod events;
+use events::Event;
 
 #[cfg(test)]
 #[path = "handler_sizes_tests.rs"]

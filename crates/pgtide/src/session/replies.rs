@@ -277,6 +277,15 @@ impl ReplyQueue {
         self.queue.len()
     }
 
+    /// Whether [`take_due_synthetic`](Self::take_due_synthetic) has anything to take (asked
+    /// several times per message; usually not).
+    pub fn has_due_synthetic(&self) -> bool {
+        matches!(
+            self.queue.front(),
+            Some(Expect::Synthetic(_) | Expect::CopyEnd)
+        )
+    }
+
     /// Moves pgtide's own replies that are now due into `out`.
     pub fn take_due_synthetic(&mut self, out: &mut Vec<Bytes>) {
         while let Some(Expect::Synthetic(_) | Expect::CopyEnd) = self.queue.front() {

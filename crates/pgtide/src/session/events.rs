@@ -1,0 +1,76 @@
+//! The session's wait for its next event (client or backend readable or writable, a shutdown
+//! phase change), and the eager write that saves most turns of that wait.
+
+use super::*;
+
+pub(super) enum Event {
+    ClientRead(std::io::Result<usize>),
+    ClientWrote(std::io::Result<usize>),
+    BackendRead(std::io::Result<usize>),
+    BackendWrote(std::io::Result<usize>),
+    PhaseChanged,
+}
+
+impl Session {
+    /// Writes what is queued for the client and the backend without waiting, as far as their
+    /// sockets take it: the common case needs no turn of the event loop to send a message on.
+    /// An error is left to the loop's own write, which meets it again and ends or re-routes.
+    pub(super) fn write_now(&mut self) {
+        if !self.to_client.is_empty() && self.intake != Intake::Terminated {
+            if let Ok(n) = self.client_w.try_write(&self.to_client) {
+                self.to_client.advance(n);
+            }
+        }
+        if let Some(lease) = &self.lease {
+            if !self.to_backend.is_empty() {
+                if let Ok(n) = lease.conn.writer.try_write(&self.to_backend) {
+                    self.to_backend.advance(n);
+                }
+            }
+        }
+    }
+
+    pub(super) async fn next_event(&mut self) -> Event {
+        if self.replies.is_empty() && !self.unsynced {
+            // Idle: empty buffers go until the client sends again (net/buffer.rs).
+            buffer::release(&mut self.crbuf);
+            buffer::release(&mut self.to_client);
+            buffer::release(&mut self.to_backend);
+        }
+        let backend = self
+            .lease
+            .as_mut()
+            .map(|l| (&mut l.conn.reader, &mut l.conn.writer, &mut l.conn.rbuf));
+        let (b_reader, b_writer, b_rbuf) = match backend {
+            Some((r, w, b)) => (Some(r), Some(w), Some(b)),
+            None => (None, None, None),
+        };
+        let has_backend = b_reader.is_some();
+        let client_reads = self.intake.reads()
+            && self.to_backend.len() < HIGH_WATER
+            && crate::session::backlog::queued(&self.to_client, &self.replies) < HIGH_WATER
+            && !(self.router.held() && self.crbuf.len() >= HIGH_WATER);
+        tokio::select! {
+            biased;
+            () = self.registered.info.phase_signal.changed() => Event::PhaseChanged,
+            r = self.client_w.write(&self.to_client), if !self.to_client.is_empty() => Event::ClientWrote(r),
+            r = write_opt(b_writer, &self.to_backend), if has_backend && !self.to_backend.is_empty() => Event::BackendWrote(r),
+            r = read_opt(b_reader, b_rbuf), if has_backend && self.to_client.len() < HIGH_WATER => Event::BackendRead(r),
+            r = buffer::read_lazy(&mut self.client_r, &mut self.crbuf), if client_reads => Event::ClientRead(r),
+        }
+    }
+}
+
+async fn read_opt(r: Option<&mut ReadHalf>, buf: Option<&mut BytesMut>) -> std::io::Result<usize> {
+    match (r, buf) {
+        (Some(r), Some(buf)) => r.read_buf(buf).await,
+        _ => std::future::pending().await,
+    }
+}
+
+async fn write_opt(w: Option<&mut WriteHalf>, data: &[u8]) -> std::io::Result<usize> {
+    match w {
+        Some(w) => w.write(data).await,
+        None => std::future::pending().await,
+    }
+}
