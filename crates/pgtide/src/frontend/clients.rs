@@ -102,6 +102,13 @@ impl ClientRegistry {
         }
     }
 
+    /// Asks every session that may hold idle memory to give it back if it is idle.
+    pub fn trim_idle(&self) {
+        for info in lock(&self.map).values() {
+            info.phase_signal.request_trim();
+        }
+    }
+
     /// Every connected client, oldest first.
     pub fn all(&self) -> Vec<Arc<ClientInfo>> {
         let mut all: Vec<_> = lock(&self.map).values().cloned().collect();

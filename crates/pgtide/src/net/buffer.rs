@@ -1,11 +1,10 @@
 //! Buffers that cost nothing while a connection is idle: a session releases its buffers when
-//! nothing is pending either way, and a read into a released buffer waits with a probe on the
-//! stack, so a buffer is taken only once the peer has sent something. At 10,000 idle clients,
-//! 8 + 16 + 4 KiB each held for nothing would be most of pgtide's memory.
+//! nothing is pending either way (session/events.rs), and a read into a released buffer waits
+//! with a probe on the stack, so a buffer is taken only once the peer has sent something. At 10,000 idle clients, 8 + 16 + 4 KiB each held for nothing would be most
+//! of pgtide's memory.
 //!
-//! Released buffers go to a small per-thread spare list that the next busy session takes from:
-//! a client in transaction mode goes idle after every transaction, and allocating and freeing
-//! its three buffers each time cost more than the rest of its buffer handling.
+//! Released buffers go to a small per-thread spare list that the next busy session takes from,
+//! instead of being freed and allocated again.
 
 use std::cell::RefCell;
 use std::future::poll_fn;

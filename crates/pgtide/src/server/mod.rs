@@ -69,6 +69,7 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         tokio::spawn(crate::http::serve(shared.clone(), http));
     }
     tokio::spawn(maintain_pools(shared.clone()));
+    tokio::spawn(trim_idle_sessions(shared.clone()));
     shared.start_health_checks();
     let accept_task = tokio::spawn(accept_loop(listener, shared.clone()));
     tracing::info!(%local_addr, "pgtide listening");
@@ -180,6 +181,20 @@ async fn maintain_pools(shared: Arc<Shared>) {
         for pool in shared.pools.all() {
             pool.maintain().await;
         }
+    }
+}
+
+/// Once a second, sessions that went idle give their queues' room back (session/events.rs): a
+/// client between transactions keeps it, so a busy one allocates nothing per transaction,
+/// and an idle one holds none for longer than a second.
+async fn trim_idle_sessions(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if shared.phase() == Phase::Stopping {
+            return;
+        }
+        shared.client_registry.trim_idle();
     }
 }
 

@@ -102,6 +102,13 @@ pub(crate) struct Observed {
 }
 
 impl ClientState {
+    /// The client is idle: no change is pending, the list's room goes back.
+    pub(crate) fn release_idle(&mut self) {
+        if self.pending.is_empty() && self.pending.capacity() > 0 {
+            self.pending = Vec::new();
+        }
+    }
+
     /// The session settings a startup packet asks for: every parameter that is not about
     /// the connection itself (PostgreSQL treats the rest as settings), plus `options -c`.
     /// Names that are not plain GUC names are returned as refused, for the caller to report

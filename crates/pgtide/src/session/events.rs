@@ -8,10 +8,34 @@ pub(super) enum Event {
     ClientWrote(std::io::Result<usize>),
     BackendRead(std::io::Result<usize>),
     BackendWrote(std::io::Result<usize>),
-    PhaseChanged,
+    /// The server's phase changed, or a trim was asked (see server/phase_signal.rs).
+    Signal(crate::server::phase_signal::Wake),
 }
 
 impl Session {
+    /// The periodic trim found this session: if the client is idle (nothing owed either way),
+    /// its queues' room goes back until it sends again (and any buffer still held). Between
+    /// transactions of a busy client the queues keep their room: nothing is allocated again
+    /// per transaction.
+    pub(super) fn trim_if_idle(&mut self) {
+        if !self.replies.is_empty() || self.unsynced {
+            return;
+        }
+        buffer::release(&mut self.crbuf);
+        buffer::release(&mut self.to_client);
+        buffer::release(&mut self.to_backend);
+        self.replies.release_idle();
+        self.state.release_idle();
+        self.insights.release_idle();
+        let all_given_back = [&self.crbuf, &self.to_client, &self.to_backend]
+            .iter()
+            .all(|b| b.capacity() == 0);
+        self.registered
+            .info
+            .phase_signal
+            .set_trimmed(all_given_back);
+    }
+
     /// Writes what is queued for the client and the backend without waiting, as far as their
     /// sockets take it: the common case needs no turn of the event loop to send a message on.
     /// An error is left to the loop's own write, which meets it again and ends or re-routes.
@@ -32,7 +56,9 @@ impl Session {
 
     pub(super) async fn next_event(&mut self) -> Event {
         if self.replies.is_empty() && !self.unsynced {
-            // Idle: empty buffers go until the client sends again (net/buffer.rs).
+            // Idle: empty buffers go to the spare list until the client sends again
+            // (net/buffer.rs): kept, a burst of clients would leave its peak behind in the
+            // allocator's free lists.
             buffer::release(&mut self.crbuf);
             buffer::release(&mut self.to_client);
             buffer::release(&mut self.to_backend);
@@ -52,7 +78,7 @@ impl Session {
             && !(self.router.held() && self.crbuf.len() >= HIGH_WATER);
         tokio::select! {
             biased;
-            () = self.registered.info.phase_signal.changed() => Event::PhaseChanged,
+            wake = self.registered.info.phase_signal.changed() => Event::Signal(wake),
             r = self.client_w.write(&self.to_client), if !self.to_client.is_empty() => Event::ClientWrote(r),
             r = write_opt(b_writer, &self.to_backend), if has_backend && !self.to_backend.is_empty() => Event::BackendWrote(r),
             r = read_opt(b_reader, b_rbuf), if has_backend && self.to_client.len() < HIGH_WATER => Event::BackendRead(r),

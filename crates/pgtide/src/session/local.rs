@@ -190,7 +190,8 @@ impl Session {
                 true
             }
             Some(crate::cache::Lookup::Miss(guard)) => {
-                self.cache_capture = Some(crate::session::result_cache::Capture::new(guard));
+                self.cache_capture =
+                    Some(Box::new(crate::session::result_cache::Capture::new(guard)));
                 false
             }
             None => false,
@@ -236,7 +237,8 @@ impl Session {
                 true
             }
             Some(crate::cache::Lookup::Miss(guard)) => {
-                self.cache_capture = Some(crate::session::result_cache::Capture::new(guard));
+                self.cache_capture =
+                    Some(Box::new(crate::session::result_cache::Capture::new(guard)));
                 false
             }
             None => false,

@@ -83,7 +83,8 @@ pub(crate) struct Session {
     /// This client's executions for query insights, and its N+1 state.
     insights: crate::session::insights::SessionInsights,
     /// The reply of a cache miss, captured to fill the entry.
-    cache_capture: Option<crate::session::result_cache::Capture>,
+    /// Boxed: rarely set (a cache miss), and every idle client's session holds the field.
+    cache_capture: Option<Box<crate::session::result_cache::Capture>>,
     /// Tables written since the last commit, invalidated in the cache when it commits.
     cache_writes: crate::session::result_cache::Writes,
     /// `[routing] transactions = "first_statement"`: a BEGIN held until the transaction's first
@@ -279,7 +280,14 @@ impl Session {
                     }
                 }
                 Event::BackendWrote(Ok(n)) => self.to_backend.advance(n),
-                Event::PhaseChanged => self.on_phase_change().await,
+                Event::Signal(wake) => {
+                    if wake.trim {
+                        self.trim_if_idle();
+                    }
+                    if wake.phase {
+                        self.on_phase_change().await;
+                    }
+                }
             }
         };
         Box::pin(self.finish(end)).await
@@ -289,6 +297,10 @@ impl Session {
     /// (Terminate, skipping to Sync), answered by pgtide itself, a backend leased (or the kept
     /// one brought up to date), forwarded. Replies go through `on_backend_data`.
     async fn on_client_data(&mut self) -> Result<()> {
+        if self.registered.info.phase_signal.is_trimmed() {
+            // Busy again: the next periodic trim looks at this session.
+            self.registered.info.phase_signal.set_trimmed(false);
+        }
         buffer::make_room(&mut self.to_backend);
         buffer::make_room(&mut self.to_client);
         while self.intake.reads() {

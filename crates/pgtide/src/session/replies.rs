@@ -277,6 +277,13 @@ impl ReplyQueue {
         self.queue.len()
     }
 
+    /// Nothing is owed: the empty queue's room goes back (the client is idle).
+    pub fn release_idle(&mut self) {
+        if self.queue.is_empty() && self.queue.capacity() > 0 {
+            self.queue = VecDeque::new();
+        }
+    }
+
     /// Whether [`take_due_synthetic`](Self::take_due_synthetic) has anything to take (asked
     /// several times per message; usually not).
     pub fn has_due_synthetic(&self) -> bool {
