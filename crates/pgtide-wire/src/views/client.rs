@@ -20,6 +20,11 @@ pub struct ParseView<'a> {
     pub param_types: Vec<u32>,
 }
 
+/// The statement name of a Parse alone (the rest unread): enough to tell the unnamed statement.
+pub fn parse_statement_name(body: &[u8]) -> Result<&str, WireError> {
+    Reader::new(body, "Parse message").cstr()
+}
+
 pub fn parse_message(body: &[u8]) -> Result<ParseView<'_>, WireError> {
     let mut r = Reader::new(body, "Parse message");
     let statement = r.cstr()?;
@@ -212,6 +217,14 @@ mod tests {
         assert_eq!(p.param_types, vec![23, 25]);
         let p = parse_message(b"\0q\0\0\0").unwrap();
         assert_eq!((p.statement, p.param_types.len()), ("", 0));
+        assert_eq!(parse_statement_name(body).unwrap(), "s1");
+        assert_eq!(parse_statement_name(b"\0q\0\0\0").unwrap(), "");
+        // The name alone is read: a body whose rest is broken still has one.
+        assert_eq!(parse_statement_name(b"\0q").unwrap(), "");
+        assert!(matches!(
+            parse_statement_name(b"s1"),
+            Err(WireError::MissingNul { .. })
+        ));
 
         assert!(matches!(
             parse_message(b"\0q\0\0\x02\0\0\0\x17"),

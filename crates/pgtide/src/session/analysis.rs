@@ -52,6 +52,29 @@ impl QueryAnalysis {
     }
 }
 
+/// What the session needs of a Parse's SQL (does it have session effects, does it change the
+/// schema), kept for the last text seen: drivers send the same unnamed statement again for
+/// every execution, and reading it costs three passes over the text.
+#[derive(Debug, Default)]
+pub(crate) struct ParseFacts {
+    text: String,
+    pub(crate) session_effects: bool,
+    pub(crate) changes_schema: bool,
+}
+
+impl ParseFacts {
+    /// The facts of `sql` (both are functions of the text alone).
+    pub(crate) fn of(&mut self, sql: &str) -> &ParseFacts {
+        if self.text != sql {
+            self.session_effects = !pgtide_sql::all_session_effects(sql).is_empty();
+            self.changes_schema = pgtide_sql::changes_schema(sql);
+            self.text.clear();
+            self.text.push_str(sql);
+        }
+        self
+    }
+}
+
 fn same_bytes(a: &Bytes, b: &Bytes) -> bool {
     a.as_ptr() == b.as_ptr() && a.len() == b.len()
 }

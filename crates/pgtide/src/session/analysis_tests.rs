@@ -97,3 +97,23 @@ fn without_routing_or_cache_a_query_is_not_classified() {
     assert_eq!(counts().classifications, before.classifications);
     assert_eq!(counts().lexes - before.lexes, 1);
 }
+
+#[test]
+fn parse_facts_are_read_once_per_text_and_again_for_a_new_one() {
+    let mut facts = super::ParseFacts::default();
+    let f = facts.of("SET search_path = app");
+    assert!(f.session_effects && !f.changes_schema);
+    let before = counts();
+    let f = facts.of("SET search_path = app");
+    assert!(f.session_effects && !f.changes_schema);
+    assert_eq!(
+        counts().lexes,
+        before.lexes,
+        "the same text is not read again"
+    );
+    let f = facts.of("CREATE TABLE t (id int)");
+    assert!(!f.session_effects && f.changes_schema);
+    assert!(counts().lexes > before.lexes, "a new text is read");
+    let f = facts.of("SELECT $1");
+    assert!(!f.session_effects && !f.changes_schema);
+}

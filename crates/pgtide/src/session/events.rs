@@ -27,6 +27,7 @@ impl Session {
         self.replies.release_idle();
         self.state.release_idle();
         self.insights.release_idle();
+        self.parse_facts = Default::default();
         let all_given_back = [&self.crbuf, &self.to_client, &self.to_backend]
             .iter()
             .all(|b| b.capacity() == 0);

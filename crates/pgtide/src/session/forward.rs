@@ -115,13 +115,18 @@ impl Session {
 
     pub(super) fn forward_parse(&mut self, frame: Frame) {
         self.unsynced = true;
-        let mut query = None;
-        match pgtide_wire::parse_message(frame.body()) {
-            Ok(view) => {
-                self.note_schema_change(pgtide_sql::changes_schema(view.query));
-                query = Some(view.query);
+        let mut session_effects = false;
+        // Read once here, for the statement bookkeeping below as well.
+        let view = pgtide_wire::parse_message(frame.body()).ok();
+        let query = view.as_ref().map(|v| v.query);
+        match query {
+            Some(query) => {
+                let facts = self.parse_facts.of(query);
+                let changes_schema = facts.changes_schema;
+                session_effects = facts.session_effects;
+                self.note_schema_change(changes_schema);
             }
-            Err(_) => {
+            None => {
                 let pins_before = self.state.pins().len();
                 let observed = self.state.unreadable();
                 self.note_pins(pins_before, observed);
@@ -139,8 +144,14 @@ impl Session {
                     .any(|e| matches!(e, pgtide_sql::SessionEffect::TransactionControl(_)))
             });
         let b = backendward(&mut self.lease, &mut self.to_backend, &mut self.replies);
-        self.statements
-            .parse(&frame, search_path.as_deref(), failed_transaction, b);
+        self.statements.parse(
+            &frame,
+            view.as_ref(),
+            search_path.as_deref(),
+            failed_transaction,
+            session_effects,
+            b,
+        );
     }
 
     pub(super) fn forward_bind(&mut self, frame: Frame) {

@@ -98,6 +98,8 @@ pub(crate) struct Session {
     bound_effects: Vec<(String, String)>,
     /// The Query being handled, analysed once for routing and forwarding.
     query_analysis: crate::session::analysis::QueryAnalysis,
+    /// The last Parse's SQL, read once however often it is sent again.
+    parse_facts: crate::session::analysis::ParseFacts,
     cancel: Registration,
     /// Client frames wait unread while too much waits for the client (see backlog.rs).
     backlog: crate::session::backlog::Backlog,
@@ -200,6 +202,7 @@ impl Session {
             bound_effects: Vec::new(),
             intake: Intake::Open,
             query_analysis: Default::default(),
+            parse_facts: Default::default(),
             state,
             cancel,
             backlog: Default::default(),

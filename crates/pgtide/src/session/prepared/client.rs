@@ -4,6 +4,7 @@
 //! write, with the reply swallowed. SQL `EXECUTE` and `DEALLOCATE` are rewritten to pgtide's
 //! names, so drivers that mix both (Rails deallocates protocol statements with SQL) just work.
 
+use pgtide_wire::ParseView;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -16,8 +17,8 @@ use crate::session::prepared::inject::{
     MAX_CLIENT_STATEMENTS, NOT_YOURS,
 };
 use crate::session::prepared::{
-    bind_names, fail_in_batch, has_session_effects, parse_of, refuse_in_batch, rewrite_bind,
-    target_message, Preparation, SchemaEpochs, SharedStatement,
+    bind_names, fail_in_batch, parse_of, refuse_in_batch, rewrite_bind, target_message,
+    Preparation, SchemaEpochs, SharedStatement,
 };
 use crate::session::replies::{Completion, ReplyQueue};
 use crate::upstream::conn::BackendConn;
@@ -187,11 +188,23 @@ impl ClientStatements {
     /// lives only inside the client's own batch) and for bodies the backend should reject; an
     /// error when its Parse under pgtide's name would be too long.
     fn statement_of_parse(&self, frame: &Frame, search_path: Option<&str>) -> Option<Named> {
+        if pgtide_wire::parse_statement_name(frame.body())
+            .ok()?
+            .is_empty()
+        {
+            // The unnamed statement: its text is not read here.
+            return None;
+        }
         let view = pgtide_wire::parse_message(frame.body()).ok()?;
+        self.statement_of_view(&view, search_path)
+    }
+
+    /// [`statement_of_parse`](Self::statement_of_parse) of a Parse already read.
+    fn statement_of_view(&self, view: &ParseView<'_>, search_path: Option<&str>) -> Option<Named> {
         if view.statement.is_empty() {
             return None;
         }
-        let stmt = SharedStatement::from_parse(&view, search_path, &self.epochs);
+        let stmt = SharedStatement::from_parse(view, search_path, &self.epochs);
         Some(stmt.map(|stmt| (view.statement.to_string(), Arc::new(stmt))))
     }
 
@@ -256,15 +269,18 @@ impl ClientStatements {
 
     /// `failed_transaction`: PostgreSQL refuses the Parse (25P02) and keeps nothing, so it goes
     /// to the backend as it is and the client's name stays unknown.
+    /// `view`: the frame read (None: malformed); `session_effects`: whether its text has any.
     pub(crate) fn parse(
         &mut self,
         frame: &Frame,
+        view: Option<&ParseView<'_>>,
         search_path: Option<&str>,
         failed_transaction: bool,
+        session_effects: bool,
         mut b: Backendward<'_>,
     ) {
-        let named = self
-            .statement_of_parse(frame, search_path)
+        let named = view
+            .and_then(|view| self.statement_of_view(view, search_path))
             .filter(|_| !failed_transaction);
         let (name, stmt) = match named {
             Some(Ok(named)) => named,
@@ -275,15 +291,14 @@ impl ClientStatements {
             }
             None => {
                 // The unnamed statement, or a malformed body for the backend to reject itself.
-                let view = pgtide_wire::parse_message(frame.body()).ok();
-                if view.as_ref().is_some_and(|v| v.statement.is_empty()) {
+                if view.is_some_and(|v| v.statement.is_empty()) {
                     self.unnamed_parse = Some(frame.raw.clone());
                     self.unnamed_on_backend = true;
                 }
-                if view.as_ref().is_none_or(|v| v.statement.is_empty()) {
+                if view.is_none_or(|v| v.statement.is_empty()) {
                     self.unnamed_effects_sql = view
                         .map(|v| v.query)
-                        .filter(|q| has_session_effects(q))
+                        .filter(|_| session_effects)
                         .map(str::to_string);
                 }
                 b.replies.expect(Completion::Parse);
