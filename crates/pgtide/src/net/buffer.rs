@@ -40,11 +40,11 @@ fn busy_buffer() -> BytesMut {
 }
 
 /// Gives a released buffer to the spare list if it is worth keeping: at least BUSY_CAPACITY of
-/// room, and an allocation of at most KEEP_MAX (a buffer a large result went through is freed).
-/// `capacity()` counts only the room after what was consumed, so the whole allocation is probed
-/// with `try_reclaim`, which never allocates. A kept buffer may still share its memory with a
-/// frame split off it (at most KEEP_MAX each, until that frame is dropped); it never writes
-/// into bytes that frame holds.
+/// room, and an allocation of at most KEEP_MAX (a buffer a large message went through is
+/// freed), not shared with a frame split off it that is still alive (a spare would keep that
+/// allocation, whatever its size). `capacity()` counts only the room after what was consumed,
+/// so the whole allocation is probed with `try_reclaim`, which never allocates and is exact on
+/// a buffer nothing shares.
 fn keep_spare(mut buf: BytesMut) {
     buf.clear();
     if buf.try_reclaim(KEEP_MAX + 1) || !buf.try_reclaim(BUSY_CAPACITY) {
@@ -92,11 +92,27 @@ where
     .await
 }
 
-/// Gives an empty buffer's memory back (bytes split off it earlier keep their own share).
+/// Gives an empty buffer's memory back. For buffers nothing is split off (outgoing bytes are
+/// written and advanced past); a read buffer frames are split from goes through
+/// [`release_read`].
 #[inline]
 pub(crate) fn release(buf: &mut BytesMut) {
     if buf.is_empty() && buf.capacity() > 0 {
         keep_spare(std::mem::take(buf));
+    }
+}
+
+/// [`release`] for a buffer frames were split off: kept as a spare only if no frame of it is
+/// alive any more (a frame keeps its own share of the memory either way).
+pub(crate) fn release_read(buf: &mut BytesMut) {
+    if !buf.is_empty() || buf.capacity() == 0 {
+        return;
+    }
+    let frozen = std::mem::take(buf).freeze();
+    if frozen.is_unique() {
+        if let Ok(unshared) = frozen.try_into_mut() {
+            keep_spare(unshared);
+        }
     }
 }
 
@@ -149,13 +165,20 @@ mod tests {
         big.advance((1 << 20) - 100);
         release(&mut big);
         assert_eq!(SPARE.with(|spare| spare.borrow().len()), 0);
-        // A buffer with too little room left beside a live frame it shares: not kept either.
-        let mut shared = busy_buffer();
-        shared.extend_from_slice(b"frame");
-        let frame = shared.split_to(5).freeze();
-        release(&mut shared);
+        // A read buffer a live frame still shares, however much room it has: not kept.
+        let mut shared = BytesMut::with_capacity(1 << 20);
+        shared.extend_from_slice(&vec![1u8; 1000]);
+        let frame = shared.split_to(1000).freeze();
+        release_read(&mut shared);
         assert_eq!(SPARE.with(|spare| spare.borrow().len()), 0);
-        assert_eq!(&frame[..], b"frame");
+        assert_eq!(frame.len(), 1000);
+        // Once its frames are gone, a read buffer of the usual size is kept.
+        let mut read = busy_buffer();
+        read.extend_from_slice(b"frame");
+        drop(read.split_to(5));
+        release_read(&mut read);
+        assert_eq!(SPARE.with(|spare| spare.borrow().len()), 1);
+        SPARE.with(|spare| spare.borrow_mut().clear());
         // A usual one is kept and handed out again, empty, with its room.
         let mut usual = busy_buffer();
         usual.extend_from_slice(b"reply");

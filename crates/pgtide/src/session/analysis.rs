@@ -57,19 +57,22 @@ impl QueryAnalysis {
 /// every execution, and reading it costs three passes over the text.
 #[derive(Debug, Default)]
 pub(crate) struct ParseFacts {
-    text: String,
+    /// The text the facts are of (None: not kept, or none yet).
+    text: Option<String>,
     pub(crate) session_effects: bool,
     pub(crate) changes_schema: bool,
 }
 
 impl ParseFacts {
     /// The facts of `sql` (both are functions of the text alone).
+    /// A text over MEMO_MAX is read each time rather than kept (a bulk statement's copy would
+    /// stay with the session).
     pub(crate) fn of(&mut self, sql: &str) -> &ParseFacts {
-        if self.text != sql {
+        const MEMO_MAX: usize = 4096;
+        if self.text.as_deref() != Some(sql) {
             self.session_effects = !pgtide_sql::all_session_effects(sql).is_empty();
             self.changes_schema = pgtide_sql::changes_schema(sql);
-            self.text.clear();
-            self.text.push_str(sql);
+            self.text = (sql.len() <= MEMO_MAX).then(|| sql.to_string());
         }
         self
     }

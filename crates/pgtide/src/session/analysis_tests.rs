@@ -116,4 +116,9 @@ fn parse_facts_are_read_once_per_text_and_again_for_a_new_one() {
     assert!(counts().lexes > before.lexes, "a new text is read");
     let f = facts.of("SELECT $1");
     assert!(!f.session_effects && !f.changes_schema);
+    // A text too long to keep is read each time, and leaves nothing for another to match.
+    let long = format!("SET search_path = app; SELECT '{}'", "x".repeat(5000));
+    assert!(facts.of(&long).session_effects);
+    let f = facts.of("");
+    assert!(!f.session_effects && !f.changes_schema);
 }

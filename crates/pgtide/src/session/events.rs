@@ -21,7 +21,7 @@ impl Session {
         if !self.replies.is_empty() || self.unsynced {
             return;
         }
-        buffer::release(&mut self.crbuf);
+        buffer::release_read(&mut self.crbuf);
         buffer::release(&mut self.to_client);
         buffer::release(&mut self.to_backend);
         self.replies.release_idle();
@@ -60,7 +60,7 @@ impl Session {
             // Idle: empty buffers go to the spare list until the client sends again
             // (net/buffer.rs): kept, a burst of clients would leave its peak behind in the
             // allocator's free lists.
-            buffer::release(&mut self.crbuf);
+            buffer::release_read(&mut self.crbuf);
             buffer::release(&mut self.to_client);
             buffer::release(&mut self.to_backend);
         }
