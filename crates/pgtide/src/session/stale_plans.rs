@@ -19,10 +19,26 @@ pub(crate) struct StalePlans {
     log: Option<RetryLog>,
     /// An Execute was sent since the last Sync: a re-run could repeat its effects.
     executed_in_batch: bool,
+    /// The batch began with the unnamed statement and is not logged; nothing later in it
+    /// starts a log (a log from the middle would replay half a batch).
+    unlogged_batch: bool,
     /// The batch being answered is a re-run; it is not re-run again.
     rerun: bool,
     /// The failed run already sent a statement's ParameterDescription; the re-run's is dropped.
     skip_parameter_description: bool,
+}
+
+/// A Bind of the unnamed statement, or a Describe of the unnamed statement or portal: a re-run
+/// renews only named statements (drivers send the unnamed one's Parse with its batch), so a
+/// batch that starts with one is not logged for a re-run; a stale named statement later in
+/// it gets PostgreSQL's error, as on a direct connection.
+fn targets_unnamed(frame: &Frame) -> bool {
+    match frame.tag {
+        ftag::BIND => {
+            pgtide_wire::bind_names(frame.body()).is_ok_and(|names| names.statement.is_empty())
+        }
+        _ => pgtide_wire::close_or_describe(frame.body()).is_ok_and(|t| t.name.is_empty()),
+    }
 }
 
 impl StalePlans {
@@ -36,13 +52,21 @@ impl StalePlans {
         } else if (frame.tag == ftag::BIND || frame.tag == ftag::DESCRIBE)
             && batch_start
             && !self.executed_in_batch
+            && !self.unlogged_batch
             && !self.rerun
         {
-            self.log = Some(RetryLog::start(frame));
+            if targets_unnamed(frame) {
+                self.unlogged_batch = true;
+            } else {
+                self.log = Some(RetryLog::start(frame));
+            }
         }
         match frame.tag {
             ftag::EXECUTE => self.executed_in_batch = true,
-            ftag::SYNC => self.executed_in_batch = false,
+            ftag::SYNC => {
+                self.executed_in_batch = false;
+                self.unlogged_batch = false;
+            }
             _ => {}
         }
     }
@@ -192,5 +216,47 @@ mod tests {
         assert_eq!(log.into_frames().len(), 4);
         let mut log = RetryLog::start(&frame(ftag::BIND));
         assert!(!log.push(&frame(ftag::COPY_DATA)));
+    }
+
+    fn encoded(build: impl FnOnce(&mut bytes::BytesMut)) -> Frame {
+        let mut buf = bytes::BytesMut::new();
+        build(&mut buf);
+        pgtide_wire::FrameDecoder::new(1 << 20)
+            .decode(&mut buf)
+            .ok()
+            .flatten()
+            .expect("one whole frame")
+    }
+
+    fn bind_of(statement: &str) -> Frame {
+        encoded(|buf| {
+            pgtide_wire::encode::bind_renamed(buf, "", statement, &[0, 0, 0, 0, 0, 0])
+                .expect("a short Bind encodes")
+        })
+    }
+
+    #[test]
+    fn a_batch_of_the_unnamed_statement_is_not_logged_and_a_named_one_after_it_is() {
+        let mut plans = StalePlans::default();
+        plans.on_client_frame(&bind_of(""), true);
+        assert!(
+            plans.log.is_none(),
+            "the unnamed statement is parsed with its batch"
+        );
+        // Later in the same batch, a named statement starts no log: it would replay half a batch.
+        plans.on_client_frame(&bind_of("s1"), true);
+        assert!(plans.log.is_none());
+        plans.on_client_frame(&frame(ftag::SYNC), true);
+        plans.on_client_frame(&bind_of("s1"), true);
+        assert!(
+            plans.log.is_some(),
+            "the next batch, of a named statement, is logged"
+        );
+        let mut plans = StalePlans::default();
+        let describe_unnamed_portal = encoded(|buf| {
+            pgtide_wire::encode::describe(buf, b'P', "").expect("a Describe encodes")
+        });
+        plans.on_client_frame(&describe_unnamed_portal, true);
+        assert!(plans.log.is_none());
     }
 }
