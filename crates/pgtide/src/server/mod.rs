@@ -170,30 +170,33 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
+/// The clock of the once-a-second chores: waits for the next second, false once the server
+/// stops.
+async fn next_second(shared: &Shared, tick: &mut tokio::time::Interval) -> bool {
+    tick.tick().await;
+    shared.phase() != Phase::Stopping
+}
+
+fn every_second() -> tokio::time::Interval {
+    tokio::time::interval(Duration::from_secs(1))
+}
+
 /// Upkeep of every pool once a second until the server stops.
 async fn maintain_pools(shared: Arc<Shared>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        if shared.phase() == Phase::Stopping {
-            return;
-        }
+    let mut tick = every_second();
+    while next_second(&shared, &mut tick).await {
         for pool in shared.pools.all() {
             pool.maintain().await;
         }
     }
 }
 
-/// Once a second, sessions that went idle give their queues' room back (session/events.rs): a
-/// client between transactions keeps it, so a busy one allocates nothing per transaction,
-/// and an idle one holds none for longer than a second.
+/// Once a second, sessions idle at that moment give their queues' room back (session/events.rs):
+/// between trims a busy client keeps it, so it allocates nothing again per transaction, and an
+/// idle one holds none for longer than a second.
 async fn trim_idle_sessions(shared: Arc<Shared>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        if shared.phase() == Phase::Stopping {
-            return;
-        }
+    let mut tick = every_second();
+    while next_second(&shared, &mut tick).await {
         shared.client_registry.trim_idle();
     }
 }
