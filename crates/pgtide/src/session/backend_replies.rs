@@ -199,7 +199,7 @@ impl Session {
         } else if self.mode == PoolMode::Session
             && self.shared.phase() != Phase::Running
             && self.replies.is_empty()
-            && self.status == b'I'
+            && self.status == IDLE
         {
             self.close_with(ProxyError::ShuttingDown);
         }

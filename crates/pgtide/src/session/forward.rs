@@ -17,7 +17,7 @@ impl Session {
         self.replica_run.log(&frame);
         let transaction_mode = self.mode == PoolMode::Transaction;
         if transaction_mode {
-            let batch_start = self.status == b'I' && !self.replies.awaits_ready();
+            let batch_start = self.status == IDLE && !self.replies.awaits_ready();
             self.stale_plans.on_client_frame(&frame, batch_start);
         }
         match frame.tag {
@@ -31,7 +31,7 @@ impl Session {
                     self.insights.on_query(
                         crate::session::analysis::text_bytes(&frame, sql),
                         &analysis,
-                        self.status != b'I',
+                        self.status != IDLE,
                     );
                 }
                 self.batch_sent();
@@ -67,7 +67,7 @@ impl Session {
             ftag::DESCRIBE => self.extended(Completion::Describe),
             ftag::CLOSE => self.extended(Completion::Close),
             ftag::EXECUTE => {
-                self.insights.on_execute(self.status != b'I');
+                self.insights.on_execute(self.status != IDLE);
                 self.observe_execute(&frame);
                 self.extended(Completion::Execute)
             }
@@ -135,7 +135,7 @@ impl Session {
         let search_path = self.search_path();
         // Only when the backend surely is in a failed transaction: nothing sent since its
         // ReadyForQuery said so (a pipelined ROLLBACK may be on its way).
-        let failed_transaction = self.status == b'E'
+        let failed_transaction = self.status == FAILED
             && self.replies.is_empty()
             && !query.is_some_and(|q| {
                 // PostgreSQL accepts a COMMIT / ROLLBACK even in a failed transaction.
@@ -217,7 +217,7 @@ impl Session {
         self.insights.on_query(
             crate::session::analysis::text_bytes(&frame, sql),
             &analysis,
-            status != b'I',
+            status != IDLE,
         );
         self.note_schema_change(analysis.changes_schema);
         self.note_if_write(sql, Some(&analysis));

@@ -50,9 +50,9 @@ impl Session {
                 e.write_to(&mut self.to_client);
                 match frame.tag {
                     ftag::QUERY | ftag::FUNCTION_CALL => {
-                        encode::ready_for_query(&mut self.to_client, b'I')
+                        encode::ready_for_query(&mut self.to_client, IDLE)
                     }
-                    ftag::SYNC => encode::ready_for_query(&mut self.to_client, b'I'),
+                    ftag::SYNC => encode::ready_for_query(&mut self.to_client, IDLE),
                     _ => self.intake = Intake::SkipUntilSync,
                 }
                 Ok(false)
@@ -94,7 +94,7 @@ impl Session {
             live.backend = Some(backend);
             live.transactions += 1;
         });
-        self.status = b'I';
+        self.status = IDLE;
         self.statements.on_attach();
         if escapes
             && !self
@@ -118,7 +118,7 @@ impl Session {
             return Ok(());
         };
         let outcome = lease.conn.run_simple(&[&sql]).await;
-        if let Ok((b'I', None)) = outcome {
+        if let Ok((IDLE, None)) = outcome {
             crate::session::settings_replay::checked_synced(&self.state, &mut lease.conn.settings);
             return Ok(());
         }
@@ -127,7 +127,7 @@ impl Session {
         };
         let pool = lease.pool.clone();
         match outcome {
-            Ok((b'I', Some((code, message)))) => {
+            Ok((IDLE, Some((code, message)))) => {
                 // One implicit transaction: the failure left the backend as it was.
                 pool.release(lease);
                 Err(ProxyError::SettingReplay { code, message })

@@ -37,7 +37,7 @@ impl Session {
         };
         tag_fits
             && self.mode == PoolMode::Transaction
-            && self.status == b'I'
+            && self.status == IDLE
             && self.shared.cache.enabled()
     }
 
@@ -65,13 +65,13 @@ impl Session {
         let (tag, status) = match (c.kind, self.deferred_begin.is_some()) {
             (K::Transaction(T::Begin { read_only: false }), false) => {
                 self.deferred_begin = Some(sql.to_string());
-                ("BEGIN", b'T')
+                ("BEGIN", IN_TRANSACTION)
             }
-            (K::Transaction(T::Commit), true) => ("COMMIT", b'I'),
-            (K::Transaction(T::Rollback), true) => ("ROLLBACK", b'I'),
+            (K::Transaction(T::Commit), true) => ("COMMIT", IDLE),
+            (K::Transaction(T::Rollback), true) => ("ROLLBACK", IDLE),
             _ => return false,
         };
-        if status == b'I' {
+        if status == IDLE {
             self.deferred_begin = None;
         }
         self.status = status;
@@ -122,7 +122,7 @@ impl Session {
                 .close_without_backend(frame, &mut self.replies),
             ftag::SYNC => {
                 let mut ready = BytesMut::with_capacity(6);
-                encode::ready_for_query(&mut ready, b'I');
+                encode::ready_for_query(&mut ready, IDLE);
                 self.replies.synthetic(ready.freeze());
                 true
             }
@@ -177,7 +177,7 @@ impl Session {
                 }
                 encode::bind_complete(&mut reply);
                 reply.extend_from_slice(&entry.reply);
-                encode::ready_for_query(&mut reply, b'I');
+                encode::ready_for_query(&mut reply, IDLE);
                 self.replies.synthetic(reply.freeze());
                 self.insights.record_cache_hit(
                     &text,
@@ -232,7 +232,7 @@ impl Session {
                 );
                 let mut reply = BytesMut::with_capacity(entry.reply.len() + 6);
                 reply.extend_from_slice(&entry.reply);
-                encode::ready_for_query(&mut reply, b'I');
+                encode::ready_for_query(&mut reply, IDLE);
                 self.replies.synthetic(reply.freeze());
                 true
             }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 use pgtide_config::PoolMode;
+use pgtide_wire::status::{FAILED, IDLE, IN_TRANSACTION};
 use pgtide_wire::{backend as btag, encode, frontend as ftag, Frame, FrameDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -187,7 +188,7 @@ impl Session {
             lease,
             replies: ReplyQueue::default(),
             unsynced: false,
-            status: b'I',
+            status: IDLE,
             statements,
             stale_plans: StalePlans::default(),
             router,
@@ -327,7 +328,7 @@ impl Session {
                 Intake::SkipUntilSync => {
                     if frame.tag == ftag::SYNC {
                         self.intake = Intake::Open;
-                        encode::ready_for_query(&mut self.to_client, b'I');
+                        encode::ready_for_query(&mut self.to_client, IDLE);
                     }
                     continue;
                 }
@@ -378,7 +379,7 @@ impl Session {
     /// kept backend), or a new lease. False when the lease failed (the client has the error).
     async fn backend_for(&mut self, frame: &Frame, sql: Option<&str>) -> Result<bool> {
         if self.lease.is_some() {
-            if self.status == b'I' && !self.unsynced && !self.replies.awaits_ready() {
+            if self.status == IDLE && !self.unsynced && !self.replies.awaits_ready() {
                 // A new transaction on a backend the client kept (session mode, pinned).
                 self.sync_settings();
             }

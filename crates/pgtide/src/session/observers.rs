@@ -108,7 +108,7 @@ impl Session {
         if let Some(capture) = self.cache_capture.take() {
             capture.finish();
         }
-        if self.status != b'I' {
+        if self.status != IDLE {
             return;
         }
         // Portals end with their transaction.

@@ -10,7 +10,7 @@ impl Session {
         self.mode == PoolMode::Transaction
             && self.replies.is_empty()
             && !self.unsynced
-            && self.status == b'I'
+            && self.status == IDLE
             && self.to_backend.is_empty()
             && !self.state.is_pinned()
     }
@@ -39,7 +39,7 @@ impl Session {
             Phase::Running => {}
             // Idle clients go now; a client in a transaction goes when it ends (see release).
             Phase::Draining if self.lease.is_none() || self.mode == PoolMode::Session => {
-                if self.replies.is_empty() && self.status == b'I' {
+                if self.replies.is_empty() && self.status == IDLE {
                     self.close_with(ProxyError::ShuttingDown)
                 }
             }
