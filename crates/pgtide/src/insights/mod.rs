@@ -192,17 +192,20 @@ impl Insights {
     }
 
     /// [`record`](Self::record) of a statement whose fingerprint is known already (a simple
-    /// Query's analysis): no text cache, no second lexing.
+    /// Query's analysis): no text cache, no second lexing. `ended`: when it ended (the clock
+    /// the caller read for its duration, not read again).
     pub(crate) fn record_fingerprinted(
         &self,
         e: &Execution<'_>,
         fp: &Fp,
         patterns: &mut ClientPatterns,
+        ended: Instant,
     ) {
-        self.record_with(e, fp, patterns, Instant::now());
+        self.record_with(e, fp, patterns, ended);
     }
 
-    fn record_at(&self, e: &Execution<'_>, patterns: &mut ClientPatterns, now: Instant) {
+    /// [`record`](Self::record) of a statement that ended at `ended`.
+    pub(crate) fn record_at(&self, e: &Execution<'_>, patterns: &mut ClientPatterns, now: Instant) {
         let fp = self.texts.get(e.sql);
         self.record_with(e, &fp, patterns, now);
     }

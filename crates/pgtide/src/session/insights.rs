@@ -209,10 +209,12 @@ impl SessionInsights {
         let Some(Ok(sql)) = p.sql.as_deref().map(std::str::from_utf8) else {
             return;
         };
+        // One clock read for the duration and the record's time.
+        let ended = Instant::now();
         let execution = Execution {
             sql,
             params_hash: p.params_hash,
-            duration: p.started.elapsed(),
+            duration: ended.saturating_duration_since(p.started),
             rows: p.rows,
             error,
             route: cx.route,
@@ -225,8 +227,8 @@ impl SessionInsights {
         match &p.fp {
             Some(fp) => cx
                 .insights
-                .record_fingerprinted(&execution, fp, &mut self.patterns),
-            None => cx.insights.record(&execution, &mut self.patterns),
+                .record_fingerprinted(&execution, fp, &mut self.patterns, ended),
+            None => cx.insights.record_at(&execution, &mut self.patterns, ended),
         }
     }
 }
