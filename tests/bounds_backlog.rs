@@ -83,13 +83,7 @@ async fn a_client_that_never_reads_is_held_to_a_bounded_backlog() {
         ..Default::default()
     }];
     let server = s::start(config).await;
-    assert!(
-        s::eventually(Duration::from_secs(10), || async {
-            server.shared.cache.listener_status().listening
-        })
-        .await,
-        "the cache listener never started"
-    );
+    s::cache_ready(&server).await;
     // Fill the entry, read a hit in full, and settle the allocator.
     let mut warm = Raw::login(&server).await;
     for _ in 0..3 {

@@ -40,40 +40,21 @@ fn config(cluster: &pgtide_devcluster::Cluster, ttl: Duration) -> Config {
     config
 }
 
-/// Waits until the instance listens for other instances' invalidations (it serves from the
-/// cache only then).
-async fn cache_ready(server: &s::ServerHandle) {
-    assert!(
-        s::eventually(Duration::from_secs(10), || async {
-            server.shared.cache.listener_status().listening
-        })
-        .await,
-        "the cache listener never started"
-    );
-}
-
 async fn name(c: &Client) -> String {
     s::scalar(c, "SELECT name FROM products WHERE id = 1").await
-}
-
-fn primary_sql(cluster: &pgtide_devcluster::Cluster, sql: &str) -> String {
-    cluster
-        .primary()
-        .psql_db(s::APP_DB, sql)
-        .expect("direct SQL")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hit_does_not_reach_postgresql() {
     let cluster = cluster().await;
     let server = s::start(config(&cluster, Duration::from_secs(60))).await;
-    cache_ready(&server).await;
+    s::cache_ready(&server).await;
     let c = s::connect(&s::app_url(&server)).await.expect("connect");
     for _ in 0..20 {
         assert_eq!(s::scalar(&c, "SELECT counted_name(1)").await, "kettle");
     }
     // The function counts its runs on the server: once, for the miss.
-    assert_eq!(primary_sql(&cluster, "SELECT last_value FROM lookups"), "1");
+    assert_eq!(s::app_sql(&cluster, "SELECT last_value FROM lookups"), "1");
     let hits = server.shared.cache.totals();
     assert!(hits.hits >= 19, "{hits:?}");
     server.shutdown(s::Shutdown::Immediate).await;
@@ -83,11 +64,11 @@ async fn a_hit_does_not_reach_postgresql() {
 async fn writes_outside_pgtide_wait_for_the_ttl_and_writes_through_it_show_at_once() {
     let cluster = cluster().await;
     let server = s::start(config(&cluster, Duration::from_secs(2))).await;
-    cache_ready(&server).await;
+    s::cache_ready(&server).await;
     let c = s::connect(&s::app_url(&server)).await.expect("connect");
     assert_eq!(name(&c).await, "kettle");
     // Bypassing pgtide: the cached row stays until its TTL — proof the cache answers.
-    primary_sql(&cluster, "UPDATE products SET name = 'teapot' WHERE id = 1");
+    s::app_sql(&cluster, "UPDATE products SET name = 'teapot' WHERE id = 1");
     assert_eq!(name(&c).await, "kettle", "served from the cache");
     assert!(
         s::eventually(Duration::from_secs(10), || async {
@@ -120,7 +101,7 @@ async fn writes_outside_pgtide_wait_for_the_ttl_and_writes_through_it_show_at_on
 async fn schema_qualified_names_and_two_schemas_with_one_table_name() {
     let cluster = cluster().await;
     let server = s::start(config(&cluster, Duration::from_secs(60))).await;
-    cache_ready(&server).await;
+    s::cache_ready(&server).await;
     let a = s::connect(&format!(
         "{}?options=-csearch_path%3Ds1",
         s::app_url(&server)
@@ -152,8 +133,8 @@ async fn a_write_through_one_instance_reaches_the_other() {
     let cluster = cluster().await;
     let one = s::start(config(&cluster, Duration::from_secs(60))).await;
     let two = s::start(config(&cluster, Duration::from_secs(60))).await;
-    cache_ready(&one).await;
-    cache_ready(&two).await;
+    s::cache_ready(&one).await;
+    s::cache_ready(&two).await;
     let c1 = s::connect(&s::app_url(&one)).await.expect("one");
     let c2 = s::connect(&s::app_url(&two)).await.expect("two");
     assert_eq!(name(&c2).await, "kettle");
@@ -183,18 +164,18 @@ async fn extended_protocol_hits_do_not_reach_postgresql() {
     let mut config = config(&cluster, Duration::from_secs(60));
     add_trust_user(&mut config);
     let server = s::start(config).await;
-    cache_ready(&server).await;
+    s::cache_ready(&server).await;
     let c = s::connect(&s::app_url(&server)).await.expect("connect");
     let stmt = c.prepare("SELECT counted_name($1)").await.expect("prepare");
     for _ in 0..20 {
         let row = c.query_one(&stmt, &[&1i32]).await.expect("execute");
         assert_eq!(row.get::<_, String>(0), "kettle");
     }
-    assert_eq!(primary_sql(&cluster, "SELECT last_value FROM lookups"), "1");
+    assert_eq!(s::app_sql(&cluster, "SELECT last_value FROM lookups"), "1");
     // Another parameter is another entry.
     let row = c.query_one(&stmt, &[&2i32]).await.expect("execute");
     assert_eq!(row.get::<_, String>(0), "toaster");
-    assert_eq!(primary_sql(&cluster, "SELECT last_value FROM lookups"), "2");
+    assert_eq!(s::app_sql(&cluster, "SELECT last_value FROM lookups"), "2");
 
     // libpq's shape, from a raw client (the raw client logs in as a trust user).
     let mut raw = Raw::login(&server).await;

@@ -19,13 +19,7 @@ fn rule(tables: &[&str]) -> CacheRule {
 }
 
 async fn cache_ready(server: &s::ServerHandle) {
-    assert!(
-        s::eventually(Duration::from_secs(10), || async {
-            server.shared.cache.listener_status().listening
-        })
-        .await,
-        "the cache listener never started"
-    );
+    s::cache_ready(server).await;
 }
 
 async fn one(c: &Client, sql: &str) -> String {

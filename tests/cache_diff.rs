@@ -267,13 +267,7 @@ async fn cached_answers_match_the_primary() {
             ..CacheRule::default()
         }];
         let server = s::start(config).await;
-        assert!(
-            s::eventually(Duration::from_secs(10), || async {
-                server.shared.cache.listener_status().listening
-            })
-            .await,
-            "cache listener"
-        );
+        s::cache_ready(&server).await;
         servers.push(server);
     }
     let direct_url = cluster

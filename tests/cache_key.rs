@@ -46,13 +46,7 @@ fn config(cluster: &pgtide_devcluster::Cluster) -> Config {
 async fn setup() -> (pgtide_devcluster::Cluster, s::ServerHandle) {
     let cluster = s::cluster_with_schema(SCHEMA).await;
     let server = s::start(config(&cluster)).await;
-    assert!(
-        s::eventually(Duration::from_secs(10), || async {
-            server.shared.cache.listener_status().listening
-        })
-        .await,
-        "the cache listener never started"
-    );
+    s::cache_ready(&server).await;
     (cluster, server)
 }
 

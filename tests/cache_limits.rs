@@ -37,13 +37,7 @@ fn config(cluster: &pgtide_devcluster::Cluster, max_memory: u64) -> Config {
 
 async fn ready(cluster: &pgtide_devcluster::Cluster, max_memory: u64) -> (s::ServerHandle, Client) {
     let server = s::start(config(cluster, max_memory)).await;
-    assert!(
-        s::eventually(Duration::from_secs(10), || async {
-            server.shared.cache.listener_status().listening
-        })
-        .await,
-        "the cache listener never started"
-    );
+    s::cache_ready(&server).await;
     let c = s::connect(&s::app_url(&server)).await.expect("connect");
     (server, c)
 }
@@ -253,13 +247,7 @@ async fn memory_stays_under_max_memory_over_100k_distinct_keys() {
     let mut config = config(&cluster, MAX);
     add_trust_user(&mut config);
     let server = s::start(config).await;
-    assert!(
-        s::eventually(Duration::from_secs(10), || async {
-            server.shared.cache.listener_status().listening
-        })
-        .await,
-        "the cache listener never started"
-    );
+    s::cache_ready(&server).await;
     // Four clients, each one query at a time (a query pipelined behind a miss runs on the
     // miss's backend without a lookup), in rounds of 1,000 keys each. Between rounds nothing
     // runs: moka's maintenance pass is applied and the store measured (during a pass its

@@ -23,14 +23,11 @@ use common::{raw_answer, setup};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_prepare_after_a_stale_plan_rerun() {
     let (cluster, server) = setup("SELECT 1").await;
-    cluster
-        .primary()
-        .psql_db(
-            s::APP_DB,
-            "CREATE TABLE r12_stale (a int); INSERT INTO r12_stale VALUES (1); \
+    s::app_sql(
+        &cluster,
+        "CREATE TABLE r12_stale (a int); INSERT INTO r12_stale VALUES (1); \
              GRANT ALL ON r12_stale TO PUBLIC",
-        )
-        .expect("table");
+    );
     let mut raw = Raw::login(&server).await;
     let mut prepare = parse("s1", "SELECT * FROM r12_stale");
     prepare.extend(describe(b'S', "s1"));
@@ -51,13 +48,7 @@ async fn sql_prepare_after_a_stale_plan_rerun() {
     described.extend(sync());
     assert_eq!(raw.run(described.clone()).await.0, "2TDC");
     // Out of band: pgtide's own epochs do not see it, PostgreSQL's cached plan goes stale.
-    cluster
-        .primary()
-        .psql_db(
-            s::APP_DB,
-            "ALTER TABLE r12_stale ADD COLUMN b int DEFAULT 7",
-        )
-        .expect("alter");
+    s::app_sql(&cluster, "ALTER TABLE r12_stale ADD COLUMN b int DEFAULT 7");
     // Re-run transparently on the new shape (see stale_plan.rs).
     let (tags, reply) = raw.run(described).await;
     assert_eq!(tags, "2TDC", "{reply:?}");
@@ -97,16 +88,13 @@ async fn sql_prepare_after_a_stale_plan_rerun() {
 
 /// Makes `s1` stale out of band and runs it once described, so pgtide re-runs the batch.
 async fn stale_rerun(cluster: &pgtide_devcluster::Cluster, raw: &mut Raw, table: &str) {
-    cluster
-        .primary()
-        .psql_db(
-            s::APP_DB,
-            &format!(
-                "CREATE TABLE {table} (a int); INSERT INTO {table} VALUES (1); \
-                 GRANT ALL ON {table} TO PUBLIC"
-            ),
-        )
-        .expect("table");
+    s::app_sql(
+        cluster,
+        &format!(
+            "CREATE TABLE {table} (a int); INSERT INTO {table} VALUES (1); \
+             GRANT ALL ON {table} TO PUBLIC"
+        ),
+    );
     let mut prepare = parse("s1", &format!("SELECT * FROM {table}"));
     prepare.extend(describe(b'S', "s1"));
     prepare.extend(sync());
@@ -116,13 +104,10 @@ async fn stale_rerun(cluster: &pgtide_devcluster::Cluster, raw: &mut Raw, table:
     described.extend(execute());
     described.extend(sync());
     assert_eq!(raw.run(described.clone()).await.0, "2TDC");
-    cluster
-        .primary()
-        .psql_db(
-            s::APP_DB,
-            &format!("ALTER TABLE {table} ADD COLUMN b int DEFAULT 7"),
-        )
-        .expect("alter");
+    s::app_sql(
+        cluster,
+        &format!("ALTER TABLE {table} ADD COLUMN b int DEFAULT 7"),
+    );
     let (tags, reply) = raw.run(described).await;
     assert_eq!(tags, "2TDC", "re-run transparently: {reply:?}");
 }
@@ -160,13 +145,10 @@ async fn set_after_a_stale_plan_rerun_stays_with_its_client() {
 async fn sql_prepare_after_an_extended_copy_in() {
     use futures_util::SinkExt;
     let (cluster, server) = setup("SELECT 1").await;
-    cluster
-        .primary()
-        .psql_db(
-            s::APP_DB,
-            "CREATE TABLE r12_copy (a int); GRANT ALL ON r12_copy TO PUBLIC",
-        )
-        .expect("table");
+    s::app_sql(
+        &cluster,
+        "CREATE TABLE r12_copy (a int); GRANT ALL ON r12_copy TO PUBLIC",
+    );
     let client = s::connect(&s::app_url(&server)).await.expect("client");
     let code = |r: Result<(), tokio_postgres::Error>| {
         r.map_err(|e| {
@@ -231,13 +213,10 @@ async fn sql_prepare_after_an_extended_copy_in() {
 async fn set_after_an_extended_copy_in_stays_with_its_client() {
     use futures_util::SinkExt;
     let (cluster, server) = setup("SELECT 1").await;
-    cluster
-        .primary()
-        .psql_db(
-            s::APP_DB,
-            "CREATE TABLE r12_copy_set (a int); GRANT ALL ON r12_copy_set TO PUBLIC",
-        )
-        .expect("table");
+    s::app_sql(
+        &cluster,
+        "CREATE TABLE r12_copy_set (a int); GRANT ALL ON r12_copy_set TO PUBLIC",
+    );
     let a = s::connect(&s::app_url(&server)).await.expect("a");
     let default = s::scalar(&a, "SHOW work_mem").await;
     let sink = a
@@ -267,13 +246,10 @@ async fn set_after_an_extended_copy_in_stays_with_its_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statement_before_terminate_runs() {
     let (cluster, server) = setup("SELECT 1").await;
-    cluster
-        .primary()
-        .psql_db(
-            s::APP_DB,
-            "CREATE TABLE r12_last (a int); GRANT ALL ON r12_last TO PUBLIC",
-        )
-        .expect("table");
+    s::app_sql(
+        &cluster,
+        "CREATE TABLE r12_last (a int); GRANT ALL ON r12_last TO PUBLIC",
+    );
     let mut bytes = query("INSERT INTO r12_last VALUES (1)");
     bytes.extend(msg(b'X', &[]));
     let check = s::connect(&s::app_url(&server)).await.expect("check");
@@ -387,13 +363,10 @@ async fn lease_failure_mid_extended_batch_then_pipelined_query() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_closes_idle_clients_at_once_and_others_after_their_transaction() {
     let (cluster, server) = setup("SELECT 1").await;
-    cluster
-        .primary()
-        .psql_db(
-            s::APP_DB,
-            "CREATE TABLE r12_drain (a int); GRANT ALL ON r12_drain TO PUBLIC",
-        )
-        .expect("table");
+    s::app_sql(
+        &cluster,
+        "CREATE TABLE r12_drain (a int); GRANT ALL ON r12_drain TO PUBLIC",
+    );
     let mut busy = Raw::login(&server).await;
     busy.simple_rows("BEGIN").await;
     busy.simple_rows("INSERT INTO r12_drain VALUES (1)").await;
@@ -427,10 +400,7 @@ async fn drain_closes_idle_clients_at_once_and_others_after_their_transaction() 
     s::within("drain", Duration::from_secs(10), drain)
         .await
         .expect("drain task");
-    let rows = cluster
-        .primary()
-        .psql_db(s::APP_DB, "SELECT count(*) FROM r12_drain")
-        .expect("count");
+    let rows = s::app_sql(&cluster, "SELECT count(*) FROM r12_drain");
     assert_eq!(rows.trim(), "2", "both inserts committed");
 }
 
@@ -443,14 +413,11 @@ async fn cache_hits_pipelined_with_forwarded_queries_keep_their_order() {
     let cluster = tokio::task::spawn_blocking(|| s::cluster(0))
         .await
         .expect("cluster task");
-    cluster
-        .primary()
-        .psql_db(
-            s::APP_DB,
-            "CREATE TABLE r12_items (id int PRIMARY KEY, name text); \
+    s::app_sql(
+        &cluster,
+        "CREATE TABLE r12_items (id int PRIMARY KEY, name text); \
              INSERT INTO r12_items VALUES (1, 'old'); GRANT ALL ON r12_items TO PUBLIC",
-        )
-        .expect("table");
+    );
     let mut config = s::config(&cluster, PoolMode::Transaction, 2);
     add_trust_user(&mut config);
     config.cache.rules = vec![pgtide_config::CacheRule {
@@ -459,21 +426,12 @@ async fn cache_hits_pipelined_with_forwarded_queries_keep_their_order() {
         ttl: Some(Duration::from_secs(600)),
     }];
     let server = s::start(config).await;
-    assert!(
-        s::eventually(Duration::from_secs(10), || async {
-            server.shared.cache.listener_status().listening
-        })
-        .await,
-        "the cache listener never started"
-    );
+    s::cache_ready(&server).await;
     let cached = "SELECT name FROM r12_items WHERE id = 1";
     let mut raw = Raw::login(&server).await;
     assert_eq!(raw.simple(cached).await, "old");
     // Behind pgtide's back: the cache keeps 'old' until its TTL.
-    cluster
-        .primary()
-        .psql_db(s::APP_DB, "UPDATE r12_items SET name = 'new'")
-        .expect("update");
+    s::app_sql(&cluster, "UPDATE r12_items SET name = 'new'");
     assert_eq!(raw.simple(cached).await, "old", "a hit");
 
     let mut batch = query(cached);

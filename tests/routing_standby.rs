@@ -184,13 +184,7 @@ async fn a_write_found_on_the_way_counts_as_a_write() {
         ttl: Some(Duration::from_secs(600)),
     }];
     let server = s::start(config).await;
-    assert!(
-        s::eventually(Duration::from_secs(10), || async {
-            server.shared.cache.listener_status().listening
-        })
-        .await,
-        "the cache listener never started"
-    );
+    s::cache_ready(&server).await;
     let mut failures = Vec::new();
 
     let c = reader(&server).await;

@@ -150,6 +150,18 @@ where
     }
 }
 
+/// Waits (up to 10 s) until the result cache's LISTEN connection is up: before that the cache
+/// neither serves nor stores.
+pub async fn cache_ready(server: &ServerHandle) {
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            server.shared.cache.listener_status().listening
+        })
+        .await,
+        "the cache listener never started"
+    );
+}
+
 /// Where the PostgreSQL client tools (psql, pgbench) are.
 pub fn pg_tool(name: &str) -> std::path::PathBuf {
     let dir = pgtide_devcluster::bin_dir().expect("PostgreSQL binaries");
@@ -174,6 +186,12 @@ pub async fn run_tool(name: &str, args: Vec<String>) -> std::process::Output {
     })
     .await
     .expect("tool task")
+}
+
+/// Runs SQL on the cluster's primary in the app database directly (as superuser, not through
+/// pgtide), on this thread; psql's output.
+pub fn app_sql(cluster: &Cluster, sql: &str) -> String {
+    cluster.primary().psql_db(APP_DB, sql).expect("direct SQL")
 }
 
 /// Runs SQL on the cluster's primary directly (as superuser, not through pgtide), off the async
