@@ -10,19 +10,20 @@ use crate::insights::{Insights, Route};
 use crate::session::client_state::ClientState;
 use crate::session::insights::{Context, SessionInsights};
 
-#[test]
-fn one_query_is_lexed_classified_and_fingerprinted_once() {
+/// A Query message of `sql`, as the session decodes it from the client.
+fn query_message(sql: &str) -> pgtide_wire::Frame {
     let mut buf = BytesMut::new();
-    encode::query(
-        &mut buf,
-        "SELECT abalance FROM pgbench_accounts WHERE aid = 4711;",
-    )
-    .expect("a short query encodes");
-    let frame = FrameDecoder::new(1 << 20)
+    encode::query(&mut buf, sql).expect("a short query encodes");
+    FrameDecoder::new(1 << 20)
         .decode(&mut buf)
         .ok()
         .flatten()
-        .expect("a whole Query frame");
+        .expect("a whole Query frame")
+}
+
+#[test]
+fn one_query_is_lexed_classified_and_fingerprinted_once() {
+    let frame = query_message("SELECT abalance FROM pgbench_accounts WHERE aid = 4711;");
     let classifier = Classifier::new(&[]);
     let insights = Insights::new(&pgtide_config::InsightsConfig::default());
     let mut memo = QueryAnalysis::default();
@@ -79,13 +80,7 @@ fn one_query_is_lexed_classified_and_fingerprinted_once() {
 
 #[test]
 fn without_routing_or_cache_a_query_is_not_classified() {
-    let mut buf = BytesMut::new();
-    encode::query(&mut buf, "SELECT 1").expect("a short query encodes");
-    let frame = FrameDecoder::new(1 << 20)
-        .decode(&mut buf)
-        .ok()
-        .flatten()
-        .expect("a whole Query frame");
+    let frame = query_message("SELECT 1");
     let classifier = Classifier::new(&[]);
     let query = super::query_frame(&frame);
     let before = counts();

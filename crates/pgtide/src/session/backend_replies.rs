@@ -62,8 +62,7 @@ impl Session {
                 }
             }
             for frame in judgement.rerun.into_iter().flatten() {
-                let query = crate::session::analysis::query_frame(&frame);
-                self.forward(frame, crate::session::analysis::query_sql(&query));
+                self.forward_unread(frame);
             }
             if judgement.reroute {
                 Box::pin(self.reroute_to_primary(false)).await?;

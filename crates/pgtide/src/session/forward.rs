@@ -5,6 +5,12 @@ use super::*;
 
 impl Session {
     /// Queues one client frame for the leased backend, noting the reply it is owed.
+    /// [`forward`](Self::forward) of a frame whose text no one has read yet (a re-run's).
+    pub(super) fn forward_unread(&mut self, frame: Frame) {
+        let query = crate::session::analysis::query_frame(&frame);
+        self.forward(frame, crate::session::analysis::query_sql(&query));
+    }
+
     /// `sql`: a Query's text, read once by the caller (None for other messages, or a Query
     /// that is not UTF-8).
     pub(super) fn forward(&mut self, frame: Frame, sql: Option<&str>) {

@@ -119,8 +119,7 @@ impl Session {
             self.replica_run = ReplicaRun::Replaying { drop: sent };
         }
         for frame in frames {
-            let query = crate::session::analysis::query_frame(&frame);
-            self.forward(frame, crate::session::analysis::query_sql(&query));
+            self.forward_unread(frame);
         }
         Ok(())
     }
