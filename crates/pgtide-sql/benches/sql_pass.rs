@@ -9,10 +9,10 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use pgtide_sql::{
-    all_session_effects, changes_schema, fingerprint::stable_hash, fingerprint_with_params,
-    statement_names, Classifier,
-};
+use pgtide_sql::Classifier;
+
+#[path = "support/separate_passes.rs"]
+mod separate_passes;
 
 const TEXTS: &[(&str, &str)] = &[
     (
@@ -41,16 +41,7 @@ fn bench(c: &mut Criterion) {
         group.bench_function(format!("{name}/before"), |b| {
             b.iter_batched_ref(
                 &mut fresh,
-                |sql| {
-                    let sql = black_box(sql.as_str());
-                    black_box(all_session_effects(sql));
-                    black_box(statement_names(sql));
-                    black_box(changes_schema(sql));
-                    black_box(classifier.classify(sql));
-                    black_box(classifier.classify(sql));
-                    black_box(stable_hash(sql.as_bytes()));
-                    black_box(fingerprint_with_params(sql));
-                },
+                |sql| separate_passes::separate_passes(&classifier, black_box(sql.as_str())),
                 BatchSize::SmallInput,
             )
         });

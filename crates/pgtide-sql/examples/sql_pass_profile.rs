@@ -5,10 +5,10 @@
 use std::fmt::Write;
 use std::hint::black_box;
 
-use pgtide_sql::{
-    all_session_effects, changes_schema, fingerprint::stable_hash, fingerprint_with_params,
-    statement_names, Classifier,
-};
+use pgtide_sql::Classifier;
+
+#[path = "../benches/support/separate_passes.rs"]
+mod separate_passes;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -25,13 +25,7 @@ fn main() {
         );
         let sql = black_box(sql.as_str());
         if mode == "before" {
-            black_box(all_session_effects(sql));
-            black_box(statement_names(sql));
-            black_box(changes_schema(sql));
-            black_box(classifier.classify(sql));
-            black_box(classifier.classify(sql));
-            black_box(stable_hash(sql.as_bytes()));
-            black_box(fingerprint_with_params(sql));
+            separate_passes::separate_passes(&classifier, sql);
         } else if mode == "unclassified" {
             black_box(classifier.analyze_with(sql, false));
         } else {
