@@ -64,13 +64,16 @@ async def read_msg(r):
     (length,) = struct.unpack("!I", head[1:])
     return head[:1], await r.readexactly(length - 4)
 
+async def reply(r):
+    # The next message; an ErrorResponse fails the bench.
+    tag, body = await read_msg(r)
+    if tag == b"E":
+        raise RuntimeError(body.decode(errors="replace"))
+    return tag, body
+
 async def until_ready(r):
-    while True:
-        tag, body = await read_msg(r)
-        if tag == b"E":
-            raise RuntimeError(body.decode(errors="replace"))
-        if tag == b"Z":
-            return
+    while (await reply(r))[0] != b"Z":
+        pass
 
 async def client(sem):
     async with sem:
@@ -78,9 +81,7 @@ async def client(sem):
         params = b"user\0" + user + b"\0database\0" + db + b"\0\0"
         w.write(struct.pack("!II", len(params) + 8, 196608) + params)
         while True:
-            tag, body = await read_msg(r)
-            if tag == b"E":
-                raise RuntimeError(body.decode(errors="replace"))
+            tag, body = await reply(r)
             if tag == b"Z":
                 break
             if tag != b"R":
