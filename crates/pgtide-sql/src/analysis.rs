@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use crate::classify::hints::{contains_ci, in_comment};
+use crate::classify::hints::in_comment;
 use crate::classify::statement::classify_tokens;
 use crate::classify::{Classification, Combined, Part, StatementKind};
 use crate::fingerprint::{fingerprint_tokens, Fingerprint};
@@ -53,7 +53,6 @@ pub(crate) fn analyze_with(
     undecided: impl FnOnce(&str) -> Arc<Classification>,
 ) -> Analysis {
     let mut code: Vec<Token<'_>> = Vec::with_capacity(sql.len() / 5 + 4);
-    let may_hint = contains_ci(sql, "pgtide");
     let mut hint = None;
     // Where an unterminated comment starts: the statement holding it is rejected.
     let mut open_comment = None;
@@ -62,7 +61,7 @@ pub(crate) fn analyze_with(
             code.push(t);
             continue;
         }
-        if may_hint && hint.is_none() {
+        if hint.is_none() {
             hint = in_comment(t.text);
         }
         if !t.complete {

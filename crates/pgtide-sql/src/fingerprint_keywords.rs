@@ -3,38 +3,62 @@
 
 use super::Kw;
 
-/// Is `word` (any case) a keyword, and which kind. Looks only at the keywords with the same
-/// first letter, comparing lengths before bytes: a few nanoseconds for most identifiers.
+/// Is `word` (any case) a keyword, and which kind: one probe of a hash table built at compile
+/// time (most identifiers miss on an empty slot or a length check).
 pub(super) fn keyword(word: &str) -> Option<Kw> {
     let b = word.as_bytes();
-    let first = b.first()?.to_ascii_lowercase();
-    if !first.is_ascii_lowercase() {
+    if b.len() < 2 || b.len() > MAX_LEN {
         return None;
     }
-    let l = usize::from(first - b'a');
-    let (lo, hi) = (usize::from(LETTERS[l]), usize::from(LETTERS[l + 1]));
-    let i = KEYWORDS
-        .get(lo..hi)?
-        .iter()
-        .position(|k| k.len() == b.len() && k.as_bytes().eq_ignore_ascii_case(b))?;
-    KINDS.get(lo + i).copied()
+    let mut h = slot_of(b);
+    loop {
+        let e = usize::from(*TABLE.get(h)?);
+        let k = KEYWORDS.get(e.checked_sub(1)?)?;
+        if k.len() == b.len() && k.as_bytes().eq_ignore_ascii_case(b) {
+            return KINDS.get(e - 1).copied();
+        }
+        h = (h + 1) % SLOTS;
+    }
 }
 
-/// Where the keywords starting with each letter begin in [`KEYWORDS`] (and the end).
-const LETTERS: [u16; 27] = letter_starts();
+/// Open addressing over [`KEYWORDS`]: entry `i + 1` for keyword `i`, 0 for empty. A third full,
+/// so a miss probes little more than one slot.
+const SLOTS: usize = 512;
+static TABLE: [u8; SLOTS] = table();
+const MAX_LEN: usize = max_len();
 
-const fn letter_starts() -> [u16; 27] {
-    let mut out = [0u16; 27];
-    let (mut i, mut letter) = (0usize, 0u8);
-    while letter < 26 {
-        while i < KEYWORDS.len() && KEYWORDS[i].as_bytes()[0] < b'a' + letter {
-            i += 1;
+/// The home slot of a word: its length and three of its bytes with the ASCII case bit set (any
+/// case hashes alike; a word that is not a keyword may land anywhere and misses on compare).
+const fn slot_of(b: &[u8]) -> usize {
+    let n = b.len();
+    let (f, m, l) = (b[0] | 0x20, b[n / 2] | 0x20, b[n - 1] | 0x20);
+    (n * 61 + f as usize * 31 + m as usize * 7 + l as usize * 3) % SLOTS
+}
+
+const fn table() -> [u8; SLOTS] {
+    assert!(KEYWORDS.len() < 255 && KEYWORDS.len() * 3 <= SLOTS + 64);
+    let mut out = [0u8; SLOTS];
+    let mut i = 0;
+    while i < KEYWORDS.len() {
+        let mut h = slot_of(KEYWORDS[i].as_bytes());
+        while out[h] != 0 {
+            h = (h + 1) % SLOTS;
         }
-        out[letter as usize] = i as u16;
-        letter += 1;
+        out[h] = (i + 1) as u8;
+        i += 1;
     }
-    out[26] = KEYWORDS.len() as u16;
     out
+}
+
+const fn max_len() -> usize {
+    let (mut i, mut m) = (0, 0);
+    while i < KEYWORDS.len() {
+        if KEYWORDS[i].len() > m {
+            m = KEYWORDS[i].len();
+        }
+        i += 1;
+    }
+    m
 }
 
 /// The kind of each keyword, by index.

@@ -262,6 +262,33 @@ fn keyword_table_is_sorted_for_binary_search() {
     }
 }
 
+/// The hashed lookup answers exactly as a scan of the list would, in any case, and near misses
+/// (one byte changed, added or removed; `_` against other bytes the case bit maps) miss.
+#[test]
+fn keyword_lookup_equals_a_scan_of_the_list() {
+    let scan = |w: &str| KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(w));
+    let mut words: Vec<String> = Vec::new();
+    for k in KEYWORDS {
+        words.push(k.to_string());
+        words.push(k_upper(k));
+        words.push(format!("{k}s"));
+        words.push(k[..k.len() - 1].to_string());
+        for (i, _) in k.char_indices() {
+            for b in [b'_', b'\x7f', b'?', b'1', b'$', 0xc3] {
+                let mut v = k.as_bytes().to_vec();
+                v[i] = b;
+                if let Ok(s) = String::from_utf8(v) {
+                    words.push(s);
+                }
+            }
+        }
+    }
+    words.extend(["é", "", "a", "pgbench_accounts", "abalance", "aid"].map(String::from));
+    for w in &words {
+        assert_eq!(keyword(w).is_some(), scan(w), "{w:?}");
+    }
+}
+
 fn k_upper(s: &str) -> String {
     s.to_ascii_uppercase()
 }

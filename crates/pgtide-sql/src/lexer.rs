@@ -81,6 +81,12 @@ impl<'a> Token<'a> {
         self.kind == TokenKind::Ident && self.text.eq_ignore_ascii_case(kw)
     }
 
+    /// Is this an unquoted identifier/keyword equal to one of `words` (ASCII case-insensitive)?
+    /// Compares in place: most words differ in length, and nothing is copied or lowered.
+    pub fn is_any_kw(&self, words: &[&str]) -> bool {
+        self.kind == TokenKind::Ident && words.iter().any(|w| self.text.eq_ignore_ascii_case(w))
+    }
+
     /// The identifier as PostgreSQL sees it: unquoted folded to lowercase (ASCII only, as in
     /// UTF-8 databases), quoted with `""` unescaped and case kept. `None` for other tokens.
     pub fn ident(&self) -> Option<Cow<'a, str>> {
@@ -242,25 +248,66 @@ fn decode_unicode(s: &str) -> Option<String> {
     Some(out)
 }
 
+const WS: u8 = 1;
+const IDENT_START: u8 = 2;
+const IDENT_CONT: u8 = 4;
+const OP: u8 = 8;
+
+/// What each byte can be, so the scanning loops cost one load per byte.
+static CLASS: [u8; 256] = classes();
+
+const fn classes() -> [u8; 256] {
+    let mut out = [0u8; 256];
+    let mut i = 0usize;
+    while i < 256 {
+        let b = i as u8;
+        let mut c = 0;
+        if matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c) {
+            c |= WS;
+        }
+        if b.is_ascii_alphabetic() || b == b'_' || b >= 0x80 {
+            c |= IDENT_START | IDENT_CONT;
+        }
+        if b.is_ascii_digit() || b == b'$' {
+            c |= IDENT_CONT;
+        }
+        let ops = b"~!@#^&|`?+-*/%<>=";
+        let mut k = 0;
+        while k < ops.len() {
+            if ops[k] == b {
+                c |= OP;
+            }
+            k += 1;
+        }
+        out[i] = c;
+        i += 1;
+    }
+    out
+}
+
 fn is_ws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+    CLASS[usize::from(b)] & WS != 0
 }
 
 fn is_ident_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
+    CLASS[usize::from(b)] & IDENT_START != 0
 }
 
 fn is_ident_cont(b: u8) -> bool {
-    is_ident_start(b) || b.is_ascii_digit() || b == b'$'
+    CLASS[usize::from(b)] & IDENT_CONT != 0
 }
 
 fn is_op_char(b: u8) -> bool {
-    b"~!@#^&|`?+-*/%<>=".contains(&b)
+    CLASS[usize::from(b)] & OP != 0
 }
 
 /// Trims PostgreSQL whitespace only (Unicode spaces such as U+00A0 are identifier characters).
 pub(crate) fn trim_ws(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_ascii() && is_ws(c as u8))
+    let b = s.as_bytes();
+    let start = b.iter().position(|&c| !is_ws(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|&c| !is_ws(c)).map_or(start, |p| p + 1);
+    // Whitespace is ASCII, so both ends are char boundaries.
+    s.get(start..end).unwrap_or("")
 }
 
 /// Iterator over all tokens of a string, comments included.
@@ -428,8 +475,11 @@ impl<'a> Iterator for Lexer<'a> {
                 None => (K::Other, start + 1, true),
             },
             _ if is_ident_start(c) => {
-                let len = b[start..].iter().take_while(|&&x| is_ident_cont(x)).count();
-                (K::Ident, start + len, true)
+                let mut i = start + 1;
+                while i < b.len() && is_ident_cont(b[i]) {
+                    i += 1;
+                }
+                (K::Ident, i, true)
             }
             b'0'..=b'9' => (K::Number, self.number(start), true),
             b'.' if n1.is_some_and(|x| x.is_ascii_digit()) => (K::Number, self.number(start), true),

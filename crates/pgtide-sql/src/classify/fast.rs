@@ -10,7 +10,6 @@
 //! statement is a read is decided by the caller from its head keyword and the lexical scan.
 
 use super::names::{push_part, push_unique};
-use super::scan::lower;
 use crate::lexer::{Token, TokenKind};
 
 /// Reads and writes found by the fast path.
@@ -87,9 +86,7 @@ const NOT_NAME: &[&str] = &[
 ];
 
 fn is_any(t: &Token<'_>, words: &[&str]) -> bool {
-    let mut buf = [0u8; 32];
-    let w = lower(t, &mut buf);
-    !w.is_empty() && words.contains(&w)
+    t.is_any_kw(words)
 }
 
 fn kw(toks: &[Token<'_>], i: usize, w: &str) -> bool {
@@ -104,7 +101,6 @@ fn kind(toks: &[Token<'_>], i: usize) -> Option<TokenKind> {
 pub(crate) fn relations(toks: &[Token<'_>]) -> Option<Found> {
     let head = toks.first()?;
     let insert = head.is_kw("insert");
-    let mut buf = [0u8; 32];
     let mut depth = 0u32;
     for (i, t) in toks.iter().enumerate().skip(1) {
         match t.kind {
@@ -112,9 +108,10 @@ pub(crate) fn relations(toks: &[Token<'_>]) -> Option<Found> {
             TokenKind::RParen | TokenKind::RBracket => depth = depth.checked_sub(1)?,
             _ => {}
         }
-        let w = lower(t, &mut buf);
-        let bail =
-            BAIL.contains(&w) || (w == "into" && !(insert && i == 1)) || (w == "values" && !insert);
+        let bail = t.kind == TokenKind::Ident
+            && (t.is_any_kw(BAIL)
+                || (t.is_kw("into") && !(insert && i == 1))
+                || (t.is_kw("values") && !insert));
         if bail {
             return None;
         }

@@ -72,7 +72,6 @@ pub(crate) fn scan(toks: &[Token<'_>], len: usize, extra: &[String]) -> Scan {
     };
     let mut depth = 0u32;
     let mut operators = 0u32;
-    let mut buf = [0u8; 32];
     for (i, t) in toks.iter().enumerate() {
         match t.kind {
             TokenKind::LParen | TokenKind::LBracket => {
@@ -105,12 +104,11 @@ pub(crate) fn scan(toks: &[Token<'_>], len: usize, extra: &[String]) -> Scan {
         }
         let called = toks.get(i + 1).is_some_and(|n| n.kind == TokenKind::LParen);
         if t.kind == TokenKind::Ident {
-            let w = lower(t, &mut buf);
-            if WORD_OPERATORS.contains(&w) {
+            if t.is_any_kw(WORD_OPERATORS) {
                 operators += 1;
-            } else if w == "for" {
+            } else if t.is_kw("for") {
                 s.lock |= is_lock_clause(toks, i);
-            } else if VOLATILE_KEYWORDS.contains(&w) {
+            } else if t.is_any_kw(VOLATILE_KEYWORDS) {
                 s.volatile = true;
             }
         }
