@@ -77,7 +77,7 @@ pub(crate) mod views;
 mod index;
 mod key;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -108,6 +108,24 @@ pub struct ResultCache {
     views: views::Views,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// [`ResultCache::in_use`] without loading the rules or the store: `USE_*` bits.
+    use_flags: AtomicU8,
+}
+
+/// The cache is enabled.
+const USE_ENABLED: u8 = 1;
+/// It is enabled and has rules.
+const USE_RULES: u8 = 2;
+/// A lookup was made (entries come only from the fills of lookups): from then on the store's
+/// entry count decides.
+const USE_LOOKED_UP: u8 = 4;
+
+fn use_flags_of(rules: &Rules) -> u8 {
+    match (rules.enabled(), rules.has_rules()) {
+        (false, _) => 0,
+        (true, false) => USE_ENABLED,
+        (true, true) => USE_ENABLED | USE_RULES,
+    }
 }
 
 /// Whole-cache numbers for the dashboard and `/api`.
@@ -124,9 +142,11 @@ pub struct Totals {
 impl ResultCache {
     pub fn new(config: &CacheConfig) -> ResultCache {
         let floors: Arc<floors::Floors> = Arc::default();
+        let rules = Rules::new(config);
         ResultCache {
             config: Mutex::new(config.clone()),
-            rules: ArcSwap::from_pointee(Rules::new(config)),
+            use_flags: AtomicU8::new(use_flags_of(&rules)),
+            rules: ArcSwap::from_pointee(rules),
             store: ArcSwap::from_pointee(Store::with_floors(
                 config.max_memory,
                 store::DEFAULT_WAIT,
@@ -152,7 +172,11 @@ impl ResultCache {
             || old.default_ttl != config.default_ttl
             || old.enabled != config.enabled
         {
-            self.rules.store(Arc::new(Rules::new(config)));
+            let rules = Rules::new(config);
+            let looked_up = self.use_flags.load(Ordering::Relaxed) & USE_LOOKED_UP;
+            self.use_flags
+                .store(use_flags_of(&rules) | looked_up, Ordering::Relaxed);
+            self.rules.store(Arc::new(rules));
             self.store.load().clear();
         }
         if old.max_memory != config.max_memory {
@@ -176,9 +200,18 @@ impl ResultCache {
     /// Whether anything may be in the cache: enabled, and rules or entries (from hints) exist.
     /// When not, there is nothing to look up and no write to track.
     pub fn in_use(&self) -> bool {
-        // Asked several times per query: the rules loaded once, the store only without rules.
-        let rules = self.rules.load();
-        rules.enabled() && (rules.has_rules() || self.store.load().entries() > 0)
+        // Asked several times per query: one atomic load unless hinted entries may exist.
+        let flags = self.use_flags.load(Ordering::Relaxed);
+        if flags & USE_ENABLED == 0 {
+            return false;
+        }
+        flags & USE_RULES != 0 || (flags & USE_LOOKED_UP != 0 && self.store.load().entries() > 0)
+    }
+
+    fn note_lookup(&self) {
+        if self.use_flags.load(Ordering::Relaxed) & USE_LOOKED_UP == 0 {
+            self.use_flags.fetch_or(USE_LOOKED_UP, Ordering::Relaxed);
+        }
     }
 
     /// May this statement be cached, and for how long (see [`Rules::policy`])?
@@ -195,6 +228,7 @@ impl ResultCache {
     /// [`ResultCache::get_or_wait`] for a client with a read-your-writes position: only an
     /// entry read at `min_lsn` or later is a hit.
     pub async fn get_or_wait_at(&self, key: Key, policy: &Policy, min_lsn: u64) -> Lookup {
+        self.note_lookup();
         let store = self.store.load_full();
         let lookup = store.get_or_wait_at(key, policy, min_lsn).await;
         let counter = match lookup {
@@ -267,6 +301,8 @@ impl ResultCache {
 
     /// The current store (tests, diagnostics).
     pub fn store(&self) -> Arc<Store> {
+        // Whoever holds the store may fill it.
+        self.note_lookup();
         self.store.load_full()
     }
 
