@@ -211,7 +211,7 @@ async fn garbage_startup_packets_get_an_error_response() {
         ("random bytes", random, &["08P01"]),
         (
             "an HTTP request",
-            b"GET / HTTP/1.1\r\nHost: pgtide\r\n\r\n".to_vec(),
+            b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec(),
             &["08P01"],
         ),
         ("length 5", vec![0, 0, 0, 5, 0], &["08P01"]),

@@ -64,7 +64,8 @@ async fn http_get(server: &s::ServerHandle, path: &str) -> String {
         .expect("http connect");
     stream
         .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
         )
         .await
         .expect("request");

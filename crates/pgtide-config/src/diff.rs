@@ -55,6 +55,8 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
     let ServerConfig {
         listen: _,
         http_listen: _,
+        http_auth_token: _,
+        http_allowed_hosts: _,
         max_client_connections: _,
         startup_timeout: _,
         max_message_size: _,
@@ -70,6 +72,8 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         max_message_size,
         shutdown_timeout,
         auth_method,
+        http_auth_token,
+        http_allowed_hosts,
     ]);
     changed_fields!(
         d.restart_required,
@@ -179,6 +183,7 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
             max_fingerprints,
             n_plus_one_min_repeats,
             n_plus_one_window,
+            sample_literals,
         ]
     );
     d

@@ -1,6 +1,7 @@
 //! Sidecar mode: command-line flags and env vars laid over the file (defaults ← file ← flags).
 //! The binary parses `--config/--listen/--primary/--replica` and `PGTIDE_CONFIG`,
-//! `PGTIDE_LISTEN`, `PGTIDE_PRIMARY_URL`, `PGTIDE_REPLICA_URLS` (see `split_replica_list`).
+//! `PGTIDE_LISTEN`, `PGTIDE_PRIMARY_URL`, `PGTIDE_REPLICA_URLS` (see `split_replica_list`) and
+//! `PGTIDE_HTTP_AUTH_TOKEN`.
 
 use std::path::PathBuf;
 
@@ -17,6 +18,9 @@ pub struct Overrides {
     pub primary_url: Option<String>,
     /// Each `URL[#weight=N]`.
     pub replica_urls: Vec<String>,
+    /// `server.http_auth_token` from `PGTIDE_HTTP_AUTH_TOKEN` (a secret is better kept out of
+    /// the file, e.g. in a container's environment).
+    pub http_auth_token: Option<String>,
 }
 
 /// The origin named in problems that come from flags or env vars.
@@ -59,6 +63,9 @@ impl Config {
         }
         if let Some(listen) = &o.listen {
             self.server.listen = listen.clone();
+        }
+        if let Some(token) = &o.http_auth_token {
+            self.server.http_auth_token = token.clone();
         }
         if let Some(url) = primary {
             match self.databases.first_mut() {
@@ -104,6 +111,7 @@ mod tests {
             listen: None,
             primary_url: primary.map(str::to_string),
             replica_urls: replicas.iter().map(|s| s.to_string()).collect(),
+            http_auth_token: None,
         }
     }
 

@@ -37,6 +37,13 @@ pub struct ServerConfig {
     pub listen: String,
     /// Metrics, health and dashboard listener, "127.0.0.1:9930".
     pub http_listen: String,
+    /// Bearer token required for /metrics, /dashboard and /api (empty: none). `pgtide check`
+    /// requires one when `http_listen` is not a loopback address.
+    pub http_auth_token: String,
+    /// Host header values (host or host:port) the dashboard and /api answer; empty means
+    /// loopback names and `http_listen`'s own address. "*" allows any (DNS rebinding then
+    /// rests on the token alone).
+    pub http_allowed_hosts: Vec<String>,
     pub max_client_connections: usize,
     /// A client that has not finished startup + auth by then is closed.
     #[serde(with = "units::duration")]
@@ -70,6 +77,8 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "0.0.0.0:6432".into(),
             http_listen: "127.0.0.1:9930".into(),
+            http_auth_token: String::new(),
+            http_allowed_hosts: Vec::new(),
             max_client_connections: 10_000,
             startup_timeout: secs(10),
             max_message_size: 64 << 20,
@@ -406,6 +415,10 @@ pub struct InsightsConfig {
     pub n_plus_one_min_repeats: u32,
     #[serde(with = "units::duration")]
     pub n_plus_one_window: Duration,
+    /// Keep each fingerprint's first statement with its literals as the sample /api, the
+    /// dashboard and SHOW QUERIES show. Off: the sample is the fingerprint (`$n` for literals),
+    /// so a password in `ALTER ROLE .. PASSWORD '..'` is never kept.
+    pub sample_literals: bool,
 }
 
 impl Default for InsightsConfig {
@@ -416,6 +429,7 @@ impl Default for InsightsConfig {
             max_fingerprints: 5000,
             n_plus_one_min_repeats: 10,
             n_plus_one_window: secs(1),
+            sample_literals: false,
         }
     }
 }

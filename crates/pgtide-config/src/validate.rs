@@ -59,6 +59,30 @@ impl Config {
                 );
             }
         }
+        if let Ok(addr) = srv.http_listen.parse::<SocketAddr>() {
+            if !addr.ip().is_loopback() && srv.http_auth_token.is_empty() {
+                s.add(
+                    "server.http_auth_token",
+                    format!(
+                        "required when http_listen ({addr}) is not a loopback address: \
+                         /metrics, /dashboard and /api would be open to the network"
+                    ),
+                );
+            }
+        }
+        let token = &srv.http_auth_token;
+        s.check(
+            token.is_empty() || (token.len() >= 16 && token.bytes().all(|b| b.is_ascii_graphic())),
+            "server.http_auth_token",
+            "must be at least 16 printable ASCII characters without spaces",
+        );
+        for host in &srv.http_allowed_hosts {
+            s.check(
+                !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic()),
+                "server.http_allowed_hosts",
+                "each entry is a host name, an IP address, host:port or \"*\"",
+            );
+        }
         s.check(
             srv.max_client_connections > 0,
             "server.max_client_connections",

@@ -127,6 +127,37 @@ fn server_limits() {
 }
 
 #[test]
+fn http_token_off_loopback_and_its_shape() {
+    assert_one(
+        "[server]\nhttp_listen = \"0.0.0.0:9930\"",
+        "server.http_auth_token",
+        "not a loopback address",
+    );
+    assert!(found(
+        "[server]\nhttp_listen = \"0.0.0.0:9930\"\nhttp_auth_token = \"0123456789abcdefg\""
+    )
+    .is_empty());
+    assert!(found("[server]\nhttp_listen = \"[::1]:9930\"").is_empty());
+    assert!(found("[server]\nhttp_listen = \"\"").is_empty());
+    for bad in [
+        "short",
+        "has spaces in the middle!",
+        "tab\\tseparated-0123456789",
+    ] {
+        assert_one(
+            &format!("[server]\nhttp_auth_token = \"{bad}\""),
+            "server.http_auth_token",
+            "at least 16 printable",
+        );
+    }
+    assert_one(
+        "[server]\nhttp_allowed_hosts = [\"\"]",
+        "server.http_allowed_hosts",
+        "host name",
+    );
+}
+
+#[test]
 fn client_tls() {
     let f = found("[server.tls]\nmode = \"require\"");
     assert_eq!(f.len(), 2, "{f:#?}");

@@ -209,6 +209,19 @@ fn config(shared: &Shared) -> Reply {
         ("server.listen".into(), c.server.listen.clone()),
         ("server.http_listen".into(), c.server.http_listen.clone()),
         (
+            // The token itself is a secret: only whether one is set.
+            "server.http_auth_token".into(),
+            if c.server.http_auth_token.is_empty() {
+                "(none)".into()
+            } else {
+                "(set)".into()
+            },
+        ),
+        (
+            "server.http_allowed_hosts".into(),
+            c.server.http_allowed_hosts.join(", "),
+        ),
+        (
             "server.max_client_connections".into(),
             c.server.max_client_connections.to_string(),
         ),
@@ -282,6 +295,10 @@ fn config(shared: &Shared) -> Reply {
         (
             "insights.n_plus_one_window".into(),
             d(c.insights.n_plus_one_window),
+        ),
+        (
+            "insights.sample_literals".into(),
+            c.insights.sample_literals.to_string(),
         ),
     ];
     for db in &c.databases {

@@ -5,6 +5,7 @@
 //! connections are served at once. Nothing a peer sends can panic it: every path answers
 //! with a status.
 
+mod access;
 mod api;
 mod dashboard;
 mod insights_view;
@@ -108,7 +109,34 @@ impl Http {
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return resp;
         }
-        match req.uri().path() {
+        let path = req.uri().path();
+        let config = self.shared.config.load_full();
+        let server = &config.server;
+        if let Some(resp) = dashboard_login(&req, server) {
+            return resp;
+        }
+        match access::check(path, req.headers(), server) {
+            Ok(()) => {}
+            Err(access::Denied::Host) => {
+                return text(
+                    StatusCode::FORBIDDEN,
+                    "this Host is not in server.http_allowed_hosts\n",
+                )
+            }
+            Err(access::Denied::Token) => {
+                let mut resp = text(
+                    StatusCode::UNAUTHORIZED,
+                    "a bearer token (server.http_auth_token) is required; \
+                     browsers: open /dashboard?token=...\n",
+                );
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"pgtide\""),
+                );
+                return resp;
+            }
+        }
+        match path {
             "/metrics" => {
                 let body = self.metrics.render(&self.shared);
                 with_type(
@@ -141,6 +169,43 @@ impl Http {
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         }
     }
+}
+
+/// `/dashboard?token=..` with the right token (and an allowed Host): the token goes into an
+/// HttpOnly cookie the page's own API requests carry, and the browser is sent on to
+/// `/dashboard` so the token does not stay in the address bar or history.
+fn dashboard_login(
+    req: &Request<Incoming>,
+    server: &pgtide_config::ServerConfig,
+) -> Option<Response<Body>> {
+    if req.uri().path() != "/dashboard" || server.http_auth_token.is_empty() {
+        return None;
+    }
+    let offered = req
+        .uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token="))?;
+    let mut bare = req.headers().clone();
+    bare.remove(header::AUTHORIZATION);
+    bare.remove(header::COOKIE);
+    if access::check("/", &bare, server) == Err(access::Denied::Host)
+        || !access::token_matches(offered, &server.http_auth_token)
+    {
+        return None;
+    }
+    let cookie = format!(
+        "{}={}; Path=/; HttpOnly; SameSite=Strict",
+        access::COOKIE,
+        server.http_auth_token
+    );
+    let mut resp = text(StatusCode::SEE_OTHER, "see /dashboard\n");
+    let headers = resp.headers_mut();
+    headers.insert(header::LOCATION, HeaderValue::from_static("/dashboard"));
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        headers.insert(header::SET_COOKIE, v);
+    }
+    Some(resp)
 }
 
 /// `?limit=N` keeps the first N rows of a list (the dashboard asks for what it shows).

@@ -19,7 +19,7 @@ mod stats;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -100,6 +100,8 @@ struct Settings {
     slow_ns: AtomicU64,
     min_repeats: AtomicUsize,
     window_ns: AtomicU64,
+    /// `sample_literals`: keep a fingerprint's first statement as written.
+    sample_literals: AtomicBool,
 }
 
 impl Settings {
@@ -111,6 +113,8 @@ impl Settings {
         self.min_repeats.store(repeats.max(2), Ordering::Relaxed);
         self.window_ns
             .store(nanos(c.n_plus_one_window), Ordering::Relaxed);
+        self.sample_literals
+            .store(c.sample_literals, Ordering::Relaxed);
     }
 }
 
@@ -160,6 +164,7 @@ impl Insights {
             slow_ns: AtomicU64::new(0),
             min_repeats: AtomicUsize::new(2),
             window_ns: AtomicU64::new(0),
+            sample_literals: AtomicBool::new(false),
         };
         settings.store(config);
         Insights {
@@ -212,7 +217,9 @@ impl Insights {
 
     fn record_with(&self, e: &Execution<'_>, fp: &Fp, patterns: &mut ClientPatterns, now: Instant) {
         let now_ms = self.clock.unix_ms(now);
-        self.stats.record(fp, e, self.clock.tick(now), now_ms);
+        let literals = self.settings.sample_literals.load(Ordering::Relaxed);
+        self.stats
+            .record(fp, e, literals, self.clock.tick(now), now_ms);
 
         let handles = match &patterns.metrics {
             Some(h) if h.database == e.database => h,

@@ -148,7 +148,17 @@ impl Stats {
         (max / SHARDS + usize::from(i < max % SHARDS)).max(1)
     }
 
-    pub(super) fn record(&self, fp: &Fp, e: &Execution<'_>, tick: u64, now_ms: u64) {
+    /// Adds `e` to its fingerprint's entry. A new entry's sample is the statement as written
+    /// only with `sample_literals`; otherwise the fingerprint, so no literal (a password in
+    /// `ALTER ROLE`, a customer's e-mail) is kept or shown.
+    pub(super) fn record(
+        &self,
+        fp: &Fp,
+        e: &Execution<'_>,
+        sample_literals: bool,
+        tick: u64,
+        now_ms: u64,
+    ) {
         let i = shard_of(fp.id);
         let mut shard = lock(&self.shards[i]);
         if let Some(entry) = shard.get_mut(&fp.id) {
@@ -161,7 +171,11 @@ impl Stats {
         }
         let mut entry = Entry {
             fingerprint: std::sync::Arc::clone(&fp.text),
-            sample: truncate_chars(e.sql, SAMPLE_CHARS).into(),
+            sample: if sample_literals {
+                truncate_chars(e.sql, SAMPLE_CHARS).into()
+            } else {
+                truncate_chars(&fp.text, SAMPLE_CHARS).into()
+            },
             calls: 0,
             errors: 0,
             rows: 0,

@@ -12,6 +12,7 @@ fn config() -> InsightsConfig {
         max_fingerprints: 5000,
         n_plus_one_min_repeats: 10,
         n_plus_one_window: Duration::from_secs(1),
+        sample_literals: false,
     }
 }
 
@@ -72,7 +73,8 @@ fn percentiles_of_a_known_mix() {
         q.id,
         format!("{:016x}", pgtide_sql::fingerprint(&q.fingerprint).id)
     );
-    assert_eq!(q.sample, "SELECT * FROM t WHERE id = 0");
+    // By default the sample is the fingerprint: no literal is kept.
+    assert_eq!(q.sample, "SELECT * FROM t WHERE id = $1");
     assert_eq!(
         (q.primary, q.replica, q.cache, q.cache_hits),
         (1000, 0, 0, 0)
@@ -81,8 +83,31 @@ fn percentiles_of_a_known_mix() {
 }
 
 #[test]
-fn routes_errors_and_ordering_by_total_time() {
+fn samples_keep_literals_only_when_asked_and_follow_a_reload() {
     let i = Insights::new(&config());
+    let mut p = ClientPatterns::default();
+    i.record(&exec("ALTER ROLE app PASSWORD 'hunter2'", 1), &mut p);
+    let q = stats_of(&i, "ALTER role app password $1");
+    assert_eq!(q.sample, q.fingerprint);
+    assert!(!format!("{:?}", i.queries()).contains("hunter2"));
+    i.reconfigure(&InsightsConfig {
+        sample_literals: true,
+        ..config()
+    });
+    i.record(
+        &exec("SELECT * FROM users WHERE email = 'a@b.example'", 1),
+        &mut p,
+    );
+    let q = stats_of(&i, "SELECT * FROM users WHERE email = $1");
+    assert_eq!(q.sample, "SELECT * FROM users WHERE email = 'a@b.example'");
+}
+
+#[test]
+fn routes_errors_and_ordering_by_total_time() {
+    let i = Insights::new(&InsightsConfig {
+        sample_literals: true,
+        ..config()
+    });
     let mut p = ClientPatterns::default();
     let sql = "SELECT name FROM products WHERE id = $1";
     for route in [Route::Primary, Route::Replica, Route::Replica, Route::Cache] {

@@ -42,6 +42,10 @@ struct RunArgs {
         global = true
     )]
     replicas: Vec<String>,
+    /// Bearer token for /metrics, /dashboard and /api (server.http_auth_token); read from the
+    /// environment only, so it never shows in a process list.
+    #[arg(skip = std::env::var("PGTIDE_HTTP_AUTH_TOKEN").ok().filter(|t| !t.is_empty()))]
+    http_auth_token: Option<String>,
 }
 
 impl RunArgs {
@@ -51,6 +55,7 @@ impl RunArgs {
             listen: self.listen.clone(),
             primary_url: self.primary.clone(),
             replica_urls: self.replicas.clone(),
+            http_auth_token: self.http_auth_token.clone(),
         }
     }
 }

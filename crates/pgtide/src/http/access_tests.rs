@@ -1,0 +1,110 @@
+use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, COOKIE, HOST};
+
+use super::*;
+
+fn server(token: &str, hosts: &[&str]) -> ServerConfig {
+    ServerConfig {
+        http_auth_token: token.into(),
+        http_allowed_hosts: hosts.iter().map(|h| h.to_string()).collect(),
+        ..ServerConfig::default()
+    }
+}
+
+fn headers(pairs: &[(hyper::header::HeaderName, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(k.clone(), HeaderValue::from_str(v).expect("a header value"));
+    }
+    h
+}
+
+const TOKEN: &str = "0123456789abcdef-token";
+
+#[test]
+fn without_a_token_everything_is_open_to_allowed_hosts() {
+    let s = server("", &[]);
+    for host in [
+        "localhost:9930",
+        "127.0.0.1:9930",
+        "[::1]:9930",
+        "10.1.2.3",
+        "LOCALHOST",
+    ] {
+        assert_eq!(
+            check("/api/queries", &headers(&[(HOST, host)]), &s),
+            Ok(()),
+            "{host}"
+        );
+    }
+    assert_eq!(check("/dashboard", &HeaderMap::new(), &s), Ok(()));
+}
+
+#[test]
+fn a_foreign_host_name_is_refused_for_pages_and_api_but_not_probes_or_metrics() {
+    let s = server("", &[]);
+    let evil = headers(&[(HOST, "attacker.example:9930")]);
+    assert_eq!(check("/api/queries", &evil, &s), Err(Denied::Host));
+    assert_eq!(check("/dashboard", &evil, &s), Err(Denied::Host));
+    assert_eq!(check("/", &evil, &s), Err(Denied::Host));
+    assert_eq!(check("/healthz", &evil, &s), Ok(()));
+    assert_eq!(check("/metrics", &evil, &s), Ok(()));
+}
+
+#[test]
+fn listed_hosts_match_by_name_or_exact_host_and_port() {
+    let s = server("", &["pgtide.internal", "dash.example:8080"]);
+    let ok = |h: &str| check("/api/pools", &headers(&[(HOST, h)]), &s).is_ok();
+    assert!(ok("pgtide.internal:9930") && ok("PGTIDE.internal"));
+    assert!(ok("dash.example:8080"));
+    assert!(!ok("dash.example:9930") && !ok("pgtide.internal.evil"));
+    let any = server("", &["*"]);
+    assert!(check("/api/pools", &headers(&[(HOST, "x.example")]), &any).is_ok());
+}
+
+#[test]
+fn a_token_is_required_everywhere_but_the_probes() {
+    let s = server(TOKEN, &[]);
+    let none = headers(&[(HOST, "localhost")]);
+    for path in ["/metrics", "/dashboard", "/api/queries", "/", "/nope"] {
+        assert_eq!(check(path, &none, &s), Err(Denied::Token), "{path}");
+    }
+    assert_eq!(check("/healthz", &none, &s), Ok(()));
+    assert_eq!(check("/readyz", &none, &s), Ok(()));
+}
+
+#[test]
+fn the_token_is_accepted_as_bearer_or_cookie_and_nothing_else() {
+    let s = server(TOKEN, &[]);
+    let with = |pairs: &[(hyper::header::HeaderName, &str)]| check("/metrics", &headers(pairs), &s);
+    assert_eq!(with(&[(AUTHORIZATION, &format!("Bearer {TOKEN}"))]), Ok(()));
+    assert_eq!(with(&[(AUTHORIZATION, &format!("bearer {TOKEN}"))]), Ok(()));
+    assert_eq!(
+        with(&[(COOKIE, &format!("a=b; {}={TOKEN}; c=d", super::COOKIE))]),
+        Ok(())
+    );
+    for wrong in [
+        format!("Bearer {TOKEN}x"),
+        format!("Bearer {}", &TOKEN[..TOKEN.len() - 1]),
+        format!("Basic {TOKEN}"),
+        TOKEN.to_string(),
+        "Bearer ".to_string(),
+    ] {
+        assert_eq!(
+            with(&[(AUTHORIZATION, &wrong)]),
+            Err(Denied::Token),
+            "{wrong}"
+        );
+    }
+    assert_eq!(
+        with(&[(COOKIE, &format!("other_{}={TOKEN}", super::COOKIE))]),
+        Err(Denied::Token)
+    );
+}
+
+#[test]
+fn host_parts() {
+    assert_eq!(host_part("[::1]:9930"), "::1");
+    assert_eq!(host_part("a.example:80"), "a.example");
+    assert_eq!(host_part("a.example"), "a.example");
+    assert_eq!(host_part("::1"), "::1");
+}
