@@ -72,9 +72,15 @@ impl Config {
         }
         let token = &srv.http_auth_token;
         s.check(
-            token.is_empty() || (token.len() >= 16 && token.bytes().all(|b| b.is_ascii_graphic())),
+            // The characters of hex, base64 and base64url: safe in a header, a cookie and the
+            // dashboard's ?token= without any escaping.
+            token.is_empty()
+                || (token.len() >= 16
+                    && token
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b))),
             "server.http_auth_token",
-            "must be at least 16 printable ASCII characters without spaces",
+            "must be at least 16 characters of A-Z a-z 0-9 - . _ ~ + / = (hex or base64)",
         );
         for host in &srv.http_allowed_hosts {
             s.check(

@@ -139,15 +139,18 @@ fn http_token_off_loopback_and_its_shape() {
     .is_empty());
     assert!(found("[server]\nhttp_listen = \"[::1]:9930\"").is_empty());
     assert!(found("[server]\nhttp_listen = \"\"").is_empty());
+    assert!(found("[server]\nhttp_auth_token = \"aGVsbG8td29ybGQtdG9rZW4=\"").is_empty());
     for bad in [
         "short",
         "has spaces in the middle!",
         "tab\\tseparated-0123456789",
+        "semi;colon-0123456789",
+        "amp&ersand-0123456789",
     ] {
         assert_one(
             &format!("[server]\nhttp_auth_token = \"{bad}\""),
             "server.http_auth_token",
-            "at least 16 printable",
+            "at least 16 characters",
         );
     }
     assert_one(
