@@ -6,6 +6,8 @@
 //! batch, and took the client's ReadyForQuery: the client saw one fewer, and libpq reported
 //! everything after as PipelineAborted. Each case runs on PostgreSQL directly (the oracle) and
 //! through pgtide with a replica (so routing and read-your-writes are on), and must match.
+//! Also compared: SQL PREPARE around a DEALLOCATE ALL in one query, and an extended-protocol
+//! COPY FROM STDIN (a Sync inside the copy that the backend ignores) followed by SET and PREPARE.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -92,7 +94,43 @@ fn cases() -> Vec<(&'static str, Vec<Write>)> {
     ] {
         simple.extend(query(sql));
     }
+    // SQL PREPARE bookkeeping: DEALLOCATE ALL in the middle of one query drops what the query
+    // prepared before it and keeps what it prepares after (each EXECUTE may run on another
+    // backend through pgtide, which re-prepares from its own record).
+    let prepare_around_deallocate_all =
+        query("PREPARE a1 AS SELECT 1; DEALLOCATE ALL; PREPARE a2 AS SELECT 2");
+    let mut execute_both = query("EXECUTE a2");
+    execute_both.extend(query("EXECUTE a1"));
+    execute_both.extend(query("DEALLOCATE a2"));
+    // An extended-protocol COPY FROM STDIN: the Sync sent while copying is ignored by the
+    // backend, so the batch ends at the Sync after CopyDone; a SET and SQL PREPARE after it must
+    // be settled against the right ReadyForQuery and carried.
+    let mut copy_start = parse("", "COPY t FROM STDIN");
+    copy_start.extend(bind("", &[]));
+    copy_start.extend(execute());
+    copy_start.extend(sync());
+    let mut copy_end = msg(b'd', b"7\n");
+    copy_end.extend(msg(b'c', &[]));
+    copy_end.extend(sync());
+    let after_copy = query("SET application_name = 'after_copy'; PREPARE c1 AS SELECT 3");
+    let mut check_after_copy = query("SHOW application_name");
+    check_after_copy.extend(query("EXECUTE c1"));
+    check_after_copy.extend(query("DEALLOCATE c1"));
+    check_after_copy.extend(query("EXECUTE c1"));
     vec![
+        (
+            "PREPARE, DEALLOCATE ALL, PREPARE in one query",
+            vec![(prepare_around_deallocate_all, 1), (execute_both, 4)],
+        ),
+        (
+            "extended COPY FROM STDIN with a Sync inside, then SET and PREPARE",
+            vec![
+                (copy_start, 0),
+                (copy_end, 1),
+                (after_copy, 1),
+                (check_after_copy, 5),
+            ],
+        ),
         (
             "write, Sync, failing statement, Flush",
             vec![(write_then_flush, 2), (after_error(), 3)],
@@ -227,6 +265,14 @@ async fn a_pipeline_that_fails_rolls_back_and_goes_on_runs_as_on_postgresql() {
     let direct = SocketAddr::from(([127, 0, 0, 1], cluster.primary().port()));
     for (name, writes) in cases() {
         let want = replies(direct, "trustuser", &writes).await;
+        // The scripts do what their names say on PostgreSQL: the statement DEALLOCATE ALL
+        // dropped is gone (26000), the COPY ran and the second EXECUTE after DEALLOCATE fails.
+        if name.contains("DEALLOCATE ALL") || name.contains("COPY") {
+            assert!(want.iter().any(|r| r == "E 26000"), "{name}: {want:?}");
+        }
+        if name.contains("COPY") {
+            assert!(want.iter().any(|r| r == "C COPY 1"), "{name}: {want:?}");
+        }
         let got = s::within(
             name,
             Duration::from_secs(30),
