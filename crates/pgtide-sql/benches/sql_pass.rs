@@ -57,7 +57,12 @@ fn bench(c: &mut Criterion) {
         group.bench_function(format!("{name}/after_unclassified"), |b| {
             b.iter_batched_ref(
                 &mut fresh,
-                |sql| black_box(classifier.analyze_with(black_box(sql.as_str()), false)),
+                |sql| {
+                    black_box(
+                        classifier
+                            .analyze_with(black_box(sql.as_str()), pgtide_sql::ClassifyMode::No),
+                    )
+                },
                 BatchSize::SmallInput,
             )
         });

@@ -27,7 +27,7 @@ fn main() {
         if mode == "before" {
             separate_passes::separate_passes(&classifier, sql);
         } else if mode == "unclassified" {
-            black_box(classifier.analyze_with(sql, false));
+            black_box(classifier.analyze_with(sql, pgtide_sql::ClassifyMode::No));
         } else {
             black_box(classifier.analyze(sql));
         }

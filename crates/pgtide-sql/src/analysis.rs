@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use crate::classify::hints::in_comment;
-use crate::classify::statement::classify_tokens;
+use crate::classify::statement::{classify_tokens, unusual_escape};
 use crate::classify::{Classification, Combined, Part, StatementKind};
 use crate::fingerprint::{fingerprint_tokens, Fingerprint};
 use crate::lexer::{Lexer, Token, TokenKind};
@@ -35,21 +35,36 @@ pub struct Analysis {
     pub fingerprint: Fingerprint,
     /// The hash of the literals (as `params_hash`).
     pub params_hash: u64,
+    /// One complete SELECT made of names, literals, built-in operators and parentheses that
+    /// follow no name (no function call, INTO, FOR, Unicode escape or other operator): it
+    /// writes nothing and changes no session state, whatever it reads, or PostgreSQL rejects
+    /// it. Write bookkeeping needs no classification for it (as far as the lexer's reading
+    /// goes: see `standard_conforming_strings`).
+    pub plain_read: bool,
+}
+
+/// When [`Classifier::analyze_with`](crate::Classifier::analyze_with) classifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClassifyMode {
+    No,
+    Yes,
+    /// Unless the text is a [`Analysis::plain_read`] (all write bookkeeping needs to know).
+    UnlessPlainRead,
 }
 
 /// [`Analysis`] of `sql`, classified without a cache and without configured write functions.
 pub fn analyze(sql: &str) -> Analysis {
-    analyze_with(sql, &[], true, |s| {
+    analyze_with(sql, &[], ClassifyMode::Yes, |s| {
         Arc::new(crate::classify_uncached(s, &[]))
     })
 }
 
-/// [`Analysis`] of `sql`, classified if `classify`; `undecided` classifies the whole text when
-/// the lexical layer alone cannot (sqlparser is needed).
+/// [`Analysis`] of `sql`, classified as `classify` says; `undecided` classifies the whole text
+/// when the lexical layer alone cannot (sqlparser is needed).
 pub(crate) fn analyze_with(
     sql: &str,
     extra: &[String],
-    classify: bool,
+    classify: ClassifyMode,
     undecided: impl FnOnce(&str) -> Arc<Classification>,
 ) -> Analysis {
     let mut code: Vec<Token<'_>> = Vec::with_capacity(sql.len() / 5 + 4);
@@ -74,6 +89,20 @@ pub(crate) fn analyze_with(
     let mut effects = Vec::new();
     let mut names = Vec::new();
     let mut changes_schema = false;
+    let plain_read = segments.len() == 1
+        && open_comment.is_none()
+        && code.first().is_some_and(|t| t.is_kw("select"))
+        && code.iter().all(plain_token)
+        && !code.windows(2).any(|w| {
+            matches!(w[0].kind, TokenKind::Ident | TokenKind::QuotedIdent)
+                && w[1].kind == TokenKind::LParen
+                && !w[0].is_any_kw(NOT_CALLS)
+        });
+    let classify = match classify {
+        ClassifyMode::No => false,
+        ClassifyMode::Yes => true,
+        ClassifyMode::UnlessPlainRead => !plain_read,
+    };
     let mut combined = classify.then(Combined::default);
     let mut decided = true;
     let mut rebased: Vec<Token<'_>> = Vec::new();
@@ -134,5 +163,31 @@ pub(crate) fn analyze_with(
         classification,
         fingerprint: Fingerprint { id, text },
         params_hash,
+        plain_read,
     }
+}
+
+/// Words a `(` may follow without a call: PostgreSQL reserves them (or, EXISTS, keeps them
+/// from naming a function), so `in (1, 2)` or `exists (SELECT ..)` calls nothing.
+const NOT_CALLS: &[&str] = &[
+    "in", "exists", "and", "or", "not", "on", "where", "when", "then", "else", "case", "from",
+    "select", "having", "any", "all", "some", "values",
+];
+
+/// A token a [`Analysis::plain_read`] may hold: complete, no INTO / FOR, no Unicode escape
+/// (`U&"set\0005Fconfig" UESCAPE ..` spells a call the lexer cannot see), and only the
+/// built-in comparison and arithmetic operators (another operator may run any function).
+fn plain_token(t: &Token<'_>) -> bool {
+    use TokenKind as K;
+    t.complete
+        && !unusual_escape(t)
+        && match t.kind {
+            K::Ident => !t.is_any_kw(&["into", "for"]),
+            K::Operator => matches!(
+                t.text,
+                "=" | "<>" | "!=" | "<" | ">" | "<=" | ">=" | "+" | "-" | "*" | "/" | "%" | "||"
+            ),
+            K::Comment | K::Other | K::Colon => false,
+            _ => true,
+        }
 }

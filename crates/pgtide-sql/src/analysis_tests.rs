@@ -5,7 +5,7 @@
 use crate::test_rng::XorShift;
 use crate::{
     all_session_effects, analyze, changes_schema, classify_uncached, fingerprint_with_params,
-    statement_names, Analysis, Classifier,
+    statement_names, Analysis, Classifier, ClassifyMode,
 };
 
 const TEST_SOURCES: &[&str] = &[
@@ -264,7 +264,33 @@ fn check(sql: &str, classifier: &Classifier, extra: &[String]) {
         Some(&classify_uncached(sql, extra)),
         "class (write functions) of {sql:?}"
     );
-    let unclassified = classifier.analyze_with(sql, false);
+    // A plain read is a read by the classifier too, with or without configured write
+    // functions, unless the parser rejects it (the classifier then says "write, unknown"; a
+    // statement of this shape that PostgreSQL accepts runs no function it could not see).
+    // Asked "unless plain read", everything else is classified as usual.
+    if a.plain_read {
+        let rejected =
+            sqlparser::parser::Parser::parse_sql(&sqlparser::dialect::PostgreSqlDialect {}, sql)
+                .is_err();
+        for class in [
+            a.classification.as_deref(),
+            with_extra.classification.as_deref(),
+        ] {
+            let class = class.expect("classified");
+            assert!(
+                class.kind == crate::StatementKind::Read || rejected,
+                "plain read {sql:?}: {class:?}"
+            );
+            assert!(class.writes.is_empty() && a.effects.is_empty(), "{sql:?}");
+        }
+    }
+    let for_writes = classifier.analyze_with(sql, ClassifyMode::UnlessPlainRead);
+    assert_eq!(
+        for_writes.classification.is_none(),
+        a.plain_read,
+        "classified unless a plain read: {sql:?}"
+    );
+    let unclassified = classifier.analyze_with(sql, ClassifyMode::No);
     assert_eq!(unclassified.classification, None);
     assert_eq!(
         Analysis {
@@ -302,11 +328,39 @@ fn a_pgbench_statement_is_lexed_once_and_never_parsed() {
     );
     let reads = a.classification.map(|c| c.reads.clone());
     assert_eq!(reads, Some(vec!["pgbench_accounts".to_string()]));
+    assert!(a.plain_read);
     let before = crate::counts();
     let a = classifier.analyze_with(
         "SELECT abalance FROM pgbench_accounts WHERE aid = 5;",
-        false,
+        ClassifyMode::No,
     );
     assert!(a.classification.is_none());
     assert_eq!(crate::counts().classifications, before.classifications);
+}
+
+#[test]
+fn plain_reads_are_lone_selects_without_calls_locks_into_or_escapes() {
+    let plain = |sql: &str| analyze(sql).plain_read;
+    for sql in [
+        "SELECT abalance FROM pgbench_accounts WHERE aid = 1;",
+        "select a.x, b.y from a join b on a.id = b.id where a.v in (1, 2) order by 1 limit 5",
+        "SELECT * FROM t WHERE x = $1 AND y <> 'it''s' OR z::int >= 3",
+    ] {
+        assert!(plain(sql), "{sql}");
+    }
+    for sql in [
+        "SELECT nextval('s')",
+        "SELECT pg_advisory_lock(1)",
+        "SELECT * FROM t FOR UPDATE",
+        "SELECT * INTO t2 FROM t",
+        "SELECT 1; SELECT 2",
+        "INSERT INTO t VALUES (1)",
+        "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d",
+        "SELECT U&\"set!005Fconfig\" UESCAPE '!' ('a', 'b', false)",
+        "SELECT 1 ### 2",
+        "SELECT * FROM t WHERE x = 'open",
+        "SELECT \"f\"(1)",
+    ] {
+        assert!(!plain(sql), "{sql}");
+    }
 }

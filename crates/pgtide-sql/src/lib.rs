@@ -61,7 +61,7 @@ mod set_tests;
 #[cfg(test)]
 mod test_rng;
 
-pub use analysis::{analyze, Analysis};
+pub use analysis::{analyze, Analysis, ClassifyMode};
 pub use classify::{
     classify_uncached, Classification, Classifier, RouteHint, StatementKind, TransactionStatement,
 };

@@ -146,12 +146,13 @@ impl Classifier {
     /// [`crate::Analysis`]). A classification the lexical layer decides skips the cache (a text
     /// never seen before costs no hash, lock or entry); one that needs sqlparser comes from it.
     pub fn analyze(&self, sql: &str) -> crate::Analysis {
-        self.analyze_with(sql, true)
+        self.analyze_with(sql, crate::ClassifyMode::Yes)
     }
 
-    /// [`analyze`](Self::analyze), with the classification only if `classify` (routing and the
-    /// result cache need it; without them it is work for nothing).
-    pub fn analyze_with(&self, sql: &str, classify: bool) -> crate::Analysis {
+    /// [`analyze`](Self::analyze), classified as `classify` says (routing and the result
+    /// cache need the classification, write bookkeeping only for what may write; without them
+    /// it is work for nothing).
+    pub fn analyze_with(&self, sql: &str, classify: crate::ClassifyMode) -> crate::Analysis {
         crate::analysis::analyze_with(sql, &self.extra, classify, |s| self.classify(s))
     }
 

@@ -126,7 +126,7 @@ fn begin(toks: &[Token<'_>]) -> Part {
 
 /// A `U&'..'` string or `U&".."` identifier (their escapes, and a `UESCAPE` clause, can
 /// spell any name), or the `UESCAPE` keyword itself.
-fn unusual_escape(t: &Token<'_>) -> bool {
+pub(crate) fn unusual_escape(t: &Token<'_>) -> bool {
     let unicode = matches!(t.kind, TokenKind::String(_) | TokenKind::QuotedIdent)
         && t.text
             .get(..2)

@@ -138,3 +138,40 @@ async fn publishing_without_a_listener_is_local_only() {
     assert!(!lookup(&cache).await);
     assert!(lookup(&cache).await, "no listener: the cache serves");
 }
+
+/// Lookups need rules or entries (or a hint, checked by the caller); writes are tracked with
+/// rules, or from the first lookup on even while nothing is stored (a fill may be in flight),
+/// and a reload keeps that.
+#[tokio::test]
+async fn write_tracking_starts_with_rules_or_the_first_lookup() {
+    let hints_only = CacheConfig {
+        rules: vec![],
+        ..config()
+    };
+    let cache = ResultCache::new(&hints_only);
+    assert!(cache.enabled() && !cache.in_use() && !cache.tracks_writes());
+    let hinted = format!("/* pgtide:cache */ {SQL}");
+    let c = Classifier::new(&[]).classify(&hinted);
+    let p = cache
+        .policy(pgtide_sql::fingerprint(&hinted).id, &c, Hint::of(&hinted))
+        .expect("a hint makes it cacheable");
+    let Lookup::Miss(guard) = cache.get_or_wait(key(), &p).await else {
+        panic!("nothing is cached yet");
+    };
+    // The fill is in flight: nothing stored, writes tracked already.
+    assert!(cache.tracks_writes() && !cache.in_use());
+    assert!(guard.fill(Bytes::from_static(b"reply")));
+    assert!(cache.in_use() && cache.tracks_writes());
+    cache.reconfigure(&CacheConfig {
+        default_ttl: Duration::from_secs(5),
+        ..hints_only.clone()
+    });
+    assert!(cache.tracks_writes(), "a reload keeps it");
+    cache.reconfigure(&CacheConfig {
+        enabled: false,
+        ..hints_only
+    });
+    assert!(!cache.enabled() && !cache.tracks_writes() && !cache.in_use());
+    let with_rules = ResultCache::new(&config());
+    assert!(with_rules.in_use() && with_rules.tracks_writes());
+}

@@ -173,9 +173,13 @@ impl ResultCache {
             || old.enabled != config.enabled
         {
             let rules = Rules::new(config);
-            let looked_up = self.use_flags.load(Ordering::Relaxed) & USE_LOOKED_UP;
-            self.use_flags
-                .store(use_flags_of(&rules) | looked_up, Ordering::Relaxed);
+            let flags = use_flags_of(&rules);
+            // One update: a lookup noted meanwhile keeps its bit.
+            let _ = self
+                .use_flags
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                    Some(flags | (old & USE_LOOKED_UP))
+                });
             self.rules.store(Arc::new(rules));
             self.store.load().clear();
         }
@@ -194,11 +198,21 @@ impl ResultCache {
     }
 
     pub fn enabled(&self) -> bool {
-        self.rules.load().enabled()
+        self.use_flags.load(Ordering::Relaxed) & USE_ENABLED != 0
     }
 
-    /// Whether anything may be in the cache: enabled, and rules or entries (from hints) exist.
-    /// When not, there is nothing to look up and no write to track.
+    /// Whether writes must be noted for invalidation: with rules (other instances on the
+    /// channel cache too), or once this instance has looked anything up, even with nothing
+    /// stored right now: a hinted fill may be in flight, and a write it does not see must
+    /// still refuse it. A cache used through hints alone is local: writes through other
+    /// instances reach it by TTL (they run no listener, see `server::cache_listener_target`).
+    pub fn tracks_writes(&self) -> bool {
+        let flags = self.use_flags.load(Ordering::Relaxed);
+        flags & USE_ENABLED != 0 && flags & (USE_RULES | USE_LOOKED_UP) != 0
+    }
+
+    /// Whether a lookup may find anything without a hint: enabled, and rules or entries (from
+    /// hints) exist. A statement with a `/* pgtide:cache */` hint is looked up regardless.
     pub fn in_use(&self) -> bool {
         // Asked several times per query: one atomic load unless hinted entries may exist.
         let flags = self.use_flags.load(Ordering::Relaxed);

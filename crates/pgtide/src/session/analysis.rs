@@ -3,7 +3,7 @@
 //! names, schema changes, write bookkeeping and insights.
 
 use bytes::Bytes;
-use pgtide_sql::{Analysis, Classifier};
+use pgtide_sql::{Analysis, Classifier, ClassifyMode};
 use pgtide_wire::{frontend as ftag, Frame};
 
 /// The analysis of the Query frame being handled, kept from the lease to the forward.
@@ -14,16 +14,16 @@ pub(crate) struct QueryAnalysis {
 }
 
 impl QueryAnalysis {
-    /// The analysis of `frame` (a Query), made now unless it was made already; classified if
-    /// `classify` (routing and the result cache need it, nothing else does). None: not a
-    /// Query, or its text is not UTF-8.
+    /// The analysis of `frame` (a Query), made now unless it was made already; classified as
+    /// `classify` says (routing and the result cache need it, write bookkeeping unless it is a
+    /// plain read). None: not a Query, or its text is not UTF-8.
     /// `sql` is the frame's text as the caller read it (None: not a Query, or not UTF-8).
     pub(crate) fn of(
         &mut self,
         frame: &Frame,
         sql: Option<&str>,
         classifier: &Classifier,
-        classify: bool,
+        classify: ClassifyMode,
     ) -> Option<&Analysis> {
         let sql = sql.filter(|_| frame.tag == ftag::QUERY)?;
         let (raw, mut analysis) = match self.last.take() {
@@ -32,7 +32,12 @@ impl QueryAnalysis {
             Some((raw, analysis)) if same_bytes(&raw, &frame.raw) => (raw, analysis),
             _ => (frame.raw.clone(), classifier.analyze_with(sql, classify)),
         };
-        if classify && analysis.classification.is_none() {
+        let wanted = match classify {
+            ClassifyMode::No => false,
+            ClassifyMode::Yes => true,
+            ClassifyMode::UnlessPlainRead => !analysis.plain_read,
+        };
+        if wanted && analysis.classification.is_none() {
             // Made unclassified, wanted classified after all (routing became active).
             analysis.classification = Some(classifier.classify(sql));
         }
@@ -45,7 +50,7 @@ impl QueryAnalysis {
         frame: &Frame,
         sql: Option<&str>,
         classifier: &Classifier,
-        classify: bool,
+        classify: ClassifyMode,
     ) -> Option<Analysis> {
         self.of(frame, sql, classifier, classify)?;
         self.last.take().map(|(_, a)| a)

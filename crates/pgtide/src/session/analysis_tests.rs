@@ -2,7 +2,7 @@
 //! all its consumers (the debug-build counters of pgtide-sql show it).
 
 use bytes::BytesMut;
-use pgtide_sql::{counts, Classifier};
+use pgtide_sql::{counts, Classifier, ClassifyMode};
 use pgtide_wire::{encode, FrameDecoder};
 
 use super::QueryAnalysis;
@@ -38,15 +38,17 @@ fn one_query_is_lexed_classified_and_fingerprinted_once() {
     // The result cache's lookup (a miss), routing's intent before the lease, then the
     // forward: one analysis.
     let cache_key_id = memo
-        .of(&frame, sql, &classifier, true)
+        .of(&frame, sql, &classifier, ClassifyMode::Yes)
         .map(|a| a.fingerprint.id);
     assert_eq!(cache_key_id, Some(expected_id));
     let read = memo
-        .of(&frame, sql, &classifier, true)
+        .of(&frame, sql, &classifier, ClassifyMode::Yes)
         .and_then(|a| a.classification.as_ref())
         .map(|c| c.kind == pgtide_sql::StatementKind::Read);
     assert_eq!(read, Some(true));
-    let analysis = memo.take(&frame, sql, &classifier, true).expect("analysed");
+    let analysis = memo
+        .take(&frame, sql, &classifier, ClassifyMode::Yes)
+        .expect("analysed");
     let observed = state.observe_effects(&analysis.effects, false);
     assert_eq!(observed.pinned, None);
     assert!(analysis.names.is_empty() && !analysis.changes_schema);
@@ -86,7 +88,12 @@ fn without_routing_or_cache_a_query_is_not_classified() {
     let before = counts();
     let mut memo = QueryAnalysis::default();
     let a = memo
-        .take(&frame, super::query_sql(&query), &classifier, false)
+        .take(
+            &frame,
+            super::query_sql(&query),
+            &classifier,
+            ClassifyMode::No,
+        )
         .expect("analysed");
     assert!(a.classification.is_none());
     assert_eq!(counts().classifications, before.classifications);

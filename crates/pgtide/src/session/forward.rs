@@ -29,9 +29,12 @@ impl Session {
         match frame.tag {
             ftag::QUERY if transaction_mode => return self.forward_query(frame, sql),
             ftag::QUERY => {
-                let analysis =
-                    self.query_analysis
-                        .take(&frame, sql, &self.shared.classifier.load(), false);
+                let analysis = self.query_analysis.take(
+                    &frame,
+                    sql,
+                    &self.shared.classifier.load(),
+                    pgtide_sql::ClassifyMode::No,
+                );
                 if let (Some(analysis), Some(sql)) = (analysis, sql) {
                     self.observe(&analysis.effects, false);
                     self.insights.on_query(
@@ -163,7 +166,7 @@ impl Session {
     pub(super) fn forward_bind(&mut self, frame: Frame) {
         self.unsynced = true;
         let routing = self.router.active() && !self.router.on_replica();
-        if routing || self.shared.cache.in_use() || self.insights.enabled() {
+        if routing || self.shared.cache.tracks_writes() || self.insights.enabled() {
             let text = crate::session::prepared::bind_names(frame.body())
                 .and_then(|(_, name)| self.statements.text_of(name));
             if let Some(sql) = &text {
@@ -203,8 +206,15 @@ impl Session {
         };
         let status = self.status;
         let analysis = {
-            // Routing and the result cache read the classification; nothing else does.
-            let classify = self.router.active() || self.shared.cache.in_use();
+            // Routing and cache lookups read the classification; write tracking only for what
+            // may write.
+            let classify = if self.router.active() || self.shared.cache.in_use() {
+                pgtide_sql::ClassifyMode::Yes
+            } else if self.shared.cache.tracks_writes() {
+                pgtide_sql::ClassifyMode::UnlessPlainRead
+            } else {
+                pgtide_sql::ClassifyMode::No
+            };
             let classifier = self.shared.classifier.load();
             let made = self
                 .query_analysis

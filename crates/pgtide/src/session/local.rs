@@ -55,7 +55,9 @@ impl Session {
             return false;
         }
         let classifier = self.shared.classifier.load();
-        let analysis = self.query_analysis.of(frame, sql, &classifier, true);
+        let analysis =
+            self.query_analysis
+                .of(frame, sql, &classifier, pgtide_sql::ClassifyMode::Yes);
         let (Some(sql), Some(c)) = (sql, analysis.and_then(|a| a.classification.clone())) else {
             return false;
         };
@@ -135,7 +137,12 @@ impl Session {
     /// transaction: a hit is answered here — ParseComplete and BindComplete as the batch needs,
     /// the stored reply, ReadyForQuery — without a backend; a miss runs with its reply captured.
     pub(super) async fn answer_batch_from_cache(&mut self, frame: &Frame) -> bool {
-        if !self.cache_may_answer(frame, ftag::PARSE) || !self.shared.cache.in_use() {
+        // Without rules or entries only a hint makes it cacheable: a Parse carrying one (a
+        // Bind of a named statement waits until something is cached).
+        if !self.cache_may_answer(frame, ftag::PARSE)
+            || !(self.shared.cache.in_use()
+                || (frame.tag == ftag::PARSE && contains(frame.body(), b"pgtide:cache")))
+        {
             return false;
         }
         let Some(batch) = crate::session::result_cache::batch(frame, &self.crbuf) else {
@@ -204,9 +211,12 @@ impl Session {
         let Some(sql) = sql.filter(|_| self.cache_may_answer(frame, ftag::QUERY)) else {
             return false;
         };
-        let analysis =
-            self.query_analysis
-                .of(frame, Some(sql), &self.shared.classifier.load(), true);
+        let analysis = self.query_analysis.of(
+            frame,
+            Some(sql),
+            &self.shared.classifier.load(),
+            pgtide_sql::ClassifyMode::Yes,
+        );
         let Some((Some(classification), fingerprint_id)) =
             analysis.map(|a| (a.classification.clone(), a.fingerprint.id))
         else {
@@ -254,4 +264,8 @@ impl Session {
             target: &self.pool.target,
         }
     }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }

@@ -409,7 +409,7 @@ impl Session {
         if frame.tag == ftag::QUERY {
             return self
                 .query_analysis
-                .of(frame, sql, &classifier, true)
+                .of(frame, sql, &classifier, pgtide_sql::ClassifyMode::Yes)
                 .and_then(|a| a.classification.as_deref())
                 .map(intent::of_classification)
                 .unwrap_or_default();
@@ -425,8 +425,12 @@ impl Session {
     /// `analysis`: the statement's, when made already (a simple Query).
     fn note_if_write(&mut self, sql: &str, analysis: Option<&pgtide_sql::Analysis>) {
         let routing = self.router.active() && !self.router.on_replica();
-        let caching = self.shared.cache.in_use();
+        let caching = self.shared.cache.tracks_writes();
         if !routing && !caching {
+            return;
+        }
+        if analysis.is_some_and(|a| a.plain_read) && self.state.lexes_as_sent() {
+            // A lone SELECT without calls, locks or INTO: nothing to note, nothing to classify.
             return;
         }
         let c = match analysis.and_then(|a| a.classification.clone()) {

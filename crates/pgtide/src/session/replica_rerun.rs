@@ -109,7 +109,7 @@ impl Session {
         if self.router.take_refused_write() {
             // It wrote after all: read-your-writes and the cache treat it as a write.
             self.router.note_write();
-            if self.shared.cache.in_use() {
+            if self.shared.cache.tracks_writes() {
                 self.cache_writes
                     .note("", &intent::unknown_write(), &self.shared.cache);
             }
