@@ -8,6 +8,8 @@ use sha2::{Digest, Sha256};
 
 use pgtide_config::ServerConfig;
 
+use crate::frontend::auth::ct_eq;
+
 /// The cookie `/dashboard?token=..` sets, so the page's own API requests carry the token.
 pub(super) const COOKIE: &str = "pgtide_token";
 
@@ -38,26 +40,43 @@ pub(super) fn check(path: &str, headers: &HeaderMap, server: &ServerConfig) -> R
     if is_browser_facing(path) && !host_allowed(headers, server) {
         return Err(Denied::Host);
     }
-    if server.http_auth_token.is_empty() {
-        return Ok(());
+    if !token_offered(headers, server) {
+        return Err(Denied::Token);
     }
-    let offered = bearer(headers).or_else(|| cookie(headers));
-    match offered {
-        Some(t) if token_matches(t, &server.http_auth_token) => Ok(()),
-        _ => Err(Denied::Token),
-    }
+    Ok(())
 }
 
-/// Compares digests, so the time taken says nothing about how much of the token was right.
-pub(super) fn token_matches(offered: &str, token: &str) -> bool {
-    let (a, b) = (
-        Sha256::digest(offered.as_bytes()),
-        Sha256::digest(token.as_bytes()),
-    );
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+/// No token configured, or the request carries it (bearer or cookie).
+fn token_offered(headers: &HeaderMap, server: &ServerConfig) -> bool {
+    if server.http_auth_token.is_empty() {
+        return true;
+    }
+    bearer(headers)
+        .or_else(|| cookie(headers))
+        .is_some_and(|t| token_matches(t, &server.http_auth_token))
+}
+
+/// The dashboard login: a `/dashboard` request whose query has `token=` with the configured
+/// token, from an allowed Host (a rebinding page must not get the cookie set for it).
+pub(super) fn login(query: Option<&str>, headers: &HeaderMap, server: &ServerConfig) -> bool {
+    if server.http_auth_token.is_empty() {
+        return false;
+    }
+    let offered = query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token="));
+    offered.is_some_and(|t| token_matches(t, &server.http_auth_token))
+        && host_allowed(headers, server)
+}
+
+/// Compares digests, so the time taken says nothing about how much of the token was right
+/// (nor, the digests being of equal length, about its length).
+fn token_matches(offered: &str, token: &str) -> bool {
+    ct_eq(
+        &Sha256::digest(offered.as_bytes()),
+        &Sha256::digest(token.as_bytes()),
+    )
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

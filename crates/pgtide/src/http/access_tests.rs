@@ -102,6 +102,22 @@ fn the_token_is_accepted_as_bearer_or_cookie_and_nothing_else() {
 }
 
 #[test]
+fn the_dashboard_login_needs_the_token_in_the_query_and_an_allowed_host() {
+    let s = server(TOKEN, &[]);
+    let local = headers(&[(HOST, "localhost:9930")]);
+    let query = format!("a=1&token={TOKEN}");
+    assert!(login(Some(&query), &local, &s));
+    assert!(login(Some(&query), &HeaderMap::new(), &s));
+    let evil = headers(&[(HOST, "attacker.example")]);
+    assert!(!login(Some(&query), &evil, &s));
+    assert!(!login(Some(&format!("token={TOKEN}x")), &local, &s));
+    assert!(!login(Some("token=nope"), &local, &s));
+    assert!(!login(None, &local, &s));
+    // No token configured: nothing to log in with, even an empty one.
+    assert!(!login(Some("token="), &local, &server("", &[])));
+}
+
+#[test]
 fn host_parts() {
     assert_eq!(host_part("[::1]:9930"), "::1");
     assert_eq!(host_part("a.example:80"), "a.example");

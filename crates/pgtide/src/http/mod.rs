@@ -178,19 +178,7 @@ fn dashboard_login(
     req: &Request<Incoming>,
     server: &pgtide_config::ServerConfig,
 ) -> Option<Response<Body>> {
-    if req.uri().path() != "/dashboard" || server.http_auth_token.is_empty() {
-        return None;
-    }
-    let offered = req
-        .uri()
-        .query()?
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("token="))?;
-    let mut bare = req.headers().clone();
-    bare.remove(header::AUTHORIZATION);
-    bare.remove(header::COOKIE);
-    if access::check("/", &bare, server) == Err(access::Denied::Host)
-        || !access::token_matches(offered, &server.http_auth_token)
+    if req.uri().path() != "/dashboard" || !access::login(req.uri().query(), req.headers(), server)
     {
         return None;
     }
