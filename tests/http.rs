@@ -714,7 +714,7 @@ async fn get_with(addr: SocketAddr, path: &str, host: &str, extra: &[String]) ->
 }
 
 /// server.http_auth_token and the Host allow-list against a real server: 401 without the
-/// token everywhere but the probes, 403 for a foreign Host on the dashboard and the API, the
+/// token everywhere but the probes, 403 for a foreign Host everywhere but the probes, the
 /// dashboard's cookie login; and a literal sent through pgtide never reaches /api output.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_host_allow_list_and_literal_free_samples() {
@@ -758,7 +758,7 @@ async fn token_host_allow_list_and_literal_free_samples() {
         );
     }
     // DNS rebinding: a page on another site names its own host; the token does not help it.
-    for path in ["/dashboard", "/api/queries"] {
+    for path in ["/dashboard", "/api/queries", "/metrics"] {
         let r = get_with(http, path, "attacker.example:9930", &bearer).await;
         assert_eq!(r.status, 403, "{path}: {}", r.body);
         for host in ["pgtide.internal:80", "127.0.0.1", "[::1]:9930"] {

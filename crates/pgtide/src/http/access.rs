@@ -1,7 +1,7 @@
 //! Who may read what over HTTP: `server.http_auth_token` (a bearer token, or the cookie the
-//! dashboard sets from `/dashboard?token=..`) for everything but the health probes, and a Host
-//! header allow-list for the dashboard and the API, so a page on another site cannot reach a
-//! listener on localhost through DNS rebinding.
+//! dashboard sets from `/dashboard?token=..`) and a Host header allow-list, for everything but
+//! the health probes. The Host check keeps a page on another site from reaching a listener on
+//! localhost through DNS rebinding: the dashboard, the API, and `/metrics` when no token is set.
 
 use hyper::header::{self, HeaderMap};
 use sha2::{Digest, Sha256};
@@ -27,17 +27,12 @@ fn is_probe(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz")
 }
 
-/// Pages a browser renders or scripts read: these need an allowed Host.
-fn is_browser_facing(path: &str) -> bool {
-    path == "/" || path == "/dashboard" || path.starts_with("/api/")
-}
-
 /// Whether a request for `path` with these headers may be answered.
 pub(super) fn check(path: &str, headers: &HeaderMap, server: &ServerConfig) -> Result<(), Denied> {
     if is_probe(path) {
         return Ok(());
     }
-    if is_browser_facing(path) && !host_allowed(headers, server) {
+    if !host_allowed(headers, server) {
         return Err(Denied::Host);
     }
     if !token_offered(headers, server) {

@@ -40,14 +40,32 @@ fn without_a_token_everything_is_open_to_allowed_hosts() {
 }
 
 #[test]
-fn a_foreign_host_name_is_refused_for_pages_and_api_but_not_probes_or_metrics() {
+fn a_foreign_host_name_is_refused_everywhere_but_the_probes() {
     let s = server("", &[]);
     let evil = headers(&[(HOST, "attacker.example:9930")]);
     assert_eq!(check("/api/queries", &evil, &s), Err(Denied::Host));
     assert_eq!(check("/dashboard", &evil, &s), Err(Denied::Host));
     assert_eq!(check("/", &evil, &s), Err(Denied::Host));
     assert_eq!(check("/healthz", &evil, &s), Ok(()));
-    assert_eq!(check("/metrics", &evil, &s), Ok(()));
+    assert_eq!(check("/readyz", &evil, &s), Ok(()));
+    // Without a token a rebinding page could read /metrics: a scraper that names the service
+    // (Prometheus's "pgtide:9930") needs it listed; by IP or `localhost` it needs nothing.
+    assert_eq!(check("/metrics", &evil, &s), Err(Denied::Host));
+    assert_eq!(check("/nope", &evil, &s), Err(Denied::Host));
+    let listed = server("", &["pgtide"]);
+    let scraper = headers(&[(HOST, "pgtide:9930")]);
+    assert_eq!(check("/metrics", &scraper, &listed), Ok(()));
+    assert_eq!(check("/metrics", &scraper, &s), Err(Denied::Host));
+    for host in ["127.0.0.1:9930", "10.0.0.7:9930", "localhost"] {
+        assert_eq!(check("/metrics", &headers(&[(HOST, host)]), &s), Ok(()));
+    }
+    // With a token the Host is checked first: the token does not help a rebinding page.
+    let bearer = format!("Bearer {TOKEN}");
+    let evil_with_token = headers(&[(HOST, "attacker.example"), (AUTHORIZATION, &bearer)]);
+    assert_eq!(
+        check("/metrics", &evil_with_token, &server(TOKEN, &[])),
+        Err(Denied::Host)
+    );
 }
 
 #[test]
