@@ -21,8 +21,8 @@ pub(super) enum Denied {
     Token,
 }
 
-/// Paths anyone may read: orchestrators probe them without credentials, and they say nothing
-/// but "up" or "ready".
+/// Paths anyone may read: orchestrators probe them without credentials (by IP or any name),
+/// and to those the probes say nothing but "up" or "ready" (see [`authorized`]).
 fn is_probe(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz")
 }
@@ -39,6 +39,12 @@ pub(super) fn check(path: &str, headers: &HeaderMap, server: &ServerConfig) -> R
         return Err(Denied::Token);
     }
     Ok(())
+}
+
+/// Whether the request would pass [`check`] on a protected path: an allowed Host and, when
+/// one is configured, the token. `/readyz` tells only such callers why it is not ready.
+pub(super) fn authorized(headers: &HeaderMap, server: &ServerConfig) -> bool {
+    host_allowed(headers, server) && token_offered(headers, server)
 }
 
 /// No token configured, or the request carries it (bearer or cookie).

@@ -136,6 +136,26 @@ fn the_dashboard_login_needs_the_token_in_the_query_and_an_allowed_host() {
 }
 
 #[test]
+fn only_callers_who_pass_the_checks_are_authorized_for_details() {
+    let local = headers(&[(HOST, "localhost")]);
+    let evil = headers(&[(HOST, "attacker.example")]);
+    // No token: any allowed Host (the listener is on loopback, `pgtide check` sees to it).
+    assert!(authorized(&local, &server("", &[])));
+    assert!(!authorized(&evil, &server("", &[])));
+    let s = server(TOKEN, &[]);
+    assert!(!authorized(&local, &s));
+    let bearer = format!("Bearer {TOKEN}");
+    assert!(authorized(
+        &headers(&[(HOST, "localhost"), (AUTHORIZATION, &bearer)]),
+        &s
+    ));
+    assert!(!authorized(
+        &headers(&[(HOST, "attacker.example"), (AUTHORIZATION, &bearer)]),
+        &s
+    ));
+}
+
+#[test]
 fn host_parts() {
     assert_eq!(host_part("[::1]:9930"), "::1");
     assert_eq!(host_part("a.example:80"), "a.example");

@@ -148,10 +148,18 @@ impl Http {
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/readyz" => match self.ready.check(&self.shared).await {
                 Ok(()) => text(StatusCode::OK, "ready\n"),
-                Err(reason) => text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("not ready: {reason}\n"),
-                ),
+                Err(reason) => {
+                    tracing::debug!(%reason, "/readyz: not ready");
+                    // The reason names databases, backends and connection errors: only for
+                    // callers who may read /metrics (with no token set, `pgtide check` keeps
+                    // the listener on loopback).
+                    let body = if access::authorized(req.headers(), server) {
+                        format!("not ready: {reason}\n")
+                    } else {
+                        "not ready\n".to_string()
+                    };
+                    text(StatusCode::SERVICE_UNAVAILABLE, body)
+                }
             },
             "/" => {
                 let mut resp = text(StatusCode::SEE_OTHER, "see /dashboard\n");
