@@ -418,7 +418,9 @@ pub struct InsightsConfig {
     pub n_plus_one_window: Duration,
     /// Keep each fingerprint's first statement with its literals as the sample /api, the
     /// dashboard and SHOW QUERIES show. Off: the sample is the fingerprint (`$n` for literals),
-    /// so a password in `ALTER ROLE .. PASSWORD '..'` is never kept.
+    /// so a password in `ALTER ROLE .. PASSWORD '..'` is never kept. On, a slow query's
+    /// statement is also logged at debug level. A reload that turns it off replaces the
+    /// samples kept so far with their fingerprints.
     pub sample_literals: bool,
 }
 
