@@ -43,7 +43,7 @@ async fn pauses(server: &s::ServerHandle) -> u64 {
     let addr = server.http_addr.expect("http_listen is on in tests");
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("http");
     stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
         .await
         .expect("request");
     let mut body = String::new();

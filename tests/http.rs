@@ -425,6 +425,12 @@ async fn dead_primary_bad_requests_and_unknown_paths() {
     let ready = get(http, "/readyz").await;
     assert_eq!(ready.status, 503, "{}", ready.body);
     assert!(ready.body.contains("unreachable"), "{}", ready.body);
+    // A page on another site (DNS rebinding) learns nothing but "not ready".
+    let foreign = get_with(http, "/readyz", "attacker.example", &[]).await;
+    assert_eq!(
+        (foreign.status, foreign.body.as_str()),
+        (503, "not ready\n")
+    );
 
     let dbs = get(http, "/api/backends").await.json();
     let primary = &dbs[0]["backends"][0];
@@ -714,7 +720,7 @@ async fn get_with(addr: SocketAddr, path: &str, host: &str, extra: &[String]) ->
 }
 
 /// server.http_auth_token and the Host allow-list against a real server: 401 without the
-/// token everywhere but the probes, 403 for a foreign Host on the dashboard and the API, the
+/// token everywhere but the probes, 403 for a foreign Host everywhere but the probes, the
 /// dashboard's cookie login; and a literal sent through pgtide never reaches /api output.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_host_allow_list_and_literal_free_samples() {
@@ -758,7 +764,7 @@ async fn token_host_allow_list_and_literal_free_samples() {
         );
     }
     // DNS rebinding: a page on another site names its own host; the token does not help it.
-    for path in ["/dashboard", "/api/queries"] {
+    for path in ["/dashboard", "/api/queries", "/metrics"] {
         let r = get_with(http, path, "attacker.example:9930", &bearer).await;
         assert_eq!(r.status, 403, "{path}: {}", r.body);
         for host in ["pgtide.internal:80", "127.0.0.1", "[::1]:9930"] {
@@ -803,4 +809,33 @@ async fn token_host_allow_list_and_literal_free_samples() {
     }
     assert!(all.contains("SELECT $1 AS x; SELECT length($2)"), "{all}");
     assert!(!all.contains(SECRET), "a literal reached /api: {all}");
+}
+
+/// With a token set, /readyz says why it is not ready (database names, backend host:port,
+/// connection errors) only to a caller with the token and an allowed Host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_gives_its_reason_only_with_the_token() {
+    const TOKEN: &str = "ready-test-token-0123456789";
+    let mut config = dead_primary_config();
+    config.server.http_auth_token = TOKEN.into();
+    let server = s::start(config).await;
+    let http = server.http_addr.expect("HTTP is on");
+    let bearer = vec![format!("Authorization: Bearer {TOKEN}")];
+    let wrong = [format!("Authorization: Bearer {TOKEN}x")];
+    for (host, extra) in [
+        ("localhost", &[][..]),
+        ("127.0.0.1", &wrong[..]),
+        ("attacker.example", &[][..]),
+        ("attacker.example", &bearer[..]),
+    ] {
+        let r = get_with(http, "/readyz", host, extra).await;
+        assert_eq!((r.status, r.body.as_str()), (503, "not ready\n"), "{host}");
+    }
+    let r = get_with(http, "/readyz", "localhost", &bearer).await;
+    assert_eq!(r.status, 503);
+    assert!(
+        r.body.starts_with("not ready: ") && r.body.contains("unreachable"),
+        "{}",
+        r.body
+    );
 }

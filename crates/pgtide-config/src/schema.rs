@@ -40,9 +40,10 @@ pub struct ServerConfig {
     /// Bearer token required for /metrics, /dashboard and /api (empty: none). `pgtide check`
     /// requires one when `http_listen` is not a loopback address.
     pub http_auth_token: String,
-    /// Host header values (host or host:port) the dashboard and /api answer; empty means
-    /// loopback names and `http_listen`'s own address. "*" allows any (DNS rebinding then
-    /// rests on the token alone).
+    /// Host header values ("host": any port, or "host:port") that /metrics, the dashboard and
+    /// /api answer besides `localhost` and any IP address (which are always allowed, as is a
+    /// request without Host); others get 403. Empty: only those. "*" allows any (DNS
+    /// rebinding then rests on the token alone). /healthz and /readyz answer any Host.
     pub http_allowed_hosts: Vec<String>,
     pub max_client_connections: usize,
     /// A client that has not finished startup + auth by then is closed.
@@ -417,7 +418,9 @@ pub struct InsightsConfig {
     pub n_plus_one_window: Duration,
     /// Keep each fingerprint's first statement with its literals as the sample /api, the
     /// dashboard and SHOW QUERIES show. Off: the sample is the fingerprint (`$n` for literals),
-    /// so a password in `ALTER ROLE .. PASSWORD '..'` is never kept.
+    /// so a password in `ALTER ROLE .. PASSWORD '..'` is never kept. On, a slow query's
+    /// statement is also logged at debug level. A reload that turns it off replaces the
+    /// samples kept so far with their fingerprints.
     pub sample_literals: bool,
 }
 

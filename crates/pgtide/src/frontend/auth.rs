@@ -308,8 +308,9 @@ fn hi(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
     out
 }
 
-/// Constant time in the contents (length is not secret here).
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+/// Constant time in the contents (length is not secret here). Also compares the HTTP token's
+/// digests (`http/access.rs`).
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
     a.len() == b.len() && std::hint::black_box(diff) == 0
 }

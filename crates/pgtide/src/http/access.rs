@@ -1,12 +1,14 @@
 //! Who may read what over HTTP: `server.http_auth_token` (a bearer token, or the cookie the
-//! dashboard sets from `/dashboard?token=..`) for everything but the health probes, and a Host
-//! header allow-list for the dashboard and the API, so a page on another site cannot reach a
-//! listener on localhost through DNS rebinding.
+//! dashboard sets from `/dashboard?token=..`) and a Host header allow-list, for everything but
+//! the health probes. The Host check keeps a page on another site from reaching a listener on
+//! localhost through DNS rebinding: the dashboard, the API, and `/metrics` when no token is set.
 
 use hyper::header::{self, HeaderMap};
 use sha2::{Digest, Sha256};
 
 use pgtide_config::ServerConfig;
+
+use crate::frontend::auth::ct_eq;
 
 /// The cookie `/dashboard?token=..` sets, so the page's own API requests carry the token.
 pub(super) const COOKIE: &str = "pgtide_token";
@@ -19,15 +21,10 @@ pub(super) enum Denied {
     Token,
 }
 
-/// Paths anyone may read: orchestrators probe them without credentials, and they say nothing
-/// but "up" or "ready".
+/// Paths anyone may read: orchestrators probe them without credentials (by IP or any name),
+/// and to those the probes say nothing but "up" or "ready" (see [`authorized`]).
 fn is_probe(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz")
-}
-
-/// Pages a browser renders or scripts read: these need an allowed Host.
-fn is_browser_facing(path: &str) -> bool {
-    path == "/" || path == "/dashboard" || path.starts_with("/api/")
 }
 
 /// Whether a request for `path` with these headers may be answered.
@@ -35,29 +32,52 @@ pub(super) fn check(path: &str, headers: &HeaderMap, server: &ServerConfig) -> R
     if is_probe(path) {
         return Ok(());
     }
-    if is_browser_facing(path) && !host_allowed(headers, server) {
+    if !host_allowed(headers, server) {
         return Err(Denied::Host);
     }
-    if server.http_auth_token.is_empty() {
-        return Ok(());
+    if !token_offered(headers, server) {
+        return Err(Denied::Token);
     }
-    let offered = bearer(headers).or_else(|| cookie(headers));
-    match offered {
-        Some(t) if token_matches(t, &server.http_auth_token) => Ok(()),
-        _ => Err(Denied::Token),
-    }
+    Ok(())
 }
 
-/// Compares digests, so the time taken says nothing about how much of the token was right.
-pub(super) fn token_matches(offered: &str, token: &str) -> bool {
-    let (a, b) = (
-        Sha256::digest(offered.as_bytes()),
-        Sha256::digest(token.as_bytes()),
-    );
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+/// Whether the request would pass [`check`] on a protected path: an allowed Host and, when
+/// one is configured, the token. `/readyz` tells only such callers why it is not ready.
+pub(super) fn authorized(headers: &HeaderMap, server: &ServerConfig) -> bool {
+    host_allowed(headers, server) && token_offered(headers, server)
+}
+
+/// No token configured, or the request carries it (bearer or cookie).
+fn token_offered(headers: &HeaderMap, server: &ServerConfig) -> bool {
+    if server.http_auth_token.is_empty() {
+        return true;
+    }
+    bearer(headers)
+        .or_else(|| cookie(headers))
+        .is_some_and(|t| token_matches(t, &server.http_auth_token))
+}
+
+/// The dashboard login: a `/dashboard` request whose query has `token=` with the configured
+/// token, from an allowed Host (a rebinding page must not get the cookie set for it).
+pub(super) fn login(query: Option<&str>, headers: &HeaderMap, server: &ServerConfig) -> bool {
+    if server.http_auth_token.is_empty() {
+        return false;
+    }
+    let offered = query
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token="));
+    offered.is_some_and(|t| token_matches(t, &server.http_auth_token))
+        && host_allowed(headers, server)
+}
+
+/// Compares digests, so the time taken says nothing about how much of the token was right
+/// (nor, the digests being of equal length, about its length).
+fn token_matches(offered: &str, token: &str) -> bool {
+    ct_eq(
+        &Sha256::digest(offered.as_bytes()),
+        &Sha256::digest(token.as_bytes()),
+    )
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

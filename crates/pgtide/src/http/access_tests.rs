@@ -40,14 +40,32 @@ fn without_a_token_everything_is_open_to_allowed_hosts() {
 }
 
 #[test]
-fn a_foreign_host_name_is_refused_for_pages_and_api_but_not_probes_or_metrics() {
+fn a_foreign_host_name_is_refused_everywhere_but_the_probes() {
     let s = server("", &[]);
     let evil = headers(&[(HOST, "attacker.example:9930")]);
     assert_eq!(check("/api/queries", &evil, &s), Err(Denied::Host));
     assert_eq!(check("/dashboard", &evil, &s), Err(Denied::Host));
     assert_eq!(check("/", &evil, &s), Err(Denied::Host));
     assert_eq!(check("/healthz", &evil, &s), Ok(()));
-    assert_eq!(check("/metrics", &evil, &s), Ok(()));
+    assert_eq!(check("/readyz", &evil, &s), Ok(()));
+    // Without a token a rebinding page could read /metrics: a scraper that names the service
+    // (Prometheus's "pgtide:9930") needs it listed; by IP or `localhost` it needs nothing.
+    assert_eq!(check("/metrics", &evil, &s), Err(Denied::Host));
+    assert_eq!(check("/nope", &evil, &s), Err(Denied::Host));
+    let listed = server("", &["pgtide"]);
+    let scraper = headers(&[(HOST, "pgtide:9930")]);
+    assert_eq!(check("/metrics", &scraper, &listed), Ok(()));
+    assert_eq!(check("/metrics", &scraper, &s), Err(Denied::Host));
+    for host in ["127.0.0.1:9930", "10.0.0.7:9930", "localhost"] {
+        assert_eq!(check("/metrics", &headers(&[(HOST, host)]), &s), Ok(()));
+    }
+    // With a token the Host is checked first: the token does not help a rebinding page.
+    let bearer = format!("Bearer {TOKEN}");
+    let evil_with_token = headers(&[(HOST, "attacker.example"), (AUTHORIZATION, &bearer)]);
+    assert_eq!(
+        check("/metrics", &evil_with_token, &server(TOKEN, &[])),
+        Err(Denied::Host)
+    );
 }
 
 #[test]
@@ -99,6 +117,42 @@ fn the_token_is_accepted_as_bearer_or_cookie_and_nothing_else() {
         with(&[(COOKIE, &format!("other_{}={TOKEN}", super::COOKIE))]),
         Err(Denied::Token)
     );
+}
+
+#[test]
+fn the_dashboard_login_needs_the_token_in_the_query_and_an_allowed_host() {
+    let s = server(TOKEN, &[]);
+    let local = headers(&[(HOST, "localhost:9930")]);
+    let query = format!("a=1&token={TOKEN}");
+    assert!(login(Some(&query), &local, &s));
+    assert!(login(Some(&query), &HeaderMap::new(), &s));
+    let evil = headers(&[(HOST, "attacker.example")]);
+    assert!(!login(Some(&query), &evil, &s));
+    assert!(!login(Some(&format!("token={TOKEN}x")), &local, &s));
+    assert!(!login(Some("token=nope"), &local, &s));
+    assert!(!login(None, &local, &s));
+    // No token configured: nothing to log in with, even an empty one.
+    assert!(!login(Some("token="), &local, &server("", &[])));
+}
+
+#[test]
+fn only_callers_who_pass_the_checks_are_authorized_for_details() {
+    let local = headers(&[(HOST, "localhost")]);
+    let evil = headers(&[(HOST, "attacker.example")]);
+    // No token: any allowed Host (the listener is on loopback, `pgtide check` sees to it).
+    assert!(authorized(&local, &server("", &[])));
+    assert!(!authorized(&evil, &server("", &[])));
+    let s = server(TOKEN, &[]);
+    assert!(!authorized(&local, &s));
+    let bearer = format!("Bearer {TOKEN}");
+    assert!(authorized(
+        &headers(&[(HOST, "localhost"), (AUTHORIZATION, &bearer)]),
+        &s
+    ));
+    assert!(!authorized(
+        &headers(&[(HOST, "attacker.example"), (AUTHORIZATION, &bearer)]),
+        &s
+    ));
 }
 
 #[test]

@@ -148,10 +148,18 @@ impl Http {
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/readyz" => match self.ready.check(&self.shared).await {
                 Ok(()) => text(StatusCode::OK, "ready\n"),
-                Err(reason) => text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("not ready: {reason}\n"),
-                ),
+                Err(reason) => {
+                    tracing::debug!(%reason, "/readyz: not ready");
+                    // The reason names databases, backends and connection errors: only for
+                    // callers who may read /metrics (with no token set, `pgtide check` keeps
+                    // the listener on loopback).
+                    let body = if access::authorized(req.headers(), server) {
+                        format!("not ready: {reason}\n")
+                    } else {
+                        "not ready\n".to_string()
+                    };
+                    text(StatusCode::SERVICE_UNAVAILABLE, body)
+                }
             },
             "/" => {
                 let mut resp = text(StatusCode::SEE_OTHER, "see /dashboard\n");
@@ -178,19 +186,7 @@ fn dashboard_login(
     req: &Request<Incoming>,
     server: &pgtide_config::ServerConfig,
 ) -> Option<Response<Body>> {
-    if req.uri().path() != "/dashboard" || server.http_auth_token.is_empty() {
-        return None;
-    }
-    let offered = req
-        .uri()
-        .query()?
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("token="))?;
-    let mut bare = req.headers().clone();
-    bare.remove(header::AUTHORIZATION);
-    bare.remove(header::COOKIE);
-    if access::check("/", &bare, server) == Err(access::Denied::Host)
-        || !access::token_matches(offered, &server.http_auth_token)
+    if req.uri().path() != "/dashboard" || !access::login(req.uri().query(), req.headers(), server)
     {
         return None;
     }

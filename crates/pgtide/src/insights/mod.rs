@@ -177,11 +177,16 @@ impl Insights {
         }
     }
 
-    /// Live reload (threshold, max_fingerprints, N+1 settings). A lower `max_fingerprints` evicts
-    /// the least recently seen fingerprints at once.
+    /// Live reload (threshold, max_fingerprints, N+1 settings, sample_literals). A lower
+    /// `max_fingerprints` evicts the least recently seen fingerprints at once; with
+    /// `sample_literals` off, samples kept as written while it was on become their
+    /// fingerprints, so turning it off forgets the literals already stored too.
     pub fn reconfigure(&self, config: &InsightsConfig) {
         self.settings.store(config);
         self.stats.set_max(config.max_fingerprints);
+        if !config.sample_literals {
+            self.stats.forget_literals();
+        }
     }
 
     /// The fingerprint id of a statement text, from the same cache recording uses (a repeated
@@ -217,7 +222,7 @@ impl Insights {
 
     fn record_with(&self, e: &Execution<'_>, fp: &Fp, patterns: &mut ClientPatterns, now: Instant) {
         let now_ms = self.clock.unix_ms(now);
-        let literals = self.settings.sample_literals.load(Ordering::Relaxed);
+        let literals = &self.settings.sample_literals;
         self.stats
             .record(fp, e, literals, self.clock.tick(now), now_ms);
 
@@ -230,7 +235,8 @@ impl Insights {
         handles.durations[i].record(e.duration.as_secs_f64());
 
         if nanos(e.duration) > self.settings.slow_ns.load(Ordering::Relaxed) {
-            self.slow.record(fp, e, now, now_ms);
+            let literals = self.settings.sample_literals.load(Ordering::Relaxed);
+            self.slow.record(fp, e, literals, now, now_ms);
         }
         if !e.error {
             let params = match e.params_hash {

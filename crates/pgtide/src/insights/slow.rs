@@ -1,7 +1,7 @@
 //! The slow-query log: statements above `slow_query_threshold` go to a bounded ring (SHOW
 //! SLOW_QUERIES) and, rate-limited, to the log as a structured warning. The warning carries the
 //! fingerprint, never the statement text (literals can be personal data); the text is logged at
-//! debug level only.
+//! debug level, and only with `insights.sample_literals`.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -83,7 +83,15 @@ impl SlowLog {
         }
     }
 
-    pub(super) fn record(&self, fp: &Fp, e: &Execution<'_>, now: Instant, now_ms: u64) {
+    /// `sample_literals`: the statement as written may go to the (debug) log too.
+    pub(super) fn record(
+        &self,
+        fp: &Fp,
+        e: &Execution<'_>,
+        sample_literals: bool,
+        now: Instant,
+        now_ms: u64,
+    ) {
         metrics::counter!(m::SLOW_QUERIES_TOTAL).increment(1);
         let q = SlowQuery {
             at_unix_ms: now_ms,
@@ -110,7 +118,9 @@ impl SlowLog {
                 suppressed,
                 "slow query"
             );
-            tracing::debug!(id = %q.id, sql = e.sql, "slow query statement");
+            if sample_literals {
+                tracing::debug!(id = %q.id, sql = e.sql, "slow query statement");
+            }
         }
         let mut ring = lock(&self.ring);
         if ring.len() >= RING {

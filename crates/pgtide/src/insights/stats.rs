@@ -12,7 +12,7 @@
 //! fingerprints; 2 figures keep percentiles within 1 %. Percentiles are reported as the middle
 //! of their histogram bucket, clamped to the exact min and max.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use hdrhistogram::Histogram;
@@ -151,11 +151,15 @@ impl Stats {
     /// Adds `e` to its fingerprint's entry. A new entry's sample is the statement as written
     /// only with `sample_literals`; otherwise the fingerprint, so no literal (a password in
     /// `ALTER ROLE`, a customer's e-mail) is kept or shown.
+    ///
+    /// `sample_literals` is read under the shard lock: a reload that turns it off and then
+    /// [forgets literals](Self::forget_literals) shard by shard cannot miss a sample taken
+    /// with the old setting (the lock orders the two).
     pub(super) fn record(
         &self,
         fp: &Fp,
         e: &Execution<'_>,
-        sample_literals: bool,
+        sample_literals: &AtomicBool,
         tick: u64,
         now_ms: u64,
     ) {
@@ -171,7 +175,7 @@ impl Stats {
         }
         let mut entry = Entry {
             fingerprint: std::sync::Arc::clone(&fp.text),
-            sample: if sample_literals {
+            sample: if sample_literals.load(Ordering::Relaxed) {
                 truncate_chars(e.sql, SAMPLE_CHARS).into()
             } else {
                 truncate_chars(&fp.text, SAMPLE_CHARS).into()
@@ -199,6 +203,19 @@ impl Stats {
             let mut shard = lock(shard);
             while shard.len() > cap {
                 evict_least_recent(&mut shard);
+            }
+        }
+    }
+
+    /// Every sample becomes its fingerprint text (truncated as new samples are): after
+    /// `sample_literals` is turned off, no statement as written stays.
+    pub(super) fn forget_literals(&self) {
+        for shard in self.shards.iter() {
+            for entry in lock(shard).values_mut() {
+                let fingerprint = truncate_chars(&entry.fingerprint, SAMPLE_CHARS);
+                if *entry.sample != *fingerprint {
+                    entry.sample = fingerprint.into();
+                }
             }
         }
     }

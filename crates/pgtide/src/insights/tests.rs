@@ -100,6 +100,33 @@ fn samples_keep_literals_only_when_asked_and_follow_a_reload() {
     );
     let q = stats_of(&i, "SELECT * FROM users WHERE email = $1");
     assert_eq!(q.sample, "SELECT * FROM users WHERE email = 'a@b.example'");
+    // Turned off again: the sample taken while it was on goes, and a new one is literal-free.
+    i.reconfigure(&config());
+    let q = stats_of(&i, "SELECT * FROM users WHERE email = $1");
+    assert_eq!(q.sample, q.fingerprint);
+    i.record(&exec("SELECT 'x@y.example' AS e", 1), &mut p);
+    assert_eq!(stats_of(&i, "SELECT $1 AS e").sample, "SELECT $1 AS e");
+    let all = format!("{:?}", i.queries());
+    assert!(
+        !all.contains("a@b.example") && !all.contains("x@y.example"),
+        "{all}"
+    );
+}
+
+#[test]
+fn forgetting_literals_truncates_as_new_samples_are() {
+    let i = Insights::new(&InsightsConfig {
+        sample_literals: true,
+        ..config()
+    });
+    let mut p = ClientPatterns::default();
+    let long = format!("SELECT 'secret', {}", "é, ".repeat(2000));
+    i.record(&exec(&long, 1), &mut p);
+    i.reconfigure(&config());
+    let q = &i.queries()[0];
+    assert!(!q.sample.contains("secret"), "{}", q.sample);
+    assert_eq!(q.sample.chars().count(), 1000);
+    assert!(q.fingerprint.starts_with(&q.sample));
 }
 
 #[test]
