@@ -239,6 +239,50 @@ async fn set_after_an_extended_copy_in_stays_with_its_client() {
     server.shutdown(s::Shutdown::Immediate).await;
 }
 
+/// The same copy-in, everything in one write before any reply: Parse/Bind/Execute of COPY
+/// FROM STDIN, a Sync (ignored by PostgreSQL in copy-in mode), the data, CopyDone, Sync, then a
+/// Query with a SET and a PREPARE. The ignored Sync is the oldest batch end in flight, not the
+/// newest: settling the Query's batch one ReadyForQuery late would leave the SET unsettled and
+/// hand the backend, work_mem changed, to the next client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_pipelined_behind_an_extended_copy_in_stays_with_its_client() {
+    let (cluster, server) = setup("SELECT 1").await;
+    s::app_sql(
+        &cluster,
+        "CREATE TABLE r12_copy_pipe (a int); GRANT ALL ON r12_copy_pipe TO PUBLIC",
+    );
+    let mut a = Raw::login(&server).await;
+    let default = a.simple("SHOW work_mem").await;
+    let mut all = parse("", "COPY r12_copy_pipe FROM STDIN");
+    all.extend(bind("", &[]));
+    all.extend(execute());
+    all.extend(sync());
+    all.extend(msg(b'd', b"1\n2\n"));
+    all.extend(msg(b'c', &[]));
+    all.extend(sync());
+    all.extend(query("SET work_mem = '7MB'; PREPARE r12_pc AS SELECT 5"));
+    a.send(&all).await;
+    let copy = a.reader.until_ready().await.expect("the COPY's reply");
+    let tags: String = copy.iter().map(|(t, _)| *t as char).collect();
+    assert_eq!(tags, "12GC", "{copy:?}");
+    let set = a.reader.until_ready().await.expect("the Query's reply");
+    let tags: String = set.iter().map(|(t, _)| *t as char).collect();
+    assert_eq!(tags, "CC", "{set:?}");
+    let mut b = Raw::login(&server).await;
+    assert_eq!(
+        b.simple("SHOW work_mem").await,
+        default,
+        "another client on the same backend inherited a's SET"
+    );
+    assert_eq!(a.simple("SHOW work_mem").await, "7MB");
+    assert_eq!(a.simple("EXECUTE r12_pc").await, "5");
+    assert_eq!(
+        s::app_sql(&cluster, "SELECT count(*) FROM r12_copy_pipe"),
+        "2"
+    );
+    server.shutdown(s::Shutdown::Immediate).await;
+}
+
 /// A client that sends its last statement and Terminate in one write without waiting for the
 /// reply (libpq's PQsendQuery then PQfinish): PostgreSQL runs the statement before it reads the
 /// Terminate, so the row is there. pgtide used to stop at the Terminate with the INSERT still

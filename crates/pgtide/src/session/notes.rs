@@ -12,13 +12,14 @@ impl Session {
         self.statements.batch_sent();
     }
 
-    /// Syncs the backend turned out to ignore (copy-in mode) were counted as batches: they
-    /// are not, and end nothing.
+    /// Syncs the backend turned out to ignore (copy-in mode) were counted as batch ends: they
+    /// are not, and end nothing. They are the oldest in flight (right behind the COPY), not the
+    /// latest: the client may have pipelined more batches behind the copy's data.
     pub(super) fn forget_ignored_syncs(&mut self) {
         let syncs = self.replies.take_ignored_syncs();
         if syncs > 0 {
-            self.state.merge_last_batches(syncs);
-            self.statements.unsend_batches(syncs as u64);
+            self.state.merge_oldest_batches(syncs);
+            self.statements.merge_oldest_batches(syncs as u64);
         }
     }
 

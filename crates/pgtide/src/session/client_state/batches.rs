@@ -22,11 +22,13 @@ impl ClientState {
         }
     }
 
-    /// The last `syncs` batch ends will not come (Syncs the backend ignored in copy-in mode):
-    /// their changes belong to the batch that goes on until the next ReadyForQuery.
-    pub(crate) fn merge_last_batches(&mut self, syncs: usize) {
+    /// The oldest `syncs` batch ends in flight will not come (Syncs the backend ignored in
+    /// copy-in mode: the COPY's batch is the oldest unanswered one, and the Syncs it ignores
+    /// are the next ones sent): those batches are one with the batch after them, which ends
+    /// at the next ReadyForQuery. Batches the client pipelined behind keep their own ends.
+    pub(crate) fn merge_oldest_batches(&mut self, syncs: usize) {
         for _ in 0..syncs {
-            if let Some(i) = self.pending.iter().rposition(|c| *c == Change::BatchEnd) {
+            if let Some(i) = self.pending.iter().position(|c| *c == Change::BatchEnd) {
                 self.pending.remove(i);
             }
         }

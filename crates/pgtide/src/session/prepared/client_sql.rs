@@ -255,13 +255,19 @@ impl ClientStatements {
         self.batches_sent += 1;
     }
 
-    /// The last `syncs` batches sent end with no ReadyForQuery of their own (Syncs the
-    /// backend ignored in copy-in mode).
-    pub(crate) fn unsend_batches(&mut self, syncs: u64) {
-        self.batches_sent = self
-            .batches_sent
-            .saturating_sub(syncs)
-            .max(self.batches_ended);
+    /// The oldest `syncs` batches in flight end with no ReadyForQuery of their own (Syncs the
+    /// backend ignored in copy-in mode, right behind the COPY): they are one batch with the
+    /// one after them, and the batches pipelined later move down by `syncs`.
+    pub(crate) fn merge_oldest_batches(&mut self, syncs: u64) {
+        let oldest = self.batches_ended;
+        let renumber = |b: &mut u64| {
+            if *b >= oldest {
+                *b = b.saturating_sub(syncs).max(oldest);
+            }
+        };
+        self.pending_sql.iter_mut().for_each(|(b, _)| renumber(b));
+        self.drops_sent.iter_mut().for_each(|(b, ..)| renumber(b));
+        self.batches_sent = self.batches_sent.saturating_sub(syncs).max(oldest);
     }
 
     /// A CommandComplete of the client's query: "PREPARE" and "DEALLOCATE" confirm the oldest
