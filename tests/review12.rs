@@ -323,6 +323,69 @@ async fn statement_before_terminate_runs() {
     server.shutdown(s::Shutdown::Immediate).await;
 }
 
+/// Sends `bytes` to `addr` as `user`, closes the sending side unless the bytes end with a
+/// Terminate, and reads until the server closes.
+async fn send_and_leave(addr: std::net::SocketAddr, user: &str, bytes: &[u8], terminate: bool) {
+    use tokio::io::AsyncWriteExt;
+    let mut raw = Raw::login_to(addr, user, s::APP_DB).await;
+    raw.send(bytes).await;
+    if !terminate {
+        let _ = raw.w.shutdown().await;
+    }
+    while raw.reader.next().await.is_some() {}
+}
+
+/// Clients that leave right behind their last messages: an autocommit INSERT then an
+/// extended-protocol INSERT without Sync, then Terminate (PostgreSQL commits the first and
+/// rolls the unsynced one back), and an INSERT then the socket closed without Terminate
+/// (PostgreSQL commits it). Same rows through pgtide as directly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_sent_before_the_client_leaves_runs_as_on_postgresql() {
+    let (cluster, server) = setup("SELECT 1").await;
+    let direct = std::net::SocketAddr::from(([127, 0, 0, 1], cluster.primary().port()));
+    let check = s::connect(&s::app_url(&server)).await.expect("check");
+    for (case, terminate) in [("unsynced_tail", true), ("eof", false)] {
+        let mut rows = Vec::new();
+        for (via, addr, user) in [
+            ("direct", direct, "trustuser"),
+            ("pgtide", server.local_addr, s::raw::RAW_USER),
+        ] {
+            let table = format!("r12_leave_{case}_{via}");
+            s::app_sql(
+                &cluster,
+                &format!("CREATE TABLE {table} (a int); GRANT ALL ON {table} TO PUBLIC"),
+            );
+            // Slow enough that a cancel sent on the client's leaving would still catch it.
+            let mut bytes = query(&format!("INSERT INTO {table} SELECT 1 FROM pg_sleep(0.3)"));
+            if terminate {
+                bytes.extend(parse("", &format!("INSERT INTO {table} VALUES (2)")));
+                bytes.extend(bind("", &[]));
+                bytes.extend(execute());
+                bytes.extend(msg(b'X', &[]));
+            }
+            send_and_leave(addr, user, &bytes, terminate).await;
+            let sql = format!("SELECT coalesce(string_agg(a::text, ','), '') FROM {table}");
+            let want = rows.first().cloned();
+            let settled = s::eventually(Duration::from_secs(5), || {
+                let (sql, want, check) = (&sql, &want, &check);
+                async move {
+                    let got = s::scalar(check, sql).await;
+                    want.as_ref().is_none_or(|w| *w == got)
+                }
+            })
+            .await;
+            rows.push(s::scalar(&check, &sql).await);
+            assert!(settled, "{case} via {via}: {rows:?}");
+        }
+        assert_eq!(
+            rows[0], "1",
+            "{case}: PostgreSQL commits the synced INSERT only"
+        );
+        assert_eq!(rows[1], rows[0], "{case}: through pgtide vs PostgreSQL");
+    }
+    server.shutdown(s::Shutdown::Immediate).await;
+}
+
 /// `PREPARE a1 ...; DEALLOCATE ALL` in one query: PostgreSQL drops a1 with everything else.
 /// pgtide noted what DEALLOCATE ALL drops before it rewrote the query (so this query's own
 /// PREPAREs were not in the list) and kept a1 with its first body: the client's next

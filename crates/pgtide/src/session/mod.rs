@@ -232,9 +232,14 @@ impl Session {
         }
         let end = loop {
             if self.intake == Intake::Terminated {
-                // The client no longer reads; PostgreSQL would still run what it sent.
+                // The client no longer reads; PostgreSQL would still run what it sent. An
+                // unsynced tail gets no ReadyForQuery: once everything synced before it has
+                // ended, the session ends (the backend, mid implicit transaction, is reset:
+                // PostgreSQL rolls that tail back too).
                 self.to_client.clear();
-                if self.to_backend.is_empty() && (self.replies.is_empty() || self.unsynced) {
+                if self.to_backend.is_empty()
+                    && (self.replies.is_empty() || (self.unsynced && !self.replies.awaits_ready()))
+                {
                     break End::ClientLeft;
                 }
             }
@@ -254,7 +259,17 @@ impl Session {
                 }
             }
             match self.next_event().await {
-                Event::ClientRead(Ok(0)) => break End::ClientLeft,
+                Event::ClientRead(Ok(0)) => {
+                    // Gone without Terminate. Outside a transaction, what it sent still runs,
+                    // as on PostgreSQL (an autocommit write commits). Inside one, the
+                    // transaction is lost either way: the backend is cancelled and reset now,
+                    // rather than held until a long statement ends.
+                    let owed = !self.replies.is_empty() || !self.to_backend.is_empty();
+                    if !owed || self.status != IDLE {
+                        break End::ClientLeft;
+                    }
+                    self.intake = Intake::Terminated;
+                }
                 Event::ClientRead(Ok(_)) => {
                     if let Err(e) = Box::pin(self.on_client_data()).await {
                         break End::Error(e);
