@@ -69,7 +69,7 @@ pub use classify::{
 pub use counts::{counts, Counts};
 pub use fingerprint::{fingerprint, fingerprint_with_params, params_hash, Fingerprint};
 pub use lexer::{tokens, Lexer, StrKind, Token, TokenKind};
-pub use prepared::{statement_names, NameRef, StatementUse};
+pub use prepared::{drop_all_starts, statement_names, NameRef, StatementUse};
 pub use session::{
     changes_schema, quote_ident, quote_literal, raw_value_as_set_text,
     search_path_starts_with_temp, session_effects, setting_is_on, startup_options_to_sets,

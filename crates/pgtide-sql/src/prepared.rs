@@ -42,6 +42,29 @@ pub fn may_name_statements(sql: &str) -> bool {
     })
 }
 
+/// Where each statement of `sql` that drops every prepared statement (`DEALLOCATE [PREPARE]
+/// ALL`, `DISCARD ALL`) starts, in order: the statements before it lose what they prepared,
+/// those after it prepare afresh.
+pub fn drop_all_starts(sql: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    for stmt in split_statements(sql) {
+        let mut toks = tokens(stmt);
+        let (Some(head), Some(next)) = (toks.next(), toks.next()) else {
+            continue;
+        };
+        let all = if head.is_kw("deallocate") && next.is_kw("prepare") {
+            toks.next().is_some_and(|t| t.is_kw("all"))
+        } else {
+            (head.is_kw("deallocate") || head.is_kw("discard")) && next.is_kw("all")
+        };
+        if all {
+            // split_statements hands out sub-slices of `sql`.
+            out.push(stmt.as_ptr() as usize - sql.as_ptr() as usize);
+        }
+    }
+    out
+}
+
 /// Every PREPARE / EXECUTE / DEALLOCATE name in `sql` (a simple-Query string, possibly several
 /// statements). `DEALLOCATE ALL` and `PREPARE TRANSACTION` are not names and are not listed.
 pub fn statement_names(sql: &str) -> Vec<NameRef> {
@@ -217,6 +240,21 @@ mod tests {
         let found = names("CREATE TABLE execute AS EXECUTE p(1)");
         assert_eq!(found, [(StatementUse::Execute, "p".to_string(), "p")]);
         assert!(names("EXPLAIN SELECT 1 AS execute").is_empty());
+    }
+
+    #[test]
+    fn drop_all_statements_by_where_they_start() {
+        let sql = "PREPARE a AS SELECT 1; DEALLOCATE ALL; discard all; DEALLOCATE PREPARE ALL; \
+                   DEALLOCATE a; DISCARD PLANS; SELECT 'DEALLOCATE ALL'";
+        let starts: Vec<&str> = drop_all_starts(sql)
+            .into_iter()
+            .map(|at| &sql[at..at + 14])
+            .collect();
+        assert_eq!(
+            starts,
+            ["DEALLOCATE ALL", "discard all; D", "DEALLOCATE PRE"]
+        );
+        assert!(drop_all_starts("SELECT 1").is_empty());
     }
 
     #[test]

@@ -225,11 +225,19 @@ impl Session {
         // what exists now, and of what the rewrite prepares only what comes before it.
         let prepare_carried = !self.statements.own_sql_names();
         self.observe(&analysis.effects, prepare_carried);
+        let drops_at = if analysis
+            .effects
+            .iter()
+            .any(crate::session::prepared::drops_all)
+        {
+            pgtide_sql::drop_all_starts(sql)
+        } else {
+            Vec::new()
+        };
         let b = backendward(&mut self.lease, &mut self.to_backend, &mut self.replies);
         let rewritten = self
             .statements
-            .rewrite_query(sql, &analysis.names, status, b);
-        self.statements.prepared_before_drops(&analysis.effects);
+            .rewrite_query(sql, &analysis.names, &drops_at, status, b);
         self.insights.on_query(
             crate::session::analysis::text_bytes(&frame, sql),
             &analysis,

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use pgtide_sql::{NameRef, SessionEffect, StatementUse};
+use pgtide_sql::{NameRef, StatementUse};
 use pgtide_wire::status;
 
 use super::{Backendward, ClientStatements};
@@ -38,11 +38,16 @@ impl ClientStatements {
     /// Puts pgtide's statement names into a simple Query's SQL (PREPARE gets a fresh name,
     /// EXECUTE and DEALLOCATE the name of the client's statement), injecting in front of it
     /// whatever the backend lacks. Nothing changes in a failed transaction, where PostgreSQL
-    /// rejects every statement anyway. `refs`: the statement names in `sql` (its analysis).
+    /// rejects every statement anyway. `refs`: the statement names in `sql` (its analysis);
+    /// `drops_at`: where its DEALLOCATE ALL / DISCARD ALL statements start
+    /// ([`pgtide_sql::drop_all_starts`]; their drop lists were noted as they were observed).
+    /// Names are resolved in statement order: a drop-all takes what the query prepared before
+    /// it, and a name prepared after it is new even if the client had it before.
     pub(crate) fn rewrite_query(
         &mut self,
         sql: &str,
         refs: &[NameRef],
+        drops_at: &[usize],
         status: u8,
         mut b: Backendward<'_>,
     ) -> RewrittenQuery {
@@ -59,14 +64,25 @@ impl ClientStatements {
         let mut out = String::with_capacity(sql.len() + 32);
         let mut copied = 0;
         let mut new_in_query: Vec<(String, Arc<SharedStatement>)> = Vec::new();
+        // This query's entries in `drops_sent`: the last ones noted.
+        let first_drop = self.drops_sent.len().saturating_sub(drops_at.len());
+        let mut drops = drops_at.iter().enumerate().peekable();
+        let mut dropped_all = false;
         for r in refs {
+            while let Some((k, _)) = drops.next_if(|(_, at)| **at < r.statement.start) {
+                self.dropped_with(first_drop + k, &new_in_query);
+                new_in_query.clear();
+                dropped_all = true;
+            }
             let local = new_in_query
                 .iter()
                 .rev()
                 .find(|(n, _)| *n == r.name)
                 .map(|(_, s)| s.clone());
+            // What the client had before this query, unless a drop-all in it came first.
+            let earlier = (!dropped_all).then(|| self.resolve(&r.name)).flatten();
             let replacement = match r.kind {
-                StatementUse::Prepare => match local.or_else(|| self.resolve(&r.name)) {
+                StatementUse::Prepare => match local.or(earlier) {
                     Some(existing) => {
                         // PostgreSQL says 42P05 (already exists): make sure the backend does.
                         if !self.ensure(&existing, &mut b, Place::BeforeQuery) {
@@ -121,9 +137,7 @@ impl ClientStatements {
                 StatementUse::Execute => {
                     let stmt = match local {
                         Some(s) => Some(s),
-                        None => self
-                            .resolve(&r.name)
-                            .filter(|s| self.ensure(s, &mut b, Place::BeforeQuery)),
+                        None => earlier.filter(|s| self.ensure(s, &mut b, Place::BeforeQuery)),
                     };
                     match stmt {
                         Some(s) => {
@@ -135,8 +149,7 @@ impl ClientStatements {
                     }
                 }
                 StatementUse::Deallocate => {
-                    let known = new_in_query.iter().any(|(n, _)| *n == r.name)
-                        || self.resolve(&r.name).is_some();
+                    let known = local.is_some() || earlier.is_some();
                     new_in_query.retain(|(n, _)| *n != r.name);
                     // Forgotten when PostgreSQL confirms it (the query may fail before it).
                     let name = known.then(|| r.name.clone());
@@ -164,9 +177,24 @@ impl ClientStatements {
             out.push_str(&replacement);
             copied = r.span.end;
         }
+        for (k, _) in drops {
+            self.dropped_with(first_drop + k, &new_in_query);
+            new_in_query.clear();
+        }
         out.push_str(&sql[copied..]);
         result.sql = Some(out);
         result
+    }
+
+    /// The query's drop-all noted at `drops_sent[at]` also takes the statements the query
+    /// prepared before it (`new`): they were not there when it was noted.
+    fn dropped_with(&mut self, at: usize, new: &[(String, Arc<SharedStatement>)]) {
+        if let Some((_, client, backend)) = self.drops_sent.get_mut(at) {
+            for (name, stmt) in new {
+                client.push(name.clone());
+                backend.push(stmt.global_name.clone());
+            }
+        }
     }
 
     /// A DEALLOCATE ALL or DISCARD ALL is being sent in the current batch: it drops the
@@ -181,49 +209,6 @@ impl ClientStatements {
         }
         self.drops_sent
             .push_back((self.batches_sent, names, backend));
-    }
-
-    /// The query just rewritten PREPAREs and drops all after it (`PREPARE a ...; DEALLOCATE
-    /// ALL`): each drop, noted before the rewrite named the query's own statements, also takes
-    /// the ones the query prepared ahead of it. `effects` are the query's, in statement order.
-    pub(crate) fn prepared_before_drops(&mut self, effects: &[SessionEffect]) {
-        let drops = effects.iter().filter(|e| drops_all(e)).count();
-        if drops == 0 {
-            return;
-        }
-        let batch = self.batches_sent;
-        let new: Vec<(String, String)> = self
-            .pending_sql
-            .iter()
-            .filter(|(b, _)| *b == batch)
-            .filter_map(|(_, op)| match op {
-                SqlOp::Prepare(name, stmt) => Some((name.clone(), stmt.global_name.clone())),
-                SqlOp::Deallocate(_) => None,
-            })
-            .collect();
-        let mut drop_at = self.drops_sent.len().saturating_sub(drops);
-        // PREPAREs of this query that made a new statement, matched in order (a PREPARE of a
-        // name that exists made none).
-        let mut made = 0;
-        for e in effects {
-            match e {
-                SessionEffect::Prepare { name }
-                    if new.get(made).is_some_and(|(n, _)| n == name) =>
-                {
-                    made += 1;
-                }
-                e if drops_all(e) => {
-                    if let Some((_, client, backend)) = self.drops_sent.get_mut(drop_at) {
-                        for (name, global) in &new[..made] {
-                            client.push(name.clone());
-                            backend.push(global.clone());
-                        }
-                    }
-                    drop_at += 1;
-                }
-                _ => {}
-            }
-        }
     }
 
     /// A DEALLOCATE ALL or DISCARD ALL of the client's ran: the statements it was sent over
@@ -317,11 +302,4 @@ impl ClientStatements {
         self.batches_sent = self.batches_ended;
         taken_back
     }
-}
-
-fn drops_all(e: &SessionEffect) -> bool {
-    matches!(
-        e,
-        SessionEffect::DiscardAll | SessionEffect::Deallocate { name: None }
-    )
 }

@@ -303,6 +303,15 @@ impl PreparedLru {
     }
 }
 
+/// Does this effect drop every prepared statement of the session (DEALLOCATE ALL, DISCARD ALL)?
+pub(crate) fn drops_all(e: &pgtide_sql::SessionEffect) -> bool {
+    matches!(
+        e,
+        pgtide_sql::SessionEffect::DiscardAll
+            | pgtide_sql::SessionEffect::Deallocate { name: None }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
