@@ -21,13 +21,13 @@ impl Session {
         if !self.replies.is_empty() || self.unsynced {
             return;
         }
-        buffer::release_read(&mut self.crbuf);
-        buffer::release(&mut self.to_client);
-        buffer::release(&mut self.to_backend);
+        // The buffers went back already: next_event releases them whenever nothing is owed.
         self.replies.release_idle();
         self.state.release_idle();
         self.insights.release_idle();
         self.parse_facts = Default::default();
+        // It may hold a slice of the read buffer (a Query answered here keeps its analysis).
+        self.query_analysis = Default::default();
         let all_given_back = [&self.crbuf, &self.to_client, &self.to_backend]
             .iter()
             .all(|b| b.capacity() == 0);

@@ -232,6 +232,16 @@ impl ClientStatements {
 
     /// A Parse answered by pgtide from the result cache: the client has the statement now (its
     /// Parse follows it to the backend of its next Bind or Describe).
+    /// Keeps the unnamed statement's Parse as a copy of its own: a slice of the read buffer
+    /// would keep that whole buffer from going back to the spare list (net/buffer.rs) for as
+    /// long as the statement is kept. Drivers send the same Parse again for every execution:
+    /// an equal one is not copied again.
+    fn keep_unnamed_parse(&mut self, raw: &Bytes) {
+        if self.unnamed_parse.as_deref() != Some(&raw[..]) {
+            self.unnamed_parse = Some(Bytes::copy_from_slice(raw));
+        }
+    }
+
     pub(crate) fn register_parse(&mut self, frame: &Frame, search_path: Option<&str>) {
         match self.statement_of_parse(frame, search_path) {
             Some(Ok((name, stmt))) => {
@@ -242,7 +252,7 @@ impl ClientStatements {
             // Too long under pgtide's name: unknown, so a later Bind of it fails in PostgreSQL.
             Some(Err(_)) => {}
             None => {
-                self.unnamed_parse = Some(frame.raw.clone());
+                self.keep_unnamed_parse(&frame.raw);
                 self.unnamed_on_backend = false;
                 self.unnamed_effects_sql = None;
             }
@@ -292,7 +302,7 @@ impl ClientStatements {
             None => {
                 // The unnamed statement, or a malformed body for the backend to reject itself.
                 if view.is_some_and(|v| v.statement.is_empty()) {
-                    self.unnamed_parse = Some(frame.raw.clone());
+                    self.keep_unnamed_parse(&frame.raw);
                     self.unnamed_on_backend = true;
                 }
                 if view.is_none_or(|v| v.statement.is_empty()) {
