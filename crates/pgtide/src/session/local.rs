@@ -141,7 +141,7 @@ impl Session {
         // Bind of a named statement waits until something is cached).
         if !self.cache_may_answer(frame, ftag::PARSE)
             || !(self.shared.cache.in_use()
-                || (frame.tag == ftag::PARSE && contains(frame.body(), b"pgtide:cache")))
+                || (frame.tag == ftag::PARSE && has_cache_hint(frame.body())))
         {
             return false;
         }
@@ -266,6 +266,10 @@ impl Session {
     }
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+/// Whether a Parse (or any frame body) carries a `pgtide:cache` hint: asked of every Parse
+/// while nothing is cached, so a prepared searcher (a naive scan cost ~10 instructions a byte).
+fn has_cache_hint(body: &[u8]) -> bool {
+    static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"pgtide:cache"));
+    FINDER.find(body).is_some()
 }
