@@ -154,6 +154,43 @@ async fn a_write_through_one_instance_reaches_the_other() {
     two.shutdown(s::Shutdown::Immediate).await;
 }
 
+/// No rules (the default `[cache]`) and nothing cached yet: a hinted unnamed Parse batch is
+/// looked up and filled, then answered from the cache (a change behind pgtide's back is not
+/// seen), and a write through pgtide refreshes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hinted_extended_batch_is_cached_without_rules() {
+    use pgtide_suite::raw::{add_trust_user, bind, execute, first_column, msg, parse, Raw};
+    let cluster = cluster().await;
+    let mut config = s::config(&cluster, PoolMode::Transaction, 2);
+    add_trust_user(&mut config);
+    let server = s::start(config).await;
+    let mut raw = Raw::login(&server).await;
+    let batch = || {
+        let mut m = parse(
+            "",
+            "/* pgtide:cache */ SELECT name FROM products WHERE id = $1",
+        );
+        m.extend(bind("", &["2"]));
+        m.extend(msg(b'D', b"P\0"));
+        m.extend(execute());
+        m.extend(msg(b'S', &[]));
+        m
+    };
+    let mut answer = async || {
+        raw.send(&batch()).await;
+        first_column(&raw.reader.until_ready().await.expect("reply"))
+    };
+    assert_eq!(answer().await, ["toaster"]);
+    s::app_sql(&cluster, "UPDATE products SET name = 'behind' WHERE id = 2");
+    assert_eq!(answer().await, ["toaster"], "answered from the cache");
+    let c = s::connect(&s::app_url(&server)).await.expect("connect");
+    c.batch_execute("UPDATE products SET name = 'through pgtide' WHERE id = 2")
+        .await
+        .expect("update");
+    assert_eq!(answer().await, ["through pgtide"], "fresh after the write");
+    server.shutdown(s::Shutdown::Immediate).await;
+}
+
 /// The extended protocol: a driver's prepared statement (Bind/Execute/Sync) and libpq's
 /// `[Parse] Bind Describe Execute Sync` are answered from the cache too, with the
 /// ParseComplete/BindComplete the batch needs, and a write through pgtide still refreshes them.
