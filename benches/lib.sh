@@ -115,18 +115,21 @@ bench_cleanup() {
         done
     fi
     if [ -n "${KEEP_WORK:-}" ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+    rm -f "$TAKEN_FILE"
     exit "$rc"
 }
 
-# A port nothing listens on (a bash /dev/tcp connect that fails), not one of the others taken.
-TAKEN=" "
+# A port nothing listens on (a bash /dev/tcp connect that fails), not one handed out before.
+# Called as $(free_port), a subshell: the ports handed out are kept in a file, not a variable.
+TAKEN_FILE="${TMPDIR:-/tmp}/pgtide-bench-ports.$$"
+: >"$TAKEN_FILE"
 free_port() {
     local p
     for _ in $(seq 200); do
         p=$((20000 + RANDOM % 40000))
-        case "$TAKEN" in *" $p "*) continue ;; esac
+        grep -qx "$p" "$TAKEN_FILE" && continue
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            TAKEN="$TAKEN$p "
+            echo "$p" >>"$TAKEN_FILE"
             echo "$p"
             return
         fi

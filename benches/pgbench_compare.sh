@@ -119,7 +119,7 @@ if want compare; then
             echo "| $name | $m | $c | — | — | — | — | — |"
             continue
         fi
-        declare -A S_TPS=() S_TX=() S_TICKS=() S_UTICKS=()
+        declare -A S_TPS=() S_TX=() S_TICKS=() S_UTICKS=() S_OK=()
         for round in $(seq "$ROUNDS"); do
             # Alternate who goes first, so drift over the run hits both alike.
             order="pgbouncer pgtide"
@@ -127,21 +127,29 @@ if want compare; then
             for t in $order; do
                 log "compare $cell round $round: $t"
                 read -r tps txns ticks uticks <<<"$(measure_run "$t" "$w" "$m" "$c" "$DURATION")"
+                # A failed round (pgbench error) counts in no sum: the means are over the rest.
+                [ "$txns" -gt 0 ] || continue
+                S_OK[$t]=$((${S_OK[$t]:-0} + 1))
                 S_UTICKS[$t]=$((${S_UTICKS[$t]:-0} + uticks))
                 S_TPS[$t]=$(awk -v a="${S_TPS[$t]:-0}" -v b="$tps" 'BEGIN {print a + b}')
                 S_TX[$t]=$((${S_TX[$t]:-0} + txns))
                 S_TICKS[$t]=$((${S_TICKS[$t]:-0} + ticks))
             done
         done
-        awk -v bt="${S_TPS[pgbouncer]}" -v pt="${S_TPS[pgtide]}" -v r="$ROUNDS" \
+        awk -v bt="${S_TPS[pgbouncer]:-0}" -v pt="${S_TPS[pgtide]:-0}" -v r="$ROUNDS" \
+            -v bo="${S_OK[pgbouncer]:-0}" -v po="${S_OK[pgtide]:-0}" \
             -v bx="${S_TX[pgbouncer]}" -v px="${S_TX[pgtide]}" \
             -v bk="${S_TICKS[pgbouncer]}" -v pk="${S_TICKS[pgtide]}" -v hz="$CLK_TCK" \
             -v bu="${S_UTICKS[pgbouncer]}" -v pu="${S_UTICKS[pgtide]}" \
             -v name="$name" -v m="$m" -v c="$c" 'BEGIN {
-                ratio = bt > 0 ? sprintf("%.2fx", pt / bt) : "—"
+                # Means over the rounds that ran; a cell with failed rounds says how many ran.
+                bm = bo > 0 ? bt / bo : 0
+                pm = po > 0 ? pt / po : 0
+                ratio = bm > 0 && pm > 0 ? sprintf("%.2fx", pm / bm) : "—"
+                if (bo < r || po < r) ratio = ratio sprintf(" (rounds run: %d/%d, %d/%d)", bo, r, po, r)
                 bc = bx > 0 ? sprintf("%.1f (%.1f)", bk / hz * 1e6 / bx, bu / hz * 1e6 / bx) : "—"
                 pc = px > 0 ? sprintf("%.1f (%.1f)", pk / hz * 1e6 / px, pu / hz * 1e6 / px) : "—"
-                printf "| %s | %s | %d | %.0f | %.0f | %s | %s | %s |\n", name, m, c, bt / r, pt / r, ratio, bc, pc
+                printf "| %s | %s | %d | %.0f | %.0f | %s | %s | %s |\n", name, m, c, bm, pm, ratio, bc, pc
             }'
     done
     [ "$BOUNCER_PREPARED" -eq 0 ] && echo && echo "prepared: skipped, PgBouncer $BOUNCER_VERSION keeps no prepared statements in transaction mode (needs >= 1.21)"
@@ -242,10 +250,11 @@ if want insights; then
 log "insights off/on: 2 x ${DURATION}s each, alternating"
 ON=0; OFF=0
 for round in 1 2; do
+    # A failed run (no tps line) adds 0 rather than breaking the arithmetic.
     run_pgbench pgtide-noinsights simple "$DURATION"
-    OFF=$((OFF + $(tps_of "$WORK/run-pgtide-noinsights-simple.log")))
+    OFF=$((OFF + $(tps_of "$WORK/run-pgtide-noinsights-simple.log" || true) + 0))
     run_pgbench pgtide simple "$DURATION"
-    ON=$((ON + $(tps_of "$WORK/run-pgtide-simple.log")))
+    ON=$((ON + $(tps_of "$WORK/run-pgtide-simple.log" || true) + 0))
 done
 echo "## pgtide with query insights on vs off (pgbench -n -S -M simple -c $CLIENTS, 2 alternating runs of ${DURATION}s each)"
 echo
@@ -253,7 +262,7 @@ echo "| insights | tps (mean) |"
 echo "|---|---:|"
 echo "| off | $((OFF / 2)) |"
 echo "| on | $((ON / 2)) |"
-awk -v on="$ON" -v off="$OFF" 'BEGIN {printf "\nthroughput with insights on: %.1f%% of off\n\n", 100 * on / off}'
+awk -v on="$ON" -v off="$OFF" 'BEGIN {if (off > 0) printf "\nthroughput with insights on: %.1f%% of off\n\n", 100 * on / off; else print "\ninsights off: no run succeeded\n"}'
 
 fi
 
