@@ -18,10 +18,6 @@ fn rule(tables: &[&str]) -> CacheRule {
     }
 }
 
-async fn cache_ready(server: &s::ServerHandle) {
-    s::cache_ready(server).await;
-}
-
 async fn one(c: &Client, sql: &str) -> String {
     s::scalar(c, sql).await
 }
@@ -63,7 +59,7 @@ async fn a_fill_from_a_lagging_replica_is_not_served_to_the_writer() {
     config.routing.max_replica_lag = Duration::from_secs(60);
     config.cache.rules = vec![rule(&["acct"])];
     let server = s::start(config).await;
-    cache_ready(&server).await;
+    s::cache_ready(&server).await;
     let writer = s::connect(&s::app_url(&server)).await.expect("writer");
     let reader = s::connect(&s::app_url(&server)).await.expect("reader");
     // The replica has the table (and the role: it applies WAL late) and takes reads.
@@ -138,7 +134,7 @@ async fn writes_to_a_views_base_tables_drop_its_entries() {
     let mut config = s::config(&cluster, PoolMode::Transaction, 2);
     config.cache.rules = vec![rule(&["rich", "richer", "noted", "acct", "late"])];
     let server = s::start(config).await;
-    cache_ready(&server).await;
+    s::cache_ready(&server).await;
     let c = s::connect(&s::app_url(&server)).await.expect("connect");
     let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let rich = "SELECT id FROM rich ORDER BY id";

@@ -42,14 +42,6 @@ async fn ready(cluster: &pgtide_devcluster::Cluster, max_memory: u64) -> (s::Ser
     (server, c)
 }
 
-/// Changes kv directly on the primary: pgtide does not see it.
-fn behind_its_back(cluster: &pgtide_devcluster::Cluster, sql: &str) {
-    cluster
-        .primary()
-        .psql_db(s::APP_DB, sql)
-        .expect("direct SQL");
-}
-
 /// The first column of every row of a simple query.
 async fn column(c: &Client, sql: &str) -> Vec<String> {
     c.simple_query(sql)
@@ -69,7 +61,7 @@ const READ: &str = "SELECT v FROM kv WHERE k = 1";
 /// made behind pgtide's back does not show.
 async fn cached(cluster: &pgtide_devcluster::Cluster, c: &Client, expect: &[&str]) {
     assert_eq!(column(c, READ).await, expect);
-    behind_its_back(cluster, "UPDATE kv SET v = 'bypassed' WHERE k = 1");
+    s::app_sql(cluster, "UPDATE kv SET v = 'bypassed' WHERE k = 1");
     assert_eq!(column(c, READ).await, expect, "served from the cache");
 }
 
@@ -178,10 +170,10 @@ async fn what_must_not_be_cached_is_not() {
     ];
     for (i, (what, sql)) in cases.iter().enumerate() {
         let (one, two) = (format!("one{i}"), format!("two{i}"));
-        behind_its_back(&cluster, &fresh(&one));
+        s::app_sql(&cluster, &fresh(&one));
         let first = column(&c, sql).await;
         assert!(first[0].starts_with(&one), "{what}: {first:?}");
-        behind_its_back(&cluster, &fresh(&two));
+        s::app_sql(&cluster, &fresh(&two));
         let second = column(&c, sql).await;
         assert!(second[0].starts_with(&two), "{what} was cached: {second:?}");
     }
@@ -198,22 +190,22 @@ async fn what_must_not_be_cached_is_not() {
         err.code(),
         Some(&tokio_postgres::error::SqlState::DIVISION_BY_ZERO)
     );
-    behind_its_back(&cluster, "UPDATE kv SET v = '5' WHERE k = 2");
+    s::app_sql(&cluster, "UPDATE kv SET v = '5' WHERE k = 2");
     assert_eq!(column(&c, divide).await, ["2"], "the error was cached");
 
     // A read inside a read-write transaction neither reads nor fills the cache.
-    behind_its_back(&cluster, &fresh("in-tx"));
+    s::app_sql(&cluster, &fresh("in-tx"));
     c.batch_execute("BEGIN").await.expect("begin");
     assert_eq!(column(&c, READ).await, ["in-tx"]);
     c.batch_execute("COMMIT").await.expect("commit");
-    behind_its_back(&cluster, &fresh("after-tx"));
+    s::app_sql(&cluster, &fresh("after-tx"));
     assert_eq!(
         column(&c, READ).await,
         ["after-tx"],
         "the transaction's read was stored"
     );
     // ... while the same read outside one is (the control for all of the above).
-    behind_its_back(&cluster, &fresh("later"));
+    s::app_sql(&cluster, &fresh("later"));
     assert_eq!(
         column(&c, READ).await,
         ["after-tx"],

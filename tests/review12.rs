@@ -16,23 +16,14 @@ mod common;
 use common::{raw_answer, setup};
 
 /// A stale plan's transparent re-run sends the client's batch (and its Sync) a second time
-/// while the client sees one ReadyForQuery. The per-batch SQL PREPARE bookkeeping (596bfda)
-/// counts the re-sent Sync as another client batch, so from then on every ReadyForQuery settles
-/// the batch before its own: a PREPARE that failed stays pending, so `DEALLOCATE` of it
-/// succeeds where PostgreSQL says 26000 (the control before the re-run gets 26000).
+/// while the client sees one ReadyForQuery. The per-batch SQL PREPARE bookkeeping must count
+/// that as one client batch: a PREPARE that fails after the re-run is gone, so `DEALLOCATE` of
+/// it fails with 26000 as on PostgreSQL (as it does before any re-run), and a PREPARE that
+/// succeeds is there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_prepare_after_a_stale_plan_rerun() {
     let (cluster, server) = setup("SELECT 1").await;
-    s::app_sql(
-        &cluster,
-        "CREATE TABLE r12_stale (a int); INSERT INTO r12_stale VALUES (1); \
-             GRANT ALL ON r12_stale TO PUBLIC",
-    );
     let mut raw = Raw::login(&server).await;
-    let mut prepare = parse("s1", "SELECT * FROM r12_stale");
-    prepare.extend(describe(b'S', "s1"));
-    prepare.extend(sync());
-    assert_eq!(raw.run(prepare).await.0, "1tT");
     // Control: before any re-run, pgtide answers as PostgreSQL does.
     assert_eq!(
         raw_answer(&mut raw, "PREPARE bad0 AS SELECT no_such_column").await,
@@ -42,38 +33,16 @@ async fn sql_prepare_after_a_stale_plan_rerun() {
         raw_answer(&mut raw, "DEALLOCATE bad0").await,
         Err("26000".to_string())
     );
-    let mut described = bind("s1", &[]);
-    described.extend(describe(b'P', ""));
-    described.extend(execute());
-    described.extend(sync());
-    assert_eq!(raw.run(described.clone()).await.0, "2TDC");
-    // Out of band: pgtide's own epochs do not see it, PostgreSQL's cached plan goes stale.
-    s::app_sql(&cluster, "ALTER TABLE r12_stale ADD COLUMN b int DEFAULT 7");
-    // Re-run transparently on the new shape (see stale_plan.rs).
-    let (tags, reply) = raw.run(described).await;
-    assert_eq!(tags, "2TDC", "{reply:?}");
-    let (_, row) = reply.iter().find(|(t, _)| *t == b'D').expect("row");
-    assert_eq!(
-        &row[..2],
-        &2i16.to_be_bytes(),
-        "re-run: the row has the new column"
-    );
-
+    stale_rerun(&cluster, &mut raw, "r12_stale").await;
     assert_eq!(
         raw_answer(&mut raw, "PREPARE bad AS SELECT no_such_column").await,
         Err("42703".to_string())
     );
     // PostgreSQL never had `bad`: DEALLOCATE fails with 26000 naming it.
-    raw.send(&query("DEALLOCATE bad")).await;
-    let reply = raw.reader.until_ready().await.expect("reply");
-    let error = reply
-        .iter()
-        .find(|(t, _)| *t == b'E')
-        .map(|(_, e)| parse_error(e));
     assert_eq!(
-        error.as_ref().map(|e| e.code.as_str()),
-        Some("26000"),
-        "DEALLOCATE of a statement whose PREPARE failed: {reply:?}"
+        raw_answer(&mut raw, "DEALLOCATE bad").await,
+        Err("26000".to_string()),
+        "DEALLOCATE of a statement whose PREPARE failed"
     );
     assert_eq!(
         raw_answer(&mut raw, "PREPARE good AS SELECT 42").await,
@@ -86,7 +55,8 @@ async fn sql_prepare_after_a_stale_plan_rerun() {
     server.shutdown(s::Shutdown::Immediate).await;
 }
 
-/// Makes `s1` stale out of band and runs it once described, so pgtide re-runs the batch.
+/// Makes `s1` stale out of band and runs it once described, so pgtide re-runs the batch
+/// transparently: the re-run's row has the new column.
 async fn stale_rerun(cluster: &pgtide_devcluster::Cluster, raw: &mut Raw, table: &str) {
     s::app_sql(
         cluster,
@@ -104,19 +74,25 @@ async fn stale_rerun(cluster: &pgtide_devcluster::Cluster, raw: &mut Raw, table:
     described.extend(execute());
     described.extend(sync());
     assert_eq!(raw.run(described.clone()).await.0, "2TDC");
+    // Out of band: pgtide's own epochs do not see it, PostgreSQL's cached plan goes stale.
     s::app_sql(
         cluster,
         &format!("ALTER TABLE {table} ADD COLUMN b int DEFAULT 7"),
     );
     let (tags, reply) = raw.run(described).await;
     assert_eq!(tags, "2TDC", "re-run transparently: {reply:?}");
+    let (_, row) = reply.iter().find(|(t, _)| *t == b'D').expect("row");
+    assert_eq!(
+        &row[..2],
+        &2i16.to_be_bytes(),
+        "re-run: the row has the new column"
+    );
 }
 
-/// Same root cause in the client's session state, older than these commits (the re-run's Sync
-/// pushes a second batch end into ClientState, 936c5c3): after a re-run every ReadyForQuery
-/// settles the batch before its own, so a SET is still pending when the backend goes back to the
-/// pool, the backend's record says the default, and the next client inherits the SET.
-/// PostgreSQL: each client sees its own work_mem.
+/// The same in the client's session state: the re-run's Sync is not a second client batch,
+/// so a SET after a re-run is settled at its own ReadyForQuery, the backend goes back with a
+/// record that has it, and the next client does not inherit it. PostgreSQL: each client sees
+/// its own work_mem.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_after_a_stale_plan_rerun_stays_with_its_client() {
     let (cluster, server) = setup("SELECT 1").await;
@@ -135,28 +111,40 @@ async fn set_after_a_stale_plan_rerun_stays_with_its_client() {
     server.shutdown(s::Shutdown::Immediate).await;
 }
 
+/// Creates `table (a int)` and copies `data` into it through `client` with tokio-postgres'
+/// COPY FROM STDIN (Bind, Execute, Sync, the data, CopyDone, Sync); the rows copied.
+async fn copy_rows(
+    cluster: &pgtide_devcluster::Cluster,
+    client: &tokio_postgres::Client,
+    table: &str,
+    data: &'static [u8],
+) -> u64 {
+    use futures_util::SinkExt;
+    s::app_sql(
+        cluster,
+        &format!("CREATE TABLE {table} (a int); GRANT ALL ON {table} TO PUBLIC"),
+    );
+    let sink = client
+        .copy_in(&format!("COPY {table} FROM STDIN"))
+        .await
+        .expect("copy in");
+    let mut sink = Box::pin(sink);
+    sink.send(bytes::Bytes::from_static(data))
+        .await
+        .expect("data");
+    sink.as_mut().finish().await.expect("copy done")
+}
+
 /// tokio-postgres' COPY FROM STDIN sends Bind, Execute, Sync, the data, CopyDone and a second
 /// Sync: PostgreSQL ignores the first Sync (copy-in mode) and answers one ReadyForQuery. The
-/// per-batch SQL PREPARE bookkeeping counts both Syncs as client batches, so from then on every
-/// ReadyForQuery settles the batch before its own: a failed PREPARE stays "pending", the next
-/// PREPARE's CommandComplete confirms it instead, and the PREPARE that succeeded is forgotten at
-/// the following ReadyForQuery (EXECUTE of it: 26000, where PostgreSQL answers 42).
+/// per-batch SQL PREPARE bookkeeping must count one batch: a failed PREPARE after the COPY is
+/// gone (DEALLOCATE of it: 26000) and one that succeeded stays (EXECUTE of it: 42), as on
+/// PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_prepare_after_an_extended_copy_in() {
-    use futures_util::SinkExt;
     let (cluster, server) = setup("SELECT 1").await;
-    s::app_sql(
-        &cluster,
-        "CREATE TABLE r12_copy (a int); GRANT ALL ON r12_copy TO PUBLIC",
-    );
     let client = s::connect(&s::app_url(&server)).await.expect("client");
-    let code = |r: Result<(), tokio_postgres::Error>| {
-        r.map_err(|e| {
-            e.code()
-                .map(|c| c.code().to_string())
-                .unwrap_or_else(|| e.to_string())
-        })
-    };
+    let code = |r: Result<(), tokio_postgres::Error>| r.map_err(|e| common::code(&e));
     // Control: PostgreSQL's answers before any COPY.
     assert_eq!(
         code(
@@ -170,15 +158,7 @@ async fn sql_prepare_after_an_extended_copy_in() {
         code(client.batch_execute("DEALLOCATE bad0").await),
         Err("26000".to_string())
     );
-    let sink = client
-        .copy_in("COPY r12_copy FROM STDIN")
-        .await
-        .expect("copy in");
-    let mut sink = Box::pin(sink);
-    sink.send(bytes::Bytes::from_static(b"1\n2\n"))
-        .await
-        .expect("data");
-    assert_eq!(sink.as_mut().finish().await.expect("copy done"), 2);
+    assert_eq!(copy_rows(&cluster, &client, "r12_copy", b"1\n2\n").await, 2);
     assert_eq!(
         code(
             client
@@ -206,28 +186,15 @@ async fn sql_prepare_after_an_extended_copy_in() {
     server.shutdown(s::Shutdown::Immediate).await;
 }
 
-/// The copy-in trigger of the same drift in ClientState (pre-existing): after tokio-postgres'
-/// COPY FROM STDIN, a SET is not settled at its own ReadyForQuery, the backend goes back with a
-/// record that lacks it, and the next client of the pool inherits it.
+/// The copy-in case of the same bookkeeping in ClientState: after tokio-postgres' COPY FROM
+/// STDIN, a SET is settled at its own ReadyForQuery, so the backend goes back with a record
+/// that has it and the next client of the pool does not inherit it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_after_an_extended_copy_in_stays_with_its_client() {
-    use futures_util::SinkExt;
     let (cluster, server) = setup("SELECT 1").await;
-    s::app_sql(
-        &cluster,
-        "CREATE TABLE r12_copy_set (a int); GRANT ALL ON r12_copy_set TO PUBLIC",
-    );
     let a = s::connect(&s::app_url(&server)).await.expect("a");
     let default = s::scalar(&a, "SHOW work_mem").await;
-    let sink = a
-        .copy_in("COPY r12_copy_set FROM STDIN")
-        .await
-        .expect("copy in");
-    let mut sink = Box::pin(sink);
-    sink.send(bytes::Bytes::from_static(b"1\n"))
-        .await
-        .expect("data");
-    assert_eq!(sink.as_mut().finish().await.expect("copy done"), 1);
+    assert_eq!(copy_rows(&cluster, &a, "r12_copy_set", b"1\n").await, 1);
     a.batch_execute("SET work_mem = '7MB'").await.expect("SET");
     let b = s::connect(&s::app_url(&server)).await.expect("b");
     assert_eq!(
