@@ -62,7 +62,7 @@ const fn max_len() -> usize {
 }
 
 /// The kind of each keyword, by index.
-const KINDS: [Kw; KEYWORDS.len()] = kinds();
+pub(super) const KINDS: [Kw; KEYWORDS.len()] = kinds();
 
 const fn kinds() -> [Kw; KEYWORDS.len()] {
     let mut out = [Kw::Plain; KEYWORDS.len()];

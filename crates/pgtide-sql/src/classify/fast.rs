@@ -85,10 +85,6 @@ const NOT_NAME: &[&str] = &[
     "right", "full", "cross", "natural", "rows", "table", "values", "with", "set",
 ];
 
-fn is_any(t: &Token<'_>, words: &[&str]) -> bool {
-    t.is_any_kw(words)
-}
-
 fn kw(toks: &[Token<'_>], i: usize, w: &str) -> bool {
     toks.get(i).is_some_and(|t| t.is_kw(w))
 }
@@ -108,10 +104,10 @@ pub(crate) fn relations(toks: &[Token<'_>]) -> Option<Found> {
             TokenKind::RParen | TokenKind::RBracket => depth = depth.checked_sub(1)?,
             _ => {}
         }
-        let bail = t.kind == TokenKind::Ident
-            && (t.is_any_kw(BAIL)
-                || (t.is_kw("into") && !(insert && i == 1))
-                || (t.is_kw("values") && !insert));
+        // Keyword tests are of unquoted identifiers only.
+        let bail = t.is_any_kw(BAIL)
+            || (t.is_kw("into") && !(insert && i == 1))
+            || (t.is_kw("values") && !insert);
         if bail {
             return None;
         }
@@ -214,7 +210,7 @@ fn rel_name(toks: &[Token<'_>], mut i: usize) -> Option<(String, usize)> {
     for part in 0..3 {
         let t = toks.get(i)?;
         let quoted = match t.kind {
-            TokenKind::Ident if part > 0 || !is_any(t, NOT_NAME) => false,
+            TokenKind::Ident if part > 0 || !t.is_any_kw(NOT_NAME) => false,
             TokenKind::QuotedIdent => true,
             _ => return None,
         };
@@ -245,7 +241,7 @@ fn alias(toks: &[Token<'_>], i: usize) -> Option<usize> {
     } else {
         match toks.get(j) {
             Some(t) if t.kind == TokenKind::QuotedIdent => j += 1,
-            Some(t) if t.kind == TokenKind::Ident && !is_any(t, NOT_ALIAS) => j += 1,
+            Some(t) if t.kind == TokenKind::Ident && !t.is_any_kw(NOT_ALIAS) => j += 1,
             _ => return Some(j),
         }
     }
@@ -328,7 +324,7 @@ fn from_list(toks: &[Token<'_>], mut i: usize) -> Option<(Vec<String>, usize)> {
         } else if let Some((after, bare)) = join_start(toks, j) {
             i = after;
             joined = Some(bare);
-        } else if is_any(t, STOP) {
+        } else if t.is_any_kw(STOP) {
             return Some((reads, j));
         } else {
             return None;
@@ -346,7 +342,7 @@ fn skip_expr(toks: &[Token<'_>], i: usize) -> Option<usize> {
             TokenKind::RParen | TokenKind::RBracket => depth = depth.checked_sub(1)?,
             TokenKind::Comma if depth == 0 => return Some(j),
             TokenKind::Ident
-                if depth == 0 && (join_start(toks, j).is_some() || is_any(t, STOP)) =>
+                if depth == 0 && (join_start(toks, j).is_some() || t.is_any_kw(STOP)) =>
             {
                 return Some(j)
             }
@@ -409,7 +405,7 @@ pub(crate) fn lexical_name(toks: &[Token<'_>], mut i: usize) -> Option<(String, 
     for _ in 0..3 {
         let t = toks.get(i)?;
         let quoted = match t.kind {
-            TokenKind::Ident if !is_any(t, NOT_NAME) => false,
+            TokenKind::Ident if !t.is_any_kw(NOT_NAME) => false,
             TokenKind::QuotedIdent => true,
             _ => break,
         };
@@ -448,7 +444,7 @@ fn ddl_object(toks: &[Token<'_>]) -> Vec<String> {
         "foreign",
     ];
     let mut j = 1;
-    while toks.get(j).is_some_and(|t| is_any(t, MODIFIERS)) {
+    while toks.get(j).is_some_and(|t| t.is_any_kw(MODIFIERS)) {
         j += 1;
     }
     let index = kw(toks, j, "index");
@@ -461,7 +457,7 @@ fn ddl_object(toks: &[Token<'_>]) -> Vec<String> {
     j += 1;
     while toks
         .get(j)
-        .is_some_and(|t| is_any(t, &["concurrently", "if", "not", "exists", "only"]))
+        .is_some_and(|t| t.is_any_kw(&["concurrently", "if", "not", "exists", "only"]))
     {
         j += 1;
     }
