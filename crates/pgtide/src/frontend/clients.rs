@@ -102,9 +102,11 @@ impl ClientRegistry {
         }
     }
 
-    /// Asks every session that may hold idle memory to give it back if it is idle.
+    /// Asks every session that may hold idle memory to give it back if it is idle. The
+    /// sessions are woken after the registry's lock is let go: connects and disconnects need it.
     pub fn trim_idle(&self) {
-        for info in lock(&self.map).values() {
+        let sessions: Vec<Arc<ClientInfo>> = lock(&self.map).values().cloned().collect();
+        for info in sessions {
             info.phase_signal.request_trim();
         }
     }

@@ -75,7 +75,7 @@ impl ParseFacts {
     pub(crate) fn of(&mut self, sql: &str) -> &ParseFacts {
         const MEMO_MAX: usize = 4096;
         if self.text.as_deref() != Some(sql) {
-            self.session_effects = !pgtide_sql::all_session_effects(sql).is_empty();
+            self.session_effects = crate::session::prepared::has_session_effects(sql);
             self.changes_schema = pgtide_sql::changes_schema(sql);
             self.text = (sql.len() <= MEMO_MAX).then(|| sql.to_string());
         }
