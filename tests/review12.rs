@@ -89,6 +89,56 @@ async fn stale_rerun(cluster: &pgtide_devcluster::Cluster, raw: &mut Raw, table:
     );
 }
 
+/// A stale statement that is not the first of its batch: what came before it already
+/// answered the client (`s2`'s BindComplete, row and CommandComplete), so a re-run would send
+/// that again. pgtide passes PostgreSQL's 0A000 on instead, as a direct connection answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_statement_after_answered_ones_is_not_rerun() {
+    let (cluster, server) = setup("SELECT 1").await;
+    let direct = std::net::SocketAddr::from(([127, 0, 0, 1], cluster.primary().port()));
+    let mut answers = Vec::new();
+    for (via, addr, user) in [
+        ("direct", direct, "trustuser"),
+        ("pgtide", server.local_addr, s::raw::RAW_USER),
+    ] {
+        let table = format!("r12_stale_mid_{via}");
+        s::app_sql(
+            &cluster,
+            &format!(
+                "CREATE TABLE {table} (a int); INSERT INTO {table} VALUES (1); \
+                 GRANT ALL ON {table} TO PUBLIC"
+            ),
+        );
+        let mut raw = Raw::login_to(addr, user, s::APP_DB).await;
+        let mut prepare = parse("s1", &format!("SELECT * FROM {table}"));
+        prepare.extend(parse("s2", "SELECT 42"));
+        prepare.extend(sync());
+        assert_eq!(raw.run(prepare).await.0, "11", "{via}");
+        let mut s1 = bind("s1", &[]);
+        s1.extend(describe(b'P', ""));
+        s1.extend(execute());
+        s1.extend(sync());
+        assert_eq!(raw.run(s1.clone()).await.0, "2TDC", "{via}");
+        s::app_sql(
+            &cluster,
+            &format!("ALTER TABLE {table} ADD COLUMN b int DEFAULT 7"),
+        );
+        let mut batch = bind("s2", &[]);
+        batch.extend(execute());
+        batch.extend(s1);
+        let (tags, reply) = raw.run(batch).await;
+        let codes: Vec<String> = reply
+            .iter()
+            .filter(|(t, _)| *t == b'E')
+            .map(|(_, e)| parse_error(e).code)
+            .collect();
+        answers.push((tags, codes));
+    }
+    assert_eq!(answers[0], ("2DCE".to_string(), vec!["0A000".to_string()]));
+    assert_eq!(answers[1], answers[0], "through pgtide vs PostgreSQL");
+    server.shutdown(s::Shutdown::Immediate).await;
+}
+
 /// The same in the client's session state: the re-run's Sync is not a second client batch,
 /// so a SET after a re-run is settled at its own ReadyForQuery, the backend goes back with a
 /// record that has it, and the next client does not inherit it. PostgreSQL: each client sees

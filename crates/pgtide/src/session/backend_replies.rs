@@ -49,6 +49,9 @@ impl Session {
             let verdict = judgement.verdict.unwrap_or(verdict);
             if verdict == Verdict::Forward {
                 self.deliver(&frame);
+                if !own_exchange {
+                    self.stale_plans.on_forwarded(frame.tag);
+                }
             }
             if let Some(lease) = self.lease.as_mut() {
                 for name in forgotten.drain(..) {

@@ -88,7 +88,13 @@ impl StalePlans {
             return false;
         }
         epochs.went_stale(global);
-        let replayable = self.log.as_ref().is_some_and(RetryLog::replayable);
+        // Only if the client has seen nothing of the logged messages' replies: a re-run would
+        // send them again (a failing statement Describe's own ParameterDescription excepted,
+        // dropped from the re-run).
+        let replayable = self
+            .log
+            .as_ref()
+            .is_some_and(|log| log.replayable() && log.unanswered(completion));
         if replayable && !self.rerun && statements.renew(global) && replies.swallow_next_ready() {
             tracing::debug!(
                 statement = global,
@@ -100,6 +106,14 @@ impl StalePlans {
             return true;
         }
         false
+    }
+
+    /// A backend message went to the client (not pgtide's own exchange): if it answers a
+    /// logged message, re-running the batch would repeat it.
+    pub(crate) fn on_forwarded(&mut self, tag: u8) {
+        if let Some(log) = &mut self.log {
+            log.answered(tag);
+        }
     }
 
     /// Whether a ParameterDescription of the client's must be dropped (see on_error).
@@ -134,6 +148,10 @@ pub(crate) struct RetryLog {
     synced: bool,
     /// The client pipelined more behind the Sync: a re-run would come after it, out of order.
     trailing: bool,
+    /// Replies to logged messages the client has: ParameterDescriptions apart (a failing
+    /// statement Describe sends its own before the error), and everything else.
+    parameter_descriptions: u32,
+    other_replies: u32,
 }
 
 impl RetryLog {
@@ -145,7 +163,41 @@ impl RetryLog {
             describes: first.tag == ftag::DESCRIBE,
             synced: false,
             trailing: false,
+            parameter_descriptions: 0,
+            other_replies: 0,
         }
+    }
+
+    /// A backend message went to the client. Counted: the replies of Bind, Describe, Execute
+    /// and Close. Not counted: ParseComplete (it may answer a Parse sent before the log
+    /// started: the log starts at the first Bind or Describe) and what is not a reply
+    /// (notices, ParameterStatus, notifications).
+    pub(crate) fn answered(&mut self, tag: u8) {
+        use pgtide_wire::backend as btag;
+        match tag {
+            btag::PARAMETER_DESCRIPTION => self.parameter_descriptions += 1,
+            btag::BIND_COMPLETE
+            | btag::ROW_DESCRIPTION
+            | btag::NO_DATA
+            | btag::DATA_ROW
+            | btag::COMMAND_COMPLETE
+            | btag::EMPTY_QUERY_RESPONSE
+            | btag::PORTAL_SUSPENDED
+            | btag::CLOSE_COMPLETE
+            | btag::COPY_IN_RESPONSE
+            | btag::COPY_OUT_RESPONSE
+            | btag::COPY_BOTH_RESPONSE
+            | btag::COPY_DATA
+            | btag::COPY_DONE => self.other_replies += 1,
+            _ => {}
+        }
+    }
+
+    /// Nothing of the logged messages reached the client before the error answering
+    /// `failed` (a statement Describe's own ParameterDescription apart).
+    pub(crate) fn unanswered(&self, failed: Completion) -> bool {
+        let own = u32::from(failed == Completion::Describe);
+        self.other_replies == 0 && self.parameter_descriptions <= own
     }
 
     /// Adds a message the client sent after the Bind; false when the batch cannot be re-run.
