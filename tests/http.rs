@@ -76,7 +76,23 @@ async fn raw(addr: SocketAddr, bytes: &[u8]) -> Reply {
 }
 
 async fn request(addr: SocketAddr, method: &str, path: &str) -> Reply {
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    request_with(addr, method, path, "localhost", &[]).await
+}
+
+/// A request with this Host and extra header lines (each "Name: value").
+async fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    host: &str,
+    extra: &[String],
+) -> Reply {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for h in extra {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str("\r\n");
     raw(addr, req.as_bytes()).await
 }
 
@@ -710,13 +726,7 @@ async fn dashboard_renders_live_data_in_headless_chromium() {
 
 /// Sends a GET with extra header lines (each "Name: value").
 async fn get_with(addr: SocketAddr, path: &str, host: &str, extra: &[String]) -> Reply {
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    for h in extra {
-        req.push_str(h);
-        req.push_str("\r\n");
-    }
-    req.push_str("\r\n");
-    raw(addr, req.as_bytes()).await
+    request_with(addr, "GET", path, host, extra).await
 }
 
 /// server.http_auth_token and the Host allow-list against a real server: 401 without the
