@@ -6,99 +6,16 @@
 //! test fails naming that script; with PGTIDE_BROWSER_OPTIONAL=1 it is skipped instead (a
 //! "SKIPPED:" line on stderr). PGTIDE_BROWSER=/path/to/chromium picks another browser.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pgtide_config::{BackendUrl, Config, DatabaseConfig, PoolMode, UserConfig};
+use pgtide_config::PoolMode;
 use pgtide_suite as s;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-/// A response as the test sees it.
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        assert_eq!(self.status, 200, "body: {}", self.body);
-        assert_eq!(self.header("content-type"), Some("application/json"));
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
-
-/// Sends `bytes` as they are and reads the whole answer (the server closes after it, or the
-/// request asked for `Connection: close`).
-async fn raw(addr: SocketAddr, bytes: &[u8]) -> Reply {
-    let mut stream = TcpStream::connect(addr).await.expect("connect to HTTP");
-    // The server may answer and close before it read everything we send (oversized heads).
-    let _ = stream.write_all(bytes).await;
-    let mut buf = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(20), async {
-        let mut chunk = [0u8; 8192];
-        loop {
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-    })
-    .await;
-    assert!(read.is_ok(), "no complete HTTP answer within 20 s");
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: body.to_string(),
-    }
-}
-
-async fn request(addr: SocketAddr, method: &str, path: &str) -> Reply {
-    request_with(addr, method, path, "localhost", &[]).await
-}
-
-/// A request with this Host and extra header lines (each "Name: value").
-async fn request_with(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    host: &str,
-    extra: &[String],
-) -> Reply {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    for h in extra {
-        req.push_str(h);
-        req.push_str("\r\n");
-    }
-    req.push_str("\r\n");
-    raw(addr, req.as_bytes()).await
-}
-
-async fn get(addr: SocketAddr, path: &str) -> Reply {
-    request(addr, "GET", path).await
-}
+#[path = "http_support/common.rs"]
+mod common;
+use common::{dead_primary_config, get, get_with, raw, request};
 
 /// Statements whose traces the API and the dashboard must show: a parameterised lookup, a
 /// fingerprint full of markup and quotes, a slow one and an N+1 loop inside a transaction.
@@ -415,23 +332,6 @@ async fn metrics_health_readiness_and_api_follow_a_real_primary() {
     drop(cluster);
 }
 
-/// A config whose only primary is a port nothing listens on.
-fn dead_primary_config() -> Config {
-    let port = pgtide_devcluster::free_port();
-    let mut config = Config::default();
-    config.server.listen = "127.0.0.1:0".into();
-    config.server.http_listen = "127.0.0.1:0".into();
-    let url = format!("postgres://app:secret@127.0.0.1:{port}/app");
-    config.databases.push(DatabaseConfig::new(
-        "app",
-        BackendUrl::parse(&url).expect("url"),
-    ));
-    config
-        .users
-        .push(UserConfig::new("app", Some("secret".into())));
-    config
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_primary_bad_requests_and_unknown_paths() {
     let server = s::start(dead_primary_config()).await;
@@ -722,130 +622,4 @@ async fn dashboard_renders_live_data_in_headless_chromium() {
     eprintln!("dashboard screenshot: {} ({size} bytes)", shot.display());
     let _ = std::fs::remove_dir_all(&profile);
     drop(cluster);
-}
-
-/// Sends a GET with extra header lines (each "Name: value").
-async fn get_with(addr: SocketAddr, path: &str, host: &str, extra: &[String]) -> Reply {
-    request_with(addr, "GET", path, host, extra).await
-}
-
-/// server.http_auth_token and the Host allow-list against a real server: 401 without the
-/// token everywhere but the probes, 403 for a foreign Host everywhere but the probes, the
-/// dashboard's cookie login; and a literal sent through pgtide never reaches /api output.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_host_allow_list_and_literal_free_samples() {
-    const TOKEN: &str = "http-test-token-0123456789";
-    const SECRET: &str = "hunter2-never-in-api";
-    let cluster = tokio::task::spawn_blocking(|| s::cluster(0))
-        .await
-        .expect("cluster task");
-    let mut config = s::config(&cluster, PoolMode::Transaction, 2);
-    config.server.http_auth_token = TOKEN.into();
-    config.server.http_allowed_hosts = vec!["pgtide.internal".into()];
-    let server = s::start(config).await;
-    let http = server.http_addr.expect("HTTP is on");
-    let c = s::connect(&s::app_url(&server)).await.expect("connect");
-    c.batch_execute(&format!(
-        "SELECT '{SECRET}' AS x; SELECT length('{SECRET}')"
-    ))
-    .await
-    .expect("statements with a secret literal");
-    let bearer = vec![format!("Authorization: Bearer {TOKEN}")];
-
-    for path in ["/metrics", "/dashboard", "/api/queries", "/api/summary"] {
-        let r = get_with(http, path, "localhost", &[]).await;
-        assert_eq!(r.status, 401, "{path}: {}", r.body);
-        assert_eq!(
-            r.header("www-authenticate"),
-            Some("Bearer realm=\"pgtide\"")
-        );
-        let wrong = vec![format!("Authorization: Bearer {TOKEN}x")];
-        assert_eq!(get_with(http, path, "localhost", &wrong).await.status, 401);
-        assert_eq!(
-            get_with(http, path, "localhost", &bearer).await.status,
-            200,
-            "{path}"
-        );
-    }
-    for path in ["/healthz", "/readyz"] {
-        assert_eq!(
-            get_with(http, path, "attacker.example", &[]).await.status,
-            200
-        );
-    }
-    // DNS rebinding: a page on another site names its own host; the token does not help it.
-    for path in ["/dashboard", "/api/queries", "/metrics"] {
-        let r = get_with(http, path, "attacker.example:9930", &bearer).await;
-        assert_eq!(r.status, 403, "{path}: {}", r.body);
-        for host in ["pgtide.internal:80", "127.0.0.1", "[::1]:9930"] {
-            assert_eq!(
-                get_with(http, path, host, &bearer).await.status,
-                200,
-                "{host}"
-            );
-        }
-    }
-    // A browser: /dashboard?token=.. sets an HttpOnly cookie and sends it on without the token.
-    let login = get_with(http, &format!("/dashboard?token={TOKEN}"), "localhost", &[]).await;
-    assert_eq!(login.status, 303, "{}", login.body);
-    assert_eq!(login.header("location"), Some("/dashboard"));
-    let cookie = login.header("set-cookie").expect("a cookie").to_string();
-    assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
-        "{cookie}"
-    );
-    let pair = cookie.split(';').next().unwrap_or_default().to_string();
-    let with_cookie = vec![format!("Cookie: {pair}")];
-    assert_eq!(
-        get_with(http, "/api/queries", "localhost", &with_cookie)
-            .await
-            .status,
-        200
-    );
-    let bad_login = get_with(http, "/dashboard?token=nope", "localhost", &[]).await;
-    assert_eq!(bad_login.status, 401);
-
-    // The literal is in no API answer, while its statements are (as fingerprints).
-    let mut all = String::new();
-    for path in [
-        "/api/queries",
-        "/api/slow_queries",
-        "/api/n_plus_one",
-        "/api/summary",
-    ] {
-        let r = get_with(http, path, "localhost", &bearer).await;
-        assert_eq!(r.status, 200, "{path}");
-        all.push_str(&r.body);
-    }
-    assert!(all.contains("SELECT $1 AS x; SELECT length($2)"), "{all}");
-    assert!(!all.contains(SECRET), "a literal reached /api: {all}");
-}
-
-/// With a token set, /readyz says why it is not ready (database names, backend host:port,
-/// connection errors) only to a caller with the token and an allowed Host.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readyz_gives_its_reason_only_with_the_token() {
-    const TOKEN: &str = "ready-test-token-0123456789";
-    let mut config = dead_primary_config();
-    config.server.http_auth_token = TOKEN.into();
-    let server = s::start(config).await;
-    let http = server.http_addr.expect("HTTP is on");
-    let bearer = vec![format!("Authorization: Bearer {TOKEN}")];
-    let wrong = [format!("Authorization: Bearer {TOKEN}x")];
-    for (host, extra) in [
-        ("localhost", &[][..]),
-        ("127.0.0.1", &wrong[..]),
-        ("attacker.example", &[][..]),
-        ("attacker.example", &bearer[..]),
-    ] {
-        let r = get_with(http, "/readyz", host, extra).await;
-        assert_eq!((r.status, r.body.as_str()), (503, "not ready\n"), "{host}");
-    }
-    let r = get_with(http, "/readyz", "localhost", &bearer).await;
-    assert_eq!(r.status, 503);
-    assert!(
-        r.body.starts_with("not ready: ") && r.body.contains("unreachable"),
-        "{}",
-        r.body
-    );
 }
