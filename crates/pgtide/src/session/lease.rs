@@ -68,7 +68,7 @@ impl Session {
     /// handlers' futures carry no room for one.
     pub(super) async fn attach(&mut self) -> Result<()> {
         let Some(lease) = self.lease.as_ref() else {
-            return Ok(());
+            return Err(no_lease());
         };
         if let Some(sql) =
             crate::session::settings_replay::checked_sync_sql(&self.state, &lease.conn.settings)
@@ -76,7 +76,7 @@ impl Session {
             Box::pin(self.replay_role(sql)).await?;
         }
         let Some(lease) = self.lease.as_ref() else {
-            return Ok(());
+            return Err(no_lease());
         };
         let target = lease.conn.cancel_target();
         let backend = (lease.pool.label.clone(), lease.conn.id);
@@ -115,7 +115,7 @@ impl Session {
     /// unknown).
     async fn replay_role(&mut self, sql: String) -> Result<()> {
         let Some(lease) = self.lease.as_mut() else {
-            return Ok(());
+            return Err(no_lease());
         };
         let outcome = lease.conn.run_simple(&[&sql]).await;
         if let Ok((IDLE, None)) = outcome {
@@ -123,7 +123,7 @@ impl Session {
             return Ok(());
         }
         let Some(lease) = self.lease.take() else {
-            return Ok(());
+            return Err(no_lease());
         };
         let pool = lease.pool.clone();
         match outcome {
@@ -163,4 +163,11 @@ impl Session {
             self.statements.on_attach();
         }
     }
+}
+
+/// A backend was to be leased here and is not: the caller would forward to nothing. Never
+/// expected (the lease is set just before, and only a failure takes it back, with its own
+/// error); an error, not an `Ok` the caller would take for a backend.
+fn no_lease() -> ProxyError {
+    ProxyError::BackendSetup("no backend leased".into())
 }
