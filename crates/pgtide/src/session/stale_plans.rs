@@ -31,7 +31,9 @@ pub(crate) struct StalePlans {
 /// A Bind of the unnamed statement, or a Describe of the unnamed statement or portal: a re-run
 /// renews only named statements (drivers send the unnamed one's Parse with its batch), so a
 /// batch that starts with one is not logged for a re-run; a stale named statement later in
-/// it gets PostgreSQL's error, as on a direct connection.
+/// it gets PostgreSQL's 0A000. A direct connection answers that too when the client's own
+/// statement went stale; one prepared by the client after DDL made outside pgtide, but shared
+/// from before it, is the case README's "Not yet" names.
 fn targets_unnamed(frame: &Frame) -> bool {
     match frame.tag {
         ftag::BIND => {
