@@ -120,7 +120,62 @@ fn cases() -> Vec<(&'static str, Vec<Write>)> {
     check_after_copy.extend(query("EXECUTE c1"));
     check_after_copy.extend(query("DEALLOCATE c1"));
     check_after_copy.extend(query("EXECUTE c1"));
+    // Each SQL name is resolved against what the queries before it did, failed or not, as a
+    // direct connection runs them one after the other: all pipelined in one write.
+    let pipelined = |sqls: &[&str]| sqls.iter().flat_map(|sql| query(sql)).collect::<Vec<u8>>();
+    let after_failed_prepare = pipelined(&[
+        "PREPARE f1 AS SELECT no_such_column",
+        "DEALLOCATE f1",
+        "EXECUTE f1",
+        "PREPARE f1 AS SELECT 5",
+        "EXECUTE f1",
+        "DEALLOCATE f1",
+    ]);
+    let after_drop_all = pipelined(&[
+        "PREPARE g1 AS SELECT 1",
+        "DEALLOCATE ALL",
+        "EXECUTE g1",
+        "PREPARE g1 AS SELECT 2",
+        "EXECUTE g1",
+        "DEALLOCATE g1",
+    ]);
+    let after_failed_deallocate = pipelined(&[
+        "PREPARE h1 AS SELECT 1",
+        "SELECT 1/0; DEALLOCATE h1",
+        "EXECUTE h1",
+        "DEALLOCATE h1",
+        "EXECUTE h1",
+    ]);
+    // The extended protocol binds SQL-prepared statements too.
+    let bound = |name: &str| {
+        let mut v = bind(name, &[]);
+        v.extend(execute());
+        v.extend(sync());
+        v
+    };
+    let mut bind_after_prepares = query("PREPARE b1 AS SELECT no_such_column");
+    bind_after_prepares.extend(bound("b1"));
+    bind_after_prepares.extend(query("PREPARE b2 AS SELECT 7"));
+    bind_after_prepares.extend(bound("b2"));
+    bind_after_prepares.extend(query("DEALLOCATE b2"));
+    bind_after_prepares.extend(bound("b2"));
     vec![
+        (
+            "Bind pipelined behind SQL PREPAREs and DEALLOCATE",
+            vec![(bind_after_prepares, 9)],
+        ),
+        (
+            "pipelined queries after a PREPARE that fails",
+            vec![(after_failed_prepare, 9)],
+        ),
+        (
+            "pipelined queries after a DEALLOCATE ALL",
+            vec![(after_drop_all, 7)],
+        ),
+        (
+            "pipelined queries after a DEALLOCATE that never ran",
+            vec![(after_failed_deallocate, 7)],
+        ),
         (
             "PREPARE, DEALLOCATE ALL, PREPARE in one query",
             vec![(prepare_around_deallocate_all, 1), (execute_both, 4)],
@@ -269,12 +324,25 @@ async fn a_pipeline_that_fails_rolls_back_and_goes_on_runs_as_on_postgresql() {
     let mut config = s::config_with_replicas(&cluster, PoolMode::Transaction, 2, &[1]);
     add_trust_user(&mut config);
     let server = s::start(config).await;
+    // Without replicas nothing is routed, so no batch waits for a replica's: the raw cases
+    // run through that configuration too.
+    let mut config = s::config(&cluster, PoolMode::Transaction, 1);
+    add_trust_user(&mut config);
+    let unrouted = s::start(config).await;
     let direct = SocketAddr::from(([127, 0, 0, 1], cluster.primary().port()));
-    for (name, writes) in cases() {
+    for ((name, writes), via) in cases()
+        .into_iter()
+        .flat_map(|case| [(case.clone(), &server), (case, &unrouted)])
+    {
+        eprintln!("CASE {name}");
         let want = replies(direct, "trustuser", &writes).await;
         // The scripts do what their names say on PostgreSQL: the statement DEALLOCATE ALL
         // dropped is gone (26000), the COPY ran and the second EXECUTE after DEALLOCATE fails.
-        if name == "PREPARE, DEALLOCATE ALL, PREPARE in one query" || name.contains("COPY") {
+        if name == "PREPARE, DEALLOCATE ALL, PREPARE in one query"
+            || name.contains("COPY")
+            || name.starts_with("pipelined")
+            || name.starts_with("Bind")
+        {
             assert!(want.iter().any(|r| r == "E 26000"), "{name}: {want:?}");
         }
         if name.contains("COPY") {
@@ -283,10 +351,18 @@ async fn a_pipeline_that_fails_rolls_back_and_goes_on_runs_as_on_postgresql() {
         let got = s::within(
             name,
             Duration::from_secs(30),
-            replies(server.local_addr, RAW_USER, &writes),
+            replies(via.local_addr, RAW_USER, &writes),
         )
         .await;
-        assert_eq!(got, want, "{name}: through pgtide vs PostgreSQL");
+        let routed = if std::ptr::eq(via, &server) {
+            "with"
+        } else {
+            "without"
+        };
+        assert_eq!(
+            got, want,
+            "{name}, {routed} replicas: through pgtide vs PostgreSQL"
+        );
     }
 
     let direct_url = cluster
@@ -306,4 +382,5 @@ async fn a_pipeline_that_fails_rolls_back_and_goes_on_runs_as_on_postgresql() {
         s::python::run("psycopg pipeline", PSYCOPG_PIPELINE, &[&url]).await;
     }
     server.shutdown(s::Shutdown::Immediate).await;
+    unrouted.shutdown(s::Shutdown::Immediate).await;
 }

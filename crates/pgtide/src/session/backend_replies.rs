@@ -75,8 +75,8 @@ impl Session {
                 self.after_ready().await;
             }
         }
-        if self.router.take_held() {
-            // The replica's batch may be over: the held one is routed (or held again).
+        if self.statements.take_held() | self.router.take_held() {
+            // The batch it waited for may be over: the held one goes on (or is held again).
             Box::pin(self.on_client_data()).await?;
         }
         Ok(())

@@ -76,7 +76,7 @@ impl Session {
         let client_reads = self.intake.reads()
             && self.to_backend.len() < HIGH_WATER
             && crate::session::backlog::queued(&self.to_client, &self.replies) < HIGH_WATER
-            && !(self.router.held() && self.crbuf.len() >= HIGH_WATER);
+            && !((self.router.held() || self.statements.held()) && self.crbuf.len() >= HIGH_WATER);
         tokio::select! {
             biased;
             wake = self.registered.info.phase_signal.changed() => Event::Signal(wake),

@@ -366,7 +366,8 @@ impl Session {
     }
 
     /// The client's next message waits unread: too much waits for the client, a routed batch
-    /// is not complete yet, or a replica serves an earlier batch.
+    /// is not complete yet, it names statements an earlier batch may have changed, or a
+    /// replica serves an earlier batch.
     fn intake_waits(&mut self) -> bool {
         let to_backend = self.lease.as_ref().map(|_| &mut self.to_backend);
         if self
@@ -381,6 +382,10 @@ impl Session {
             && intent::batch_arriving(&self.crbuf)
         {
             // Routing needs the whole batch; the rest is on its way.
+            return true;
+        }
+        let copying = self.replies.copy_data_owed();
+        if self.statements.waits_for_outcome(&self.crbuf, copying) {
             return true;
         }
         // A replica leased for an earlier batch takes no other: this one waits.
@@ -434,7 +439,6 @@ impl Session {
         intent::of_batch(frame, &self.crbuf, &classify, &known)
     }
 
-    /// Notes a statement about to run on the primary that may write (read-your-writes).
     /// Notes a statement about to run that may write: for read-your-writes (on the primary)
     /// and for the result cache's invalidation when it commits.
     /// `analysis`: the statement's, when made already (a simple Query).

@@ -75,6 +75,9 @@ pub struct ReplyQueue {
     failed_statement: Option<(String, Completion)>,
     /// The backend is in extended-protocol copy-in mode, where it ignores Sync and Flush.
     copy_in: bool,
+    /// The backend waits for the client's COPY data (either protocol): a batch behind it
+    /// ends only once the client sends its CopyDone or CopyFail, so nothing may wait for it.
+    copy_data_owed: bool,
     /// An error ended the client's extended-protocol batch before its Sync arrived: the
     /// backend ignores every message until that Sync.
     discarding: bool,
@@ -202,6 +205,11 @@ impl ReplyQueue {
         self.discarding
     }
 
+    /// Whether the backend waits for COPY data from the client.
+    pub fn copy_data_owed(&self) -> bool {
+        self.copy_data_owed
+    }
+
     /// A client Sync: owed a ReadyForQuery unless the backend is in copy-in mode.
     pub fn sync(&mut self) {
         self.discarding = false;
@@ -220,6 +228,7 @@ impl ReplyQueue {
 
     /// A client CopyDone or CopyFail.
     pub fn copy_end(&mut self) {
+        self.copy_data_owed = false;
         if self.copy_in {
             self.copy_in = false;
         } else {
@@ -318,11 +327,13 @@ impl ReplyQueue {
             return Verdict::Swallow;
         }
         if t == tag::COPY_IN_RESPONSE {
+            self.copy_data_owed = true;
             self.enter_copy_in();
             return Verdict::Forward;
         }
         if t == tag::ERROR_RESPONSE {
             self.copy_in = false;
+            self.copy_data_owed = false;
             self.failed_statement = match self.queue.front() {
                 Some(Expect::Backend {
                     statement: Some(name),
@@ -419,6 +430,7 @@ impl ReplyQueue {
         self.synthetic_bytes = 0;
         self.readies = 0;
         self.ignored_syncs = 0;
+        self.copy_data_owed = false;
     }
 }
 

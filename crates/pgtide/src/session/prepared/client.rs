@@ -66,6 +66,8 @@ pub(crate) struct ClientStatements {
     /// not rewrite statement texts): the client is pinned, and its later SQL PREPAREs keep
     /// their own names too, so the backend sees the names the client uses.
     own_sql_names: bool,
+    /// The client's next Query waits for the batches in flight (see `waits_for_outcome`).
+    held: bool,
     serial: u64,
 }
 
@@ -84,6 +86,7 @@ impl ClientStatements {
             session_tag,
             serial: 0,
             own_sql_names: false,
+            held: false,
         }
     }
 

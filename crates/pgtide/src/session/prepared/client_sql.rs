@@ -230,6 +230,38 @@ impl ClientStatements {
         self.own_sql_names = false;
     }
 
+    /// Whether the client's next message must wait unread for the batches in flight to end:
+    /// a SQL PREPARE, DEALLOCATE or drop-all of an earlier batch has not been answered, and
+    /// the message is a Query naming statements or an extended-protocol message (which may
+    /// name one). On a direct connection it runs after the earlier batch and sees whether that
+    /// failed; pgtide resolves names when it forwards, so it must know the outcome first (a
+    /// DEALLOCATE behind a PREPARE that fails answers 26000, not success). Never while the
+    /// backend waits for the client's COPY data: the earlier batch cannot end without it.
+    pub(crate) fn waits_for_outcome(&mut self, next: &[u8], copy_data_owed: bool) -> bool {
+        use pgtide_wire::frontend as ftag;
+        self.held = (!self.pending_sql.is_empty() || !self.drops_sent.is_empty())
+            && !copy_data_owed
+            && match pgtide_wire::Frames::new(next).next() {
+                Some((ftag::QUERY, body)) => pgtide_wire::query_text(body)
+                    .is_ok_and(|sql| !pgtide_sql::statement_names(sql).is_empty()),
+                Some((tag, _)) => {
+                    matches!(tag, ftag::PARSE | ftag::BIND | ftag::DESCRIBE | ftag::CLOSE)
+                }
+                None => false,
+            };
+        self.held
+    }
+
+    /// Whether a client Query waits for the batches in flight.
+    pub(crate) fn held(&self) -> bool {
+        self.held
+    }
+
+    /// Backend messages arrived: a held Query is looked at again (true when one was held).
+    pub(crate) fn take_held(&mut self) -> bool {
+        std::mem::take(&mut self.held)
+    }
+
     /// The client's SQL PREPAREs keep their own names (and so pin it).
     pub(crate) fn own_sql_names(&self) -> bool {
         self.own_sql_names
