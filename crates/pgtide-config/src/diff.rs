@@ -75,8 +75,9 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         http_auth_token,
         http_allowed_hosts,
     ]);
+    // Live: each new client connection takes the TLS settings (and re-read files) in force.
     changed_fields!(
-        d.restart_required,
+        d.live,
         "server.tls",
         ClientTlsConfig,
         &a.tls,
@@ -114,7 +115,15 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
                 DatabaseConfig,
                 a,
                 b,
-                [name, primary, replicas, tls, ca_file]
+                [
+                    name,
+                    primary,
+                    replicas,
+                    tls,
+                    ca_file,
+                    client_cert,
+                    client_key
+                ]
             );
         },
     );
@@ -250,9 +259,9 @@ mod tests {
         let d = diff(&cfg(""), &new);
         assert_eq!(
             d.restart_required,
-            vec!["server.listen", "server.http_listen", "server.tls.mode"]
+            vec!["server.listen", "server.http_listen"]
         );
-        assert_eq!(d.live, vec!["server.shutdown_timeout"]);
+        assert_eq!(d.live, vec!["server.shutdown_timeout", "server.tls.mode"]);
     }
 
     #[test]

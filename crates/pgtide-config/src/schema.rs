@@ -191,9 +191,15 @@ pub struct DatabaseConfig {
     /// TLS between pgtide and this database's backends.
     #[serde(default)]
     pub tls: BackendTlsMode,
-    /// CA bundle for `tls = "verify-full"`.
+    /// CA bundle for `tls = "verify-ca"` / `"verify-full"` (the platform's roots when unset).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Client certificate and key pgtide presents to the backends (PEM), for servers that
+    /// authenticate clients by certificate.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
 }
 
 impl DatabaseConfig {
@@ -205,19 +211,39 @@ impl DatabaseConfig {
             replicas: Vec::new(),
             tls: BackendTlsMode::default(),
             ca_file: None,
+            client_cert: None,
+            client_key: None,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendTlsMode {
+    /// Plain TCP.
     Disable,
-    /// Use TLS when the server offers it. Until backend TLS lands, this means plaintext.
+    /// TLS when the server offers it, plain TCP when it does not; the certificate is not
+    /// checked (libpq's sslmode=prefer).
     #[default]
     Prefer,
+    /// TLS or no connection; the certificate is not checked (libpq's sslmode=require).
     Require,
+    /// TLS with a certificate signed by a trusted CA, for any host name.
+    VerifyCa,
+    /// TLS with a trusted certificate for the host name in the URL.
     VerifyFull,
+}
+
+impl BackendTlsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendTlsMode::Disable => "disable",
+            BackendTlsMode::Prefer => "prefer",
+            BackendTlsMode::Require => "require",
+            BackendTlsMode::VerifyCa => "verify-ca",
+            BackendTlsMode::VerifyFull => "verify-full",
+        }
+    }
 }
 
 /// One `[[users]]` entry: a client allowed to connect. `Debug` hides the password.

@@ -111,10 +111,6 @@ impl Config {
         );
         let tls = &srv.tls;
         if tls.mode == ClientTlsMode::Require {
-            s.add(
-                "server.tls.mode",
-                "not supported yet: client TLS (use \"allow\" or \"disable\")",
-            );
             s.check(
                 tls.cert.is_some() && tls.key.is_some(),
                 "server.tls.mode",
@@ -182,12 +178,35 @@ impl Config {
                 check_url(s, &format!("{key}.url"), &r.url, "replica");
                 s.check(r.weight > 0, &format!("{key}.weight"), "must be at least 1");
             }
-            match db.tls {
-                BackendTlsMode::Require | BackendTlsMode::VerifyFull => s.add(
+            if db.client_cert.is_some() != db.client_key.is_some() {
+                s.add(
+                    at(if db.client_cert.is_some() {
+                        "client_key"
+                    } else {
+                        "client_cert"
+                    }),
+                    "client_cert and client_key must be given together",
+                );
+            }
+            for (key, path) in [
+                ("client_cert", &db.client_cert),
+                ("client_key", &db.client_key),
+            ] {
+                if let Some(p) = path {
+                    s.check(
+                        p.is_file(),
+                        &at(key),
+                        &format!("file {} not found", p.display()),
+                    );
+                }
+            }
+            if db.tls == BackendTlsMode::Disable
+                && (db.ca_file.is_some() || db.client_cert.is_some())
+            {
+                s.add(
                     at("tls"),
-                    "not supported yet: backend TLS (use \"prefer\" or \"disable\")",
-                ),
-                BackendTlsMode::Disable | BackendTlsMode::Prefer => {}
+                    "is \"disable\": ca_file and client_cert would not be used",
+                );
             }
             if let Some(ca) = &db.ca_file {
                 s.check(

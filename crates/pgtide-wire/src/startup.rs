@@ -82,6 +82,46 @@ pub fn decode_startup(buf: &mut BytesMut) -> Result<Option<StartupPacket>, WireE
     parse_packet(packet.get(4..).unwrap_or_default()).map(Some)
 }
 
+/// The first byte of a TLS handshake record: a client starting TLS at once (PostgreSQL 17's
+/// `sslnegotiation=direct`) instead of with an SSLRequest.
+pub const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// What the start of a connection asks for, looked at without consuming it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// Fewer than 8 bytes so far, and they may still be an SSLRequest or GSSENCRequest.
+    NeedMore,
+    /// A whole SSLRequest (8 bytes) is at the front.
+    SslRequest,
+    /// A whole GSSENCRequest is at the front.
+    GssEncRequest,
+    /// A TLS handshake record: direct TLS.
+    DirectTls,
+    /// Anything else: a startup or cancel packet (or garbage) for [`decode_startup`].
+    Other,
+}
+
+/// Looks at the front of what a client sent first (see [`Opening`]).
+pub fn opening(buf: &[u8]) -> Opening {
+    if buf.first() == Some(&TLS_HANDSHAKE_RECORD) {
+        return Opening::DirectTls;
+    }
+    let expected = |code: i32| {
+        let mut v = 8i32.to_be_bytes().to_vec();
+        v.extend_from_slice(&code.to_be_bytes());
+        v
+    };
+    let (ssl, gss) = (expected(SSL_REQUEST_CODE), expected(GSSENC_REQUEST_CODE));
+    let n = buf.len().min(8);
+    let could_be = |req: &[u8]| req.get(..n) == buf.get(..n);
+    match () {
+        _ if n == 8 && could_be(&ssl) => Opening::SslRequest,
+        _ if n == 8 && could_be(&gss) => Opening::GssEncRequest,
+        _ if n < 8 && (could_be(&ssl) || could_be(&gss)) => Opening::NeedMore,
+        _ => Opening::Other,
+    }
+}
+
 /// Parses code + payload (everything after the length).
 fn parse_packet(data: &[u8]) -> Result<StartupPacket, WireError> {
     let mut r = Reader::new(data, WHAT);
@@ -303,5 +343,23 @@ mod tests {
         full.extend_from_slice(b"Q");
         assert!(decode_startup(&mut full).unwrap().is_some());
         assert_eq!(&full[..], b"Q");
+    }
+
+    #[test]
+    fn openings_are_told_apart_without_consuming() {
+        let ssl = packet(SSL_REQUEST_CODE, b"");
+        assert_eq!(opening(&ssl), Opening::SslRequest);
+        assert_eq!(opening(&ssl[..5]), Opening::NeedMore);
+        assert_eq!(opening(&[]), Opening::NeedMore);
+        assert_eq!(
+            opening(&packet(GSSENC_REQUEST_CODE, b"")),
+            Opening::GssEncRequest
+        );
+        assert_eq!(opening(&[0x16, 3, 1]), Opening::DirectTls);
+        assert_eq!(
+            opening(&packet(CANCEL_REQUEST_CODE, &[0; 8])),
+            Opening::Other
+        );
+        assert_eq!(opening(&[0, 0, 0, 9]), Opening::Other);
     }
 }

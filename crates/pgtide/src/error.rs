@@ -72,6 +72,11 @@ pub enum ProxyError {
     BadPassword { user: String },
     #[error("{0}")]
     UnknownUserOrDatabase(String),
+    /// A plaintext client where `server.tls.mode = "require"`.
+    #[error(
+        "TLS is required: connect with sslmode=require or stronger (server.tls.mode = \"require\")"
+    )]
+    TlsRequired,
     #[error("too many client connections (max_client_connections = {max})")]
     TooManyClients { max: usize },
     #[error("no backend connection for database \"{database}\" within checkout_timeout ({waited_ms} ms); pool size is {size}")]
@@ -140,7 +145,7 @@ impl ProxyError {
             ProxyError::ClientProtocol(_) | ProxyError::ClientProtocolMsg(_) => PROTOCOL_VIOLATION,
             ProxyError::ClientIo(_) => PROTOCOL_VIOLATION,
             ProxyError::BadPassword { .. } => INVALID_PASSWORD,
-            ProxyError::UnknownUserOrDatabase(_) => INVALID_AUTHORIZATION,
+            ProxyError::UnknownUserOrDatabase(_) | ProxyError::TlsRequired => INVALID_AUTHORIZATION,
             ProxyError::TooManyClients { .. }
             | ProxyError::CheckoutTimeout { .. }
             | ProxyError::NoReplica(_) => TOO_MANY_CONNECTIONS,
@@ -166,6 +171,7 @@ impl ProxyError {
             | ProxyError::ClientIo(_)
             | ProxyError::BadPassword { .. }
             | ProxyError::UnknownUserOrDatabase(_)
+            | ProxyError::TlsRequired
             | ProxyError::StartupTimeout(_)
             | ProxyError::StartupSetting { .. }
             | ProxyError::SettingReplay { .. }
@@ -193,6 +199,7 @@ impl ProxyError {
             ProxyError::BadPassword { .. }
             | ProxyError::ClientProtocolMsg(_)
             | ProxyError::UnknownUserOrDatabase(_)
+            | ProxyError::TlsRequired
             | ProxyError::TooManyClients { .. }
             | ProxyError::CheckoutTimeout { .. }
             | ProxyError::StartupTimeout(_)

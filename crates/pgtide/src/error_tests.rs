@@ -88,6 +88,7 @@ fn every_variant() -> Vec<(ProxyError, &'static str, Side, RetrySafe, &'static s
         (E::ReloadUnavailable, "55000", Pgtide, Yes, "ERROR"),
         (E::ReloadRefused(s()), "F0000", Pgtide, Yes, "ERROR"),
         (E::ReloadUnanswered, "55000", Pgtide, Unknown, "ERROR"),
+        (E::TlsRequired, "28000", Client, Yes, "FATAL"),
     ]
 }
 
@@ -116,6 +117,7 @@ fn covered(e: &ProxyError) -> usize {
         E::ReloadUnavailable => 18,
         E::ReloadRefused(_) => 19,
         E::ReloadUnanswered => 20,
+        E::TlsRequired => 21,
     }
 }
 

@@ -89,8 +89,12 @@ pub(crate) enum AuthError {
     Malformed(&'static str),
     #[error("password authentication failed")]
     BadPassword,
-    #[error("channel binding is not supported")]
+    #[error("unsupported SCRAM channel binding type (only tls-server-end-point, over TLS)")]
     ChannelBinding,
+    #[error("SCRAM channel binding negotiation error: the client supports channel binding but thinks the server does not, and this server offered it")]
+    Downgraded,
+    #[error("SCRAM channel binding check failed")]
+    BindingMismatch,
     #[error("SCRAM message received out of order")]
     OutOfOrder,
 }
@@ -110,16 +114,31 @@ struct Pending {
     auth_prefix: String,
 }
 
-/// One SCRAM-SHA-256 exchange, mechanism "SCRAM-SHA-256" only (no -PLUS: no TLS yet).
-/// Gs2 header "n,," or "y,," is accepted ("y" is only a downgrade signal when the server
-/// advertised -PLUS, which we never do); "p=..." is rejected. The username in
-/// client-first is ignored, like PostgreSQL: the startup-packet user counts.
+/// One SCRAM-SHA-256 exchange, with channel binding (SCRAM-SHA-256-PLUS,
+/// `tls-server-end-point`) when the connection is TLS. The gs2 header must fit the mechanism
+/// the client chose: "p=tls-server-end-point" for -PLUS, "n" or "y" otherwise, and "y" (the
+/// client could bind but thinks the server cannot) is refused when -PLUS was offered, since
+/// someone in between removed it. The username in client-first is ignored, like PostgreSQL:
+/// the startup-packet user counts.
 pub(crate) struct ScramExchange {
     secret: ScramSecret,
     server_nonce: String,
     /// Mock exchanges run the full protocol but can never succeed.
     mock: bool,
     state: State,
+    /// The TLS certificate's `tls-server-end-point`: -PLUS was offered.
+    end_point: Option<Vec<u8>>,
+    /// The client chose SCRAM-SHA-256-PLUS.
+    plus: bool,
+}
+
+/// The SASL mechanisms offered: -PLUS first when the connection can bind to its TLS channel.
+pub(crate) fn mechanisms(tls: bool) -> &'static [&'static str] {
+    if tls {
+        &["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"]
+    } else {
+        &["SCRAM-SHA-256"]
+    }
 }
 
 impl ScramExchange {
@@ -135,7 +154,16 @@ impl ScramExchange {
             server_nonce,
             mock: false,
             state,
+            end_point: None,
+            plus: false,
         }
+    }
+
+    /// Offers channel binding to the TLS certificate with this `tls-server-end-point`;
+    /// `mechanism` is the one the client chose (it must be one of [`mechanisms`]).
+    pub(crate) fn bind_channel(&mut self, end_point: Option<&[u8]>, mechanism: &str) {
+        self.end_point = end_point.map(<[u8]>::to_vec);
+        self.plus = mechanism == "SCRAM-SHA-256-PLUS";
     }
 
     /// client-first-message -> server-first-message.
@@ -145,9 +173,14 @@ impl ScramExchange {
         };
         let msg = std::str::from_utf8(data).map_err(|_| Malformed("not UTF-8"))?;
         let (cbind, rest) = msg.split_once(',').ok_or(Malformed("missing gs2 header"))?;
-        match cbind {
-            "n" | "y" => {}
-            c if c.starts_with("p=") => return Err(AuthError::ChannelBinding),
+        match (cbind, self.plus) {
+            ("p=tls-server-end-point", true) if self.end_point.is_some() => {}
+            (c, _) if c.starts_with("p=") => return Err(AuthError::ChannelBinding),
+            ("n", false) => {}
+            // The client could bind and believes the server cannot, but -PLUS was offered.
+            ("y", false) if self.end_point.is_some() => return Err(AuthError::Downgraded),
+            ("y", false) => {}
+            ("n" | "y", true) => return Err(Malformed("SCRAM-SHA-256-PLUS without binding")),
             _ => return Err(Malformed("invalid channel binding flag")),
         }
         let (authzid, bare) = rest.split_once(',').ok_or(Malformed("missing authzid"))?;
@@ -189,8 +222,16 @@ impl ScramExchange {
         let mut attrs = without_proof.split(',');
         let cb = attr(attrs.next(), "c=").ok_or(Malformed("missing channel binding"))?;
         let cb = B64.decode(cb).map_err(|_| Malformed("bad cbind base64"))?;
-        if cb != pending.gs2_header.as_bytes() {
-            return Err(Malformed("channel binding does not match gs2 header"));
+        let mut expected = pending.gs2_header.as_bytes().to_vec();
+        if self.plus {
+            expected.extend_from_slice(self.end_point.as_deref().unwrap_or_default());
+        }
+        if !ct_eq(&cb, &expected) {
+            return Err(if self.plus {
+                AuthError::BindingMismatch
+            } else {
+                Malformed("channel binding does not match gs2 header")
+            });
         }
         if attr(attrs.next(), "r=") != Some(pending.nonce.as_str()) {
             return Err(Malformed("nonce mismatch"));
@@ -328,6 +369,8 @@ mod tests {
             Err(Malformed(_)) => "malformed",
             Err(BadPassword) => "bad password",
             Err(AuthError::ChannelBinding) => "channel binding",
+            Err(AuthError::Downgraded) => "downgraded",
+            Err(AuthError::BindingMismatch) => "binding mismatch",
             Err(OutOfOrder) => "out of order",
         }
     }
@@ -402,6 +445,38 @@ mod tests {
         assert_eq!(drive(ex(), "wrong", Cb::unsupported()), "bad password");
         let plus = Cb::tls_server_end_point(vec![1, 2, 3]);
         assert_eq!(drive(ex(), "s3cret", plus), "channel binding");
+        // Over TLS: -PLUS binds to the certificate's hash; anything else is caught.
+        let over_tls = |mechanism: &str| {
+            let mut e = ex();
+            e.bind_channel(Some(&[1, 2, 3]), mechanism);
+            e
+        };
+        let plus = |hash: Vec<u8>| Cb::tls_server_end_point(hash);
+        let with_plus = over_tls("SCRAM-SHA-256-PLUS");
+        assert_eq!(drive(with_plus, "s3cret", plus(vec![1, 2, 3])), "ok");
+        let tampered = over_tls("SCRAM-SHA-256-PLUS");
+        assert_eq!(
+            drive(tampered, "s3cret", plus(vec![9, 9, 9])),
+            "binding mismatch"
+        );
+        let wrong_password = over_tls("SCRAM-SHA-256-PLUS");
+        assert_eq!(
+            drive(wrong_password, "bad", plus(vec![1, 2, 3])),
+            "bad password"
+        );
+        let no_binding = over_tls("SCRAM-SHA-256-PLUS");
+        assert_eq!(drive(no_binding, "s3cret", Cb::unsupported()), "malformed");
+        assert_eq!(
+            drive(over_tls("SCRAM-SHA-256"), "s3cret", Cb::unsupported()),
+            "ok"
+        );
+        let downgrade = over_tls("SCRAM-SHA-256");
+        assert_eq!(drive(downgrade, "s3cret", Cb::unrequested()), "downgraded");
+        let plus_without_choosing_it = over_tls("SCRAM-SHA-256");
+        assert_eq!(
+            drive(plus_without_choosing_it, "s3cret", plus(vec![1, 2, 3])),
+            "channel binding"
+        );
         let derived = ScramExchange::new(ScramSecret::from_password("pw"));
         assert_eq!(drive(derived, "pw", Cb::unsupported()), "ok");
     }

@@ -6,3 +6,4 @@ pub(crate) mod cancel;
 pub(crate) mod clients;
 pub(crate) mod startup;
 pub(crate) mod startup_settings;
+pub(crate) mod tls;

@@ -7,7 +7,7 @@ use pgtide_wire::{encode, frontend, FrameDecoder, StartupPacket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::{ProxyError, Result};
-use crate::frontend::auth::{md5_hash, md5_verify, random_salt, ScramExchange};
+use crate::frontend::auth::{md5_hash, md5_verify, mechanisms, random_salt, ScramExchange};
 use crate::net::Stream;
 use crate::server::shared::Shared;
 
@@ -102,6 +102,7 @@ pub(crate) async fn authenticate(
     user: &UserConfig,
     method: AuthMethod,
     max_message_size: usize,
+    end_point: Option<&[u8]>,
 ) -> Result<()> {
     let bad = || ProxyError::BadPassword {
         user: user.name.clone(),
@@ -132,17 +133,19 @@ pub(crate) async fn authenticate(
             let mut exchange = ScramExchange::new(secret);
             let sasl = (MAX_SASL_MESSAGE, Oversize::BadPassword);
             let mut out = BytesMut::new();
-            encode::authentication_sasl(&mut out, &["SCRAM-SHA-256"])?;
+            let offered = mechanisms(end_point.is_some());
+            encode::authentication_sasl(&mut out, offered)?;
             write_all(stream, &out).await?;
 
             let body = read_password_message(stream, buf, max_message_size, sasl, user).await?;
             let initial = pgtide_wire::sasl_initial_response(&body)?;
-            if initial.mechanism != "SCRAM-SHA-256" {
+            if !offered.contains(&initial.mechanism) {
                 return Err(ProxyError::ClientProtocolMsg(format!(
                     "unsupported SASL mechanism \"{}\"",
                     initial.mechanism
                 )));
             }
+            exchange.bind_channel(end_point, initial.mechanism);
             let server_first = exchange
                 .client_first(initial.data)
                 .map_err(|e| ProxyError::ClientProtocolMsg(e.to_string()))?;

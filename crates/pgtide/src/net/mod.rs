@@ -1,4 +1,4 @@
-//! The byte streams pgtide talks over, to clients and to backends: plain TCP now, TLS next.
+//! The byte streams pgtide talks over, to clients and to backends: plain TCP or TLS.
 //! Every layer past the handshake (session, admin console, backend connections) reads and
 //! writes through these types, so a new transport is one more variant here plus its handshake.
 //!
@@ -18,6 +18,7 @@
 //! the `TcpStream` before it is wrapped.
 
 pub(crate) mod buffer;
+pub(crate) mod tls;
 
 use std::io;
 use std::pin::Pin;
@@ -27,19 +28,26 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
+/// A TLS connection, either side (pgtide as the server to clients, as the client to backends).
+pub(crate) type TlsStream = tokio_rustls::TlsStream<TcpStream>;
+
 /// A whole connection, as the handshake and the admin console use it.
 pub(crate) enum Stream {
     Tcp(TcpStream),
+    /// Boxed: rustls' state is a few KiB, and a plain connection should not carry room for it.
+    Tls(Box<TlsStream>),
 }
 
 /// The read side of a connection.
 pub(crate) enum ReadHalf {
     Tcp(OwnedReadHalf),
+    Tls(tokio::io::ReadHalf<TlsStream>),
 }
 
 /// The write side of a connection.
 pub(crate) enum WriteHalf {
     Tcp(OwnedWriteHalf),
+    Tls(tokio::io::WriteHalf<TlsStream>),
 }
 
 impl Stream {
@@ -48,37 +56,50 @@ impl Stream {
         Stream::Tcp(stream)
     }
 
-    /// Connects to a server over TCP, with `TCP_NODELAY` (pgtide writes whole batches).
-    pub(crate) async fn connect(host: &str, port: u16) -> io::Result<Stream> {
-        let socket = TcpStream::connect((host, port)).await?;
-        let _ = socket.set_nodelay(true);
-        Ok(Stream::Tcp(socket))
-    }
-
     pub(crate) fn into_split(self) -> (ReadHalf, WriteHalf) {
         match self {
             Stream::Tcp(s) => {
                 let (r, w) = s.into_split();
                 (ReadHalf::Tcp(r), WriteHalf::Tcp(w))
             }
+            Stream::Tls(s) => {
+                let (r, w) = tokio::io::split(*s);
+                (ReadHalf::Tls(r), WriteHalf::Tls(w))
+            }
         }
+    }
+
+    /// Whether the connection is encrypted.
+    pub(crate) fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
     }
 }
 
 impl ReadHalf {
     /// Reads without waiting: Ok(0) at EOF, `WouldBlock` when nothing is there.
-    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+    /// On TLS, one poll of the stream (which may take a record off the socket): an idle
+    /// connection has nothing to say either way.
+    pub(crate) fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             ReadHalf::Tcp(r) => r.try_read(buf),
+            ReadHalf::Tls(r) => {
+                use futures_util::FutureExt;
+                use tokio::io::AsyncReadExt;
+                r.read(buf)
+                    .now_or_never()
+                    .unwrap_or(Err(io::ErrorKind::WouldBlock.into()))
+            }
         }
     }
 }
 
 impl WriteHalf {
     /// Writes without waiting: `WouldBlock` when the socket has no room.
+    /// TLS always answers `WouldBlock`: its writes go through the event loop.
     pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         match self {
             WriteHalf::Tcp(w) => w.try_write(buf),
+            WriteHalf::Tls(_) => Err(io::ErrorKind::WouldBlock.into()),
         }
     }
 }
@@ -133,10 +154,10 @@ macro_rules! delegate_write {
     };
 }
 
-delegate_read!(Stream: Tcp);
-delegate_write!(Stream: Tcp);
-delegate_read!(ReadHalf: Tcp);
-delegate_write!(WriteHalf: Tcp);
+delegate_read!(Stream: Tcp, Tls);
+delegate_write!(Stream: Tcp, Tls);
+delegate_read!(ReadHalf: Tcp, Tls);
+delegate_write!(WriteHalf: Tcp, Tls);
 
 #[cfg(test)]
 mod tests {
@@ -148,7 +169,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let client = tokio::spawn(async move {
-            let mut s = Stream::connect("127.0.0.1", addr.port()).await?;
+            let mut s = Stream::tcp(TcpStream::connect(addr).await?);
             s.write_all(b"ping").await?;
             let mut back = [0u8; 4];
             s.read_exact(&mut back).await?;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use pgtide_config::{Config, ConfigDiff, PoolMode, ADMIN_DATABASE};
+use pgtide_config::{ClientTlsMode, Config, ConfigDiff, PoolMode, ADMIN_DATABASE};
 use pgtide_wire::encode;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -25,6 +25,7 @@ use tracing::Instrument;
 use crate::error::{ProxyError, Result};
 use crate::frontend::startup::{authenticate, read_hello, write_all, Hello};
 use crate::frontend::startup_settings;
+use crate::frontend::tls::{open, Opened};
 use crate::metrics_names as m;
 use crate::server::shared::{Phase, Shared};
 use crate::session::{End, Session, SessionStart};
@@ -61,7 +62,7 @@ pub async fn start(config: Config) -> std::io::Result<ServerHandle> {
         crate::http::install_recorder();
     }
     let cache_listener = cache_listener_target(&config);
-    let shared = Shared::new(config);
+    let shared = Shared::new(config)?;
     if let Some(target) = cache_listener {
         shared.cache.spawn_listener(target);
     }
@@ -252,10 +253,34 @@ async fn admit(
         }
     }
     let peer = socket.peer_addr().ok();
-    let mut stream = Stream::tcp(socket);
+    let tls = shared.client_tls.load_full();
+    let opened = tokio::time::timeout_at(deadline, open(socket, &mut buf, tls.as_deref())).await;
+    let Opened {
+        mut stream,
+        end_point,
+    } = match opened {
+        Ok(Ok(Some(opened))) => opened,
+        Ok(Ok(None)) => return None,
+        Ok(Err(e)) => {
+            tracing::info!(error = %e, "client opening failed");
+            return None;
+        }
+        Err(_) => {
+            tracing::info!("client opening (TLS negotiation) took longer than startup_timeout");
+            return None;
+        }
+    };
     let outcome = tokio::time::timeout_at(
         deadline,
-        startup(&mut stream, peer, &mut buf, &shared, &config, over_limit),
+        startup(
+            &mut stream,
+            peer,
+            end_point.as_deref(),
+            &mut buf,
+            &shared,
+            &config,
+            over_limit,
+        ),
     )
     .await
     .unwrap_or_else(|_| Err(ProxyError::StartupTimeout(startup_timeout.as_millis())));
@@ -292,6 +317,7 @@ async fn admit(
 async fn startup(
     stream: &mut Stream,
     peer: Option<SocketAddr>,
+    end_point: Option<&[u8]>,
     buf: &mut BytesMut,
     shared: &Arc<Shared>,
     config: &Config,
@@ -301,6 +327,9 @@ async fn startup(
         Hello::Startup(r) => r,
         Hello::Cancelled | Hello::Gone => return Ok(None),
     };
+    if config.server.tls.mode == ClientTlsMode::Require && !stream.is_tls() {
+        return Err(ProxyError::TlsRequired);
+    }
     if over_limit {
         return Err(ProxyError::TooManyClients {
             max: config.server.max_client_connections,
@@ -316,7 +345,16 @@ async fn startup(
     })?;
     let max_message_size = usize::try_from(config.server.max_message_size).unwrap_or(usize::MAX);
     let method = config.auth_method_for(&user);
-    authenticate(stream, buf, shared, &user, method, max_message_size).await?;
+    authenticate(
+        stream,
+        buf,
+        shared,
+        &user,
+        method,
+        max_message_size,
+        end_point,
+    )
+    .await?;
 
     if request.database == ADMIN_DATABASE {
         if !user.admin {

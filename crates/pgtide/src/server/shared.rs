@@ -56,15 +56,20 @@ pub struct Shared {
     sessions_started: AtomicU64,
     /// Plain-text passwords turned into SCRAM secrets once (PBKDF2 is deliberately slow).
     scram_secrets: Mutex<HashMap<String, (String, ScramSecret)>>,
+    /// TLS for clients, made again from the files at every reload (frontend/tls.rs).
+    pub(crate) client_tls: arc_swap::ArcSwapOption<crate::frontend::tls::ServerTls>,
 }
 
 impl Shared {
-    pub fn new(config: Config) -> Arc<Shared> {
+    /// Fails when `[server.tls]` names files that cannot be used.
+    pub fn new(config: Config) -> std::io::Result<Arc<Shared>> {
+        let client_tls = crate::frontend::tls::ServerTls::load(&config.server.tls)
+            .map_err(|e| std::io::Error::other(format!("server.tls: {e}")))?;
         let classifier = pgtide_sql::Classifier::new(&config.routing.write_functions);
         let cache_config = config.cache.clone();
         let insights_config = config.insights.clone();
         let (phase, _) = watch::channel(Phase::Running);
-        Arc::new(Shared {
+        Ok(Arc::new(Shared {
             config: ArcSwap::from_pointee(config),
             pools: Pools::default(),
             cancels: Arc::new(CancelRegistry::default()),
@@ -82,7 +87,8 @@ impl Shared {
             epochs: Arc::default(),
             sessions_started: AtomicU64::new(0),
             scram_secrets: Mutex::new(HashMap::new()),
-        })
+            client_tls: arc_swap::ArcSwapOption::new(client_tls),
+        }))
     }
 
     /// A number no other session of this process gets.
@@ -217,6 +223,11 @@ impl Shared {
         }
         self.cache.reconfigure(&new.cache);
         self.insights.reconfigure(&new.insights);
+        // Re-read even when the paths did not change: that is how certificates rotate.
+        match crate::frontend::tls::ServerTls::load(&new.server.tls) {
+            Ok(tls) => self.client_tls.store(tls),
+            Err(e) => tracing::error!(error = %e, "server.tls: kept the TLS settings in use"),
+        }
         self.config.store(Arc::new(new));
     }
 }
@@ -249,6 +260,7 @@ pub(crate) fn backend_target(
         user: backend_user,
         password,
         database: url.dbname.clone().unwrap_or_else(|| db.name.clone()),
+        tls: crate::upstream::tls::BackendTls::of(db),
     }
 }
 

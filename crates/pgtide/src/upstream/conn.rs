@@ -12,7 +12,7 @@ use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::{Lost, ProxyError, Result};
-use crate::net::{ReadHalf, Stream, WriteHalf};
+use crate::net::{ReadHalf, WriteHalf};
 use crate::session::prepared::PreparedLru;
 
 /// Where and as whom pgtide logs in to a PostgreSQL server.
@@ -23,6 +23,8 @@ pub struct BackendTarget {
     pub user: String,
     pub password: Option<String>,
     pub database: String,
+    /// The database's TLS settings.
+    pub tls: crate::upstream::tls::BackendTls,
 }
 
 impl std::fmt::Debug for BackendTarget {
@@ -77,7 +79,8 @@ impl BackendConn {
             backend: target.label(),
             source,
         };
-        let stream = tokio::time::timeout(timeout, Stream::connect(&target.host, target.port))
+        let connect = crate::upstream::tls::connect(&target.host, target.port, &target.tls);
+        let stream = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| fail(format!("connect timed out after {timeout:?}").into()))?
             .map_err(|e| fail(e.into()))?;
@@ -294,7 +297,7 @@ impl BackendConn {
 
     /// An idle connection must have nothing to say: EOF or unexpected bytes (such as the FATAL
     /// a server sends when it shuts down) mean it is unusable. One non-blocking read, no wait.
-    pub fn is_quiet(&self) -> bool {
+    pub fn is_quiet(&mut self) -> bool {
         let mut probe = [0u8; 1];
         matches!(
             self.reader.try_read(&mut probe),
@@ -337,7 +340,9 @@ impl CancelTarget {
     /// Opens a new connection to the server and sends the CancelRequest; waits for the server to
     /// close it, which happens after the signal went to the backend process.
     pub async fn send(&self) -> std::io::Result<()> {
-        let mut stream = Stream::connect(&self.target.host, self.target.port).await?;
+        let target = &self.target;
+        let mut stream =
+            crate::upstream::tls::connect(&target.host, target.port, &target.tls).await?;
         let mut out = BytesMut::new();
         encode::cancel_request(&mut out, self.process_id, self.secret_key);
         stream.write_all(&out).await?;

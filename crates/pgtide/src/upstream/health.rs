@@ -10,6 +10,7 @@ use pgtide_config::{BackendUrl, Config, Secret};
 
 use crate::metrics_names as m;
 use crate::upstream::conn::{BackendConn, BackendTarget};
+use crate::upstream::tls::BackendTls;
 use crate::upstream::topology::{parse_lsn, Backend, Health, Topology};
 
 const CHECK_SQL: &str = "SELECT pg_is_in_recovery()::text, \
@@ -43,13 +44,17 @@ pub(crate) async fn check_round(
     config: &Config,
     conns: &mut [Option<BackendConn>],
 ) {
+    let tls = config
+        .database(&topology.database)
+        .map(BackendTls::of)
+        .unwrap_or_default();
     let checks = topology
         .backends
         .iter()
         .zip(conns.iter_mut())
         .map(|(backend, conn)| {
             let timeout = check_timeout(config, backend.health().checked);
-            check_one(backend, config, conn, timeout)
+            check_one(backend, config, &tls, conn, timeout)
         });
     let results = futures_util::future::join_all(checks).await;
     let primary_lsn = topology
@@ -128,12 +133,13 @@ struct Probe {
 async fn check_one(
     backend: &Backend,
     config: &Config,
+    tls: &BackendTls,
     conn: &mut Option<BackendConn>,
     timeout: Duration,
 ) -> Result<Probe, String> {
     let outcome = tokio::time::timeout(timeout, async {
         if conn.is_none() {
-            let target = Arc::new(check_target(&backend.url, config)?);
+            let target = Arc::new(check_target(&backend.url, config, tls)?);
             let c = BackendConn::connect(
                 target,
                 &[("application_name", "pgtide health check")],
@@ -173,7 +179,11 @@ async fn check_one(
 
 /// Health checks log in with the backend URL's credentials, else as the first configured
 /// user with a plain-text password.
-fn check_target(url: &BackendUrl, config: &Config) -> Result<BackendTarget, String> {
+fn check_target(
+    url: &BackendUrl,
+    config: &Config,
+    tls: &BackendTls,
+) -> Result<BackendTarget, String> {
     let (user, password) = match &url.user {
         Some(u) => (u.clone(), url.password.clone()),
         None => config
@@ -191,6 +201,7 @@ fn check_target(url: &BackendUrl, config: &Config) -> Result<BackendTarget, Stri
         user,
         password,
         database: url.dbname.clone().unwrap_or_else(|| "postgres".into()),
+        tls: tls.clone(),
     })
 }
 

@@ -4,4 +4,5 @@
 pub(crate) mod conn;
 pub(crate) mod health;
 pub(crate) mod pool;
+pub(crate) mod tls;
 pub(crate) mod topology;

@@ -186,7 +186,7 @@ impl Pool {
 
     fn take_idle(&self, settings: &PoolSettings) -> Option<Box<BackendConn>> {
         loop {
-            let conn = lock(&self.idle).pop_back()?;
+            let mut conn = lock(&self.idle).pop_back()?;
             if conn.created.elapsed() < settings.max_lifetime && conn.is_quiet() {
                 return Some(conn);
             }
