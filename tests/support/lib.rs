@@ -10,6 +10,7 @@ pub use pgtide::{ServerHandle, Shutdown};
 
 pub mod python;
 pub mod raw;
+pub mod tls;
 
 /// The backend role pgtide logs in as (SCRAM on the server).
 pub const APP_USER: &str = "app";
