@@ -93,8 +93,13 @@ pub(crate) async fn open(
             Opening::SslRequest => {
                 buf.advance(8);
                 let Some(tls) = tls else {
+                    // Plain text from here on; the startup phase (and its timeout message)
+                    // takes over.
                     write(&mut socket, b"N").await?;
-                    continue;
+                    return Ok(Some(Opened {
+                        stream: Stream::tcp(socket),
+                        end_point: None,
+                    }));
                 };
                 if !buf.is_empty() {
                     // Bytes sent before the handshake would be taken as if encrypted.
@@ -106,6 +111,7 @@ pub(crate) async fn open(
                 return handshake(socket, tls, false).await;
             }
             Opening::GssEncRequest => {
+                // libpq asks for GSS encryption first and for TLS next.
                 buf.advance(8);
                 write(&mut socket, b"N").await?;
             }
