@@ -131,14 +131,18 @@ async fn client_trust_needs_no_password() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unknown_user_or_database_is_28000() {
+async fn unknown_user_is_28p01_after_a_full_exchange_and_unknown_database_28000() {
     let server = s::start(base_config().await).await;
     let before = connect_ok(&s::app_url(&server)).await;
 
-    let message = assert_code(&s::url(&server, "nobody", "x", "app"), "28000").await;
-    assert!(message.contains("nobody"), "{message}");
+    // As PostgreSQL answers: the password check fails, whether or not the user exists.
+    let message = assert_code(&s::url(&server, "nobody", "x", "app"), "28P01").await;
+    assert_eq!(
+        message,
+        "password authentication failed for user \"nobody\""
+    );
     // A role PostgreSQL knows but pgtide's config does not list.
-    assert_code(&s::url(&server, "md5user", "md5pass", "app"), "28000").await;
+    assert_code(&s::url(&server, "md5user", "md5pass", "app"), "28P01").await;
 
     // The right password, but a database pgtide does not serve.
     let message = assert_code(&s::url(&server, "app", "app-secret", "nosuchdb"), "28000").await;

@@ -260,6 +260,9 @@ pub struct UserConfig {
     /// Overrides `server.auth_method` for this user.
     #[serde(default)]
     pub auth_method: Option<AuthMethod>,
+    /// The databases this user may connect to; every configured database when unset.
+    #[serde(default)]
+    pub databases: Option<Vec<String>>,
 }
 
 impl fmt::Debug for UserConfig {
@@ -269,6 +272,7 @@ impl fmt::Debug for UserConfig {
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("admin", &self.admin)
             .field("auth_method", &self.auth_method)
+            .field("databases", &self.databases)
             .finish()
     }
 }

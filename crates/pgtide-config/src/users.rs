@@ -82,7 +82,15 @@ impl UserConfig {
             password,
             admin: false,
             auth_method: None,
+            databases: None,
         }
+    }
+
+    /// Whether this user may connect to `database` (its `databases` list, when it has one).
+    pub fn may_reach(&self, database: &str) -> bool {
+        self.databases
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|d| d == database))
     }
 
     /// What this user's `password` is.
@@ -113,6 +121,52 @@ impl Config {
     /// One user of `effective_users()` by name.
     pub fn user(&self, name: &str) -> Option<UserConfig> {
         self.effective_users().into_iter().find(|u| u.name == name)
+    }
+
+    /// Who may reach which database, one line per rule, for `pgtide check`.
+    pub fn access_summary(&self) -> Vec<String> {
+        if self.users.is_empty() && self.auth.is_none() {
+            return self
+                .databases
+                .iter()
+                .filter_map(|db| {
+                    let user = db.primary.user.as_deref()?;
+                    Some(format!(
+                        "database {:?}: user {user:?} with its URL's password (sidecar)",
+                        db.name
+                    ))
+                })
+                .collect();
+        }
+        let mut lines: Vec<String> = self
+            .users
+            .iter()
+            .map(|u| match &u.databases {
+                Some(list) => format!("user {:?}: databases {list:?}", u.name),
+                None => format!("user {:?}: every database (no databases list)", u.name),
+            })
+            .collect();
+        if self.auth.is_some() {
+            lines.push("users found by [auth] query: every database".into());
+        }
+        lines
+    }
+
+    /// The credentials a client logging in as `name` to `database` must prove. With
+    /// `[[users]]` (or `[auth]`), that user's entry. In the sidecar case, the URL of the
+    /// database the client asks for: its user must be `name`, and its password is the one
+    /// checked, so one database's password never admits a client to another. A database not
+    /// in the config falls back to the first URL with that user (the client then learns the
+    /// database does not exist only after proving who it is).
+    pub fn login(&self, name: &str, database: &str) -> Option<UserConfig> {
+        if !self.users.is_empty() || self.auth.is_some() {
+            return self.user(name);
+        }
+        match self.database(database) {
+            Some(db) => (db.primary.user.as_deref() == Some(name))
+                .then(|| UserConfig::new(name, db.primary.password.clone())),
+            None => self.user(name),
+        }
     }
 }
 
@@ -223,5 +277,68 @@ mod tests {
         let auth = c.auth.as_ref().expect("auth");
         assert_eq!(auth.query, crate::DEFAULT_AUTH_QUERY);
         assert!(!format!("{auth:?}").contains("\"x\""));
+    }
+
+    #[test]
+    fn a_sidecar_client_proves_the_url_credentials_of_the_database_it_asks_for() {
+        let c = parse_str(
+            r#"
+            [[databases]]
+            name = "app"
+            primary = "postgres://app:s3cret@127.0.0.1/app"
+            [[databases]]
+            name = "other"
+            primary = "postgres://app:different@127.0.0.1/other"
+            [[databases]]
+            name = "third"
+            primary = "postgres://someone@127.0.0.1/third"
+            "#,
+            "t.toml",
+        )
+        .expect("parses");
+        assert_eq!(
+            c.access_summary()[1],
+            "database \"other\": user \"app\" with its URL's password (sidecar)"
+        );
+        let password = |db: &str| c.login("app", db).map(|u| u.password);
+        assert_eq!(password("app"), Some(Some("s3cret".into())));
+        assert_eq!(password("other"), Some(Some("different".into())));
+        assert_eq!(
+            password("third"),
+            None,
+            "third's URL logs in as someone else"
+        );
+        assert_eq!(password("nowhere"), Some(Some("s3cret".into())));
+    }
+
+    #[test]
+    fn a_databases_list_limits_where_a_user_goes() {
+        let c = parse_str(
+            r#"
+            [[databases]]
+            name = "app"
+            primary = "postgres://app:s3cret@127.0.0.1/app"
+            [[users]]
+            name = "limited"
+            password = "pw"
+            databases = ["app"]
+            [[users]]
+            name = "everywhere"
+            password = "pw"
+            "#,
+            "t.toml",
+        )
+        .expect("parses");
+        assert_eq!(
+            c.access_summary(),
+            [
+                "user \"limited\": databases [\"app\"]",
+                "user \"everywhere\": every database (no databases list)"
+            ]
+        );
+        let limited = c.login("limited", "other").expect("a [[users]] entry");
+        assert!(limited.may_reach("app"));
+        assert!(!limited.may_reach("other"));
+        assert!(c.login("everywhere", "x").expect("entry").may_reach("x"));
     }
 }

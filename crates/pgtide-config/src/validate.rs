@@ -227,6 +227,13 @@ impl Config {
             } else if !seen.insert(u.name.as_str()) {
                 s.add(at("name"), format!("duplicate user name {:?}", u.name));
             }
+            for (j, db) in u.databases.iter().flatten().enumerate() {
+                s.check(
+                    self.database(db).is_some() || db == crate::ADMIN_DATABASE,
+                    &format!("users[{i}].databases[{j}]"),
+                    &format!("no database named {db:?} in [[databases]]"),
+                );
+            }
             let method = self.auth_method_for(u);
             match (u.secret(), method) {
                 (_, AuthMethod::Trust) => {}

@@ -270,8 +270,6 @@ pub(crate) fn mock_exchange() -> ScramExchange {
 
 /// Like [`mock_exchange`], but the salt is derived from a per-process secret and the
 /// username (as PostgreSQL does), so repeated probes of one unknown user see a stable salt.
-/// Not used by the handshake yet: an unknown user is refused (28000) before any exchange.
-#[allow(dead_code)]
 pub(crate) fn mock_exchange_for(user: &str) -> ScramExchange {
     static MOCK_KEY: OnceLock<[u8; 32]> = OnceLock::new();
     let key = MOCK_KEY.get_or_init(rand::random);

@@ -7,7 +7,9 @@ use pgtide_wire::{encode, frontend, FrameDecoder, StartupPacket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::{ProxyError, Result};
-use crate::frontend::auth::{md5_hash, md5_verify, mechanisms, random_salt, ScramExchange};
+use crate::frontend::auth::{
+    md5_hash, md5_verify, mechanisms, mock_exchange_for, random_salt, ScramExchange,
+};
 use crate::net::Stream;
 use crate::server::shared::Shared;
 
@@ -93,27 +95,45 @@ pub(crate) async fn read_hello(
     }
 }
 
+/// How a client proves who it is.
+pub(crate) struct Exchange<'a> {
+    pub method: AuthMethod,
+    pub max_message_size: usize,
+    /// The TLS certificate's `tls-server-end-point` when the connection is TLS.
+    pub end_point: Option<&'a [u8]>,
+    /// False for a user pgtide does not know: the exchange runs in full and always fails,
+    /// so the answer is the one a wrong password gets.
+    pub known: bool,
+}
+
 /// Proves the client is `user`, by the user's auth method. On success nothing is written yet:
-/// the caller sends AuthenticationOk with the rest of the greeting in one write.
+/// the caller sends AuthenticationOk with the rest of the greeting in one write. A user with
+/// no usable secret (or unknown) goes through the same messages and fails at the end.
 pub(crate) async fn authenticate(
     stream: &mut Stream,
     buf: &mut BytesMut,
     shared: &Shared,
     user: &UserConfig,
-    method: AuthMethod,
-    max_message_size: usize,
-    end_point: Option<&[u8]>,
+    exchange: Exchange<'_>,
 ) -> Result<()> {
+    let Exchange {
+        method,
+        max_message_size,
+        end_point,
+        known,
+    } = exchange;
     let bad = || ProxyError::BadPassword {
         user: user.name.clone(),
     };
     match method {
         AuthMethod::Trust => Ok(()),
         AuthMethod::Md5 => {
+            // No stored hash: a random one, so the client gets the same challenge and the
+            // check costs the same.
             let stored = match user.secret() {
-                Secret::Plain(p) => md5_hash(&user.name, &p),
-                Secret::Md5Hash(h) => h,
-                _ => return Err(bad()),
+                Secret::Plain(p) if known => md5_hash(&user.name, &p),
+                Secret::Md5Hash(h) if known => h,
+                _ => md5_hash(&user.name, &format!("{:x}", rand::random::<u128>())),
             };
             let salt = random_salt();
             let mut out = BytesMut::new();
@@ -129,8 +149,10 @@ pub(crate) async fn authenticate(
             }
         }
         AuthMethod::ScramSha256 => {
-            let secret = shared.scram_secret(user).ok_or_else(bad)?;
-            let mut exchange = ScramExchange::new(secret);
+            let mut exchange = match shared.scram_secret(user).filter(|_| known) {
+                Some(secret) => ScramExchange::new(secret),
+                None => mock_exchange_for(&user.name),
+            };
             let sasl = (MAX_SASL_MESSAGE, Oversize::BadPassword);
             let mut out = BytesMut::new();
             let offered = mechanisms(end_point.is_some());

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use pgtide_config::{ClientTlsMode, Config, ConfigDiff, PoolMode, ADMIN_DATABASE};
+use pgtide_config::{
+    AuthMethod, ClientTlsMode, Config, ConfigDiff, PoolMode, UserConfig, ADMIN_DATABASE,
+};
 use pgtide_wire::encode;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -23,7 +25,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::error::{ProxyError, Result};
-use crate::frontend::startup::{authenticate, read_hello, write_all, Hello};
+use crate::frontend::startup::{authenticate, read_hello, write_all, Exchange, Hello};
 use crate::frontend::startup_settings;
 use crate::frontend::tls::{open, Opened};
 use crate::metrics_names as m;
@@ -340,21 +342,29 @@ async fn startup(
     }
     let span = tracing::Span::current();
     span.record("user", request.user.as_str());
-    let user = config.user(&request.user).ok_or_else(|| {
-        ProxyError::UnknownUserOrDatabase(format!("no such user \"{}\"", request.user))
-    })?;
+    // An unknown user goes through the same exchange as a wrong password and gets the same
+    // answer (28P01), so user names cannot be probed; only with trust is there none to run.
+    let login = config.login(&request.user, &request.database);
+    let known = login.is_some();
+    let user = login.unwrap_or_else(|| UserConfig::new(request.user.clone(), None));
+    let method = match known {
+        true => config.auth_method_for(&user),
+        false => config.server.auth_method,
+    };
+    if !known && method == AuthMethod::Trust {
+        return Err(ProxyError::UnknownUserOrDatabase(format!(
+            "no such user \"{}\"",
+            request.user
+        )));
+    }
     let max_message_size = usize::try_from(config.server.max_message_size).unwrap_or(usize::MAX);
-    let method = config.auth_method_for(&user);
-    authenticate(
-        stream,
-        buf,
-        shared,
-        &user,
+    let exchange = Exchange {
         method,
         max_message_size,
         end_point,
-    )
-    .await?;
+        known,
+    };
+    authenticate(stream, buf, shared, &user, exchange).await?;
 
     if request.database == ADMIN_DATABASE {
         if !user.admin {
@@ -372,6 +382,12 @@ async fn startup(
             request.database
         ))
     })?;
+    if !user.may_reach(&db.name) {
+        return Err(ProxyError::UnknownUserOrDatabase(format!(
+            "user \"{}\" may not connect to database \"{}\" (not in its databases list)",
+            user.name, db.name
+        )));
+    }
     let pool = shared.primary_pool(config, db, &user);
     let mode = config.pool.mode;
     let (lease, params) = match mode {

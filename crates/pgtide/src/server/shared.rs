@@ -55,7 +55,7 @@ pub struct Shared {
     /// Numbers sessions, for names that must never repeat within the process.
     sessions_started: AtomicU64,
     /// Plain-text passwords turned into SCRAM secrets once (PBKDF2 is deliberately slow).
-    scram_secrets: Mutex<HashMap<String, (String, ScramSecret)>>,
+    scram_secrets: Mutex<HashMap<(String, String), ScramSecret>>,
     /// TLS for clients, made again from the files at every reload (frontend/tls.rs).
     pub(crate) client_tls: arc_swap::ArcSwapOption<crate::frontend::tls::ServerTls>,
 }
@@ -116,14 +116,14 @@ impl Shared {
         match user.secret() {
             Secret::ScramVerifier(v) => ScramSecret::parse(&v),
             Secret::Plain(p) => {
+                // Keyed by password too: sidecar URLs may give one user name two passwords.
                 let mut cache = lock(&self.scram_secrets);
-                if let Some((known, secret)) = cache.get(&user.name) {
-                    if *known == p {
-                        return Some(secret.clone());
-                    }
+                let key = (user.name.clone(), p);
+                if let Some(secret) = cache.get(&key) {
+                    return Some(secret.clone());
                 }
-                let secret = ScramSecret::from_password(&p);
-                cache.insert(user.name.clone(), (p, secret.clone()));
+                let secret = ScramSecret::from_password(&key.1);
+                cache.insert(key, secret.clone());
                 Some(secret)
             }
             Secret::Md5Hash(_) | Secret::None => None,

@@ -131,8 +131,11 @@ fn load(args: &RunArgs) -> Result<Config, Vec<pgtide_config::Problem>> {
 
 fn check(args: &RunArgs) -> anyhow::Result<std::process::ExitCode> {
     match load(args) {
-        Ok(_) => {
+        Ok(config) => {
             println!("config OK");
+            for line in config.access_summary() {
+                println!("access: {line}");
+            }
             Ok(std::process::ExitCode::SUCCESS)
         }
         Err(problems) => {
