@@ -140,7 +140,7 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
                 UserConfig,
                 a,
                 b,
-                [name, password, admin, auth_method, databases]
+                [name, password, admin, auth_method, databases, pass_through]
             );
         },
     );

@@ -35,7 +35,7 @@ pub use schema::{
     ReplicaReads, RoutingConfig, ServerConfig, TransactionRouting, UserConfig, DEFAULT_AUTH_QUERY,
 };
 pub use units::UnitError;
-pub use users::{is_md5_hash, is_valid_scram_verifier, Secret};
+pub use users::{is_md5_hash, is_valid_scram_verifier, PassThrough, Secret};
 
 /// The name of the admin console's database; no `[[databases]]` entry may use it.
 pub const ADMIN_DATABASE: &str = "pgtide";

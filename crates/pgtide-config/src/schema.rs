@@ -263,6 +263,10 @@ pub struct UserConfig {
     /// The databases this user may connect to; every configured database when unset.
     #[serde(default)]
     pub databases: Option<Vec<String>>,
+    /// Not from the file: a user found through `[auth] query`, logged in to PostgreSQL as
+    /// itself with what its own login to pgtide proved.
+    #[serde(skip)]
+    pub pass_through: Option<crate::users::PassThrough>,
 }
 
 impl fmt::Debug for UserConfig {

@@ -47,6 +47,30 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// What a client's login to pgtide proved, enough for pgtide to log in to PostgreSQL as that
+/// client without its password (`[auth] query` users). `Debug` hides it: it is as good as a
+/// password for logging in, though it is not the password.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum PassThrough {
+    /// SCRAM-SHA-256: the ClientKey recovered from the client's proof, and the verifier's
+    /// ServerKey (to check PostgreSQL's signature).
+    Scram {
+        client_key: [u8; 32],
+        server_key: [u8; 32],
+    },
+    /// md5: the stored hash ("md5" + 32 hex), which is what an md5 login proves knowledge of.
+    Md5(String),
+}
+
+impl fmt::Debug for PassThrough {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PassThrough::Scram { .. } => f.write_str("PassThrough(SCRAM keys: ***)"),
+            PassThrough::Md5(_) => f.write_str("PassThrough(md5 hash: ***)"),
+        }
+    }
+}
+
 /// "md5" followed by exactly 32 hex digits.
 pub fn is_md5_hash(p: &str) -> bool {
     p.len() == 35 && p.starts_with("md5") && p.as_bytes()[3..].iter().all(|b| b.is_ascii_hexdigit())
@@ -83,6 +107,7 @@ impl UserConfig {
             admin: false,
             auth_method: None,
             databases: None,
+            pass_through: None,
         }
     }
 

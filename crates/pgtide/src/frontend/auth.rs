@@ -130,6 +130,8 @@ pub(crate) struct ScramExchange {
     end_point: Option<Vec<u8>>,
     /// The client chose SCRAM-SHA-256-PLUS.
     plus: bool,
+    /// The ClientKey the client's proof revealed, once it proved right (SCRAM pass-through).
+    client_key: Option<[u8; 32]>,
 }
 
 /// The SASL mechanisms offered: -PLUS first when the connection can bind to its TLS channel.
@@ -156,7 +158,19 @@ impl ScramExchange {
             state,
             end_point: None,
             plus: false,
+            client_key: None,
         }
+    }
+
+    /// After a successful exchange: the client's ClientKey, with which pgtide can log in to
+    /// PostgreSQL as the client ([`crate::upstream::scram_keys`]) without its password.
+    pub(crate) fn client_key(&self) -> Option<[u8; 32]> {
+        self.client_key
+    }
+
+    /// The verifier's ServerKey (pass-through checks PostgreSQL's signature with it).
+    pub(crate) fn server_key(&self) -> [u8; 32] {
+        self.secret.server_key
     }
 
     /// Offers channel binding to the TLS certificate with this `tls-server-end-point`;
@@ -251,6 +265,7 @@ impl ScramExchange {
         if !ct_eq(&computed, &self.secret.stored_key) || self.mock {
             return Err(BadPassword);
         }
+        self.client_key = Some(client_key);
         let server_signature = hmac(&self.secret.server_key, &[auth_message.as_bytes()]);
         Ok(format!("v={}", B64.encode(server_signature)).into_bytes())
     }
@@ -352,6 +367,13 @@ fn hi(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
 pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
     a.len() == b.len() && std::hint::black_box(diff) == 0
+}
+
+/// ClientKey of `password` under `secret`'s salt and iterations, as a client derives it.
+#[cfg(test)]
+pub(crate) fn client_key_for_tests(password: &str, secret: &ScramSecret) -> [u8; 32] {
+    let salted = hi(password.as_bytes(), &secret.salt, secret.iterations);
+    hmac(&salted, &[b"Client Key"])
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! requests, and the registry of connected clients (SHOW CLIENTS).
 
 pub(crate) mod auth;
+pub(crate) mod auth_query;
 pub(crate) mod cancel;
 pub(crate) mod clients;
 pub(crate) mod startup;

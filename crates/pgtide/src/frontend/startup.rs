@@ -2,7 +2,7 @@
 //! requests, the StartupMessage, and password authentication against the configured users.
 
 use bytes::BytesMut;
-use pgtide_config::{AuthMethod, Secret, UserConfig};
+use pgtide_config::{AuthMethod, PassThrough, Secret, UserConfig};
 use pgtide_wire::{encode, frontend, FrameDecoder, StartupPacket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -108,14 +108,15 @@ pub(crate) struct Exchange<'a> {
 
 /// Proves the client is `user`, by the user's auth method. On success nothing is written yet:
 /// the caller sends AuthenticationOk with the rest of the greeting in one write. A user with
-/// no usable secret (or unknown) goes through the same messages and fails at the end.
+/// no usable secret (or unknown) goes through the same messages and fails at the end. Returns
+/// what the proof allows pgtide to log in to PostgreSQL with as this user (none under trust).
 pub(crate) async fn authenticate(
     stream: &mut Stream,
     buf: &mut BytesMut,
     shared: &Shared,
     user: &UserConfig,
     exchange: Exchange<'_>,
-) -> Result<()> {
+) -> Result<Option<PassThrough>> {
     let Exchange {
         method,
         max_message_size,
@@ -126,7 +127,7 @@ pub(crate) async fn authenticate(
         user: user.name.clone(),
     };
     match method {
-        AuthMethod::Trust => Ok(()),
+        AuthMethod::Trust => Ok(None),
         AuthMethod::Md5 => {
             // No stored hash: a random one, so the client gets the same challenge and the
             // check costs the same.
@@ -143,7 +144,7 @@ pub(crate) async fn authenticate(
             let body = read_password_message(stream, buf, max_message_size, limit, user).await?;
             let response = pgtide_wire::password_text(&body)?;
             if md5_verify(&stored, salt, response) {
-                Ok(())
+                Ok(Some(PassThrough::Md5(stored)))
             } else {
                 Err(bad())
             }
@@ -183,7 +184,10 @@ pub(crate) async fn authenticate(
             out.clear();
             encode::authentication_sasl_final(&mut out, &server_final);
             write_all(stream, &out).await?;
-            Ok(())
+            Ok(exchange.client_key().map(|client_key| PassThrough::Scram {
+                client_key,
+                server_key: exchange.server_key(),
+            }))
         }
     }
 }

@@ -56,6 +56,8 @@ pub struct Shared {
     sessions_started: AtomicU64,
     /// Plain-text passwords turned into SCRAM secrets once (PBKDF2 is deliberately slow).
     scram_secrets: Mutex<HashMap<(String, String), ScramSecret>>,
+    /// `[auth] query` answers of the last few seconds (frontend/auth_query.rs).
+    pub(crate) auth_lookups: crate::frontend::auth_query::AuthLookups,
     /// TLS for clients, made again from the files at every reload (frontend/tls.rs).
     pub(crate) client_tls: arc_swap::ArcSwapOption<crate::frontend::tls::ServerTls>,
 }
@@ -88,6 +90,7 @@ impl Shared {
             sessions_started: AtomicU64::new(0),
             scram_secrets: Mutex::new(HashMap::new()),
             client_tls: arc_swap::ArcSwapOption::new(client_tls),
+            auth_lookups: Default::default(),
         }))
     }
 
@@ -216,6 +219,7 @@ impl Shared {
             pool.reconfigure(settings.clone());
         }
         lock(&self.scram_secrets).clear();
+        self.auth_lookups.clear();
         if new.routing.write_functions != self.config.load().routing.write_functions {
             self.classifier.store(Arc::new(pgtide_sql::Classifier::new(
                 &new.routing.write_functions,
@@ -244,6 +248,18 @@ pub(crate) fn backend_target(
     url: &BackendUrl,
     user: &UserConfig,
 ) -> BackendTarget {
+    if let Some(keys) = &user.pass_through {
+        // Found through [auth] query: PostgreSQL sees the client's own role.
+        return BackendTarget {
+            host: url.host.clone(),
+            port: url.port,
+            user: user.name.clone(),
+            password: None,
+            database: url.dbname.clone().unwrap_or_else(|| db.name.clone()),
+            tls: crate::upstream::tls::BackendTls::of(db),
+            pass_through: Some(keys.clone()),
+        };
+    }
     let (backend_user, password) = match &url.user {
         Some(u) => (u.clone(), url.password.clone()),
         None => (
@@ -261,6 +277,7 @@ pub(crate) fn backend_target(
         password,
         database: url.dbname.clone().unwrap_or_else(|| db.name.clone()),
         tls: crate::upstream::tls::BackendTls::of(db),
+        pass_through: None,
     }
 }
 

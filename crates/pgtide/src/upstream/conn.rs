@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use pgtide_config::PassThrough;
 use pgtide_wire::{backend as tag, encode, AuthRequest, Frame, FrameDecoder};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,6 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::error::{Lost, ProxyError, Result};
 use crate::net::{ReadHalf, WriteHalf};
 use crate::session::prepared::PreparedLru;
+use crate::upstream::pass_through::{md5_from_stored, Scram, ScramFromKeys};
 
 /// Where and as whom pgtide logs in to a PostgreSQL server.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -25,6 +27,8 @@ pub struct BackendTarget {
     pub database: String,
     /// The database's TLS settings.
     pub tls: crate::upstream::tls::BackendTls,
+    /// Log in with what the client's own login proved instead of a password (`[auth] query`).
+    pub pass_through: Option<pgtide_config::PassThrough>,
 }
 
 impl std::fmt::Debug for BackendTarget {
@@ -120,7 +124,7 @@ impl BackendConn {
         self.send(&out).await?;
 
         let password = target.password.clone().unwrap_or_default();
-        let mut scram: Option<ScramSha256> = None;
+        let mut scram: Option<Scram> = None;
         loop {
             let frame = self.read_frame().await?;
             match frame.tag {
@@ -134,11 +138,14 @@ impl BackendConn {
                                 .map_err(lost)?;
                         }
                         AuthRequest::Md5Password { salt } => {
-                            let hash = postgres_protocol::authentication::md5_hash(
-                                target.user.as_bytes(),
-                                password.as_bytes(),
-                                salt,
-                            );
+                            let hash = match &target.pass_through {
+                                Some(PassThrough::Md5(stored)) => md5_from_stored(stored, salt),
+                                _ => postgres_protocol::authentication::md5_hash(
+                                    target.user.as_bytes(),
+                                    password.as_bytes(),
+                                    salt,
+                                ),
+                            };
                             encode::password_message(&mut out, hash.as_bytes()).map_err(lost)?;
                         }
                         AuthRequest::Sasl { mechanisms } => {
@@ -147,10 +154,16 @@ impl BackendConn {
                                     "server offers only SASL mechanisms {mechanisms:?}"
                                 )));
                             }
-                            let s = ScramSha256::new(
-                                password.as_bytes(),
-                                ChannelBinding::unsupported(),
-                            );
+                            let s = match target.pass_through.as_ref() {
+                                Some(keys) => Scram::Keys(
+                                    ScramFromKeys::new(keys)
+                                        .ok_or_else(|| lost("SCRAM asked of an md5 user"))?,
+                                ),
+                                None => Scram::Password(ScramSha256::new(
+                                    password.as_bytes(),
+                                    ChannelBinding::unsupported(),
+                                )),
+                            };
                             encode::sasl_initial_response(&mut out, "SCRAM-SHA-256", s.message())
                                 .map_err(lost)?;
                             scram = Some(s);

@@ -202,6 +202,7 @@ fn check_target(
         password,
         database: url.dbname.clone().unwrap_or_else(|| "postgres".into()),
         tls: tls.clone(),
+        pass_through: None,
     })
 }
 

@@ -3,6 +3,7 @@
 
 pub(crate) mod conn;
 pub(crate) mod health;
+pub(crate) mod pass_through;
 pub(crate) mod pool;
 pub(crate) mod tls;
 pub(crate) mod topology;
