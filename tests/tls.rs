@@ -67,6 +67,22 @@ async fn clients_connect_over_tls_and_plain_text_is_refused() {
     tokio::spawn(conn);
     assert_eq!(s::scalar(&client, "SELECT 41 + 1").await, "42");
 
+    // Results larger than the sockets hold: every TLS record reaches the client, the last
+    // ones included (written when the socket has room again, not only when more comes).
+    for _ in 0..3 {
+        let rows = s::within(
+            "a large result over TLS",
+            Duration::from_secs(30),
+            client.query(
+                "SELECT repeat('x', 1000) || g FROM generate_series(1, 20000) g",
+                &[],
+            ),
+        )
+        .await
+        .expect("large result");
+        assert_eq!(rows.len(), 20_000);
+    }
+
     // psql (libpq) with verify-full, and channel binding required: SCRAM-SHA-256-PLUS.
     let ca_file = ca.ca_file();
     let strict = format!(
@@ -101,13 +117,20 @@ async fn clients_connect_over_tls_and_plain_text_is_refused() {
     server.shutdown(s::Shutdown::Immediate).await;
 }
 
+/// A TLS connection and the bytes read from it but not yet taken.
+type Direct = (
+    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    BytesMut,
+);
+
 /// A raw client over direct TLS: sends the startup packet and drives SCRAM with
-/// `binding`; returns the authentication messages' outcome ("ok" or the SQLSTATE).
+/// `binding`; returns the authentication messages' outcome ("ok" or the SQLSTATE) and, when
+/// it is "ok", the connection with the rest of the greeting unread.
 async fn direct_scram(
     ca: &TestCa,
     server: &s::ServerHandle,
     binding: impl FnOnce(&[u8]) -> ChannelBinding,
-) -> String {
+) -> (String, Option<Direct>) {
     let mut tls = ca
         .direct(server.local_addr.port(), "localhost", Some(b"postgresql"))
         .await
@@ -131,11 +154,14 @@ async fn direct_scram(
                 .expect("answer in time")
                 .expect("read");
             if n == 0 {
-                return "closed".into();
+                return ("closed".into(), None);
             }
         };
         if frame.tag == b'E' {
-            return pgtide_wire::error_fields(frame.body()).expect("error").code;
+            return (
+                pgtide_wire::error_fields(frame.body()).expect("error").code,
+                None,
+            );
         }
         let mut out = BytesMut::new();
         match pgtide_wire::authentication(frame.body()).expect("authentication") {
@@ -160,10 +186,55 @@ async fn direct_scram(
                     .expect("server proof");
                 continue;
             }
-            AuthRequest::Ok => return "ok".into(),
+            AuthRequest::Ok => return ("ok".into(), Some((tls, buf))),
             other => panic!("unexpected {other:?}"),
         }
         tls.write_all(&out).await.expect("write");
+    }
+}
+
+/// A client that lets a large result pile up before reading it gets all of it: the TLS
+/// records the socket had no room for are sent when it has, with nothing more to write.
+async fn slow_reader_gets_every_row((mut tls, mut buf): Direct) {
+    let decoder = FrameDecoder::new(1 << 20);
+    // The rest of the greeting, up to its ReadyForQuery.
+    loop {
+        match decoder.decode(&mut buf).expect("frame") {
+            Some(f) if f.tag == b'Z' => break,
+            Some(_) => {}
+            None => assert!(tls.read_buf(&mut buf).await.expect("read") > 0, "closed"),
+        }
+    }
+    for pause_ms in [50u64, 300, 700] {
+        let mut out = BytesMut::new();
+        encode::query(
+            &mut out,
+            "SELECT repeat('y', 2000) || g FROM generate_series(1, 3000) g",
+        )
+        .expect("query");
+        tls.write_all(&out).await.expect("send");
+        tls.flush().await.expect("flush");
+        tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+        let mut rows = 0;
+        let until_ready = async {
+            loop {
+                while let Some(f) = decoder.decode(&mut buf).expect("frame") {
+                    match f.tag {
+                        b'D' => rows += 1,
+                        b'Z' => return,
+                        _ => {}
+                    }
+                }
+                assert!(tls.read_buf(&mut buf).await.expect("read") > 0, "closed");
+            }
+        };
+        s::within(
+            "every row of a large result",
+            Duration::from_secs(20),
+            until_ready,
+        )
+        .await;
+        assert_eq!(rows, 3000, "after a {pause_ms} ms pause");
     }
 }
 
@@ -172,12 +243,11 @@ async fn direct_tls_and_channel_binding() {
     let ca = TestCa::new("pgtide test CA");
     let (_cluster, server) = tls_server(&ca).await;
     let end_point = |cert: &[u8]| sha2::Sha256::digest(cert).to_vec();
-    let bound = direct_scram(&ca, &server, |c| {
-        ChannelBinding::tls_server_end_point(end_point(c))
-    })
-    .await;
-    assert_eq!(bound, "ok", "SCRAM-SHA-256-PLUS over direct TLS");
-    let tampered = direct_scram(&ca, &server, |c| {
+    let bound = |c: &[u8]| ChannelBinding::tls_server_end_point(end_point(c));
+    let (outcome, conn) = direct_scram(&ca, &server, bound).await;
+    assert_eq!(outcome, "ok", "SCRAM-SHA-256-PLUS over direct TLS");
+    slow_reader_gets_every_row(conn.expect("logged in")).await;
+    let (tampered, _) = direct_scram(&ca, &server, |c| {
         let mut hash = end_point(c);
         hash[0] ^= 1;
         ChannelBinding::tls_server_end_point(hash)

@@ -159,7 +159,17 @@ fn cases() -> Vec<(&'static str, Vec<Write>)> {
     bind_after_prepares.extend(bound("b2"));
     bind_after_prepares.extend(query("DEALLOCATE b2"));
     bind_after_prepares.extend(bound("b2"));
+    // A drop-all inside an extended batch is answered at the batch's Sync: what follows it
+    // in the same batch (even a Parse of a named statement) must not wait for that answer.
+    let mut drop_all_in_a_batch = pbe("DEALLOCATE ALL");
+    drop_all_in_a_batch.extend(pbe("SELECT 1"));
+    drop_all_in_a_batch.extend(parse("x1", "SELECT 2"));
+    drop_all_in_a_batch.extend(bound("x1"));
     vec![
+        (
+            "extended DEALLOCATE ALL followed by more in one batch",
+            vec![(drop_all_in_a_batch, 1)],
+        ),
         (
             "Bind pipelined behind SQL PREPAREs and DEALLOCATE",
             vec![(bind_after_prepares, 9)],

@@ -102,14 +102,20 @@ impl TestCa {
     }
 
     /// Opens a TLS connection to `port` at once (no SSLRequest: PostgreSQL 17's direct TLS),
-    /// checking the certificate against `host`.
+    /// checking the certificate against `host`, with a 4 KiB receive buffer.
     pub async fn direct(
         &self,
         port: u16,
         host: &str,
         alpn: Option<&[u8]>,
     ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
-        let socket = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        // A small receive buffer: pgtide's writes meet a full socket often, as they would
+        // with a slow client on a real network.
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_recv_buffer_size(4096)?;
+        let socket = socket
+            .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .await?;
         let connector = tokio_rustls::TlsConnector::from(Arc::new(self.client_config(alpn)));
         let name = ServerName::try_from(host.to_string()).map_err(std::io::Error::other)?;
         connector.connect(name, socket).await

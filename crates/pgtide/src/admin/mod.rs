@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use pgtide_wire::{encode, frontend as ftag, FrameDecoder};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ProxyError;
@@ -87,7 +87,7 @@ pub(crate) async fn run(
     let mut phase = shared.phase.subscribe();
     loop {
         if !out.is_empty() {
-            if stream.write_all(&out).await.is_err() {
+            if crate::net::send_all(&mut stream, &out).await.is_err() {
                 return;
             }
             out.clear();
@@ -104,7 +104,7 @@ pub(crate) async fn run(
             if shared.phase() != Phase::Running {
                 // Draining or stopping: the console goes too (it must not hold up the drain).
                 ProxyError::ShuttingDown.write_to(&mut out);
-                let _ = stream.write_all(&out).await;
+                let _ = crate::net::send_all(&mut stream, &out).await;
                 return;
             }
             tokio::select! {
@@ -116,7 +116,7 @@ pub(crate) async fn run(
             }
         };
         let Some(frame) = frame else {
-            let _ = stream.write_all(&out).await;
+            let _ = crate::net::send_all(&mut stream, &out).await;
             return;
         };
         match frame.tag {

@@ -4,7 +4,7 @@
 use bytes::BytesMut;
 use pgtide_config::{AuthMethod, PassThrough, Secret, UserConfig};
 use pgtide_wire::{encode, frontend, FrameDecoder, StartupPacket};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use crate::error::{ProxyError, Result};
 use crate::frontend::auth::{
@@ -237,5 +237,7 @@ async fn read_password_message(
 }
 
 pub(crate) async fn write_all(stream: &mut Stream, bytes: &[u8]) -> Result<()> {
-    stream.write_all(bytes).await.map_err(ProxyError::ClientIo)
+    crate::net::send_all(stream, bytes)
+        .await
+        .map_err(ProxyError::ClientIo)
 }

@@ -47,7 +47,51 @@ pub(crate) enum ReadHalf {
 /// The write side of a connection.
 pub(crate) enum WriteHalf {
     Tcp(OwnedWriteHalf),
-    Tls(tokio::io::WriteHalf<TlsStream>),
+    Tls(TlsWriter),
+}
+
+/// The write side of a TLS connection. tokio-rustls answers a write once rustls has taken the
+/// plaintext, even when the socket could not take all of the encrypted records: those stay in
+/// rustls until the next write or a flush. So a flush is owed after every write, and whoever
+/// has nothing more to write must still flush (the session polls it: `flush_owed`), or the
+/// last records of a reply would wait for the next one.
+pub(crate) struct TlsWriter {
+    inner: tokio::io::WriteHalf<TlsStream>,
+    flush_owed: bool,
+}
+
+impl AsyncWrite for TlsWriter {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            self.flush_owed = true;
+        }
+        written
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let flushed = Pin::new(&mut self.inner).poll_flush(cx);
+        if matches!(flushed, Poll::Ready(Ok(()))) {
+            self.flush_owed = false;
+        }
+        flushed
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Writes all of `bytes` and flushes: what every write outside the session's event loop
+/// (handshake, admin console, pgtide's own backend exchanges) needs on TLS.
+pub(crate) async fn send_all<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    w.write_all(bytes).await?;
+    w.flush().await
 }
 
 impl Stream {
@@ -64,6 +108,10 @@ impl Stream {
             }
             Stream::Tls(s) => {
                 let (r, w) = tokio::io::split(*s);
+                let w = TlsWriter {
+                    inner: w,
+                    flush_owed: false,
+                };
                 (ReadHalf::Tls(r), WriteHalf::Tls(w))
             }
         }
@@ -100,6 +148,14 @@ impl WriteHalf {
         match self {
             WriteHalf::Tcp(w) => w.try_write(buf),
             WriteHalf::Tls(_) => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// Whether written bytes may still wait inside the transport (TLS) for a flush.
+    pub(crate) fn flush_owed(&self) -> bool {
+        match self {
+            WriteHalf::Tcp(_) => false,
+            WriteHalf::Tls(w) => w.flush_owed,
         }
     }
 }

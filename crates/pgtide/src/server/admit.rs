@@ -92,7 +92,11 @@ pub(super) async fn admit(
                     .increment(1);
                 let mut out = BytesMut::new();
                 e.write_to(&mut out);
-                let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&out)).await;
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    crate::net::send_all(&mut stream, &out),
+                )
+                .await;
                 let _ = stream.shutdown().await;
             }
             return None;

@@ -55,6 +55,11 @@ impl Session {
         }
     }
 
+    /// Everything written for the client has left pgtide (TLS records included).
+    pub(super) fn client_caught_up(&self) -> bool {
+        self.to_client.is_empty() && !self.client_w.flush_owed()
+    }
+
     pub(super) async fn next_event(&mut self) -> Event {
         if self.replies.is_empty() && !self.unsynced {
             // Idle: empty buffers go to the spare list until the client sends again
@@ -73,6 +78,8 @@ impl Session {
             None => (None, None, None),
         };
         let has_backend = b_reader.is_some();
+        let backend_flush = b_writer.as_ref().is_some_and(|w| w.flush_owed());
+        let client_flush = self.client_w.flush_owed();
         let client_reads = self.intake.reads()
             && self.to_backend.len() < HIGH_WATER
             && crate::session::backlog::queued(&self.to_client, &self.replies) < HIGH_WATER
@@ -80,8 +87,8 @@ impl Session {
         tokio::select! {
             biased;
             wake = self.registered.info.phase_signal.changed() => Event::Signal(wake),
-            r = self.client_w.write(&self.to_client), if !self.to_client.is_empty() => Event::ClientWrote(r),
-            r = write_opt(b_writer, &self.to_backend), if has_backend && !self.to_backend.is_empty() => Event::BackendWrote(r),
+            r = write_or_flush(&mut self.client_w, &self.to_client), if !self.to_client.is_empty() || client_flush => Event::ClientWrote(r),
+            r = write_opt(b_writer, &self.to_backend), if has_backend && (!self.to_backend.is_empty() || backend_flush) => Event::BackendWrote(r),
             r = read_opt(b_reader, b_rbuf), if has_backend && self.to_client.len() < HIGH_WATER => Event::BackendRead(r),
             r = buffer::read_lazy(&mut self.client_r, &mut self.crbuf), if client_reads => Event::ClientRead(r),
         }
@@ -97,7 +104,17 @@ async fn read_opt(r: Option<&mut ReadHalf>, buf: Option<&mut BytesMut>) -> std::
 
 async fn write_opt(w: Option<&mut WriteHalf>, data: &[u8]) -> std::io::Result<usize> {
     match w {
-        Some(w) => w.write(data).await,
+        Some(w) => write_or_flush(w, data).await,
         None => std::future::pending().await,
+    }
+}
+
+/// Writes what is queued, or with nothing queued flushes what the transport still holds
+/// (TLS records the socket had no room for): Ok(0) then.
+async fn write_or_flush(w: &mut WriteHalf, data: &[u8]) -> std::io::Result<usize> {
+    if data.is_empty() {
+        w.flush().await.map(|()| 0)
+    } else {
+        w.write(data).await
     }
 }

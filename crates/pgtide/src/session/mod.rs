@@ -243,7 +243,7 @@ impl Session {
                     break End::ClientLeft;
                 }
             }
-            if self.intake == Intake::Closing && self.to_client.is_empty() {
+            if self.intake == Intake::Closing && self.client_caught_up() {
                 break End::ClientLeft;
             }
             if self.backlog.is_paused() {

@@ -64,7 +64,7 @@ impl Session {
             End::Error(ProxyError::BackendLost(_)) if self.backend_fatal => {
                 let _ = tokio::time::timeout(
                     std::time::Duration::from_secs(1),
-                    self.client_w.write_all(&self.to_client),
+                    crate::net::send_all(&mut self.client_w, &self.to_client),
                 )
                 .await;
             }
@@ -72,7 +72,7 @@ impl Session {
                 e.write_to(&mut self.to_client);
                 let _ = tokio::time::timeout(
                     std::time::Duration::from_secs(1),
-                    self.client_w.write_all(&self.to_client),
+                    crate::net::send_all(&mut self.client_w, &self.to_client),
                 )
                 .await;
             }
@@ -80,7 +80,7 @@ impl Session {
         if !self.to_client.is_empty() && matches!(end, End::ClientLeft) {
             let _ = tokio::time::timeout(
                 std::time::Duration::from_secs(1),
-                self.client_w.write_all(&self.to_client),
+                crate::net::send_all(&mut self.client_w, &self.to_client),
             )
             .await;
         }

@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use pgtide_config::PassThrough;
 use pgtide_wire::{backend as tag, encode, AuthRequest, Frame, FrameDecoder};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use crate::error::{Lost, ProxyError, Result};
 use crate::net::{ReadHalf, WriteHalf};
@@ -215,8 +215,7 @@ impl BackendConn {
     }
 
     pub async fn send(&mut self, bytes: &[u8]) -> Result<()> {
-        self.writer
-            .write_all(bytes)
+        crate::net::send_all(&mut self.writer, bytes)
             .await
             .map_err(|e| ProxyError::BackendSetup(e.into()))
     }
@@ -337,7 +336,11 @@ impl BackendConn {
     pub async fn terminate(mut self) {
         let mut out = BytesMut::new();
         encode::terminate(&mut out);
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.writer.write_all(&out)).await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            crate::net::send_all(&mut self.writer, &out),
+        )
+        .await;
     }
 }
 
@@ -358,7 +361,7 @@ impl CancelTarget {
             crate::upstream::tls::connect(&target.host, target.port, &target.tls).await?;
         let mut out = BytesMut::new();
         encode::cancel_request(&mut out, self.process_id, self.secret_key);
-        stream.write_all(&out).await?;
+        crate::net::send_all(&mut stream, &out).await?;
         let mut sink = [0u8; 64];
         let _ = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut sink)).await;
         Ok(())

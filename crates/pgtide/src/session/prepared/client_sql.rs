@@ -239,7 +239,12 @@ impl ClientStatements {
     /// backend waits for the client's COPY data: the earlier batch cannot end without it.
     pub(crate) fn waits_for_outcome(&mut self, next: &[u8], copy_data_owed: bool) -> bool {
         use pgtide_wire::frontend as ftag;
-        self.held = (!self.pending_sql.is_empty() || !self.drops_sent.is_empty())
+        // Only batches already ended by their Query or Sync: a drop-all earlier in the batch
+        // still being sent is answered only at its Sync, which comes after this message.
+        let earlier = |b: &u64| *b < self.batches_sent;
+        let unanswered = self.pending_sql.iter().any(|(b, _)| earlier(b))
+            || self.drops_sent.iter().any(|(b, ..)| earlier(b));
+        self.held = unanswered
             && !copy_data_owed
             && match pgtide_wire::Frames::new(next).next() {
                 Some((ftag::QUERY, body)) => pgtide_wire::query_text(body)
