@@ -99,8 +99,50 @@ async fn an_unknown_user_is_answered_as_a_wrong_password() {
         wrong_password,
         "an unknown user must look like a wrong password"
     );
-    // The mock salt is stable per name, as PostgreSQL's is: two probes cannot tell it apart
-    // from a real user's by a salt that changes.
+    // The mock salt is stable per name, as a real user's is: two probes cannot tell an
+    // unknown name from a real one by a salt that changes.
+    let salt = |name: &'static str| {
+        let server = &server;
+        async move {
+            let mut socket = tokio::net::TcpStream::connect(server.local_addr)
+                .await
+                .expect("connect");
+            let mut out = BytesMut::new();
+            encode::startup_message(&mut out, &[("user", name), ("database", s::APP_DB)])
+                .expect("startup");
+            let client = ScramSha256::new(b"x", ChannelBinding::unsupported());
+            encode::sasl_initial_response(&mut out, "SCRAM-SHA-256", client.message())
+                .expect("initial");
+            socket.write_all(&out).await.expect("write");
+            let (mut buf, decoder) = (BytesMut::new(), FrameDecoder::new(1 << 20));
+            loop {
+                while let Some(f) = decoder.decode(&mut buf).expect("frame") {
+                    if let Ok(AuthRequest::SaslContinue(data)) =
+                        pgtide_wire::authentication(f.body())
+                    {
+                        let text = String::from_utf8_lossy(&data).to_string();
+                        return text
+                            .split(',')
+                            .find(|a| a.starts_with("s="))
+                            .map(str::to_string);
+                    }
+                }
+                assert!(socket.read_buf(&mut buf).await.expect("read") > 0, "closed");
+            }
+        }
+    };
+    let first = salt("nobody").await;
+    assert!(first.is_some(), "a salt for an unknown name");
+    assert_eq!(
+        salt("nobody").await,
+        first,
+        "the same salt for the same unknown name"
+    );
+    assert_eq!(
+        salt(s::APP_USER).await,
+        salt(s::APP_USER).await,
+        "a real user's salt is stable"
+    );
     server.shutdown(s::Shutdown::Immediate).await;
 }
 
@@ -130,6 +172,15 @@ async fn a_user_reaches_only_the_databases_it_lists() {
         db.message().contains("not in its databases list"),
         "{}",
         db.message()
+    );
+    // The admin console is a database too: an admin whose list lacks "pgtide" stays out.
+    let console = s::connect(&s::url(&server, s::APP_USER, s::APP_PASSWORD, "pgtide"))
+        .await
+        .expect_err("the console is not in the list");
+    assert_eq!(
+        console.code().map(|c| c.code()),
+        Some("28000"),
+        "{console:?}"
     );
     server.shutdown(s::Shutdown::Immediate).await;
 }

@@ -16,7 +16,8 @@ fn recipe() -> String {
         "CREATE ROLE {AUTH_USER} LOGIN PASSWORD '{AUTH_PASSWORD}';
          CREATE FUNCTION public.pgtide_lookup(p_user text, OUT usename name, OUT passwd text)
            RETURNS record LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog
-           AS $$ SELECT usename, passwd FROM pg_shadow WHERE usename = p_user $$;
+           AS $$ SELECT usename, passwd FROM pg_shadow
+         WHERE usename = p_user AND (valuntil IS NULL OR valuntil > now()) $$;
          REVOKE ALL ON FUNCTION public.pgtide_lookup(text) FROM PUBLIC;
          GRANT EXECUTE ON FUNCTION public.pgtide_lookup(text) TO {AUTH_USER};"
     )
@@ -24,9 +25,16 @@ fn recipe() -> String {
 
 async fn server_with_auth_query(
     method: AuthMethod,
+    replicas: usize,
 ) -> (pgtide_devcluster::Cluster, s::ServerHandle) {
-    let cluster = s::cluster_with_schema(&recipe()).await;
-    let mut config = s::config(&cluster, PoolMode::Transaction, 2);
+    let cluster = tokio::task::spawn_blocking(move || s::cluster(replicas))
+        .await
+        .expect("cluster task");
+    cluster
+        .primary()
+        .psql_db(s::APP_DB, &recipe())
+        .expect("recipe");
+    let mut config = s::config_with_replicas(&cluster, PoolMode::Transaction, 2, &[1]);
     config.users.clear();
     config.server.auth_method = method;
     config.auth = Some(AuthConfig {
@@ -45,7 +53,7 @@ fn code(e: &tokio_postgres::Error) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_role_created_after_start_logs_in_with_scram_pass_through() {
-    let (cluster, server) = server_with_auth_query(AuthMethod::ScramSha256).await;
+    let (cluster, server) = server_with_auth_query(AuthMethod::ScramSha256, 1).await;
     let password = "late-role-pw-7c1e";
     cluster
         .primary()
@@ -58,6 +66,9 @@ async fn a_role_created_after_start_logs_in_with_scram_pass_through() {
             ),
         )
         .expect("role created after pgtide started");
+    cluster
+        .wait_for_replicas()
+        .expect("the role reaches the replica");
 
     let url = s::url(&server, "late_role", password, s::APP_DB);
     let client = s::connect(&url).await.expect("auth_query login");
@@ -69,13 +80,43 @@ async fn a_role_created_after_start_logs_in_with_scram_pass_through() {
     for c in [&client, &second] {
         assert_eq!(s::scalar(c, "SELECT session_user").await, "late_role");
     }
+    // Reads go to the replica, logged in there the same way.
+    let on_replica = "SELECT pg_is_in_recovery()::text || ' ' || current_user";
+    assert_eq!(s::scalar(&client, on_replica).await, "true late_role");
 
     let wrong = s::connect(&s::url(&server, "late_role", "not-it", s::APP_DB)).await;
     assert_eq!(wrong.map(|_| ()).map_err(|e| code(&e)), Err("28P01".into()));
+    // A password past its VALID UNTIL is refused, as PostgreSQL refuses it.
+    cluster
+        .primary()
+        .psql(&format!(
+            "CREATE ROLE expired_role LOGIN PASSWORD '{password}' VALID UNTIL '2000-01-01'"
+        ))
+        .expect("expired role");
+    let expired = s::connect(&s::url(&server, "expired_role", password, s::APP_DB)).await;
+    assert_eq!(
+        expired.map(|_| ()).map_err(|e| code(&e)),
+        Err("28P01".into())
+    );
     let nobody = s::connect(&s::url(&server, "no_such_role", password, s::APP_DB)).await;
     assert_eq!(
         nobody.map(|_| ()).map_err(|e| code(&e)),
         Err("28P01".into())
+    );
+
+    // A [[users]] entry without a password has its secret looked up and keeps its rules.
+    let mut listed = pgtide_config::UserConfig::new("late_role", None);
+    listed.databases = Some(vec!["elsewhere".into()]);
+    let mut config = (*server.shared.config.load_full()).clone();
+    config.users.push(listed);
+    server.reload(config);
+    let limited = s::connect(&url)
+        .await
+        .expect_err("its databases list leaves app out");
+    assert_eq!(
+        limited.code().map(|c| c.code()),
+        Some("28000"),
+        "{limited:?}"
     );
 
     // Nothing pgtide holds in its config (or shows of it) carries the password.
@@ -91,7 +132,7 @@ async fn a_role_created_after_start_logs_in_with_scram_pass_through() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_md5_role_logs_in_with_its_stored_hash() {
     // md5user (password md5pass, stored as an md5 hash) may log in with md5 only.
-    let (_cluster, server) = server_with_auth_query(AuthMethod::Md5).await;
+    let (_cluster, server) = server_with_auth_query(AuthMethod::Md5, 0).await;
     let client = s::connect(&s::url(&server, "md5user", "md5pass", s::APP_DB))
         .await
         .expect("md5 auth_query login");

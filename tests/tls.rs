@@ -390,11 +390,18 @@ async fn backends_over_tls_with_verification() {
     );
     // A server certificate from a CA pgtide was not told to trust.
     let stranger = TestCa::new("some other CA");
-    let refused = through(&cluster, BackendTlsMode::VerifyFull, Some(&stranger)).await;
-    assert!(
-        refused.as_ref().is_err_and(|e| e.contains("certificate")),
-        "{refused:?}"
-    );
+    for mode in [
+        BackendTlsMode::VerifyFull,
+        BackendTlsMode::VerifyCa,
+        BackendTlsMode::Require,
+    ] {
+        // `require` with a CA file checks the chain too, as libpq does.
+        let refused = through(&cluster, mode, Some(&stranger)).await;
+        assert!(
+            refused.as_ref().is_err_and(|e| e.contains("certificate")),
+            "{mode:?}: {refused:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

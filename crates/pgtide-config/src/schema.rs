@@ -281,7 +281,9 @@ impl fmt::Debug for UserConfig {
     }
 }
 
-pub const DEFAULT_AUTH_QUERY: &str = "SELECT usename, passwd FROM pg_shadow WHERE usename = $1";
+/// An expired password (`VALID UNTIL` in the past) finds nothing, as PostgreSQL refuses it.
+pub const DEFAULT_AUTH_QUERY: &str =
+    "SELECT usename, passwd FROM pg_shadow WHERE usename = $1 AND (valuntil IS NULL OR valuntil > now())";
 
 /// `[auth]`: look clients up in PostgreSQL. `Debug` hides the password.
 #[derive(Clone, PartialEq, Deserialize)]

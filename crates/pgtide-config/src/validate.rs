@@ -260,6 +260,12 @@ impl Config {
         if let Some(a) = &self.auth {
             s.check(!a.user.is_empty(), "auth.user", "must not be empty");
             s.check(
+                self.server.auth_method != AuthMethod::Trust,
+                "auth",
+                "needs a password check: with server.auth_method = \"trust\" a looked-up user \
+                 proves nothing pgtide could log in to PostgreSQL with",
+            );
+            s.check(
                 a.query.contains("$1"),
                 "auth.query",
                 "must take the user name as $1",

@@ -358,3 +358,10 @@ fn every_problem_at_once() {
     assert!(p.iter().all(|p| p.file == "t.toml"));
     assert_eq!(p[4].to_string(), "t.toml: pool.size: must be at least 1");
 }
+
+#[test]
+fn auth_query_needs_a_password_check() {
+    let f = found("[server]\nauth_method = \"trust\"\n[auth]\nuser = \"lookup\"");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(f[0].starts_with("auth: needs a password check"), "{f:#?}");
+}

@@ -23,10 +23,23 @@ const KEEP_FOR: Duration = Duration::from_secs(5);
 
 type Answer = (Instant, Option<String>);
 
+/// Lookups running at once: each is a login to PostgreSQL, asked for by clients not yet
+/// authenticated, so a flood of made-up names must not take the server's connections.
+const MAX_LOOKUPS: usize = 4;
+
 /// Lookups and their recent answers, by (database, user).
-#[derive(Default)]
 pub(crate) struct AuthLookups {
     recent: Mutex<HashMap<(String, String), Answer>>,
+    running: tokio::sync::Semaphore,
+}
+
+impl Default for AuthLookups {
+    fn default() -> Self {
+        AuthLookups {
+            recent: Mutex::default(),
+            running: tokio::sync::Semaphore::new(MAX_LOOKUPS),
+        }
+    }
 }
 
 impl AuthLookups {
@@ -39,29 +52,33 @@ impl AuthLookups {
         name: &str,
     ) -> Result<Option<UserConfig>> {
         let key = (db.name.clone(), name.to_string());
-        let kept = self
-            .lock()
-            .get(&key)
-            .filter(|(at, _)| at.elapsed() < KEEP_FOR)
-            .map(|(_, secret)| secret.clone());
-        let secret = match kept {
+        let kept = || {
+            self.lock()
+                .get(&key)
+                .filter(|(at, _)| at.elapsed() < KEEP_FOR)
+                .map(|(_, secret)| secret.clone())
+        };
+        if let Some(secret) = kept() {
+            return Ok(as_user(name, secret));
+        }
+        let _turn = self.running.acquire().await.map_err(|_| unavailable())?;
+        // Someone may have looked the name up while this one waited.
+        let secret = match kept() {
             Some(secret) => secret,
             None => {
-                let secret = lookup(config, db, name).await?;
+                // The client learns only that the lookup failed; the reason goes to the log
+                // (it may name the backend or the query).
+                let secret = lookup(config, db, name).await.map_err(|e| {
+                    tracing::warn!(error = %e, database = %db.name, "[auth] query failed");
+                    unavailable()
+                })?;
                 let mut recent = self.lock();
                 recent.retain(|_, (at, _)| at.elapsed() < KEEP_FOR);
                 recent.insert(key, (Instant::now(), secret.clone()));
                 secret
             }
         };
-        Ok(secret
-            .filter(|s| {
-                matches!(
-                    Secret::classify(Some(s)),
-                    Secret::ScramVerifier(_) | Secret::Md5Hash(_)
-                )
-            })
-            .map(|s| UserConfig::new(name, Some(s))))
+        Ok(as_user(name, secret))
     }
 
     /// Forgets every answer (a reload may change the auth user or query).
@@ -72,6 +89,22 @@ impl AuthLookups {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Answer>> {
         self.recent.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The user a lookup found: only with a secret pgtide can check a client against.
+fn as_user(name: &str, secret: Option<String>) -> Option<UserConfig> {
+    secret
+        .filter(|s| {
+            matches!(
+                Secret::classify(Some(s)),
+                Secret::ScramVerifier(_) | Secret::Md5Hash(_)
+            )
+        })
+        .map(|s| UserConfig::new(name, Some(s)))
+}
+
+fn unavailable() -> ProxyError {
+    ProxyError::BackendSetup("the [auth] query could not run (pgtide's log says why)".into())
 }
 
 /// Runs the auth query for `name` on `db`'s primary as the auth user.

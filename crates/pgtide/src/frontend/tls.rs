@@ -22,8 +22,9 @@ const ALPN_POSTGRESQL: &[u8] = b"postgresql";
 /// The server side of TLS: what a handshake needs, and the certificate's channel binding.
 pub(crate) struct ServerTls {
     acceptor: tokio_rustls::TlsAcceptor,
-    /// `tls-server-end-point` of the certificate, for SCRAM-SHA-256-PLUS.
-    end_point: Vec<u8>,
+    /// `tls-server-end-point` of the certificate, for SCRAM-SHA-256-PLUS (None: its signature
+    /// algorithm has no binding hash pgtide knows, and -PLUS is not offered).
+    end_point: Option<Vec<u8>>,
 }
 
 impl ServerTls {
@@ -55,7 +56,7 @@ impl ServerTls {
 /// A client connection past its opening.
 pub(crate) struct Opened {
     pub stream: Stream,
-    /// Set on TLS: the certificate's `tls-server-end-point` (SCRAM-SHA-256-PLUS).
+    /// Set on TLS: the certificate's `tls-server-end-point` (SCRAM-SHA-256-PLUS), when known.
     pub end_point: Option<Vec<u8>>,
 }
 
@@ -144,6 +145,6 @@ async fn handshake(socket: TcpStream, tls: &ServerTls, direct: bool) -> Result<O
     }
     Ok(Some(Opened {
         stream: Stream::Tls(Box::new(tokio_rustls::TlsStream::Server(stream))),
-        end_point: Some(tls.end_point.clone()),
+        end_point: tls.end_point.clone(),
     }))
 }

@@ -43,31 +43,57 @@ pub(crate) fn key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
 }
 
 /// RFC 5929 `tls-server-end-point`: the server certificate hashed with its signature's hash
-/// function, SHA-256 when that is MD5 or SHA-1 (or not recognised here: SHA-256 is what
-/// every common certificate uses).
-pub(crate) fn server_end_point(cert: &CertificateDer<'_>) -> Vec<u8> {
-    // DER of the signature algorithm OIDs that name SHA-384 and SHA-512 (RSA PKCS#1, RSA-PSS
-    // names its hash elsewhere and falls back to SHA-256, ECDSA).
-    const SHA384: [&[u8]; 2] = [
-        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c],
-        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03],
-    ];
-    const SHA512: [&[u8]; 2] = [
-        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d],
-        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04],
+/// function (SHA-256 when that is MD5 or SHA-1). None when the signature algorithm is not one
+/// recognised here (RSA-PSS names its hash in parameters, Ed25519 has none): then
+/// SCRAM-SHA-256-PLUS is not offered, rather than offered with a hash the client would not
+/// compute.
+pub(crate) fn server_end_point(cert: &CertificateDer<'_>) -> Option<Vec<u8>> {
+    #[derive(Clone, Copy)]
+    enum Hash {
+        Sha256,
+        Sha384,
+        Sha512,
+        Unknown,
+    }
+    const RSA: [u8; 8] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
+    const ECDSA: [u8; 6] = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04];
+    // The DER of each signature algorithm OID (tag 06, length) and the hash it implies.
+    let known: [(Vec<u8>, Hash); 11] = [
+        (oid(&RSA, &[0x04]), Hash::Sha256), // md5WithRSAEncryption
+        (oid(&RSA, &[0x05]), Hash::Sha256), // sha1WithRSAEncryption
+        (oid(&RSA, &[0x0b]), Hash::Sha256),
+        (oid(&RSA, &[0x0c]), Hash::Sha384),
+        (oid(&RSA, &[0x0d]), Hash::Sha512),
+        (oid(&RSA, &[0x0a]), Hash::Unknown),  // RSASSA-PSS
+        (oid(&ECDSA, &[0x01]), Hash::Sha256), // ecdsa-with-SHA1
+        (oid(&ECDSA, &[0x03, 0x02]), Hash::Sha256),
+        (oid(&ECDSA, &[0x03, 0x03]), Hash::Sha384),
+        (oid(&ECDSA, &[0x03, 0x04]), Hash::Sha512),
+        (oid(&[0x2b, 0x65], &[0x70]), Hash::Unknown), // Ed25519
     ];
     let der: &[u8] = cert.as_ref();
-    let names = |oids: [&[u8]; 2]| {
-        oids.iter()
-            .any(|oid| der.windows(oid.len()).any(|w| w == *oid))
-    };
-    if names(SHA512) {
-        sha2::Sha512::digest(der).to_vec()
-    } else if names(SHA384) {
-        sha2::Sha384::digest(der).to_vec()
-    } else {
-        sha2::Sha256::digest(der).to_vec()
+    // The outer signatureAlgorithm is the last algorithm identifier in the certificate.
+    let found = known
+        .iter()
+        .filter_map(|(oid, hash)| {
+            let at = der.windows(oid.len()).rposition(|w| w == oid.as_slice())?;
+            Some((at, *hash))
+        })
+        .max_by_key(|(at, _)| *at)?;
+    match found.1 {
+        Hash::Sha256 => Some(sha2::Sha256::digest(der).to_vec()),
+        Hash::Sha384 => Some(sha2::Sha384::digest(der).to_vec()),
+        Hash::Sha512 => Some(sha2::Sha512::digest(der).to_vec()),
+        Hash::Unknown => None,
     }
+}
+
+/// An OID's DER encoding: tag, length, `prefix` then `last`.
+fn oid(prefix: &[u8], last: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x06, (prefix.len() + last.len()) as u8];
+    v.extend_from_slice(prefix);
+    v.extend_from_slice(last);
+    v
 }
 
 #[cfg(test)]
@@ -88,10 +114,23 @@ mod tests {
 
     #[test]
     fn end_point_hash_follows_the_signature_hash() {
-        let plain = CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x01]);
-        assert_eq!(server_end_point(&plain).len(), 32);
-        let mut with_384 = vec![0x30, 0x0a, 0x06, 0x08];
-        with_384.extend_from_slice(&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03]);
-        assert_eq!(server_end_point(&CertificateDer::from(with_384)).len(), 48);
+        let with = |alg: Vec<u8>| {
+            let mut der = vec![0x30, 0x0a];
+            der.extend(alg);
+            server_end_point(&CertificateDer::from(der)).map(|h| h.len())
+        };
+        let ecdsa = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04];
+        assert_eq!(with(oid(&ecdsa, &[0x03, 0x02])), Some(32));
+        assert_eq!(with(oid(&ecdsa, &[0x03, 0x03])), Some(48));
+        let rsa = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
+        assert_eq!(with(oid(&rsa, &[0x0d])), Some(64));
+        assert_eq!(
+            with(oid(&rsa, &[0x05])),
+            Some(32),
+            "SHA-1 binds with SHA-256"
+        );
+        assert_eq!(with(oid(&rsa, &[0x0a])), None, "RSA-PSS: -PLUS not offered");
+        assert_eq!(with(oid(&[0x2b, 0x65], &[0x70])), None, "Ed25519");
+        assert_eq!(with(vec![0x02, 0x01, 0x01]), None, "no algorithm at all");
     }
 }

@@ -24,6 +24,8 @@ pub(crate) struct SessionRouter {
     pub topology: Arc<Topology>,
     database: String,
     user: String,
+    /// An `[auth] query` user logs in to every backend with what its login proved.
+    pass_through: Option<Box<pgtide_config::PassThrough>>,
     /// The pool of each backend, made on first use.
     pools: Vec<Option<Arc<Pool>>>,
     writes: ClientWrites,
@@ -40,12 +42,14 @@ pub(crate) struct SessionRouter {
 }
 
 impl SessionRouter {
-    pub(crate) fn new(topology: Arc<Topology>, database: String, user: String) -> SessionRouter {
+    /// The router of a session whose primary pool is `primary`.
+    pub(crate) fn new(topology: Arc<Topology>, primary: &Pool) -> SessionRouter {
         let n = topology.backends.len();
         SessionRouter {
             topology,
-            database,
-            user,
+            database: primary.database.clone(),
+            user: primary.user.clone(),
+            pass_through: primary.target.pass_through.clone().map(Box::new),
             pools: vec![None; n],
             writes: ClientWrites::default(),
             on_replica: false,
@@ -72,7 +76,14 @@ impl SessionRouter {
         let config = shared.config.load();
         let gone = || ProxyError::UnknownUserOrDatabase("the database or user was removed".into());
         let db = config.database(&self.database).ok_or_else(gone)?;
-        let user = config.user(&self.user).ok_or_else(gone)?;
+        let user = match &self.pass_through {
+            Some(keys) => {
+                let mut user = pgtide_config::UserConfig::new(self.user.clone(), None);
+                user.pass_through = Some((**keys).clone());
+                user
+            }
+            None => config.user(&self.user).ok_or_else(gone)?,
+        };
         let backend = self.topology.backends.get(index).ok_or_else(gone)?;
         let pool = shared.backend_pool(&config, db, &user, &backend.url);
         if let Some(slot) = self.pools.get_mut(index) {

@@ -144,6 +144,20 @@ async fn startup(
     // An unknown user goes through the same exchange as a wrong password and gets the same
     // answer (28P01), so user names cannot be probed; only with trust is there none to run.
     let (login, looked_up) = match config.login(&request.user, &request.database) {
+        // A [[users]] entry without a password, under [auth]: its secret is looked up, its
+        // other settings (admin, databases) stay.
+        Some(entry)
+            if entry.secret() == Secret::None
+                && config.auth.is_some()
+                && config.auth_method_for(&entry) != AuthMethod::Trust =>
+        {
+            let found = find_by_auth_query(shared, config, &request).await?;
+            let found = found.map(|f| UserConfig {
+                password: f.password,
+                ..entry
+            });
+            (found, true)
+        }
         Some(user) => (Some(user), false),
         None => (find_by_auth_query(shared, config, &request).await?, true),
     };
@@ -172,16 +186,19 @@ async fn startup(
     };
     let proof = authenticate(stream, buf, shared, &user, exchange).await?;
     if looked_up {
-        // Only what the client proved is kept, not the stored secret.
+        // Only what the client proved is kept, not the stored secret. Without a proof (trust)
+        // pgtide could log in to PostgreSQL only as someone else: refused.
         user.password = None;
-        user.pass_through = proof;
+        user.pass_through = Some(proof.ok_or_else(|| ProxyError::BadPassword {
+            user: user.name.clone(),
+        })?);
     }
 
     if request.database == ADMIN_DATABASE {
-        if !user.admin {
+        if !user.admin || !user.may_reach(ADMIN_DATABASE) {
             return Err(ProxyError::UnknownUserOrDatabase(format!(
                 "user \"{}\" may not use the admin console (database \"pgtide\"): \
-                 it needs admin = true",
+                 it needs admin = true (and \"pgtide\" in its databases list, if it has one)",
                 user.name
             )));
         }

@@ -170,7 +170,7 @@ impl Session {
             topology,
             identity,
         } = start;
-        let router = SessionRouter::new(topology, pool.database.clone(), pool.user.clone());
+        let router = SessionRouter::new(topology, &pool);
         let number = shared.next_session_number();
         let shared_insights_enabled = shared.config.load().insights.enabled;
         let statements = ClientStatements::new(number, shared.epochs.clone());

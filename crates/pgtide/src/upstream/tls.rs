@@ -1,6 +1,8 @@
 //! TLS to the backends, per database (`tls`, `ca_file`, `client_cert`, `client_key`), with
-//! libpq's sslmode meanings: `prefer` and `require` encrypt without checking the certificate,
-//! `verify-ca` checks it was signed by a trusted CA, `verify-full` also that it names the host.
+//! libpq's sslmode meanings: `prefer` and `require` encrypt without checking the certificate
+//! (`require` with a `ca_file` checks the chain, and `prefer` falls back to plain TCP when the
+//! handshake fails), `verify-ca` checks it was signed by a trusted CA, `verify-full` also that
+//! it names the host.
 //! The rustls configuration is made once per distinct setting (and again when a file changes),
 //! not per connection: loading the platform's roots reads a few hundred certificates.
 
@@ -73,13 +75,22 @@ pub(crate) async fn connect(host: &str, port: u16, tls: &BackendTls) -> std::io:
     let config = client_config(tls).map_err(std::io::Error::other)?;
     let name = ServerName::try_from(host.to_string())
         .map_err(|e| std::io::Error::other(format!("host {host:?} as a TLS name: {e}")))?;
-    let stream = tokio_rustls::TlsConnector::from(config)
+    match tokio_rustls::TlsConnector::from(config)
         .connect(name, socket)
         .await
-        .map_err(|e| std::io::Error::other(format!("TLS handshake: {e}")))?;
-    Ok(Stream::Tls(Box::new(tokio_rustls::TlsStream::Client(
-        stream,
-    ))))
+    {
+        Ok(stream) => Ok(Stream::Tls(Box::new(tokio_rustls::TlsStream::Client(
+            stream,
+        )))),
+        // As libpq's sslmode=prefer: a failed handshake is tried again without TLS.
+        Err(e) if tls.mode == BackendTlsMode::Prefer => {
+            tracing::info!(error = %e, host, port, "backend TLS handshake failed: plain TCP (prefer)");
+            let socket = TcpStream::connect((host, port)).await?;
+            let _ = socket.set_nodelay(true);
+            Ok(Stream::tcp(socket))
+        }
+        Err(e) => Err(std::io::Error::other(format!("TLS handshake: {e}"))),
+    }
 }
 
 /// The rustls client configuration for `tls`, made once per setting and files' versions.
@@ -109,18 +120,22 @@ fn make_client_config(tls: &BackendTls) -> Result<rustls::ClientConfig, String> 
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(VERSIONS)
         .map_err(|e| e.to_string())?;
+    // As libpq: `require` with a CA file given checks the chain, like verify-ca.
+    let checks_chain = |mode| match mode {
+        BackendTlsMode::Require => tls.ca_file.is_some(),
+        BackendTlsMode::VerifyCa | BackendTlsMode::VerifyFull => true,
+        BackendTlsMode::Disable | BackendTlsMode::Prefer => false,
+    };
     let verifier: Arc<dyn ServerCertVerifier> = match tls.mode {
-        BackendTlsMode::Disable | BackendTlsMode::Prefer | BackendTlsMode::Require => {
-            Arc::new(Unverified)
-        }
-        BackendTlsMode::VerifyCa | BackendTlsMode::VerifyFull => {
+        mode if !checks_chain(mode) => Arc::new(Unverified),
+        _ => {
             let webpki = WebPkiServerVerifier::builder_with_provider(
                 Arc::new(roots(tls.ca_file.as_ref())?),
                 provider(),
             )
             .build()
             .map_err(|e| e.to_string())?;
-            if tls.mode == BackendTlsMode::VerifyCa {
+            if tls.mode != BackendTlsMode::VerifyFull {
                 Arc::new(AnyName(webpki))
             } else {
                 webpki
