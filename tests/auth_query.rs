@@ -10,19 +10,6 @@ use pgtide_suite as s;
 const AUTH_USER: &str = "pgtide_auth";
 const AUTH_PASSWORD: &str = "auth-lookup-secret";
 
-/// The README's recipe, run as the superuser in the app database.
-fn recipe() -> String {
-    format!(
-        "CREATE ROLE {AUTH_USER} LOGIN PASSWORD '{AUTH_PASSWORD}';
-         CREATE FUNCTION public.pgtide_lookup(p_user text, OUT usename name, OUT passwd text)
-           RETURNS record LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog
-           AS $$ SELECT usename, passwd FROM pg_shadow
-         WHERE usename = p_user AND (valuntil IS NULL OR valuntil > now()) $$;
-         REVOKE ALL ON FUNCTION public.pgtide_lookup(text) FROM PUBLIC;
-         GRANT EXECUTE ON FUNCTION public.pgtide_lookup(text) TO {AUTH_USER};"
-    )
-}
-
 async fn server_with_auth_query(
     method: AuthMethod,
     replicas: usize,
@@ -32,7 +19,7 @@ async fn server_with_auth_query(
         .expect("cluster task");
     cluster
         .primary()
-        .psql_db(s::APP_DB, &recipe())
+        .psql_db(s::APP_DB, &s::auth_lookup_recipe(AUTH_USER, AUTH_PASSWORD))
         .expect("recipe");
     let mut config = s::config_with_replicas(&cluster, PoolMode::Transaction, 2, &[1]);
     config.users.clear();

@@ -1,13 +1,12 @@
 //! Reloading under load (in-process and through SIGHUP to the real binary), draining on
 //! SIGTERM, and stopping on SIGINT.
 
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pgtide_config::PoolMode;
 use pgtide_suite as s;
-use tokio::io::AsyncReadExt;
+use s::process::Process;
 use tokio_postgres::error::SqlState;
 
 async fn start_cluster() -> Arc<pgtide_devcluster::Cluster> {
@@ -147,95 +146,6 @@ async fn pool_resized_under_pgbench_load() {
 // ---------------------------------------------------------------------------------------------
 // The real binary and its signals
 
-/// A pgtide process started from a TOML file, with its stderr collected.
-struct Process {
-    child: tokio::process::Child,
-    log: Arc<Mutex<String>>,
-    port: u16,
-}
-
-impl Process {
-    async fn start(config_path: &std::path::Path, port: u16) -> Process {
-        let mut child = tokio::process::Command::new(s::pgtide_binary())
-            .arg("--config")
-            .arg(config_path)
-            .env_remove("PGTIDE_LISTEN")
-            .env_remove("PGTIDE_PRIMARY_URL")
-            .env_remove("PGTIDE_REPLICA_URLS")
-            .env_remove("PGTIDE_CONFIG")
-            .env("PGTIDE_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn pgtide");
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut stderr = child.stderr.take().expect("stderr");
-        let sink = log.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stderr.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-                sink.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push_str(&text);
-            }
-        });
-        let mut process = Process { child, log, port };
-        let url = process.url();
-        let up = s::eventually(Duration::from_secs(20), || {
-            let url = url.clone();
-            async move { s::connect(&url).await.is_ok() }
-        })
-        .await;
-        if !up {
-            let status = process.child.try_wait();
-            panic!(
-                "pgtide did not accept connections (status {status:?}); log:\n{}",
-                process.log()
-            );
-        }
-        process
-    }
-
-    fn url(&self) -> String {
-        format!(
-            "postgres://{}:{}@127.0.0.1:{}/{}",
-            s::APP_USER,
-            s::APP_PASSWORD,
-            self.port,
-            s::APP_DB
-        )
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.id().expect("pgtide still running");
-        let status = std::process::Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(pid.to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{sig} {pid} failed");
-    }
-
-    /// Waits for the process to exit; panics with the log if it does not within `limit`.
-    async fn exit(&mut self, limit: Duration) -> std::process::ExitStatus {
-        match tokio::time::timeout(limit, self.child.wait()).await {
-            Ok(status) => status.expect("wait for pgtide"),
-            Err(_) => panic!("pgtide still running after {limit:?}; log:\n{}", self.log()),
-        }
-    }
-}
-
 fn write_config(
     path: &std::path::Path,
     cluster: &pgtide_devcluster::Cluster,
@@ -309,18 +219,9 @@ async fn binary_sighup_reload_sigterm_drain_sigint_stop() {
     for (i, size) in [4usize, 12].into_iter().enumerate() {
         write_config(&config_path, &cluster, port, size);
         process.signal("HUP");
-        let log = process.log.clone();
-        let reloaded = s::eventually(Duration::from_secs(10), || {
-            let log = log.clone();
-            async move {
-                log.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .matches("config reloaded")
-                    .count()
-                    > i
-            }
-        })
-        .await;
+        let reloaded = process
+            .log_says("config reloaded", i, Duration::from_secs(10))
+            .await;
         assert!(
             reloaded,
             "no 'config reloaded' in the log after SIGHUP:\n{}",

@@ -8,6 +8,7 @@ use pgtide_devcluster::{Cluster, ClusterOptions};
 
 pub use pgtide::{ServerHandle, Shutdown};
 
+pub mod process;
 pub mod python;
 pub mod raw;
 pub mod tls;
@@ -363,4 +364,18 @@ pub async fn scalar(client: &tokio_postgres::Client, sql: &str) -> String {
             _ => None,
         })
         .unwrap_or_else(|| panic!("{sql}: no row"))
+}
+
+/// The README's `[auth] query` recipe: the auth role, and a SECURITY DEFINER function that reads
+/// pg_shadow for it (skipping expired passwords). Run as the superuser in each database.
+pub fn auth_lookup_recipe(auth_user: &str, auth_password: &str) -> String {
+    format!(
+        "CREATE ROLE {auth_user} LOGIN PASSWORD '{auth_password}';
+         CREATE FUNCTION public.pgtide_lookup(p_user text, OUT usename name, OUT passwd text)
+           RETURNS record LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog
+           AS $$ SELECT usename, passwd FROM pg_shadow
+         WHERE usename = p_user AND (valuntil IS NULL OR valuntil > now()) $$;
+         REVOKE ALL ON FUNCTION public.pgtide_lookup(text) FROM PUBLIC;
+         GRANT EXECUTE ON FUNCTION public.pgtide_lookup(text) TO {auth_user};"
+    )
 }
