@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::{CertificateDer, ServerName};
 
@@ -51,6 +52,11 @@ impl TestCa {
         params
             .distinguished_name
             .push(DnType::CommonName, stem.to_string());
+        // Good for either end: pgtide's server certificate or a client's.
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         let key = KeyPair::generate().expect("key");
         let cert = params.signed_by(&key, &self.issuer).expect("sign");
         let issued = Issued {
@@ -99,6 +105,22 @@ impl TestCa {
     /// tokio-postgres' TLS connector trusting this CA.
     pub fn tokio_postgres(&self) -> tokio_postgres_rustls::MakeRustlsConnect {
         tokio_postgres_rustls::MakeRustlsConnect::new(self.client_config(None))
+    }
+
+    /// tokio-postgres' TLS connector trusting this CA and presenting `cert` as its client
+    /// certificate (issued by any CA).
+    pub fn tokio_postgres_with(&self, cert: &Issued) -> tokio_postgres_rustls::MakeRustlsConnect {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.issuer.der().clone()).expect("CA root");
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&cert.key).expect("client key");
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(ring_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_client_auth_cert(vec![cert.der.clone()], key)
+            .expect("client certificate");
+        tokio_postgres_rustls::MakeRustlsConnect::new(config)
     }
 
     /// Opens a TLS connection to `port` at once (no SSLRequest: PostgreSQL 17's direct TLS),

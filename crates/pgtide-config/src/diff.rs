@@ -82,7 +82,7 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         ClientTlsConfig,
         &a.tls,
         &b.tls,
-        [mode, cert, key]
+        [mode, cert, key, client_ca]
     );
 
     changed_fields!(

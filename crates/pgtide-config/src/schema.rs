@@ -98,6 +98,9 @@ pub struct ClientTlsConfig {
     pub mode: ClientTlsMode,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    /// CA bundle that signs client certificates: clients may then present one (mTLS), and
+    /// users with `auth_method = "cert"` must.
+    pub client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -119,6 +122,10 @@ pub enum AuthMethod {
     Md5,
     #[serde(rename = "trust")]
     Trust,
+    /// A TLS client certificate signed by `server.tls.client_ca` whose common name is the
+    /// user name (PostgreSQL's `cert` method); no password.
+    #[serde(rename = "cert")]
+    Cert,
 }
 
 impl AuthMethod {
@@ -127,6 +134,7 @@ impl AuthMethod {
             AuthMethod::ScramSha256 => "scram-sha-256",
             AuthMethod::Md5 => "md5",
             AuthMethod::Trust => "trust",
+            AuthMethod::Cert => "cert",
         }
     }
 }

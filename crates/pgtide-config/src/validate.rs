@@ -127,7 +127,17 @@ impl Config {
                 "server.tls.cert and server.tls.key must be given together",
             );
         }
-        for (key, path) in [("server.tls.cert", &tls.cert), ("server.tls.key", &tls.key)] {
+        if tls.client_ca.is_some() && tls.cert.is_none() {
+            s.add(
+                "server.tls.client_ca",
+                "client certificates need TLS: set server.tls.cert and server.tls.key",
+            );
+        }
+        for (key, path) in [
+            ("server.tls.cert", &tls.cert),
+            ("server.tls.key", &tls.key),
+            ("server.tls.client_ca", &tls.client_ca),
+        ] {
             if let Some(p) = path {
                 s.check(p.is_file(), key, &format!("file {} not found", p.display()));
             }
@@ -235,8 +245,14 @@ impl Config {
                 );
             }
             let method = self.auth_method_for(u);
+            if method == AuthMethod::Cert && self.server.tls.client_ca.is_none() {
+                s.add(
+                    at("auth_method"),
+                    "\"cert\" needs server.tls.client_ca (the CA that signs client certificates)",
+                );
+            }
             match (u.secret(), method) {
-                (_, AuthMethod::Trust) => {}
+                (_, AuthMethod::Trust | AuthMethod::Cert) => {}
                 (Secret::None, _) if self.auth.is_none() => s.add(
                     at("password"),
                     format!("auth_method {method} needs a password (or use [auth] query)"),

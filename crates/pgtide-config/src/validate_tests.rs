@@ -365,3 +365,16 @@ fn auth_query_needs_a_password_check() {
     assert_eq!(f.len(), 1, "{f:#?}");
     assert!(f[0].starts_with("auth: needs a password check"), "{f:#?}");
 }
+
+#[test]
+fn cert_users_need_a_client_ca() {
+    let f = found("[[users]]\nname = \"c\"\nauth_method = \"cert\"");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(
+        f[0].starts_with("users[0].auth_method: \"cert\" needs server.tls.client_ca"),
+        "{f:#?}"
+    );
+    let f = found("[server.tls]\nclient_ca = \"/nonexistent/ca.pem\"");
+    assert_eq!(f.len(), 2, "{f:#?}");
+    assert!(f[0].contains("client certificates need TLS"), "{f:#?}");
+}

@@ -101,6 +101,8 @@ pub(crate) struct Exchange<'a> {
     pub max_message_size: usize,
     /// The TLS certificate's `tls-server-end-point` when the connection is TLS.
     pub end_point: Option<&'a [u8]>,
+    /// The common name of the client's verified TLS certificate, if it gave one.
+    pub client_cn: Option<&'a str>,
     /// False for a user pgtide does not know: the exchange runs in full and always fails,
     /// so the answer is the one a wrong password gets.
     pub known: bool,
@@ -121,6 +123,7 @@ pub(crate) async fn authenticate(
         method,
         max_message_size,
         end_point,
+        client_cn,
         known,
     } = exchange;
     let bad = || ProxyError::BadPassword {
@@ -128,6 +131,18 @@ pub(crate) async fn authenticate(
     };
     match method {
         AuthMethod::Trust => Ok(None),
+        // As PostgreSQL's `cert`: a verified certificate naming this user, and nothing else.
+        AuthMethod::Cert => match client_cn {
+            Some(cn) if known && cn == user.name => Ok(None),
+            Some(_) => Err(ProxyError::UnknownUserOrDatabase(format!(
+                "certificate authentication failed for user \"{}\"",
+                user.name
+            ))),
+            None => Err(ProxyError::UnknownUserOrDatabase(format!(
+                "connection requires a valid client certificate (user \"{}\")",
+                user.name
+            ))),
+        },
         AuthMethod::Md5 => {
             // No stored hash: a random one, so the client gets the same challenge and the
             // check costs the same.

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::error::{ProxyError, Result};
-use crate::net::tls::{certs, key, provider, server_end_point, VERSIONS};
+use crate::net::tls::{certs, key, provider, server_end_point, subject_common_name, VERSIONS};
 use crate::net::Stream;
 
 /// The ALPN protocol name PostgreSQL 17 clients offer (and require for direct TLS).
@@ -39,10 +39,30 @@ impl ServerTls {
         }
         let chain = certs(cert_file)?;
         let end_point = server_end_point(&chain[0]);
-        let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        let builder = rustls::ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(VERSIONS)
-            .map_err(|e| e.to_string())?
-            .with_no_client_auth()
+            .map_err(|e| e.to_string())?;
+        let builder = match &config.client_ca {
+            // Certificates are asked for, checked when given, and required only of the users
+            // whose auth_method is "cert".
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                let (added, _) = roots.add_parsable_certificates(certs(ca)?);
+                if added == 0 {
+                    return Err(format!("{}: no usable CA certificate", ca.display()));
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider(),
+                )
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| format!("{}: {e}", ca.display()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let mut tls = builder
             .with_single_cert(chain, key(key_file)?)
             .map_err(|e| format!("{} with {}: {e}", cert_file.display(), key_file.display()))?;
         tls.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
@@ -56,8 +76,17 @@ impl ServerTls {
 /// A client connection past its opening.
 pub(crate) struct Opened {
     pub stream: Stream,
-    /// Set on TLS: the certificate's `tls-server-end-point` (SCRAM-SHA-256-PLUS), when known.
+    pub facts: TlsFacts,
+}
+
+/// What the TLS handshake established for authentication (all None in plain text).
+#[derive(Default)]
+pub(crate) struct TlsFacts {
+    /// The certificate's `tls-server-end-point` (SCRAM-SHA-256-PLUS), when known.
     pub end_point: Option<Vec<u8>>,
+    /// The common name of the certificate the client presented (verified against
+    /// `server.tls.client_ca`), for `auth_method = "cert"`.
+    pub client_cn: Option<String>,
 }
 
 /// Runs the opening of a client connection: None when the client went away or its handshake
@@ -99,7 +128,7 @@ pub(crate) async fn open(
                     write(&mut socket, b"N").await?;
                     return Ok(Some(Opened {
                         stream: Stream::tcp(socket),
-                        end_point: None,
+                        facts: TlsFacts::default(),
                     }));
                 };
                 if !buf.is_empty() {
@@ -119,7 +148,7 @@ pub(crate) async fn open(
             _ => {
                 return Ok(Some(Opened {
                     stream: Stream::tcp(socket),
-                    end_point: None,
+                    facts: TlsFacts::default(),
                 }))
             }
         }
@@ -143,8 +172,17 @@ async fn handshake(socket: TcpStream, tls: &ServerTls, direct: bool) -> Result<O
         tracing::info!("direct TLS without ALPN \"postgresql\": closed");
         return Ok(None);
     }
+    let client_cn = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(subject_common_name);
     Ok(Some(Opened {
         stream: Stream::Tls(Box::new(tokio_rustls::TlsStream::Server(stream))),
-        end_point: tls.end_point.clone(),
+        facts: TlsFacts {
+            end_point: tls.end_point.clone(),
+            client_cn,
+        },
     }))
 }

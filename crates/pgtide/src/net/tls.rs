@@ -88,6 +88,66 @@ pub(crate) fn server_end_point(cert: &CertificateDer<'_>) -> Option<Vec<u8>> {
     }
 }
 
+/// The subject's common name (the last CN attribute) of a DER certificate, or None when the
+/// certificate has none or cannot be read. Only called on certificates rustls verified.
+pub(crate) fn subject_common_name(cert: &CertificateDer<'_>) -> Option<String> {
+    const SEQUENCE: u8 = 0x30;
+    const CN: [u8; 3] = [0x55, 0x04, 0x03]; // 2.5.4.3
+    let (_, certificate, _) = der_item(cert.as_ref())?;
+    let (_, tbs, _) = der_item(certificate)?;
+    let mut rest = tbs;
+    let mut fields = Vec::new();
+    while !rest.is_empty() {
+        let (tag, body, after) = der_item(rest)?;
+        fields.push((tag, body));
+        rest = after;
+    }
+    // version [0] (optional), serialNumber, signature, issuer, validity, subject, ...
+    let skip = usize::from(fields.first()?.0 == 0xa0);
+    let (tag, subject) = *fields.get(skip + 4)?;
+    if tag != SEQUENCE {
+        return None;
+    }
+    let mut name = None;
+    let mut rdns = subject;
+    while !rdns.is_empty() {
+        let (_, set, after) = der_item(rdns)?;
+        let mut attrs = set;
+        while !attrs.is_empty() {
+            let (_, attr, next) = der_item(attrs)?;
+            let (_, oid, value) = der_item(attr)?;
+            if oid == CN {
+                let (_, text, _) = der_item(value)?;
+                name = Some(String::from_utf8(text.to_vec()).ok()?);
+            }
+            attrs = next;
+        }
+        rdns = after;
+    }
+    name
+}
+
+/// One DER item at the front of `data`: (tag, contents, what follows). Definite lengths only,
+/// as DER requires.
+fn der_item(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = data.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let len = rest
+            .get(..n)?
+            .iter()
+            .fold(0usize, |l, &b| (l << 8) | usize::from(b));
+        (len, rest.get(n..)?)
+    };
+    Some((tag, rest.get(..len)?, rest.get(len..)?))
+}
+
 /// An OID's DER encoding: tag, length, `prefix` then `last`.
 fn oid(prefix: &[u8], last: &[u8]) -> Vec<u8> {
     let mut v = vec![0x06, (prefix.len() + last.len()) as u8];

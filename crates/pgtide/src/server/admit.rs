@@ -21,7 +21,7 @@ use crate::net::Stream;
 use crate::error::{ProxyError, Result};
 use crate::frontend::startup::{authenticate, read_hello, write_all, Exchange, Hello};
 use crate::frontend::startup_settings;
-use crate::frontend::tls::{open, Opened};
+use crate::frontend::tls::{open, Opened, TlsFacts};
 use crate::metrics_names as m;
 use crate::server::shared::{Phase, Shared};
 use crate::session::{End, Session, SessionStart};
@@ -52,10 +52,7 @@ pub(super) async fn admit(
     let peer = socket.peer_addr().ok();
     let tls = shared.client_tls.load_full();
     let opened = tokio::time::timeout_at(deadline, open(socket, &mut buf, tls.as_deref())).await;
-    let Opened {
-        mut stream,
-        end_point,
-    } = match opened {
+    let Opened { mut stream, facts } = match opened {
         Ok(Ok(Some(opened))) => opened,
         Ok(Ok(None)) => return None,
         Ok(Err(e)) => {
@@ -72,7 +69,7 @@ pub(super) async fn admit(
         startup(
             &mut stream,
             peer,
-            end_point.as_deref(),
+            &facts,
             &mut buf,
             &shared,
             &config,
@@ -118,7 +115,7 @@ pub(super) async fn admit(
 async fn startup(
     stream: &mut Stream,
     peer: Option<SocketAddr>,
-    end_point: Option<&[u8]>,
+    tls: &TlsFacts,
     buf: &mut BytesMut,
     shared: &Arc<Shared>,
     config: &Config,
@@ -149,7 +146,10 @@ async fn startup(
         Some(entry)
             if entry.secret() == Secret::None
                 && config.auth.is_some()
-                && config.auth_method_for(&entry) != AuthMethod::Trust =>
+                && !matches!(
+                    config.auth_method_for(&entry),
+                    AuthMethod::Trust | AuthMethod::Cert
+                ) =>
         {
             let found = find_by_auth_query(shared, config, &request).await?;
             let found = found.map(|f| UserConfig {
@@ -181,7 +181,8 @@ async fn startup(
     let exchange = Exchange {
         method,
         max_message_size,
-        end_point,
+        end_point: tls.end_point.as_deref(),
+        client_cn: tls.client_cn.as_deref(),
         known,
     };
     let proof = authenticate(stream, buf, shared, &user, exchange).await?;
