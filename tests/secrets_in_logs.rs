@@ -2,7 +2,8 @@
 //! pgtide's log. The binary runs at `PGTIDE_LOG=trace` with every kind of secret in its config
 //! and meets each kind of traffic that could echo one (logins right and wrong, an unknown user,
 //! an `[auth] query` user, a password changed through it, the admin console, HTTP with and
-//! without the token, a reload); then its whole log is searched for every secret.
+//! without the token, a reload); then its whole log, SHOW CONFIG and /api are searched for every
+//! secret, and its memory for the password of a user it only ever saw prove itself by SCRAM.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -111,6 +112,21 @@ query = "SELECT usename, passwd FROM public.pgtide_lookup($1)"
     assert_eq!(with.status, 200, "{}", with.body);
     let _ = http::get(http_addr, &format!("/dashboard?token={TOKEN}")).await;
     let _ = http::get(http_addr, "/api/queries").await;
+    // The statement that set a password is in /api only as its fingerprint.
+    let bearer = format!("Authorization: Bearer {TOKEN}");
+    let api = http::get_with(http_addr, "/api/queries", "127.0.0.1", &[bearer]).await;
+    assert!(api.body.contains("late_role password $1"), "{}", api.body);
+    assert!(!api.body.contains(NEW_PASSWORD), "{}", api.body);
+
+    // The looked-up user's password never reached pgtide (its client proved it with SCRAM),
+    // so no byte of pgtide's memory holds it.
+    let pid = process.child.id().expect("running");
+    assert!(
+        !memory_holds(pid, LATE_PASSWORD.as_bytes()),
+        "pgtide's memory holds the password"
+    );
+    // The check can see: the config's plain-text app password is in memory.
+    assert!(memory_holds(pid, s::APP_PASSWORD.as_bytes()));
 
     process.signal("HUP");
     assert!(
@@ -150,4 +166,36 @@ query = "SELECT usename, passwd FROM public.pgtide_lookup($1)"
         assert!(!shown.contains(secret), "{what} is in SHOW CONFIG: {shown}");
     }
     drop(cluster);
+}
+
+/// Whether any readable mapping of process `pid` contains `needle` (read through
+/// /proc/<pid>/mem, as the tests' own user: they run as root in CI).
+fn memory_holds(pid: u32, needle: &[u8]) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("maps");
+    let mut mem = std::fs::File::open(format!("/proc/{pid}/mem")).expect("mem");
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if !perms.starts_with('r') || line.contains("[vvar]") || line.contains("[vsyscall]") {
+            continue;
+        }
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+        else {
+            continue;
+        };
+        let mut region = vec![0u8; usize::try_from(end - start).unwrap_or(0)];
+        if mem.seek(SeekFrom::Start(start)).is_err() || mem.read_exact(&mut region).is_err() {
+            continue;
+        }
+        if region.windows(needle.len()).any(|w| w == needle) {
+            return true;
+        }
+    }
+    false
 }
