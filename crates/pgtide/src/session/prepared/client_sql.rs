@@ -237,14 +237,25 @@ impl ClientStatements {
     /// failed; pgtide resolves names when it forwards, so it must know the outcome first (a
     /// DEALLOCATE behind a PREPARE that fails answers 26000, not success). Never while the
     /// backend waits for the client's COPY data: the earlier batch cannot end without it.
+    #[inline]
     pub(crate) fn waits_for_outcome(&mut self, next: &[u8], copy_data_owed: bool) -> bool {
+        if self.pending_sql.is_empty() && self.drops_sent.is_empty() {
+            // Nothing unanswered (every message but a few around SQL PREPARE): no cost.
+            self.held = false;
+            return false;
+        }
+        self.held = self.outcome_pending_for(next, copy_data_owed);
+        self.held
+    }
+
+    fn outcome_pending_for(&self, next: &[u8], copy_data_owed: bool) -> bool {
         use pgtide_wire::frontend as ftag;
         // Only batches already ended by their Query or Sync: a drop-all earlier in the batch
         // still being sent is answered only at its Sync, which comes after this message.
         let earlier = |b: &u64| *b < self.batches_sent;
         let unanswered = self.pending_sql.iter().any(|(b, _)| earlier(b))
             || self.drops_sent.iter().any(|(b, ..)| earlier(b));
-        self.held = unanswered
+        unanswered
             && !copy_data_owed
             && match pgtide_wire::Frames::new(next).next() {
                 Some((ftag::QUERY, body)) => pgtide_wire::query_text(body)
@@ -253,8 +264,7 @@ impl ClientStatements {
                     matches!(tag, ftag::PARSE | ftag::BIND | ftag::DESCRIBE | ftag::CLOSE)
                 }
                 None => false,
-            };
-        self.held
+            }
     }
 
     /// Whether a client Query waits for the batches in flight.
