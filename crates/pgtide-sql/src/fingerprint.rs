@@ -26,7 +26,7 @@ pub use toks::stable_hash;
 use toks::Toks;
 
 /// A normalised statement and its stable 64-bit id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Fingerprint {
     pub id: u64,
     pub text: String,

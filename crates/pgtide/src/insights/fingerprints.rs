@@ -24,7 +24,9 @@ const ENTRY_OVERHEAD: usize = 96;
 #[derive(Debug, Clone)]
 pub(crate) struct Fp {
     pub id: u64,
-    pub text: Arc<str>,
+    /// Owned, not shared: a simple Query's fingerprint is moved in from its analysis with no
+    /// copy; the few keepers (a new stats entry, the N+1 parent) share a copy of their own.
+    pub text: String,
     /// Hash of the literals in the text (the parameters of a simple-Query statement).
     pub literals: u64,
     /// Transaction control and session commands (BEGIN, COMMIT, SET, ...): never an N+1 repeat
@@ -55,18 +57,19 @@ const CONTROL: &[&str] = &[
 impl Fp {
     fn of(sql: &str) -> Fp {
         let (fp, literals) = fingerprint_with_params(sql);
-        Fp::computed(&fp, literals)
+        Fp::computed(fp, literals)
     }
 
     /// From a fingerprint already computed (a simple Query's analysis) and its literals' hash.
-    pub(crate) fn computed(fp: &Fingerprint, literals: u64) -> Fp {
+    pub(crate) fn computed(fp: Fingerprint, literals: u64) -> Fp {
         let first = fp.text.split(' ').next().unwrap_or("");
         let control = first.is_empty() || CONTROL.iter().any(|c| c.eq_ignore_ascii_case(first));
         // The id stays the hash of the whole text; what is kept and shown is bounded.
         let text = match super::truncate_chars(&fp.text, MAX_FINGERPRINT_CHARS) {
-            t if t.len() == fp.text.len() => Arc::from(t),
-            t => Arc::from(format!("{t} …")),
+            t if t.len() == fp.text.len() => None,
+            t => Some(format!("{t} …")),
         };
+        let text = text.unwrap_or(fp.text);
         Fp {
             id: fp.id,
             text,

@@ -207,7 +207,7 @@ pub(super) fn observe(
         }
     }
     if p.last.as_ref().is_none_or(|(id, _)| *id != s.fp.id) {
-        p.last = Some((s.fp.id, Arc::clone(&s.fp.text)));
+        p.last = Some((s.fp.id, Arc::from(s.fp.text.as_str())));
     }
 }
 

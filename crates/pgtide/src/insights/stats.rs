@@ -174,7 +174,7 @@ impl Stats {
             evict_least_recent(&mut shard);
         }
         let mut entry = Entry {
-            fingerprint: std::sync::Arc::clone(&fp.text),
+            fingerprint: std::sync::Arc::from(fp.text.as_str()),
             sample: if sample_literals.load(Ordering::Relaxed) {
                 truncate_chars(e.sql, SAMPLE_CHARS).into()
             } else {

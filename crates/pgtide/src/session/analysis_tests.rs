@@ -57,7 +57,8 @@ fn one_query_is_lexed_classified_and_fingerprinted_once() {
         &text[..],
         b"SELECT abalance FROM pgbench_accounts WHERE aid = 4711;"
     );
-    session_insights.on_query(text, &analysis, false);
+    let fingerprint = analysis.fingerprint.clone();
+    session_insights.on_query(text, fingerprint, analysis.params_hash, false);
     let cx = Context {
         insights: &insights,
         route: Route::Replica,

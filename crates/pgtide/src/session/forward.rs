@@ -35,11 +35,12 @@ impl Session {
                     &self.shared.classifier.load(),
                     pgtide_sql::ClassifyMode::No,
                 );
-                if let (Some(analysis), Some(sql)) = (analysis, sql) {
+                if let (Some(mut analysis), Some(sql)) = (analysis, sql) {
                     self.observe(&analysis.effects, false);
                     self.insights.on_query(
                         crate::session::analysis::text_bytes(&frame, sql),
-                        &analysis,
+                        std::mem::take(&mut analysis.fingerprint),
+                        analysis.params_hash,
                         self.status != IDLE,
                     );
                 }
@@ -205,7 +206,7 @@ impl Session {
             return;
         };
         let status = self.status;
-        let analysis = {
+        let mut analysis = {
             // Routing and cache lookups read the classification; write tracking only for what
             // may write.
             let classify = if self.router.active() || self.shared.cache.in_use() {
@@ -240,7 +241,8 @@ impl Session {
             .rewrite_query(sql, &analysis.names, &drops_at, status, b);
         self.insights.on_query(
             crate::session::analysis::text_bytes(&frame, sql),
-            &analysis,
+            std::mem::take(&mut analysis.fingerprint),
+            analysis.params_hash,
             status != IDLE,
         );
         self.note_schema_change(analysis.changes_schema);

@@ -70,12 +70,13 @@ impl SessionInsights {
         self.enabled
     }
 
-    /// A simple Query was sent; `text` is its SQL (the frame's bytes), `analysis` what its
-    /// text was found to be (its fingerprint is kept, not computed again).
+    /// A simple Query was sent; `text` is its SQL (the frame's bytes), `fingerprint` and
+    /// `params_hash` what its analysis found (moved in, not computed again).
     pub(crate) fn on_query(
         &mut self,
         text: Bytes,
-        analysis: &pgtide_sql::Analysis,
+        fingerprint: pgtide_sql::Fingerprint,
+        params_hash: u64,
         in_transaction: bool,
     ) {
         if !self.enabled {
@@ -84,7 +85,7 @@ impl SessionInsights {
         self.pending.push_back(Pending {
             sql: Some(text),
             params_hash: 0,
-            fp: Some(Fp::computed(&analysis.fingerprint, analysis.params_hash)),
+            fp: Some(Fp::computed(fingerprint, params_hash)),
             started: Instant::now(),
             rows: 0,
             simple: true,
