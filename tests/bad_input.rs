@@ -346,6 +346,15 @@ async fn ssl_and_gssenc_requests_get_n_and_plain_startup_continues() {
         raw.reader.until_ready().await.expect("greeting after 'N'");
         assert_eq!(raw.simple("SELECT 'plain'").await, "plain", "{case}");
     }
+    // Asked again and again without reading: answered a bounded number of times, then
+    // refused (PostgreSQL answers each kind once).
+    let mut raw = Raw::connect(&server).await;
+    let repeated: Vec<u8> = (0..50).flat_map(|_| ssl_request()).collect();
+    raw.send(&repeated).await;
+    assert_eq!(raw.reader.byte().await, b'N');
+    assert_eq!(raw.reader.byte().await, b'N');
+    let e = expect_fatal(&mut raw, &["08P01"], "repeated SSLRequest").await;
+    assert!(e.message.contains("encryption requested again"), "{e:?}");
     // Both requests, then the startup, all in one write.
     let mut raw = Raw::connect(&server).await;
     let mut bytes = gssenc_request();

@@ -254,6 +254,24 @@ async fn direct_tls_and_channel_binding() {
     })
     .await;
     assert_eq!(tampered, "08P01", "a tampered channel binding is refused");
+    // No session is resumed (a resumed one would carry a client certificate's identity
+    // unchecked): a client that keeps its session cache shakes hands in full every time.
+    let keeps_sessions = std::sync::Arc::new(ca.client_config(Some(b"postgresql")));
+    for _ in 0..2 {
+        let tls = s::tls::direct_with(
+            keeps_sessions.clone(),
+            server.local_addr.port(),
+            "localhost",
+        )
+        .await
+        .expect("direct TLS");
+        let mut tls = tls;
+        let kind = tls.get_ref().1.handshake_kind();
+        assert_eq!(kind, Some(rustls::HandshakeKind::Full));
+        // Read a moment: a TLS 1.3 server sends its session tickets after the handshake.
+        let mut byte = [0u8; 1];
+        let _ = tokio::time::timeout(Duration::from_millis(200), tls.read(&mut byte)).await;
+    }
     // Direct TLS without ALPN "postgresql" is closed, as PostgreSQL 17 does.
     let no_alpn = ca.direct(server.local_addr.port(), "localhost", None).await;
     if let Ok(mut tls) = no_alpn {

@@ -131,6 +131,19 @@ impl TestCa {
         host: &str,
         alpn: Option<&[u8]>,
     ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        let config = Arc::new(self.client_config(alpn));
+        direct_with(config, port, host).await
+    }
+}
+
+/// [`TestCa::direct`] with a given client configuration (one kept across connections keeps
+/// its session cache, as a client that resumes sessions would).
+pub async fn direct_with(
+    config: Arc<rustls::ClientConfig>,
+    port: u16,
+    host: &str,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    {
         // A small receive buffer: pgtide's writes meet a full socket often, as they would
         // with a slow client on a real network.
         let socket = tokio::net::TcpSocket::new_v4()?;
@@ -138,7 +151,7 @@ impl TestCa {
         let socket = socket
             .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
             .await?;
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(self.client_config(alpn)));
+        let connector = tokio_rustls::TlsConnector::from(config);
         let name = ServerName::try_from(host.to_string()).map_err(std::io::Error::other)?;
         connector.connect(name, socket).await
     }

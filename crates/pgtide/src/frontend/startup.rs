@@ -53,11 +53,24 @@ pub(crate) async fn read_hello(
     buf: &mut BytesMut,
     shared: &Shared,
 ) -> Result<Hello> {
+    // Each request is answered once, in plain text only, as PostgreSQL does: a client that
+    // repeats them without reading would otherwise have pgtide write forever.
+    let (mut ssl_answered, mut gss_answered) = (false, false);
     loop {
         match pgtide_wire::decode_startup(buf)? {
-            Some(StartupPacket::SslRequest) | Some(StartupPacket::GssEncRequest) => {
-                // No TLS/GSS yet: 'N' makes clients continue in plain text (or give up when
-                // they require encryption, which is their call).
+            Some(request @ (StartupPacket::SslRequest | StartupPacket::GssEncRequest)) => {
+                let answered = match request {
+                    StartupPacket::SslRequest => &mut ssl_answered,
+                    _ => &mut gss_answered,
+                };
+                if *answered || stream.is_tls() {
+                    return Err(ProxyError::ClientProtocolMsg(
+                        "unsupported frontend protocol: encryption requested again".into(),
+                    ));
+                }
+                *answered = true;
+                // TLS is off (or was declined at the opening): 'N' makes clients continue in
+                // plain text (or give up when they require encryption, which is their call).
                 write_all(stream, b"N").await?;
             }
             Some(StartupPacket::Cancel {

@@ -66,6 +66,10 @@ impl ServerTls {
             .with_single_cert(chain, key(key_file)?)
             .map_err(|e| format!("{} with {}: {e}", cert_file.display(), key_file.display()))?;
         tls.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
+        // No session resumption, as PostgreSQL: a resumed session would bring back a client
+        // certificate's identity without checking the certificate again.
+        tls.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        tls.send_tls13_tickets = 0;
         Ok(Some(Arc::new(ServerTls {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
             end_point,

@@ -88,8 +88,10 @@ pub(crate) fn server_end_point(cert: &CertificateDer<'_>) -> Option<Vec<u8>> {
     }
 }
 
-/// The subject's common name (the last CN attribute) of a DER certificate, or None when the
-/// certificate has none or cannot be read. Only called on certificates rustls verified.
+/// The subject's common name of a DER certificate: None when it has none, more than one (which
+/// one a server takes differs), a string type other than UTF8String, PrintableString or
+/// IA5String (BMPString bytes read as UTF-8 could spell another name), or cannot be read.
+/// Only called on certificates rustls verified.
 pub(crate) fn subject_common_name(cert: &CertificateDer<'_>) -> Option<String> {
     const SEQUENCE: u8 = 0x30;
     const CN: [u8; 3] = [0x55, 0x04, 0x03]; // 2.5.4.3
@@ -117,7 +119,11 @@ pub(crate) fn subject_common_name(cert: &CertificateDer<'_>) -> Option<String> {
             let (_, attr, next) = der_item(attrs)?;
             let (_, oid, value) = der_item(attr)?;
             if oid == CN {
-                let (_, text, _) = der_item(value)?;
+                const TEXT_TYPES: [u8; 3] = [0x0c, 0x13, 0x16]; // UTF8, Printable, IA5
+                let (kind, text, _) = der_item(value)?;
+                if name.is_some() || !TEXT_TYPES.contains(&kind) {
+                    return None;
+                }
                 name = Some(String::from_utf8(text.to_vec()).ok()?);
             }
             attrs = next;
@@ -170,6 +176,55 @@ mod tests {
         let e = certs(&empty).expect_err("empty");
         assert!(e.ends_with("no certificate in the file"), "{e}");
         assert!(key(&empty).is_err());
+    }
+
+    /// A certificate with `subject` (DER of the Name) as its sixth field, the version present.
+    fn with_subject(subject: &[u8]) -> CertificateDer<'static> {
+        fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+            let mut v = vec![tag, body.len() as u8];
+            v.extend_from_slice(body);
+            v
+        }
+        let mut tbs = tlv(0xa0, &tlv(0x02, &[2]));
+        for field in [
+            tlv(0x02, &[1]),
+            tlv(0x30, &[]),
+            tlv(0x30, &[]),
+            tlv(0x30, &[]),
+        ] {
+            tbs.extend(field);
+        }
+        tbs.extend(tlv(0x30, subject));
+        CertificateDer::from(tlv(0x30, &tlv(0x30, &tbs)))
+    }
+
+    fn rdn(kind: u8, text: &[u8]) -> Vec<u8> {
+        let mut attr = vec![0x06, 3, 0x55, 0x04, 0x03, kind, text.len() as u8];
+        attr.extend_from_slice(text);
+        let mut seq = vec![0x30, attr.len() as u8];
+        seq.extend(attr);
+        let mut set = vec![0x31, seq.len() as u8];
+        set.extend(seq);
+        set
+    }
+
+    #[test]
+    fn the_common_name_must_be_one_plain_string() {
+        let cn = |subject: Vec<u8>| subject_common_name(&with_subject(&subject));
+        assert_eq!(cn(rdn(0x0c, b"alice")), Some("alice".into()));
+        assert_eq!(cn(rdn(0x13, b"alice")), Some("alice".into()));
+        assert_eq!(
+            cn([rdn(0x0c, b"alice"), rdn(0x0c, b"bob")].concat()),
+            None,
+            "two CNs"
+        );
+        assert_eq!(cn(rdn(0x1e, b"\0b\0o\0b")), None, "BMPString");
+        assert_eq!(cn(rdn(0x0c, &[0xff, 0xfe])), None, "not UTF-8");
+        assert_eq!(cn(Vec::new()), None, "no CN");
+        assert_eq!(
+            subject_common_name(&CertificateDer::from(vec![0x30, 0x82, 0xff])),
+            None
+        );
     }
 
     #[test]

@@ -94,7 +94,9 @@ pub(super) async fn admit(
                     crate::net::send_all(&mut stream, &out),
                 )
                 .await;
-                let _ = stream.shutdown().await;
+                // Bounded too: closing TLS first writes what rustls holds, which a client that
+                // never reads would never take.
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
             }
             return None;
         }
@@ -169,6 +171,8 @@ async fn startup(
         (true, true) if matches!(user.secret(), Secret::ScramVerifier(_)) => {
             AuthMethod::ScramSha256
         }
+        // A [[users]] entry's own auth_method holds for the secret looked up for it.
+        (true, true) => config.auth_method_for(&user),
         _ => config.server.auth_method,
     };
     if !known && method == AuthMethod::Trust {

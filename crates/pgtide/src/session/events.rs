@@ -79,7 +79,8 @@ impl Session {
         };
         let has_backend = b_reader.is_some();
         let backend_flush = b_writer.as_ref().is_some_and(|w| w.flush_owed());
-        let client_flush = self.client_w.flush_owed();
+        // A client that left (Terminated) is written nothing more, flushes included.
+        let client_flush = self.client_w.flush_owed() && self.intake != Intake::Terminated;
         let client_reads = self.intake.reads()
             && self.to_backend.len() < HIGH_WATER
             && crate::session::backlog::queued(&self.to_client, &self.replies) < HIGH_WATER

@@ -84,7 +84,9 @@ impl Session {
             )
             .await;
         }
-        let _ = self.client_w.shutdown().await;
+        // Bounded: closing TLS first writes what rustls holds, and the client may not read.
+        let close = self.client_w.shutdown();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), close).await;
         if let Some(lease) = self.lease.take() {
             self.cancel.set_target(None).await;
             let backend_broken = matches!(end, End::Error(ProxyError::BackendLost(_)));
