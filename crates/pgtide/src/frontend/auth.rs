@@ -307,18 +307,22 @@ pub fn md5_hash(user: &str, password: &str) -> String {
 
 /// Check a client's md5 response (`"md5" + hex(md5(stored_hex + salt))`) in constant time.
 pub(crate) fn md5_verify(stored_hash: &str, salt: [u8; 4], client_response: &str) -> bool {
-    let Some(inner) = stored_hash.strip_prefix("md5").filter(|h| h.len() == 32) else {
-        return false;
-    };
-    let expected = md5_hex(&[inner.as_bytes(), &salt]);
-    ct_eq(expected.as_bytes(), client_response.as_bytes())
+    md5_response(stored_hash, salt)
+        .is_some_and(|expected| ct_eq(expected.as_bytes(), client_response.as_bytes()))
+}
+
+/// The md5 answer to `salt` from a stored hash ("md5" + 32 hex): what a client computes from
+/// the password, and what pgtide sends PostgreSQL for an `[auth] query` user. None for a
+/// string that is not a stored md5 hash.
+pub(crate) fn md5_response(stored_hash: &str, salt: [u8; 4]) -> Option<String> {
+    let inner = stored_hash.strip_prefix("md5").filter(|h| h.len() == 32)?;
+    Some(md5_hex(&[inner.as_bytes(), &salt]))
 }
 
 /// What a client sends for md5 auth (pgtide's logins to PostgreSQL use postgres-protocol's).
 #[cfg(test)]
 pub(crate) fn md5_client_response(user: &str, password: &str, salt: [u8; 4]) -> String {
-    let stored = md5_hash(user, password);
-    md5_hex(&[stored.get(3..).unwrap_or_default().as_bytes(), &salt])
+    md5_response(&md5_hash(user, password), salt).unwrap_or_default()
 }
 
 pub(crate) fn random_salt() -> [u8; 4] {
@@ -335,7 +339,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+pub(crate) fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     mac(&keyed(key), parts)
 }
 

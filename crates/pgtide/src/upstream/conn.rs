@@ -15,7 +15,7 @@ use tokio::io::AsyncReadExt;
 use crate::error::{Lost, ProxyError, Result};
 use crate::net::{ReadHalf, WriteHalf};
 use crate::session::prepared::PreparedLru;
-use crate::upstream::pass_through::{md5_from_stored, Scram, ScramFromKeys};
+use crate::upstream::pass_through::{Scram, ScramFromKeys};
 
 /// Where and as whom pgtide logs in to a PostgreSQL server.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -139,7 +139,10 @@ impl BackendConn {
                         }
                         AuthRequest::Md5Password { salt } => {
                             let hash = match &target.pass_through {
-                                Some(PassThrough::Md5(stored)) => md5_from_stored(stored, salt),
+                                Some(PassThrough::Md5(stored)) => {
+                                    crate::frontend::auth::md5_response(stored, salt)
+                                        .ok_or_else(|| lost("malformed stored md5 hash"))?
+                                }
                                 _ => postgres_protocol::authentication::md5_hash(
                                     target.user.as_bytes(),
                                     password.as_bytes(),

@@ -1,5 +1,6 @@
 //! Logging in to PostgreSQL as a user found through `[auth] query` without ever knowing the
-//! password: the client side of SCRAM-SHA-256 from keys, and md5 from the stored hash.
+//! password: the client side of SCRAM-SHA-256 from keys (md5 answers from the stored hash with
+//! `frontend::auth::md5_response`).
 //! When the client authenticated to pgtide against the user's verifier, its proof gave away
 //! its ClientKey (proof XOR ClientSignature, RFC 5802); with the verifier's ServerKey that is
 //! all a SCRAM client needs: ClientProof = ClientKey XOR HMAC(SHA-256(ClientKey), AuthMessage),
@@ -7,11 +8,11 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use md5::Md5;
 use pgtide_config::PassThrough;
+
+use crate::frontend::auth::hmac;
 use postgres_protocol::authentication::sasl::ScramSha256;
 
 /// A backend login's SCRAM client: from the URL's password, or from a client's keys.
@@ -41,21 +42,6 @@ impl Scram {
             Scram::Keys(s) => s.finish(data),
         }
     }
-}
-
-/// An md5 login's answer from the stored hash ("md5" + hex(md5(password + user))): what
-/// libpq computes from the password, "md5" + hex(md5(hex + salt)).
-pub(crate) fn md5_from_stored(stored: &str, salt: [u8; 4]) -> String {
-    let inner = stored.strip_prefix("md5").unwrap_or(stored);
-    let mut h = Md5::new();
-    h.update(inner.as_bytes());
-    h.update(salt);
-    let digest = h.finalize();
-    let mut out = String::from("md5");
-    for b in digest {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
 }
 
 /// One exchange, fed the server's messages in order; `message()` is what to send next.
@@ -109,10 +95,11 @@ impl ScramFromKeys {
         let without_proof = format!("c=biws,r={nonce}");
         self.auth_message = format!("{},{text},{without_proof}", self.auth_message);
         let stored_key: [u8; 32] = Sha256::digest(self.client_key).into();
-        let signature = hmac(&stored_key, self.auth_message.as_bytes());
+        let signature = hmac(&stored_key, &[self.auth_message.as_bytes()]);
         let mut proof = self.client_key;
         proof.iter_mut().zip(signature).for_each(|(p, s)| *p ^= s);
-        self.expected_server_signature = Some(hmac(&self.server_key, self.auth_message.as_bytes()));
+        self.expected_server_signature =
+            Some(hmac(&self.server_key, &[self.auth_message.as_bytes()]));
         self.next = format!("{without_proof},p={}", B64.encode(proof)).into_bytes();
         Ok(())
     }
@@ -131,12 +118,6 @@ impl ScramFromKeys {
     }
 }
 
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(data);
-    mac.finalize().into_bytes().into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,7 +129,8 @@ mod tests {
         let stored = crate::frontend::auth::md5_hash("alice", "pw");
         let salt = [1, 2, 3, 4];
         let from_password = postgres_protocol::authentication::md5_hash(b"alice", b"pw", salt);
-        assert_eq!(md5_from_stored(&stored, salt), from_password);
+        let from_stored = crate::frontend::auth::md5_response(&stored, salt);
+        assert_eq!(from_stored, Some(from_password));
     }
 
     #[test]
