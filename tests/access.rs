@@ -1,5 +1,5 @@
 //! Issue 13, who may go where: an unknown user gets the same exchange and the same answer as a
-//! wrong password (message by message), a `[[users]]` entry reaches only the databases it
+//! wrong password (message by message, and as PostgreSQL itself answers both), a `[[users]]` entry reaches only the databases it
 //! lists, and in the sidecar case (no `[[users]]`) a client reaches a database only with that
 //! database URL's own credentials.
 
@@ -10,19 +10,22 @@ use pgtide_wire::{encode, AuthRequest, FrameDecoder};
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// What a SCRAM login as `user` with `password` shows on the wire, message by message, with
-/// what must differ between two logins (nonces, salts, proofs) left out: the message kinds,
-/// the mechanisms offered, the iteration count, and the error's severity, code and text.
-async fn login_transcript(server: &s::ServerHandle, user: &str, password: &str) -> Vec<String> {
-    let mut socket = tokio::net::TcpStream::connect(server.local_addr)
-        .await
-        .expect("connect");
+/// What a SCRAM login as `user` with `password` to `addr` shows on the wire, message by
+/// message, with what must differ between two logins (nonces, salts, proofs) left out: the
+/// message kinds, the mechanisms offered, the iteration count, and the error's severity, code
+/// and text. Also the salt the server gave.
+async fn login_transcript(
+    addr: std::net::SocketAddr,
+    user: &str,
+    password: &str,
+) -> (Vec<String>, Option<String>) {
+    let mut socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let mut out = BytesMut::new();
     encode::startup_message(&mut out, &[("user", user), ("database", s::APP_DB)]).expect("startup");
     socket.write_all(&out).await.expect("write");
     let (mut buf, decoder) = (BytesMut::new(), FrameDecoder::new(1 << 20));
     let mut scram: Option<ScramSha256> = None;
-    let mut seen = Vec::new();
+    let (mut seen, mut salt) = (Vec::new(), None);
     loop {
         let frame = loop {
             if let Some(f) = decoder.decode(&mut buf).expect("frame") {
@@ -35,7 +38,7 @@ async fn login_transcript(server: &s::ServerHandle, user: &str, password: &str) 
             );
             if read.await.expect("read") == 0 {
                 seen.push("closed".into());
-                return seen;
+                return (seen, salt);
             }
         };
         if frame.tag == b'E' {
@@ -56,17 +59,33 @@ async fn login_transcript(server: &s::ServerHandle, user: &str, password: &str) 
                 let text = String::from_utf8_lossy(&data).to_string();
                 let iterations = text.rsplit(",i=").next().unwrap_or_default().to_string();
                 seen.push(format!("R SASLContinue i={iterations}"));
+                salt = text
+                    .split(',')
+                    .find(|a| a.starts_with("s="))
+                    .map(str::to_string);
                 let client = scram.as_mut().expect("started");
                 client.update(&data).expect("server-first");
                 encode::sasl_response(&mut out, client.message()).expect("response");
             }
             other => {
                 seen.push(format!("unexpected {other:?}"));
-                return seen;
+                return (seen, salt);
             }
         }
         socket.write_all(&out).await.expect("write");
     }
+}
+
+/// The SQLSTATE a login to `url` is refused with.
+async fn refusal(url: &str) -> String {
+    match s::connect(url).await {
+        Ok(_) => "admitted".into(),
+        Err(e) => s::sqlstate(&e),
+    }
+}
+
+fn cluster_addr(cluster: &pgtide_devcluster::Cluster) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], cluster.primary().port()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,7 +94,8 @@ async fn an_unknown_user_is_answered_as_a_wrong_password() {
         .await
         .expect("cluster");
     let server = s::start(s::config(&cluster, PoolMode::Transaction, 2)).await;
-    let wrong_password = login_transcript(&server, s::APP_USER, "not-the-password").await;
+    let (pgtide, direct) = (server.local_addr, cluster_addr(&cluster));
+    let (wrong_password, _) = login_transcript(pgtide, s::APP_USER, "not-the-password").await;
     assert_eq!(
         wrong_password,
         [
@@ -88,7 +108,7 @@ async fn an_unknown_user_is_answered_as_a_wrong_password() {
             "closed".to_string(),
         ]
     );
-    let unknown = login_transcript(&server, "nobody", "whatever").await;
+    let (unknown, first_salt) = login_transcript(pgtide, "nobody", "whatever").await;
     let rename = |t: &[String]| {
         t.iter()
             .map(|m| m.replace("\"nobody\"", "\"app\""))
@@ -99,50 +119,25 @@ async fn an_unknown_user_is_answered_as_a_wrong_password() {
         wrong_password,
         "an unknown user must look like a wrong password"
     );
+    // The oracle: PostgreSQL itself answers both the same way, and as pgtide does.
+    let (direct_wrong, _) = login_transcript(direct, s::APP_USER, "not-the-password").await;
+    assert_eq!(
+        wrong_password, direct_wrong,
+        "wrong password: pgtide vs PostgreSQL"
+    );
+    let (direct_unknown, _) = login_transcript(direct, "nobody", "whatever").await;
+    assert_eq!(
+        unknown, direct_unknown,
+        "unknown user: pgtide vs PostgreSQL"
+    );
     // The mock salt is stable per name, as a real user's is: two probes cannot tell an
     // unknown name from a real one by a salt that changes.
-    let salt = |name: &'static str| {
-        let server = &server;
-        async move {
-            let mut socket = tokio::net::TcpStream::connect(server.local_addr)
-                .await
-                .expect("connect");
-            let mut out = BytesMut::new();
-            encode::startup_message(&mut out, &[("user", name), ("database", s::APP_DB)])
-                .expect("startup");
-            let client = ScramSha256::new(b"x", ChannelBinding::unsupported());
-            encode::sasl_initial_response(&mut out, "SCRAM-SHA-256", client.message())
-                .expect("initial");
-            socket.write_all(&out).await.expect("write");
-            let (mut buf, decoder) = (BytesMut::new(), FrameDecoder::new(1 << 20));
-            loop {
-                while let Some(f) = decoder.decode(&mut buf).expect("frame") {
-                    if let Ok(AuthRequest::SaslContinue(data)) =
-                        pgtide_wire::authentication(f.body())
-                    {
-                        let text = String::from_utf8_lossy(&data).to_string();
-                        return text
-                            .split(',')
-                            .find(|a| a.starts_with("s="))
-                            .map(str::to_string);
-                    }
-                }
-                assert!(socket.read_buf(&mut buf).await.expect("read") > 0, "closed");
-            }
-        }
-    };
-    let first = salt("nobody").await;
-    assert!(first.is_some(), "a salt for an unknown name");
-    assert_eq!(
-        salt("nobody").await,
-        first,
-        "the same salt for the same unknown name"
-    );
-    assert_eq!(
-        salt(s::APP_USER).await,
-        salt(s::APP_USER).await,
-        "a real user's salt is stable"
-    );
+    assert!(first_salt.is_some(), "a salt for an unknown name");
+    let (_, again) = login_transcript(pgtide, "nobody", "x").await;
+    assert_eq!(again, first_salt, "the same salt for the same unknown name");
+    let (_, real) = login_transcript(pgtide, s::APP_USER, "x").await;
+    let (_, real_again) = login_transcript(pgtide, s::APP_USER, "x").await;
+    assert_eq!(real, real_again, "a real user's salt is stable");
     server.shutdown(s::Shutdown::Immediate).await;
 }
 
@@ -174,14 +169,8 @@ async fn a_user_reaches_only_the_databases_it_lists() {
         db.message()
     );
     // The admin console is a database too: an admin whose list lacks "pgtide" stays out.
-    let console = s::connect(&s::url(&server, s::APP_USER, s::APP_PASSWORD, "pgtide"))
-        .await
-        .expect_err("the console is not in the list");
-    assert_eq!(
-        console.code().map(|c| c.code()),
-        Some("28000"),
-        "{console:?}"
-    );
+    let console = refusal(&s::url(&server, s::APP_USER, s::APP_PASSWORD, "pgtide")).await;
+    assert_eq!(console, "28000", "the console is not in the list");
     server.shutdown(s::Shutdown::Immediate).await;
 }
 
@@ -218,24 +207,12 @@ async fn a_sidecar_password_admits_only_to_its_own_database() {
         s::scalar(&app, "SELECT current_database()").await,
         s::APP_DB
     );
-    // app's password does not open `other`, whose URL has another one...
-    let refused = s::connect(&s::url(&server, s::APP_USER, s::APP_PASSWORD, "other"))
-        .await
-        .expect_err("another database's password");
-    assert_eq!(
-        refused.code().map(|c| c.code()),
-        Some("28P01"),
-        "{refused:?}"
-    );
-    // ... and other's password does not open app.
-    let refused = s::connect(&s::url(&server, s::APP_USER, "different", s::APP_DB))
-        .await
-        .expect_err("another database's password");
-    assert_eq!(
-        refused.code().map(|c| c.code()),
-        Some("28P01"),
-        "{refused:?}"
-    );
+    // app's password does not open `other`, whose URL has another one, and other's does not
+    // open app.
+    for (password, db) in [(s::APP_PASSWORD, "other"), ("different", s::APP_DB)] {
+        let refused = refusal(&s::url(&server, s::APP_USER, password, db)).await;
+        assert_eq!(refused, "28P01", "{db} with another database's password");
+    }
     let url = s::url(&server, s::APP_USER, "different", "other");
     let other = s::connect(&url).await.expect("other, its own password");
     assert_eq!(

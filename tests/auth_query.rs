@@ -33,11 +33,6 @@ async fn server_with_auth_query(
     (cluster, server)
 }
 
-fn code(e: &tokio_postgres::Error) -> String {
-    e.code()
-        .map_or_else(|| e.to_string(), |c| c.code().to_string())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_role_created_after_start_logs_in_with_scram_pass_through() {
     let (cluster, server) = server_with_auth_query(AuthMethod::ScramSha256, 1).await;
@@ -72,7 +67,10 @@ async fn a_role_created_after_start_logs_in_with_scram_pass_through() {
     assert_eq!(s::scalar(&client, on_replica).await, "true late_role");
 
     let wrong = s::connect(&s::url(&server, "late_role", "not-it", s::APP_DB)).await;
-    assert_eq!(wrong.map(|_| ()).map_err(|e| code(&e)), Err("28P01".into()));
+    assert_eq!(
+        wrong.map(|_| ()).map_err(|e| s::sqlstate(&e)),
+        Err("28P01".into())
+    );
     // A password past its VALID UNTIL is refused, as PostgreSQL refuses it.
     cluster
         .primary()
@@ -82,12 +80,12 @@ async fn a_role_created_after_start_logs_in_with_scram_pass_through() {
         .expect("expired role");
     let expired = s::connect(&s::url(&server, "expired_role", password, s::APP_DB)).await;
     assert_eq!(
-        expired.map(|_| ()).map_err(|e| code(&e)),
+        expired.map(|_| ()).map_err(|e| s::sqlstate(&e)),
         Err("28P01".into())
     );
     let nobody = s::connect(&s::url(&server, "no_such_role", password, s::APP_DB)).await;
     assert_eq!(
-        nobody.map(|_| ()).map_err(|e| code(&e)),
+        nobody.map(|_| ()).map_err(|e| s::sqlstate(&e)),
         Err("28P01".into())
     );
 
@@ -125,6 +123,9 @@ async fn an_md5_role_logs_in_with_its_stored_hash() {
         .expect("md5 auth_query login");
     assert_eq!(s::scalar(&client, "SELECT current_user").await, "md5user");
     let wrong = s::connect(&s::url(&server, "md5user", "nope", s::APP_DB)).await;
-    assert_eq!(wrong.map(|_| ()).map_err(|e| code(&e)), Err("28P01".into()));
+    assert_eq!(
+        wrong.map(|_| ()).map_err(|e| s::sqlstate(&e)),
+        Err("28P01".into())
+    );
     server.shutdown(s::Shutdown::Immediate).await;
 }

@@ -7,11 +7,6 @@ use pgtide_config::{AuthMethod, ClientTlsMode, PoolMode, UserConfig};
 use pgtide_suite as s;
 use s::tls::TestCa;
 
-fn code(e: &tokio_postgres::Error) -> String {
-    e.code()
-        .map_or_else(|| e.to_string(), |c| c.code().to_string())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cert_user_needs_its_own_certificate() {
     let server_ca = TestCa::new("server CA");
@@ -51,12 +46,12 @@ async fn a_cert_user_needs_its_own_certificate() {
         server_ca.tokio_postgres_with(&other_name),
     )
     .await;
-    let wrong = wrong.map(|_| ()).map_err(|e| code(&e));
+    let wrong = wrong.map(|_| ()).map_err(|e| s::sqlstate(&e));
     assert_eq!(wrong, Err("28000".into()), "a certificate for another name");
 
     let none = tokio_postgres::connect(&conninfo("certuser"), server_ca.tokio_postgres()).await;
     assert_eq!(
-        none.map(|_| ()).map_err(|e| code(&e)),
+        none.map(|_| ()).map_err(|e| s::sqlstate(&e)),
         Err("28000".into()),
         "no certificate"
     );
@@ -87,7 +82,7 @@ async fn a_cert_user_needs_its_own_certificate() {
     let refused =
         tokio_postgres::connect(&no_password, server_ca.tokio_postgres_with(&app_cert)).await;
     assert_eq!(
-        refused.map(|_| ()).map_err(|e| code(&e)),
+        refused.map(|_| ()).map_err(|e| s::sqlstate(&e)),
         Err("28P01".into())
     );
     server.shutdown(s::Shutdown::Immediate).await;

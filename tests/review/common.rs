@@ -29,9 +29,7 @@ pub async fn answer(client: &Client, sql: &str) -> Result<Option<String>, String
 }
 
 pub fn code(e: &tokio_postgres::Error) -> String {
-    e.code()
-        .map(|c| c.code().to_string())
-        .unwrap_or_else(|| e.to_string())
+    s::sqlstate(e)
 }
 
 /// What a second client on the shared backend sees (an error, e.g. no backend because the

@@ -379,3 +379,9 @@ pub fn auth_lookup_recipe(auth_user: &str, auth_password: &str) -> String {
          GRANT EXECUTE ON FUNCTION public.pgtide_lookup(text) TO {auth_user};"
     )
 }
+
+/// The SQLSTATE of an error (its text when the server sent none).
+pub fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.code()
+        .map_or_else(|| e.to_string(), |c| c.code().to_string())
+}
