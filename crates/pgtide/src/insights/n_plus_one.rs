@@ -50,7 +50,7 @@ pub struct ClientPatterns {
     /// This client's metric handles (its database is fixed): looked up once, not per statement.
     pub(super) metrics: Option<super::ClientMetrics>,
     /// The last statement that can be a parent (not transaction control or a session command).
-    last: Option<(u64, Arc<str>)>,
+    last: Option<(u64, String)>,
     runs: Vec<Run>,
     /// Whether `runs` belong to a transaction.
     in_transaction: bool,
@@ -144,7 +144,7 @@ pub(super) fn observe(
             let parent = p.last.as_ref().filter(|(id, _)| *id != s.fp.id);
             p.runs.push(Run {
                 id: s.fp.id,
-                parent: parent.map(|(_, text)| Arc::clone(text)),
+                parent: parent.map(|(_, text)| Arc::from(text.as_str())),
                 seen: VecDeque::new(),
                 last_at: now,
                 report: None,
@@ -206,8 +206,16 @@ pub(super) fn observe(
             }
         }
     }
-    if p.last.as_ref().is_none_or(|(id, _)| *id != s.fp.id) {
-        p.last = Some((s.fp.id, Arc::from(s.fp.text.as_str())));
+    // The text is copied into the buffer kept for it (no allocation once it is large enough):
+    // it becomes shared only when a run takes it as its parent.
+    match &mut p.last {
+        Some((id, _)) if *id == s.fp.id => {}
+        Some((id, text)) => {
+            *id = s.fp.id;
+            text.clear();
+            text.push_str(&s.fp.text);
+        }
+        None => p.last = Some((s.fp.id, s.fp.text.clone())),
     }
 }
 
