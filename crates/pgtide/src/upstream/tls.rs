@@ -126,21 +126,20 @@ fn make_client_config(tls: &BackendTls) -> Result<rustls::ClientConfig, String> 
         BackendTlsMode::VerifyCa | BackendTlsMode::VerifyFull => true,
         BackendTlsMode::Disable | BackendTlsMode::Prefer => false,
     };
-    let verifier: Arc<dyn ServerCertVerifier> = match tls.mode {
-        mode if !checks_chain(mode) => Arc::new(Unverified),
-        _ => {
-            let webpki = WebPkiServerVerifier::builder_with_provider(
+    let chain = match checks_chain(tls.mode) {
+        true => Some(
+            WebPkiServerVerifier::builder_with_provider(
                 Arc::new(roots(tls.ca_file.as_ref())?),
                 provider(),
             )
             .build()
-            .map_err(|e| e.to_string())?;
-            if tls.mode != BackendTlsMode::VerifyFull {
-                Arc::new(AnyName(webpki))
-            } else {
-                webpki
-            }
-        }
+            .map_err(|e| e.to_string())?,
+        ),
+        false => None,
+    };
+    let verifier: Arc<dyn ServerCertVerifier> = match (tls.mode, chain) {
+        (BackendTlsMode::VerifyFull, Some(webpki)) => webpki,
+        (_, chain) => Arc::new(Relaxed { chain }),
     };
     let builder = builder
         .dangerous()
@@ -176,21 +175,35 @@ fn roots(ca_file: Option<&PathBuf>) -> Result<RootCertStore, String> {
     Ok(store)
 }
 
-/// `prefer` / `require`: any certificate, as libpq does without a root certificate. The
-/// handshake's signatures are still checked, so the peer holds the certificate's key.
+/// Every mode short of verify-full: the chain checked against the roots when `chain` is set
+/// (verify-ca, or require with a CA file) and the host name not compared; any certificate
+/// otherwise (prefer, require), as libpq does without a root certificate. The handshake's
+/// signatures are checked either way, so the peer holds the certificate's key.
 #[derive(Debug)]
-struct Unverified;
+struct Relaxed {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+}
 
-impl ServerCertVerifier for Unverified {
+impl ServerCertVerifier for Relaxed {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        // webpki compares the name last, once the chain has been checked.
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
     }
 
     fn verify_tls12_signature(
@@ -217,53 +230,5 @@ impl ServerCertVerifier for Unverified {
         provider()
             .signature_verification_algorithms
             .supported_schemes()
-    }
-}
-
-/// `verify-ca`: the chain must lead to a trusted root; the name in it is not compared.
-#[derive(Debug)]
-struct AnyName(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for AnyName {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::NotValidForName
-                | rustls::CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
     }
 }
