@@ -95,24 +95,26 @@ pub(crate) async fn connect(host: &str, port: u16, tls: &BackendTls) -> std::io:
 
 /// The rustls client configuration for `tls`, made once per setting and files' versions.
 fn client_config(tls: &BackendTls) -> Result<Arc<rustls::ClientConfig>, String> {
-    type Made = HashMap<(BackendTls, Vec<Option<SystemTime>>), Arc<rustls::ClientConfig>>;
+    // One entry per setting, replaced when a file changes (not one per file version: a
+    // rotated certificate must not leave the old configuration behind).
+    type Made = HashMap<BackendTls, (Vec<Option<SystemTime>>, Arc<rustls::ClientConfig>)>;
     static MADE: OnceLock<Mutex<Made>> = OnceLock::new();
-    let modified = [&tls.ca_file, &tls.client_cert, &tls.client_key]
+    let modified: Vec<_> = [&tls.ca_file, &tls.client_cert, &tls.client_key]
         .iter()
         .map(|p| {
             p.as_ref()
                 .and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
         })
         .collect();
-    let key = (tls.clone(), modified);
     let made = MADE.get_or_init(Default::default);
-    if let Some(config) = made.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-        return Ok(config.clone());
+    let lock = || made.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((when, config)) = lock().get(tls) {
+        if *when == modified {
+            return Ok(config.clone());
+        }
     }
     let config = Arc::new(make_client_config(tls)?);
-    made.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(key, config.clone());
+    lock().insert(tls.clone(), (modified, config.clone()));
     Ok(config)
 }
 
